@@ -1,0 +1,162 @@
+//! Password hashing and opaque bearer tokens.
+//!
+//! Tokens are 32 random bytes; only their SHA-256 is stored, so reading the
+//! `api_tokens` table does not let anyone sign in. Argon2id is deliberately
+//! slow, so it runs on the blocking pool and never stalls the async runtime.
+
+use std::sync::LazyLock;
+
+use anyhow::Context;
+use argon2::password_hash::PasswordHasher;
+use argon2::{Argon2, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long a token from signup or login stays valid.
+pub const TOKEN_TTL_DAYS: i32 = 30;
+
+/// Hashes `password` with Argon2id (default parameters: 19 MiB, 2 passes),
+/// in a PHC string that records its own parameters.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2 failed: {e}"))
+    })
+    .await
+    .context("password hashing task panicked")?
+    .map_err(ApiError::Internal)
+}
+
+/// Checks `password` against a stored PHC hash. With no stored hash (unknown
+/// email) it checks against a dummy, so a login takes as long whether or not
+/// the account exists and the timing does not reveal who has signed up.
+pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    static DUMMY: LazyLock<String> = LazyLock::new(|| {
+        Argon2::default()
+            .hash_password(b"dummy password for timing")
+            .expect("argon2 hashes a constant with default parameters")
+            .to_string()
+    });
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let exists = stored.is_some();
+        let hash = stored.unwrap_or_else(|| DUMMY.clone());
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok();
+        exists && matches
+    })
+    .await
+    .context("password verification task panicked")
+    .map_err(ApiError::Internal)
+}
+
+/// A new random token: the string for the client and the hash to store.
+pub fn new_token() -> Result<(String, Vec<u8>), ApiError> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_token(&token);
+    Ok((token, hash))
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Issues a token for `user_id` inside the caller's transaction or pool.
+pub async fn issue_token<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    user_id: Uuid,
+) -> Result<String, ApiError> {
+    let (token, hash) = new_token()?;
+    sqlx::query!(
+        "insert into api_tokens (token_hash, user_id, expires_at)
+         values ($1, $2, now() + make_interval(days => $3))",
+        hash,
+        user_id,
+        TOKEN_TTL_DAYS,
+    )
+    .execute(db)
+    .await?;
+    Ok(token)
+}
+
+/// The user behind a valid `Authorization: Bearer <token>` header.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    /// Who is calling.
+    pub user_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let user_id = sqlx::query_scalar!(
+            "select user_id from api_tokens where token_hash = $1 and expires_at > now()",
+            hash_token(token),
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+        Ok(Self { user_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_only_their_hash_is_kept() {
+        let (first, first_hash) = new_token().unwrap();
+        let (second, _) = new_token().unwrap();
+        assert_ne!(first, second);
+        assert_eq!(first.len(), 43, "32 bytes in unpadded base64url");
+        assert_eq!(first_hash, hash_token(&first));
+        assert_ne!(first_hash, first.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_password_verifies_only_against_its_own_hash() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            verify_password("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("wrong horse".into(), Some(hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("dummy password for timing".into(), None)
+                .await
+                .unwrap()
+        );
+    }
+}

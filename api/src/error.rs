@@ -1,0 +1,172 @@
+//! The one error type of the HTTP boundary and its mapping to responses.
+//!
+//! Client mistakes carry what the client needs to fix them. Server faults
+//! log their full cause chain once, here, and answer with a generic message:
+//! internals never leak into a response.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use shared::domain::FieldErrors;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON at all (400).
+    #[error("{0}")]
+    MalformedJson(String),
+    /// Well-formed JSON of the wrong shape, e.g. a number where text belongs (422).
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The body is larger than the route accepts (413).
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The body is not in a format the route accepts (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Fields failed validation (422), each with its problem.
+    #[error("some fields are invalid")]
+    Validation(FieldErrors),
+    /// Signup with an email that already has an account, in any letter case (409).
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Wrong email or password (401).
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// No valid bearer token (401).
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// Nothing here, or nothing this user may see (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A dependency is down; retrying later will help (503).
+    #[error("the service is temporarily unavailable, please retry")]
+    Unavailable(#[source] anyhow::Error),
+    /// A bug or an unexpected failure (500).
+    #[error("something went wrong on our side")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidJson(_) | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::InvalidCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Validation(_) => "validation_failed",
+            Self::EmailTaken => "email_taken",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Classifies a database failure: an unreachable database is a 503 the
+    /// client may retry, anything else a 500.
+    pub fn database(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(anyhow::Error::new(error).context("postgres is unreachable"))
+            }
+            other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::database(error)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
+                "expected a JSON body with `Content-Type: application/json`".into(),
+            ),
+            JsonRejection::JsonSyntaxError(e) => Self::MalformedJson(e.body_text()),
+            JsonRejection::JsonDataError(e) => Self::InvalidJson(e.body_text()),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            other => Self::MalformedJson(other.body_text()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a FieldErrors>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(cause) | Self::Unavailable(cause) = &self {
+            // `{:#}` prints the whole context chain on one line.
+            tracing::error!(error = format!("{cause:#}"), %status, "request failed");
+        }
+        let fields = match &self {
+            Self::Validation(fields) => Some(fields),
+            _ => None,
+        };
+        let body = Body {
+            error: Detail {
+                code: self.code(),
+                message: self.to_string(),
+                fields,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_faults_never_show_their_cause() {
+        let error = ApiError::Internal(anyhow::anyhow!("password for db is hunter2"));
+        assert_eq!(error.to_string(), "something went wrong on our side");
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_retryable_503() {
+        let error = ApiError::database(sqlx::Error::PoolTimedOut);
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

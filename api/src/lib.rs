@@ -1,0 +1,107 @@
+//! The HTTP API: validates, writes, records the slow work, and answers in
+//! milliseconds. The work itself happens in the `worker` binary.
+//!
+//! - [`Application`]: builds the router on a bound listener and serves it.
+//! - [`routes`]: one module per resource (`signup`, `session`, `jobs`, `health`).
+//! - [`auth`]: Argon2id passwords and hashed opaque bearer tokens.
+//! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
+//! - [`extract`], [`state`]: request extractors and shared state.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use shared::config::Settings;
+use shared::queue::JobQueues;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// JSON bodies are small; anything bigger is a mistake or an attack.
+const JSON_BODY_LIMIT: usize = 16 * 1024;
+/// How often the outbox relay looks for jobs Redis did not take.
+const RELAY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The API, bound to its port and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates and binds. Fails with a clear message when
+    /// Postgres is unreachable or the port is taken.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = shared::db::pool(settings).context("invalid DATABASE_URL")?;
+        shared::db::MIGRATOR
+            .run(&pool)
+            .await
+            .context("failed to run database migrations")?;
+        let address = format!("{}:{}", settings.host, settings.port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("failed to listen on {address}"))?;
+        let state = AppState {
+            pool,
+            queues: Arc::new(JobQueues::new(settings)),
+            public_url: settings.public_url.as_str().into(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound (useful with `PORT=0`).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// The outbox relay runs alongside for as long as the server does.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let relay = tokio::spawn(shared::outbox::run_relay(
+            self.state.pool.clone(),
+            self.state.queues.clone(),
+            RELAY_INTERVAL,
+            std::future::pending(),
+        ));
+        tracing::info!(address = %self.local_addr()?, "api listening");
+        let served = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed");
+        relay.abort();
+        served
+    }
+}
+
+/// The whole HTTP surface, with its middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::signup())
+        .merge(routes::session())
+        .merge(routes::jobs())
+        .merge(routes::health())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,50 @@
+//! `api`: serves the HTTP API. `api migrate` applies migrations and exits
+//! (the Procfile's release step).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use shared::config::Settings;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    shared::telemetry::init(settings.log_format);
+    let command = std::env::args().nth(1);
+    let outcome = match command.as_deref() {
+        None => serve(&settings).await,
+        Some("migrate") => migrate(&settings).await,
+        Some(other) => {
+            eprintln!("unknown command `{other}`; usage: api [migrate]");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "api stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let app = api::Application::build(settings).await?;
+    app.run_until(shared::shutdown::signal()).await
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = shared::db::pool(settings).context("invalid DATABASE_URL")?;
+    shared::db::MIGRATOR
+        .run(&pool)
+        .await
+        .context("failed to run database migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! `GET /api/jobs/{id}`: the status a frontend polls. This is the hot path,
+//! so it is one indexed lookup, answered from the durable job record.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/jobs/{id}", get(job_status))
+}
+
+#[derive(Serialize)]
+struct JobStatus {
+    id: Uuid,
+    name: String,
+    state: String,
+    attempts_made: i32,
+    max_attempts: i32,
+    progress: i16,
+    result: Option<serde_json::Value>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+async fn job_status(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>, ApiError> {
+    // A malformed id cannot name any job: same answer as a missing one.
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
+    // Filtering by owner in the query means a stranger's job is
+    // indistinguishable from one that does not exist.
+    let status = sqlx::query_as!(
+        JobStatus,
+        r#"select job_id as "id", queue as "name", state, attempts_made, max_attempts,
+                  progress, result, error, created_at, started_at, finished_at
+           from jobs where job_id = $1 and user_id = $2"#,
+        id,
+        auth.user_id,
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound("job"))?;
+    Ok(Json(status))
+}

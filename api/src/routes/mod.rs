@@ -1,0 +1,12 @@
+//! One module per resource; each exposes a `router()`.
+
+mod health;
+mod jobs;
+mod session;
+mod signup;
+
+pub use health::router as health;
+pub use jobs::router as jobs;
+pub use session::router as session;
+pub use signup::UserBody;
+pub use signup::router as signup;

@@ -1,0 +1,24 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use shared::queue::JobQueues;
+use sqlx::PgPool;
+
+/// Shared, cheaply clonable application state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres: users, tokens and the job records.
+    pub pool: PgPool,
+    /// The BullMQ queues jobs are handed to after commit.
+    pub queues: Arc<JobQueues>,
+    /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.
+    pub public_url: Arc<str>,
+}
+
+impl AppState {
+    /// The URL a client polls for the status of `job_id`.
+    pub fn job_status_url(&self, job_id: uuid::Uuid) -> String {
+        format!("{}/api/jobs/{job_id}", self.public_url)
+    }
+}

@@ -1,0 +1,82 @@
+# shellcheck shell=bash
+# Starts throwaway Postgres and Redis servers from the machine's packages.
+# Sourced by scripts/dev, scripts/test and scripts/bench; nothing here needs Docker.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+pg_bindir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$dir" ] && command -v pg_config >/dev/null; then dir=$(pg_config --bindir); fi
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
+
+# Installs Redis and Postgres from the distribution when they are missing.
+ensure_packages() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  pg_bindir >/dev/null || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from the distribution"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# initdb and postgres refuse to run as root; run them as `postgres` then.
+pg_user_run() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres DATA_DIR PORT [extra postgres -c options...]
+# Leaves a server listening on 127.0.0.1:PORT with trust auth for user postgres.
+start_postgres() {
+  local data=$1 port=$2; shift 2
+  local bin; bin=$(pg_bindir) || die "no Postgres server binaries found"
+  mkdir -p "$data"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$data"; chmod 700 "$data"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    pg_user_run "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-instructions >/dev/null
+  fi
+  local opts="-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=200"
+  for extra in "$@"; do opts+=" -c $extra"; done
+  pg_user_run "$bin/pg_ctl" -D "$data" -o "$opts" -l "$data/server.log" -w -t 30 start >/dev/null \
+    || { cat "$data/server.log" >&2; die "postgres did not start"; }
+}
+
+stop_postgres() {
+  local data=$1 bin
+  bin=$(pg_bindir) || return 0
+  [ -f "$data/postmaster.pid" ] && pg_user_run "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# start_redis DIR PORT [extra redis-server args...]
+start_redis() {
+  local dir=$1 port=$2; shift 2
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "$@"
+  for _ in $(seq 50); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "redis did not start (see $dir/redis.log)"
+}
+
+stop_redis() {
+  local dir=$1
+  [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+}

@@ -1,0 +1,92 @@
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{EmailAddress, Password, UserName};
+
+/// The signup body as a client sent it. Fields are optional so a missing
+/// field is reported like any other invalid one, by name.
+#[derive(Debug, Deserialize)]
+pub struct SignupForm {
+    /// Raw email address.
+    pub email: Option<String>,
+    /// Raw password.
+    pub password: Option<String>,
+    /// Raw display name.
+    pub name: Option<String>,
+}
+
+/// Problems per field, reported to the client under `error.fields`.
+pub type FieldErrors = BTreeMap<&'static str, String>;
+
+/// A signup that passed validation.
+#[derive(Debug)]
+pub struct NewUser {
+    /// Where the welcome email goes; unique regardless of letter case.
+    pub email: EmailAddress,
+    /// What we call the user.
+    pub name: UserName,
+    /// The password, to be hashed before it goes anywhere.
+    pub password: Password,
+}
+
+impl TryFrom<SignupForm> for NewUser {
+    type Error = FieldErrors;
+
+    /// Validates every field so the client learns all problems in one round trip.
+    fn try_from(form: SignupForm) -> Result<Self, Self::Error> {
+        let mut errors = FieldErrors::new();
+        let email = check(&mut errors, "email", form.email, EmailAddress::parse);
+        let name = check(&mut errors, "name", form.name, UserName::parse);
+        let password = check(&mut errors, "password", form.password, Password::parse);
+        match (email, name, password) {
+            (Some(email), Some(name), Some(password)) if errors.is_empty() => Ok(Self {
+                email,
+                name,
+                password,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn check<T>(
+    errors: &mut FieldErrors,
+    field: &'static str,
+    raw: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    let result = raw
+        .as_deref()
+        .map_or_else(|| Err("is required".to_owned()), parse);
+    result.map_err(|problem| errors.insert(field, problem)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(email: Option<&str>, password: Option<&str>, name: Option<&str>) -> SignupForm {
+        SignupForm {
+            email: email.map(Into::into),
+            password: password.map(Into::into),
+            name: name.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_valid_form_becomes_a_new_user() {
+        let user = NewUser::try_from(form(Some("a@b.io"), Some("hunter2hunter2"), Some("Ada")))
+            .expect("valid");
+        assert_eq!(user.email.as_str(), "a@b.io");
+        assert_eq!(user.name.as_str(), "Ada");
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let errors = NewUser::try_from(form(None, Some("short"), Some(" "))).unwrap_err();
+        assert_eq!(errors["email"], "is required");
+        assert!(errors["password"].contains("at least 8"));
+        assert_eq!(errors["name"], "is required");
+    }
+}

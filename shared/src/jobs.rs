@@ -1,0 +1,127 @@
+//! The job catalogue: what the API may enqueue and the worker must handle.
+//!
+//! Queue names are a wire contract (Node BullMQ tools and dashboards see
+//! them), so they live here once, as [`QueueName`], and nowhere else as
+//! strings. Payloads carry ids, not records: a job reads the current row when
+//! it runs, so a retry never acts on stale data.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Every queue, one per kind of slow work, so each has its own limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueName {
+    /// Renders and sends the welcome email after signup.
+    WelcomeEmail,
+}
+
+impl QueueName {
+    /// All queues, in a stable order.
+    pub const ALL: &'static [QueueName] = &[QueueName::WelcomeEmail];
+
+    /// The BullMQ queue name, which is also the job name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            QueueName::WelcomeEmail => "welcome-email",
+        }
+    }
+
+    /// Jobs of this queue one worker process runs at once, unless configured.
+    /// I/O-bound queues wait on the network, so they get many slots.
+    pub const fn default_concurrency(self) -> usize {
+        match self {
+            QueueName::WelcomeEmail => 16,
+        }
+    }
+
+    /// Retry and retention policy for jobs of this queue.
+    pub const fn policy(self) -> JobPolicy {
+        match self {
+            QueueName::WelcomeEmail => JobPolicy {
+                attempts: 5,
+                backoff: Duration::from_secs(2),
+                keep_completed: Duration::from_secs(24 * 60 * 60),
+                keep_completed_count: 1_000,
+                keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
+            },
+        }
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for QueueName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        QueueName::ALL
+            .iter()
+            .copied()
+            .find(|queue| queue.as_str() == s)
+            .ok_or_else(|| format!("unknown queue `{s}`"))
+    }
+}
+
+/// How BullMQ retries and keeps the jobs of one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobPolicy {
+    /// Total tries, the first included.
+    pub attempts: u32,
+    /// First retry delay; BullMQ doubles it on every further attempt.
+    pub backoff: Duration,
+    /// Completed jobs stay inspectable in Redis this long…
+    pub keep_completed: Duration,
+    /// …but no more than this many of them.
+    pub keep_completed_count: usize,
+    /// Failed jobs (the dead-letter set) are kept this long for retrying.
+    pub keep_failed: Duration,
+}
+
+/// A job payload: knows its queue and whose job it is.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The queue this kind of job goes to.
+    const QUEUE: QueueName;
+
+    /// The user who may see this job's status.
+    fn owner(&self) -> Uuid;
+}
+
+/// Send the welcome email to a user who just signed up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WelcomeEmail {
+    /// The new user.
+    pub user_id: Uuid,
+}
+
+impl Job for WelcomeEmail {
+    const QUEUE: QueueName = QueueName::WelcomeEmail;
+
+    fn owner(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueueName;
+
+    #[test]
+    fn queue_names_round_trip_through_their_wire_form() {
+        for queue in QueueName::ALL {
+            assert_eq!(queue.as_str().parse::<QueueName>(), Ok(*queue));
+            let json = serde_json::to_string(queue).unwrap();
+            assert_eq!(json, format!("\"{}\"", queue.as_str()));
+        }
+        assert!("welcome_email".parse::<QueueName>().is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! Code both binaries share, kept free of the worker's heavy dependencies so
+//! the API stays small.
+//!
+//! - [`config`]: the one typed [`Settings`](config::Settings), read from the environment.
+//! - [`telemetry`]: tracing set-up (JSON in production, pretty in development).
+//! - [`domain`]: validated types (`EmailAddress`, `UserName`, `Password`, `NewUser`).
+//! - [`db`]: the Postgres pool and the embedded migrations.
+//! - [`jobs`]: the job catalogue: one payload struct per queue, with its default options.
+//! - [`queue`]: the typed layer over BullMQ (`enqueue`, connection health).
+//! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
+//! - [`outbox`]: job records written with the change that causes them, and
+//!   the relay that delivers the ones Redis did not take.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod jobs;
+pub mod outbox;
+pub mod queue;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,195 @@
+//! The transactional outbox: a job is first a row in `jobs`, written in the
+//! same transaction as the change that causes it, and only then a BullMQ job.
+//!
+//! If Redis is down when the transaction commits, the row stays `pending`
+//! and [`relay_pending`] delivers it later. Because the row id is the BullMQ
+//! jobId, delivering a row twice is harmless.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::jobs::{Job, QueueName};
+use crate::queue::JobQueues;
+
+/// A job row as written by [`record`], ready to be dispatched.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    /// Primary key of the row and BullMQ jobId.
+    pub id: Uuid,
+    /// The queue it goes to.
+    pub queue: QueueName,
+    /// The JSON job data.
+    pub payload: serde_json::Value,
+}
+
+/// Where a job stands in the outbox right after dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchState {
+    /// Recorded in Postgres only; the relay will enqueue it.
+    Pending,
+    /// In Redis, waiting for a worker.
+    Waiting,
+}
+
+/// Writes the durable record of `job` inside the caller's transaction.
+pub async fn record<J: Job>(conn: &mut PgConnection, job: &J) -> Result<JobRecord, sqlx::Error> {
+    let record = JobRecord {
+        id: Uuid::now_v7(),
+        queue: J::QUEUE,
+        payload: serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+    };
+    let max_attempts = i32::try_from(J::QUEUE.policy().attempts).unwrap_or(i32::MAX);
+    sqlx::query!(
+        "insert into jobs (job_id, user_id, queue, payload, max_attempts)
+         values ($1, $2, $3, $4, $5)",
+        record.id,
+        job.owner(),
+        record.queue.as_str(),
+        record.payload,
+        max_attempts,
+    )
+    .execute(conn)
+    .await?;
+    Ok(record)
+}
+
+/// Enqueues freshly committed records; what Redis does not take stays
+/// `pending` for the relay. Never fails: the records are safe either way.
+pub async fn dispatch(pool: &PgPool, queues: &JobQueues, record: &JobRecord) -> DispatchState {
+    match queues
+        .enqueue(record.queue, record.id, &record.payload)
+        .await
+    {
+        Ok(()) => {
+            if let Err(error) = mark_enqueued(pool, &[record.id]).await {
+                // The job is in Redis and will run; only the status lags
+                // until the worker picks it up, so log and carry on.
+                tracing::warn!(job.id = %record.id, error = %error, "failed to mark job as enqueued");
+            }
+            DispatchState::Waiting
+        }
+        Err(error) => {
+            tracing::warn!(
+                job.id = %record.id,
+                queue = %record.queue,
+                error = &error as &dyn std::error::Error,
+                "job left pending for the relay: could not enqueue"
+            );
+            DispatchState::Pending
+        }
+    }
+}
+
+/// Moves rows to `waiting` unless a worker already moved them further.
+async fn mark_enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'waiting', enqueued_at = now(), updated_at = now()
+         where job_id = any($1) and state = 'pending'",
+        ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Enqueues rows that have been `pending` for longer than `grace` (the API
+/// normally enqueues within milliseconds; the grace keeps the relay from
+/// racing it). Returns how many were delivered.
+///
+/// Rows are claimed with `for update skip locked`, so any number of relays
+/// may run side by side.
+pub async fn relay_pending(
+    pool: &PgPool,
+    queues: &JobQueues,
+    grace: Duration,
+) -> Result<usize, RelayError> {
+    const BATCH: i64 = 100;
+    let grace_secs = grace.as_secs_f64();
+    let mut delivered = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let rows = sqlx::query!(
+            "select job_id, queue, payload from jobs
+             where state = 'pending' and created_at < now() - make_interval(secs => $1)
+             order by created_at
+             limit $2
+             for update skip locked",
+            grace_secs,
+            BATCH,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let batch_len = rows.len();
+        let mut ids = Vec::with_capacity(batch_len);
+        for row in rows {
+            match row.queue.parse::<QueueName>() {
+                Ok(queue) => {
+                    queues.enqueue(queue, row.job_id, &row.payload).await?;
+                    ids.push(row.job_id);
+                }
+                // Only a hand-edited or future-version row gets here; failing
+                // it keeps it visible without blocking the rows behind it.
+                Err(problem) => {
+                    tracing::error!(job.id = %row.job_id, %problem, "cannot relay job");
+                    sqlx::query!(
+                        "update jobs set state = 'failed', error = $2, finished_at = now(),
+                         updated_at = now() where job_id = $1",
+                        row.job_id,
+                        problem,
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        mark_enqueued(&mut *tx, &ids).await?;
+        tx.commit().await?;
+        delivered += ids.len();
+        if batch_len < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            return Ok(delivered);
+        }
+    }
+}
+
+/// Runs [`relay_pending`] every `interval` until `shutdown` resolves.
+pub async fn run_relay(
+    pool: PgPool,
+    queues: std::sync::Arc<JobQueues>,
+    interval: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let relay = async {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match relay_pending(&pool, &queues, interval).await {
+                Ok(0) => {}
+                Ok(delivered) => tracing::info!(delivered, "relayed pending jobs to redis"),
+                Err(error) => tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "outbox relay failed; retrying next tick"
+                ),
+            }
+        }
+    };
+    tokio::select! {
+        () = relay => {}
+        () = shutdown => {}
+    }
+}
+
+/// Why a relay pass stopped early. Rows it did not deliver stay pending.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Postgres failed.
+    #[error("postgres failed during relay")]
+    Database(#[from] sqlx::Error),
+    /// Redis failed or did not answer.
+    #[error("could not enqueue")]
+    Queue(#[from] crate::queue::QueueError),
+}

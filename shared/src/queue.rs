@@ -1,0 +1,153 @@
+//! The typed layer over BullMQ. Nothing else in the code base names a Redis
+//! key or builds BullMQ options, so the engine could be swapped here alone.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bullmq::options::RedisConnectionOptions;
+use bullmq::redis_connection::RedisConnection;
+use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
+use bullmq::{JobOptions, Queue, QueueOptions, WorkerOptions};
+use secrecy::ExposeSecret;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::jobs::QueueName;
+
+/// Why a job could not be handed to Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis refused or failed the command.
+    #[error("redis rejected the command")]
+    Redis(#[from] bullmq::Error),
+    /// Redis did not answer in time; it may be down or unreachable.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Handles to every queue, connected on first use.
+///
+/// Connecting lazily lets the API start and take signups while Redis is
+/// down: the jobs stay `pending` in Postgres and the relay delivers them
+/// later. Once connected, the BullMQ connection reconnects by itself.
+pub struct JobQueues {
+    connection_options: RedisConnectionOptions,
+    prefix: String,
+    connection: OnceCell<RedisConnection>,
+    queues: HashMap<QueueName, OnceCell<Queue>>,
+    timeout: Duration,
+}
+
+impl JobQueues {
+    /// How long a caller waits for Redis before giving up on this attempt.
+    /// Short, because a request must not hang on Redis: the outbox relay
+    /// retries whatever did not get through.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+    /// Prepares handles; does no I/O.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            connection_options: connection_options(settings),
+            prefix: settings.queue_prefix.clone(),
+            connection: OnceCell::new(),
+            queues: QueueName::ALL
+                .iter()
+                .map(|queue| (*queue, OnceCell::new()))
+                .collect(),
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Adds the job with `job_id` to `queue` with the queue's policy.
+    ///
+    /// Idempotent: BullMQ ignores a second add of a job id it still holds.
+    pub async fn enqueue(
+        &self,
+        queue: QueueName,
+        job_id: Uuid,
+        payload: &serde_json::Value,
+    ) -> Result<(), QueueError> {
+        self.bounded(async {
+            let handle = self.queue(queue).await?;
+            handle
+                .add(queue.as_str(), payload)
+                .options(job_options(queue).job_id(job_id.to_string()))
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Round-trips a `PING`, for readiness checks.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        self.bounded(async { Ok(self.connection().await?.ping().await?) })
+            .await
+    }
+
+    /// A BullMQ queue handle, for operations this layer does not wrap yet.
+    pub async fn queue(&self, queue: QueueName) -> Result<&Queue, bullmq::Error> {
+        let cell = self
+            .queues
+            .get(&queue)
+            .expect("every QueueName has a cell: the map is built from QueueName::ALL");
+        cell.get_or_try_init(|| async {
+            let options = QueueOptions::new().prefix(self.prefix.clone());
+            Queue::with_connection(queue.as_str(), self.connection().await?.clone(), options).await
+        })
+        .await
+    }
+
+    async fn connection(&self) -> Result<&RedisConnection, bullmq::Error> {
+        self.connection
+            .get_or_try_init(|| RedisConnection::new_managed_only(&self.connection_options))
+            .await
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
+        tokio::time::timeout(self.timeout, operation)
+            .await
+            .map_err(|_| QueueError::Timeout(self.timeout))?
+    }
+}
+
+/// Worker options for `queue`: our Redis, prefix and configured concurrency.
+pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
+    WorkerOptions::new()
+        .connection(connection_options(settings))
+        .prefix(settings.queue_prefix.clone())
+        .concurrency(settings.concurrency_of(queue))
+        // An idle worker re-checks for shutdown this often, so SIGTERM on an
+        // idle worker is answered within a second.
+        .drain_delay(Duration::from_secs(1))
+}
+
+fn connection_options(settings: &Settings) -> RedisConnectionOptions {
+    RedisConnectionOptions::new().url(settings.redis_url.expose_secret())
+}
+
+/// The BullMQ options every job of `queue` is added with.
+fn job_options(queue: QueueName) -> JobOptions {
+    let policy = queue.policy();
+    JobOptions::new()
+        .attempts(policy.attempts)
+        .backoff(BackoffStrategy::Exponential(millis(policy.backoff)))
+        // BullMQ's KeepJobs ages are in seconds (its Lua multiplies by 1000).
+        .remove_on_complete(RemoveOnFinish::Options(KeepJobs {
+            age: Some(policy.keep_completed.as_secs()),
+            count: Some(policy.keep_completed_count),
+            limit: None,
+        }))
+        .remove_on_fail(RemoveOnFinish::Options(KeepJobs {
+            age: Some(policy.keep_failed.as_secs()),
+            count: None,
+            limit: None,
+        }))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,30 @@
+//! What every job handler can reach, built once at start-up.
+
+use shared::config::Settings;
+use sqlx::PgPool;
+
+use crate::email::{Mailer, Templates};
+
+/// Shared by all handlers of all queues in this process.
+pub struct Context {
+    /// Postgres: users and job records.
+    pub pool: PgPool,
+    /// Email delivery.
+    pub mailer: Mailer,
+    /// Email templates.
+    pub templates: Templates,
+    /// Base for links in emails (`PUBLIC_URL`).
+    pub public_url: String,
+}
+
+impl Context {
+    /// Builds everything handlers need; fails on bad configuration, not later.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            pool: shared::db::pool(settings)?,
+            mailer: Mailer::from_settings(settings)?,
+            templates: Templates::load()?,
+            public_url: settings.public_url.clone(),
+        })
+    }
+}

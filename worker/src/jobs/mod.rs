@@ -1,0 +1,42 @@
+//! One file per job. Each exposes `run(ctx, job, payload)`; [`handle`] routes
+//! a BullMQ job to it by queue, so adding a queue is a compile error until it
+//! has a handler.
+
+mod welcome_email;
+
+use serde_json::Value;
+use shared::jobs::QueueName;
+
+use crate::context::Context;
+use crate::error::JobError;
+
+/// What a handler may know about the job it runs, besides its payload.
+#[derive(Debug, Clone)]
+pub struct JobMeta {
+    /// BullMQ job id (the job record's id for jobs we enqueued).
+    pub id: String,
+    /// 1-based number of this attempt.
+    pub attempt: u32,
+}
+
+/// Runs the handler for `queue` on the job's JSON `data`.
+pub async fn handle(
+    ctx: &Context,
+    queue: QueueName,
+    job: &JobMeta,
+    data: &Value,
+) -> Result<Value, JobError> {
+    match queue {
+        QueueName::WelcomeEmail => welcome_email::run(ctx, job, payload(data)?).await,
+    }
+}
+
+/// Bad job data will be just as bad on the next attempt: permanent.
+fn payload<J: shared::jobs::Job>(data: &Value) -> Result<J, JobError> {
+    J::deserialize(data).map_err(|error| {
+        JobError::Permanent(
+            anyhow::Error::new(error)
+                .context(format!("the job data is not a valid {} payload", J::QUEUE)),
+        )
+    })
+}

@@ -1,0 +1,61 @@
+//! `welcome-email`: greets a new user by email.
+//!
+//! Idempotent: `users.welcome_email_sent_at` is set after the hand-over, and
+//! a job that finds it set does nothing. Delivery is at-least-once: a crash
+//! between the SMTP hand-over and that update can send a second email, which
+//! beats never sending one.
+
+use anyhow::anyhow;
+use lettre::message::Mailbox;
+use serde_json::{Value, json};
+use shared::jobs::WelcomeEmail;
+
+use super::JobMeta;
+use crate::context::Context;
+use crate::error::{Classify, JobError};
+
+#[tracing::instrument(name = "welcome_email", skip_all, fields(user_id = %payload.user_id))]
+pub(super) async fn run(
+    ctx: &Context,
+    job: &JobMeta,
+    payload: WelcomeEmail,
+) -> Result<Value, JobError> {
+    let Some(user) = sqlx::query!(
+        "select email, name, welcome_email_sent_at from users where user_id = $1",
+        payload.user_id,
+    )
+    .fetch_optional(&ctx.pool)
+    .await?
+    else {
+        return Err(JobError::Permanent(anyhow!(
+            "user {} no longer exists",
+            payload.user_id
+        )));
+    };
+    if let Some(sent_at) = user.welcome_email_sent_at {
+        return Ok(json!({ "skipped": "already sent", "sent_at": sent_at }));
+    }
+
+    let email = ctx
+        .templates
+        .render(
+            "welcome",
+            json!({ "name": user.name, "dashboard_url": format!("{}/", ctx.public_url) }),
+        )
+        .permanent("could not render the welcome email")?;
+    let to = Mailbox::new(
+        Some(user.name),
+        user.email
+            .parse()
+            .permanent("the user's email address is not deliverable")?,
+    );
+    ctx.mailer.send(to, &email, &job.id).await?;
+
+    sqlx::query!(
+        "update users set welcome_email_sent_at = now(), updated_at = now() where user_id = $1",
+        payload.user_id,
+    )
+    .execute(&ctx.pool)
+    .await?;
+    Ok(json!({ "delivered_to": user.email, "transport": ctx.mailer.transport_name() }))
+}

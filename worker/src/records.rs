@@ -1,0 +1,66 @@
+//! Keeps the durable job record (the `jobs` row behind `GET /api/jobs/{id}`)
+//! in step with what the worker does, so the status a client sees is never a lie.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A worker has started an attempt at the job.
+pub async fn started(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'active', error = null,
+                started_at = coalesce(started_at, now()), updated_at = now()
+         where job_id = $1",
+        job_id,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The job succeeded after `attempts` attempts.
+pub async fn completed(
+    pool: &PgPool,
+    job_id: Uuid,
+    attempts: u32,
+    result: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'completed', attempts_made = $2, progress = 100,
+                result = $3, error = null, finished_at = now(), updated_at = now()
+         where job_id = $1",
+        job_id,
+        attempts_i32(attempts),
+        result,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// An attempt failed. `retrying` says whether BullMQ will try again after
+/// its backoff (`delayed`) or has given up (`failed`).
+pub async fn attempt_failed(
+    pool: &PgPool,
+    job_id: Uuid,
+    attempts: u32,
+    error: &str,
+    retrying: bool,
+) -> Result<(), sqlx::Error> {
+    let state = if retrying { "delayed" } else { "failed" };
+    sqlx::query!(
+        "update jobs set state = $2, attempts_made = $3, error = $4, updated_at = now(),
+                finished_at = case when $2 = 'failed' then now() end
+         where job_id = $1",
+        job_id,
+        state,
+        attempts_i32(attempts),
+        error,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+fn attempts_i32(attempts: u32) -> i32 {
+    i32::try_from(attempts).unwrap_or(i32::MAX)
+}
