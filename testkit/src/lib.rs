@@ -1,1 +1,28 @@
-//! x
+//! The black-box test harness: real Postgres, real Redis, the real API on a
+//! random port, a real worker, and an in-process SMTP sink.
+//!
+//! - [`postgres`]: a fresh database per test, on `TEST_DATABASE_URL`'s server
+//!   or on a throwaway server this process starts itself.
+//! - [`redis`]: a `redis-server` per test, on a free port.
+//! - [`smtp`]: an SMTP sink that records what it receives.
+//! - [`app`]: [`TestApp`](app::TestApp), wiring it all together, and
+//!   [`WorkerProcess`](app::WorkerProcess) for tests that send real signals.
+//! - [`wait`]: awaiting a condition with a deadline, instead of sleeping.
+
+pub mod app;
+pub mod postgres;
+pub mod redis;
+pub mod smtp;
+pub mod wait;
+
+use std::net::TcpListener;
+
+pub use app::{TestApp, WorkerProcess};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("the OS hands out an ephemeral port")
+}

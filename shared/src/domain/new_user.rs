@@ -1,19 +1,20 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::{EmailAddress, Password, UserName};
 
-/// The signup body as a client sent it. Fields are optional so a missing
-/// field is reported like any other invalid one, by name.
+/// The signup body as a client sent it. Fields are untyped JSON so a missing
+/// or mistyped field is reported like any other invalid one, by name.
 #[derive(Debug, Deserialize)]
 pub struct SignupForm {
     /// Raw email address.
-    pub email: Option<String>,
+    pub email: Option<Value>,
     /// Raw password.
-    pub password: Option<String>,
+    pub password: Option<Value>,
     /// Raw display name.
-    pub name: Option<String>,
+    pub name: Option<Value>,
 }
 
 /// Problems per field, reported to the client under `error.fields`.
@@ -53,12 +54,14 @@ impl TryFrom<SignupForm> for NewUser {
 fn check<T>(
     errors: &mut FieldErrors,
     field: &'static str,
-    raw: Option<String>,
+    raw: Option<Value>,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Option<T> {
-    let result = raw
-        .as_deref()
-        .map_or_else(|| Err("is required".to_owned()), parse);
+    let result = match raw {
+        None | Some(Value::Null) => Err("is required".to_owned()),
+        Some(Value::String(text)) => parse(&text),
+        Some(_) => Err("must be a string".to_owned()),
+    };
     result.map_err(|problem| errors.insert(field, problem)).ok()
 }
 
@@ -68,9 +71,9 @@ mod tests {
 
     fn form(email: Option<&str>, password: Option<&str>, name: Option<&str>) -> SignupForm {
         SignupForm {
-            email: email.map(Into::into),
-            password: password.map(Into::into),
-            name: name.map(Into::into),
+            email: email.map(Value::from),
+            password: password.map(Value::from),
+            name: name.map(Value::from),
         }
     }
 
@@ -88,5 +91,14 @@ mod tests {
         assert_eq!(errors["email"], "is required");
         assert!(errors["password"].contains("at least 8"));
         assert_eq!(errors["name"], "is required");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_json_type_is_reported_by_name() {
+        let mut form = form(Some("a@b.io"), Some("hunter2hunter2"), Some("Ada"));
+        form.email = Some(Value::from(42));
+        let errors = NewUser::try_from(form).unwrap_err();
+        assert_eq!(errors["email"], "must be a string");
+        assert_eq!(errors.len(), 1);
     }
 }

@@ -1,0 +1,42 @@
+use serde_json::Value;
+use testkit::TestApp;
+use testkit::app::Options;
+
+#[tokio::test]
+async fn healthz_and_readyz_are_200_when_everything_is_up() {
+    let app = TestApp::spawn().await;
+
+    let health = app.get("/healthz", None).await;
+    let ready = app.get("/readyz", None).await;
+
+    assert_eq!(health.status(), 200);
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["postgres"], "up");
+    assert_eq!(body["checks"]["redis"], "up");
+}
+
+#[tokio::test]
+async fn readyz_names_redis_when_it_is_down_while_healthz_stays_up() {
+    let mut app = TestApp::spawn_with(Options {
+        worker: false,
+        ..Options::default()
+    })
+    .await;
+    app.redis.stop();
+
+    let ready = app.get("/readyz", None).await;
+    let health = app.get("/healthz", None).await;
+
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["redis"], "down");
+    assert_eq!(body["checks"]["postgres"], "up");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("redis")),
+        "{body}"
+    );
+    assert_eq!(health.status(), 200);
+}

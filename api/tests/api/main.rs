@@ -1,0 +1,7 @@
+//! Black-box tests of the HTTP API: real Postgres, Redis, worker and SMTP sink.
+
+mod health;
+mod jobs;
+mod session;
+mod signup;
+mod validation;

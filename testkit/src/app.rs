@@ -1,0 +1,260 @@
+//! The system under test, started like production but on random ports.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::config::Settings;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::postgres::fresh_database;
+use crate::redis::RedisServer;
+use crate::smtp::SmtpSink;
+use crate::wait;
+
+/// How the app is started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Start a worker in this process too.
+    pub worker: bool,
+    /// Extra or overriding environment variables.
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A running API (and usually a worker) with its own database, Redis and
+/// SMTP sink. Everything stops when it is dropped.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// A client for the API.
+    pub client: reqwest::Client,
+    /// The app's database, for asserting on rows.
+    pub pool: PgPool,
+    /// Where the app's emails go.
+    pub smtp: SmtpSink,
+    /// The app's private Redis.
+    pub redis: RedisServer,
+    env: HashMap<String, String>,
+    api: Stoppable,
+    worker: Option<Stoppable>,
+}
+
+struct Stoppable {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Stoppable {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result.expect("stopped cleanly"),
+            Err(join) => panic!("task panicked: {join}"),
+        }
+    }
+}
+
+impl TestApp {
+    /// API and worker, default settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    /// API and, if asked, an in-process worker.
+    pub async fn spawn_with(options: Options) -> Self {
+        init_logs();
+        let redis = RedisServer::start();
+        let smtp = SmtpSink::start().await;
+        let database_url = fresh_database().await;
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", database_url.clone()),
+            ("REDIS_URL", redis.url()),
+            ("SMTP_URL", smtp.url()),
+            ("HOST", "127.0.0.1".into()),
+            ("PORT", "0".into()),
+            ("PUBLIC_URL", "http://app.test".into()),
+            ("LOG_FORMAT", "pretty".into()),
+            ("SHUTDOWN_TIMEOUT_SECS", "10".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(options.env.into_iter().map(|(k, v)| (k.to_owned(), v)));
+
+        let settings = settings(&env);
+        let app = api::Application::build(&settings)
+            .await
+            .expect("the api starts");
+        let address = format!("http://{}", app.local_addr().expect("bound"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let pool = PgPool::connect(&database_url)
+            .await
+            .expect("the test database accepts connections");
+
+        let mut app = Self {
+            address,
+            client: reqwest::Client::new(),
+            pool,
+            smtp,
+            redis,
+            env,
+            api: Stoppable { stop, task },
+            worker: None,
+        };
+        if options.worker {
+            app.start_worker();
+        }
+        app
+    }
+
+    /// Starts a worker in this process, consuming every queue.
+    pub fn start_worker(&mut self) {
+        assert!(self.worker.is_none(), "a worker is already running");
+        let settings = settings(&self.env);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let queues = shared::jobs::QueueName::ALL;
+            worker::runtime::run(&settings, queues, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        self.worker = Some(Stoppable { stop, task });
+    }
+
+    /// Stops the in-process worker gracefully.
+    pub async fn stop_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.stop().await;
+        }
+    }
+
+    /// Starts the real `worker` binary at `bin` against this app's services.
+    pub fn spawn_worker_process(&self, bin: impl AsRef<Path>) -> WorkerProcess {
+        let logs = || {
+            if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
+        let child = tokio::process::Command::new(bin.as_ref())
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(logs())
+            .stderr(logs())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the worker binary runs");
+        WorkerProcess { child }
+    }
+
+    /// `POST <path>` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("the api answers")
+    }
+
+    /// `GET <path>`, with a bearer token if given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("the api answers")
+    }
+
+    /// Signs up and returns the 201 body, panicking on any other answer.
+    pub async fn sign_up(&self, email: &str, name: &str) -> Value {
+        let response = self
+            .post_json(
+                "/api/signup",
+                &json!({ "email": email, "password": "correct horse battery", "name": name }),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("signup answers JSON");
+        assert_eq!(status, 201, "signup failed: {body}");
+        body
+    }
+
+    /// The state of a job record, read from the database.
+    pub async fn job_state(&self, job_id: &str) -> String {
+        let id = uuid::Uuid::parse_str(job_id).expect("job ids are uuids");
+        sqlx::query_scalar::<_, String>("select state from jobs where job_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("the job record exists")
+    }
+
+    /// Waits until the job record reaches `state`.
+    pub async fn wait_for_job_state(&self, job_id: &str, state: &str, deadline: Duration) {
+        wait::until(&format!("job {job_id} to be {state}"), deadline, || async {
+            (self.job_state(job_id).await == state).then_some(())
+        })
+        .await;
+    }
+
+    /// Stops the API and the in-process worker gracefully.
+    pub async fn stop(mut self) {
+        self.stop_worker().await;
+        self.api.stop().await;
+    }
+}
+
+/// A `worker` OS process, for tests that send it real signals.
+pub struct WorkerProcess {
+    child: tokio::process::Child,
+}
+
+impl WorkerProcess {
+    /// Sends SIGTERM, as an orchestrator does on deploy.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("the worker is running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill is available");
+        assert!(status.success(), "could not signal the worker");
+    }
+
+    /// Waits for the process to exit, or panics after `deadline`.
+    pub async fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the worker did not exit within {deadline:?}"))
+            .expect("the worker can be waited on")
+    }
+}
+
+fn settings(env: &HashMap<String, String>) -> Settings {
+    Settings::from_lookup(|key| env.get(key).cloned()).expect("test settings are valid")
+}
+
+/// Logs go nowhere unless `TEST_LOG` is set: they would drown test output.
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        shared::telemetry::init(shared::config::LogFormat::Pretty);
+    }
+}

@@ -1,0 +1,169 @@
+//! An in-process SMTP sink: speaks just enough SMTP for lettre and records
+//! every message it accepts.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// A message as the sink received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedEmail {
+    /// `MAIL FROM` address.
+    pub from: String,
+    /// `RCPT TO` addresses.
+    pub to: Vec<String>,
+    /// The raw message (headers and body), dot-unstuffed.
+    pub data: String,
+}
+
+impl ReceivedEmail {
+    /// The parsed MIME message, for asserting on headers and parts.
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(self.data.as_bytes())
+            .expect("the sink only records complete messages")
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    received: Mutex<Vec<ReceivedEmail>>,
+    delay: Mutex<Duration>,
+    changed: Notify,
+}
+
+/// A listening sink. Clones share the same inbox.
+#[derive(Clone)]
+pub struct SmtpSink {
+    port: u16,
+    inbox: Arc<Inbox>,
+}
+
+impl SmtpSink {
+    /// Listens on a free port, serving connections on the current runtime.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("can bind a local port");
+        let port = listener.local_addr().expect("bound").port();
+        let inbox = Arc::new(Inbox::default());
+        let serving = inbox.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, serving.clone()));
+            }
+        });
+        Self { port, inbox }
+    }
+
+    /// `smtp://127.0.0.1:<port>`, for `SMTP_URL`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Makes every message take `delay` to be accepted, like a slow provider.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.inbox.delay.lock().expect("not poisoned") = delay;
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<ReceivedEmail> {
+        self.inbox.received.lock().expect("not poisoned").clone()
+    }
+
+    /// Waits until at least `count` messages arrived, or panics after `deadline`.
+    pub async fn wait_for(&self, count: usize, deadline: Duration) -> Vec<ReceivedEmail> {
+        let wait = async {
+            loop {
+                let changed = self.inbox.changed.notified();
+                let received = self.received();
+                if received.len() >= count {
+                    return received;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "expected {count} emails within {deadline:?}, got {}",
+                    self.received().len()
+                )
+            })
+    }
+}
+
+async fn serve(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 sink.test ESMTP ready\r\n").await?;
+    let (mut from, mut to) = (String::new(), Vec::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_ascii_uppercase();
+        let reply: &[u8] = if command.starts_with("EHLO") {
+            b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+        } else if command.starts_with("MAIL FROM:") {
+            from = address(&line);
+            to.clear();
+            b"250 OK\r\n"
+        } else if command.starts_with("RCPT TO:") {
+            to.push(address(&line));
+            b"250 OK\r\n"
+        } else if command == "DATA" {
+            write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+            let data = read_data(&mut lines).await?;
+            let delay = *inbox.delay.lock().expect("not poisoned");
+            tokio::time::sleep(delay).await;
+            inbox
+                .received
+                .lock()
+                .expect("not poisoned")
+                .push(ReceivedEmail {
+                    from: std::mem::take(&mut from),
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+            inbox.changed.notify_waiters();
+            b"250 OK queued\r\n"
+        } else if command == "QUIT" {
+            write.write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            // HELO, RSET, NOOP and friends.
+            b"250 OK\r\n"
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+async fn read_data(
+    lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<String> {
+    let mut data = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == ".\r\n" {
+            return Ok(data);
+        }
+        data.push_str(line.strip_prefix('.').unwrap_or(&line));
+    }
+}
+
+fn address(line: &str) -> String {
+    let start = line.find('<').map_or(0, |i| i + 1);
+    let end = line.rfind('>').unwrap_or(line.len());
+    line[start..end].to_owned()
+}

@@ -1,0 +1,3 @@
+//! Black-box tests of the `worker` binary: real processes, real signals.
+
+mod shutdown;

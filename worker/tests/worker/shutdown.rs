@@ -1,0 +1,88 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use testkit::TestApp;
+use testkit::app::Options;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+async fn app_without_worker(env: Vec<(&'static str, String)>) -> TestApp {
+    TestApp::spawn_with(Options { worker: false, env }).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_in_flight_job_finish_and_exits_zero() {
+    let app = app_without_worker(vec![("SHUTDOWN_TIMEOUT_SECS", "20".into())]).await;
+    app.smtp.set_delay(Duration::from_secs(2));
+    let mut worker = app.spawn_worker_process(WORKER);
+    let body = app.sign_up("inflight@example.com", "In Flight").await;
+    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    app.wait_for_job_state(job_id, "active", DEADLINE).await;
+
+    worker.terminate();
+    let status = worker.wait(DEADLINE).await;
+
+    assert!(status.success(), "worker exited with {status}");
+    assert_eq!(app.job_state(job_id).await, "completed");
+    let emails = app.smtp.received();
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].to, ["inflight@example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_exits_zero_on_sigterm() {
+    let app = app_without_worker(Vec::new()).await;
+    let mut worker = app.spawn_worker_process(WORKER);
+    // A completed job proves the worker is up and now idle.
+    let body = app.sign_up("idle@example.com", "Idle").await;
+    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    app.wait_for_job_state(job_id, "completed", DEADLINE).await;
+
+    worker.terminate();
+    let status = worker.wait(DEADLINE).await;
+
+    assert!(status.success(), "worker exited with {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_and_restarted_mid_queue_loses_no_job() {
+    const SIGNUPS: usize = 12;
+    let app = app_without_worker(vec![("QUEUE_WELCOME_EMAIL_CONCURRENCY", "2".into())]).await;
+    app.smtp.set_delay(Duration::from_millis(300));
+    let mut first = app.spawn_worker_process(WORKER);
+    let mut job_ids = Vec::new();
+    for n in 0..SIGNUPS {
+        let body = app
+            .sign_up(&format!("user{n}@example.com"), &format!("User {n}"))
+            .await;
+        job_ids.push(body["jobs"][0]["id"].as_str().expect("id").to_owned());
+    }
+    app.smtp.wait_for(2, DEADLINE).await;
+
+    first.terminate();
+    assert!(first.wait(DEADLINE).await.success());
+    let done_by_first = app.smtp.received().len();
+    assert!(
+        done_by_first < SIGNUPS,
+        "the first worker finished everything; the test proves nothing"
+    );
+    let mut second = app.spawn_worker_process(WORKER);
+    for job_id in &job_ids {
+        app.wait_for_job_state(job_id, "completed", DEADLINE).await;
+    }
+
+    let mut per_recipient: BTreeMap<String, usize> = BTreeMap::new();
+    for email in app.smtp.received() {
+        for to in email.to {
+            *per_recipient.entry(to).or_default() += 1;
+        }
+    }
+    assert_eq!(per_recipient.len(), SIGNUPS, "{per_recipient:?}");
+    assert!(
+        per_recipient.values().all(|&count| count == 1),
+        "{per_recipient:?}"
+    );
+    second.terminate();
+    assert!(second.wait(DEADLINE).await.success());
+}
