@@ -51,6 +51,9 @@ start_postgres() {
   if [ ! -f "$data/PG_VERSION" ]; then
     pg_user_run "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-instructions >/dev/null
   fi
+  if pg_user_run "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return 0 # already running (a previous scripts/dev that was not stopped)
+  fi
   local opts="-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=200"
   for extra in "$@"; do opts+=" -c $extra"; done
   pg_user_run "$bin/pg_ctl" -D "$data" -o "$opts" -l "$data/server.log" -w -t 30 start >/dev/null \
@@ -67,6 +70,9 @@ stop_postgres() {
 start_redis() {
   local dir=$1 port=$2; shift 2
   mkdir -p "$dir"
+  if [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
+    return 0 # already running
+  fi
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
     --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "$@"
   for _ in $(seq 50); do

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# One image, both services: the command picks `api` or `worker`.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# Queries are checked against .sqlx/ at compile time: no database needed here.
+ENV SQLX_OFFLINE=true
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin api --bin worker \
+    && cp target/release/api target/release/worker /usr/local/bin/
+
+FROM debian:bookworm-slim AS runtime
+# ca-certificates for TLS to SMTP/Postgres/Redis; curl for container health checks.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --create-home --home-dir /app app \
+    && install -d -o app -g app /app/mailbox
+COPY --from=build /usr/local/bin/api /usr/local/bin/worker /usr/local/bin/
+USER app
+WORKDIR /app
+ENV HOST=0.0.0.0 PORT=3000 LOG_FORMAT=json
+EXPOSE 3000
+CMD ["api"]
