@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -23,19 +24,38 @@ use crate::state::AppState;
 /// How long a token from signup or login stays valid.
 pub const TOKEN_TTL_DAYS: i32 = 30;
 
+/// Argon2 hashes running at once. Each takes 19 MiB and a full core, so more
+/// than one per core only adds memory (512 blocking threads would be ~10 GB);
+/// extra requests wait their turn instead.
+static ARGON2_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+});
+
+/// Runs Argon2 work on the blocking pool, at most one per core, in the caller's span.
+async fn argon2<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _slot = ARGON2_SLOTS
+        .acquire()
+        .await
+        .context("the Argon2 semaphore is never closed")?;
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .context("an Argon2 task panicked")
+        .map_err(ApiError::Internal)
+}
+
 /// Hashes `password` with Argon2id (default parameters: 19 MiB, 2 passes),
 /// in a PHC string that records its own parameters.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    argon2(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|e| anyhow::anyhow!("argon2 failed: {e}"))
     })
-    .await
-    .context("password hashing task panicked")?
+    .await?
     .map_err(ApiError::Internal)
 }
 
@@ -49,9 +69,7 @@ pub async fn verify_password(password: String, stored: Option<String>) -> Result
             .expect("argon2 hashes a constant with default parameters")
             .to_string()
     });
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
+    argon2(move || {
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY.clone());
         let matches = Argon2::default()
@@ -60,8 +78,6 @@ pub async fn verify_password(password: String, stored: Option<String>) -> Result
         exists && matches
     })
     .await
-    .context("password verification task panicked")
-    .map_err(ApiError::Internal)
 }
 
 /// A new random token: the string for the client and the hash to store.

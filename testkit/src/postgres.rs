@@ -94,6 +94,10 @@ fn start_server() -> String {
 }
 
 /// Stops the server and removes its files once this test process is gone.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the watchdog must outlive this process, so it is never waited on"
+)]
 fn spawn_watchdog(pg_ctl: &Command, dir: &Path) {
     let stop: Vec<String> = std::iter::once(pg_ctl.get_program())
         .chain(pg_ctl.get_args())

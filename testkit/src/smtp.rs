@@ -32,6 +32,10 @@ impl ReceivedEmail {
 struct Inbox {
     received: Mutex<Vec<ReceivedEmail>>,
     delay: Mutex<Duration>,
+    /// Replies to the next messages instead of `250`; consumed in order.
+    rejections: Mutex<std::collections::VecDeque<String>>,
+    /// Messages refused so far.
+    refused: Mutex<usize>,
     changed: Notify,
 }
 
@@ -67,6 +71,21 @@ impl SmtpSink {
     /// Makes every message take `delay` to be accepted, like a slow provider.
     pub fn set_delay(&self, delay: Duration) {
         *self.inbox.delay.lock().expect("not poisoned") = delay;
+    }
+
+    /// Refuses the next message with `reply` (e.g. `"550 5.1.1 no such user"`).
+    /// Call again to queue more refusals; later messages are accepted.
+    pub fn refuse_next(&self, reply: &str) {
+        self.inbox
+            .rejections
+            .lock()
+            .expect("not poisoned")
+            .push_back(reply.to_owned());
+    }
+
+    /// How many messages were refused.
+    pub fn refused(&self) -> usize {
+        *self.inbox.refused.lock().expect("not poisoned")
     }
 
     /// Everything received so far.
@@ -123,6 +142,12 @@ async fn serve(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
             let data = read_data(&mut lines).await?;
             let delay = *inbox.delay.lock().expect("not poisoned");
             tokio::time::sleep(delay).await;
+            let refusal = inbox.rejections.lock().expect("not poisoned").pop_front();
+            if let Some(reply) = refusal {
+                *inbox.refused.lock().expect("not poisoned") += 1;
+                write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                continue;
+            }
             inbox
                 .received
                 .lock()

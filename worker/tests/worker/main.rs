@@ -1,3 +1,4 @@
 //! Black-box tests of the `worker` binary: real processes, real signals.
 
+mod failures;
 mod shutdown;

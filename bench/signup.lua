@@ -1,0 +1,57 @@
+-- wrk script: unique signups, and the Server-Timing breakdown of each answer
+-- (argon2 = password hashing, db = the transaction, enqueue = commit to response).
+
+local threads = {}
+
+function setup(thread)
+  thread:set("tag", tostring(#threads) .. "-" .. tostring(os.time()))
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = 0
+  failures = 0
+  argon2, db, enqueue = {}, {}, {}
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"email":"bench-%s-%d@example.com","password":"correct horse battery","name":"Bench %d"}',
+    tag, counter, counter)
+  return wrk.format("POST", "/api/signup", { ["Content-Type"] = "application/json" }, body)
+end
+
+function response(status, headers, body)
+  if status ~= 201 then failures = failures + 1 end
+  local timing = headers["server-timing"] or headers["Server-Timing"]
+  if timing then
+    table.insert(argon2, tonumber(timing:match("argon2;dur=([%d%.]+)")))
+    table.insert(db, tonumber(timing:match("db;dur=([%d%.]+)")))
+    table.insert(enqueue, tonumber(timing:match("enqueue;dur=([%d%.]+)")))
+  end
+end
+
+local function percentile(sorted, p)
+  if #sorted == 0 then return 0 end
+  local index = math.max(1, math.ceil(#sorted * p))
+  return sorted[index]
+end
+
+function done(summary, latency, requests)
+  local all = { argon2 = {}, db = {}, enqueue = {} }
+  local failed = 0
+  for _, thread in ipairs(threads) do
+    failed = failed + thread:get("failures")
+    for name, samples in pairs(all) do
+      for _, value in ipairs(thread:get(name)) do table.insert(samples, value) end
+    end
+  end
+  io.write(string.format("non-201 answers: %d\n", failed))
+  io.write("server-side breakdown (ms)      p50      p99\n")
+  for _, name in ipairs({ "argon2", "db", "enqueue" }) do
+    local samples = all[name]
+    table.sort(samples)
+    io.write(string.format("  %-28s %7.3f  %7.3f\n", name, percentile(samples, 0.5), percentile(samples, 0.99)))
+  end
+end
