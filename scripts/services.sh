@@ -47,6 +47,7 @@ start_postgres() {
   local data=$1 port=$2; shift 2
   local bin; bin=$(pg_bindir) || die "no Postgres server binaries found"
   mkdir -p "$data"
+  data=$(cd "$data" && pwd) # the socket directory must be absolute
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$data"; chmod 700 "$data"; fi
   if [ ! -f "$data/PG_VERSION" ]; then
     pg_user_run "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-instructions >/dev/null

@@ -5,6 +5,7 @@
 //! slow, so it runs on the blocking pool and never stalls the async runtime.
 
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use argon2::password_hash::PasswordHasher;
@@ -14,12 +15,14 @@ use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::token_cache::TokenHash;
 
 /// How long a token from signup or login stays valid.
 pub const TOKEN_TTL_DAYS: i32 = 30;
@@ -31,32 +34,57 @@ static ARGON2_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
     Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
 });
 
+/// A result with the time spent waiting for an Argon2 slot and hashing.
+#[derive(Debug)]
+pub struct Timed<T> {
+    /// The result.
+    pub value: T,
+    /// Waiting for a free core.
+    pub queued: Duration,
+    /// Hashing.
+    pub ran: Duration,
+}
+
 /// Runs Argon2 work on the blocking pool, at most one per core, in the caller's span.
 async fn argon2<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<Timed<T>, ApiError> {
+    let asked = Instant::now();
     let _slot = ARGON2_SLOTS
         .acquire()
         .await
         .context("the Argon2 semaphore is never closed")?;
+    let queued = asked.elapsed();
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(work))
-        .await
-        .context("an Argon2 task panicked")
-        .map_err(ApiError::Internal)
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let value = span.in_scope(work);
+        Timed {
+            value,
+            queued,
+            ran: started.elapsed(),
+        }
+    })
+    .await
+    .context("an Argon2 task panicked")
+    .map_err(ApiError::Internal)
 }
 
 /// Hashes `password` with Argon2id (default parameters: 19 MiB, 2 passes),
 /// in a PHC string that records its own parameters.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    argon2(move || {
+pub async fn hash_password(password: String) -> Result<Timed<String>, ApiError> {
+    let timed = argon2(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|e| anyhow::anyhow!("argon2 failed: {e}"))
     })
-    .await?
-    .map_err(ApiError::Internal)
+    .await?;
+    Ok(Timed {
+        value: timed.value.map_err(ApiError::Internal)?,
+        queued: timed.queued,
+        ran: timed.ran,
+    })
 }
 
 /// Checks `password` against a stored PHC hash. With no stored hash (unknown
@@ -78,10 +106,11 @@ pub async fn verify_password(password: String, stored: Option<String>) -> Result
         exists && matches
     })
     .await
+    .map(|timed| timed.value)
 }
 
 /// A new random token: the string for the client and the hash to store.
-pub fn new_token() -> Result<(String, Vec<u8>), ApiError> {
+pub fn new_token() -> Result<(String, TokenHash), ApiError> {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -89,8 +118,8 @@ pub fn new_token() -> Result<(String, Vec<u8>), ApiError> {
     Ok((token, hash))
 }
 
-fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Issues a token for `user_id` inside the caller's transaction or pool.
@@ -102,7 +131,7 @@ pub async fn issue_token<'c>(
     sqlx::query!(
         "insert into api_tokens (token_hash, user_id, expires_at)
          values ($1, $2, now() + make_interval(days => $3))",
-        hash,
+        &hash[..],
         user_id,
         TOKEN_TTL_DAYS,
     )
@@ -130,13 +159,21 @@ impl FromRequestParts<AppState> for AuthUser {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let user_id = sqlx::query_scalar!(
-            "select user_id from api_tokens where token_hash = $1 and expires_at > now()",
-            hash_token(token),
+        let hash = hash_token(token);
+        if let Some(user_id) = state.tokens.get(&hash) {
+            return Ok(Self { user_id });
+        }
+        let row = sqlx::query!(
+            "select user_id, expires_at from api_tokens
+             where token_hash = $1 and expires_at > now()",
+            &hash[..],
         )
         .fetch_optional(&state.pool)
         .await?
         .ok_or(ApiError::Unauthorized)?;
+        let expires_in = (row.expires_at - Utc::now()).to_std().unwrap_or_default();
+        state.tokens.insert(hash, row.user_id, expires_in);
+        let user_id = row.user_id;
         Ok(Self { user_id })
     }
 }
@@ -152,12 +189,12 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(first.len(), 43, "32 bytes in unpadded base64url");
         assert_eq!(first_hash, hash_token(&first));
-        assert_ne!(first_hash, first.as_bytes());
+        assert_ne!(&first_hash[..], first.as_bytes());
     }
 
     #[tokio::test]
     async fn a_password_verifies_only_against_its_own_hash() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
+        let hash = hash_password("correct horse".into()).await.unwrap().value;
         assert!(hash.starts_with("$argon2id$"));
         assert!(
             verify_password("correct horse".into(), Some(hash.clone()))

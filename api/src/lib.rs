@@ -5,6 +5,7 @@
 //! - [`routes`]: one module per resource (`signup`, `session`, `jobs`, `health`).
 //! - [`auth`]: Argon2id passwords and hashed opaque bearer tokens.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
+//! - [`token_cache`]: recently verified tokens, sparing the hot path a query.
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod state;
+pub mod token_cache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,9 +31,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::token_cache::TokenCache;
 
 /// JSON bodies are small; anything bigger is a mistake or an attack.
 const JSON_BODY_LIMIT: usize = 16 * 1024;
+/// Tokens the api remembers as verified (about 100 bytes each).
+const TOKEN_CACHE_CAPACITY: usize = 100_000;
 /// How often the outbox relay looks for jobs Redis did not take.
 const RELAY_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -57,6 +62,7 @@ impl Application {
         let state = AppState {
             pool,
             queues: Arc::new(JobQueues::new(settings)),
+            tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
             public_url: settings.public_url.as_str().into(),
         };
         Ok(Self { listener, state })

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use shared::queue::JobQueues;
 use sqlx::PgPool;
 
+use crate::token_cache::TokenCache;
+
 /// Shared, cheaply clonable application state.
 #[derive(Clone)]
 pub struct AppState {
@@ -12,6 +14,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The BullMQ queues jobs are handed to after commit.
     pub queues: Arc<JobQueues>,
+    /// Recently verified bearer tokens.
+    pub tokens: Arc<TokenCache>,
     /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.
     pub public_url: Arc<str>,
 }

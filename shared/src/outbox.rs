@@ -57,31 +57,52 @@ pub async fn record<J: Job>(conn: &mut PgConnection, job: &J) -> Result<JobRecor
     Ok(record)
 }
 
-/// Enqueues freshly committed records; what Redis does not take stays
-/// `pending` for the relay. Never fails: the records are safe either way.
-pub async fn dispatch(pool: &PgPool, queues: &JobQueues, record: &JobRecord) -> DispatchState {
-    match queues
-        .enqueue(record.queue, record.id, &record.payload)
-        .await
-    {
-        Ok(()) => {
-            if let Err(error) = mark_enqueued(pool, &[record.id]).await {
-                // The job is in Redis and will run; only the status lags
-                // until the worker picks it up, so log and carry on.
-                tracing::warn!(job.id = %record.id, error = %error, "failed to mark job as enqueued");
+/// Enqueues freshly committed records, concurrently; what Redis does not take
+/// stays `pending` for the relay. Never fails: the records are safe either way.
+///
+/// Marking the rows `waiting` happens after this returns, off the request
+/// path: if that write is lost, the relay re-adds the same jobId, which
+/// BullMQ ignores, so it is only a status refinement.
+pub async fn dispatch(
+    pool: &PgPool,
+    queues: &JobQueues,
+    records: &[JobRecord],
+) -> Vec<DispatchState> {
+    let states = futures::future::join_all(records.iter().map(|record| async move {
+        match queues
+            .enqueue(record.queue, record.id, &record.payload)
+            .await
+        {
+            Ok(()) => DispatchState::Waiting,
+            Err(error) => {
+                tracing::warn!(
+                    job.id = %record.id,
+                    queue = %record.queue,
+                    error = &error as &dyn std::error::Error,
+                    "job left pending for the relay: could not enqueue"
+                );
+                DispatchState::Pending
             }
-            DispatchState::Waiting
         }
-        Err(error) => {
-            tracing::warn!(
-                job.id = %record.id,
-                queue = %record.queue,
-                error = &error as &dyn std::error::Error,
-                "job left pending for the relay: could not enqueue"
-            );
-            DispatchState::Pending
-        }
+    }))
+    .await;
+    let enqueued: Vec<Uuid> = records
+        .iter()
+        .zip(&states)
+        .filter(|(_, state)| **state == DispatchState::Waiting)
+        .map(|(record, _)| record.id)
+        .collect();
+    if !enqueued.is_empty() {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            if let Err(error) = mark_enqueued(&pool, &enqueued).await {
+                // The jobs are in Redis and will run; only the status lags
+                // until a worker picks them up.
+                tracing::warn!(%error, "failed to mark jobs as enqueued");
+            }
+        });
     }
+    states
 }
 
 /// Moves rows to `waiting` unless a worker already moved them further.

@@ -73,6 +73,15 @@ impl TestApp {
         Self::spawn_with(Options::default()).await
     }
 
+    /// API only: jobs wait in Redis until a test starts a worker.
+    pub async fn spawn_without_worker() -> Self {
+        Self::spawn_with(Options {
+            worker: false,
+            ..Options::default()
+        })
+        .await
+    }
+
     /// API and, if asked, an in-process worker.
     pub async fn spawn_with(options: Options) -> Self {
         init_logs();

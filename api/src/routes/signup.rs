@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::domain::{NewUser, SignupForm};
 use shared::jobs::WelcomeEmail;
-use shared::outbox::{self, DispatchState, JobRecord};
+use shared::outbox::{self, DispatchState};
 use uuid::Uuid;
 
 use crate::auth::{hash_password, issue_token};
@@ -60,9 +60,9 @@ async fn signup(
 ) -> Result<Response, ApiError> {
     let new_user = NewUser::try_from(form).map_err(ApiError::Validation)?;
 
-    let started = Instant::now();
-    let password_hash = hash_password(new_user.password.expose().to_owned()).await?;
-    let hashed = Instant::now();
+    let hashed = hash_password(new_user.password.expose().to_owned()).await?;
+    let password_hash = hashed.value;
+    let transaction = Instant::now();
 
     let user_id = Uuid::now_v7();
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
@@ -89,8 +89,19 @@ async fn signup(
     tx.commit().await?;
     let committed = Instant::now();
 
-    let jobs = vec![job_ref(&state, &welcome).await];
+    let records = [welcome];
+    let dispatched = outbox::dispatch(&state.pool, &state.queues, &records).await;
     let answered = Instant::now();
+    let jobs = records
+        .iter()
+        .zip(dispatched)
+        .map(|(record, dispatch)| JobRef {
+            id: record.id,
+            name: record.queue.as_str(),
+            state: dispatch,
+            status_url: state.job_status_url(record.id),
+        })
+        .collect();
 
     let body = SignupResponse {
         user: UserBody {
@@ -103,11 +114,13 @@ async fn signup(
         jobs,
     };
     // Server-Timing lets clients and the benchmark see where the time went
-    // without a profiler: Argon2, the transaction, and commit-to-response.
+    // without a profiler: waiting for and running Argon2, the transaction,
+    // and commit-to-response (enqueueing).
     let timing = format!(
-        "argon2;dur={:.3}, db;dur={:.3}, enqueue;dur={:.3}",
-        ms(hashed - started),
-        ms(committed - hashed),
+        "argon2_queue;dur={:.3}, argon2;dur={:.3}, db;dur={:.3}, enqueue;dur={:.3}",
+        ms(hashed.queued),
+        ms(hashed.ran),
+        ms(committed - transaction),
         ms(answered - committed),
     );
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -117,15 +130,6 @@ async fn signup(
             .insert(HeaderName::from_static("server-timing"), value);
     }
     Ok(response)
-}
-
-async fn job_ref(state: &AppState, record: &JobRecord) -> JobRef {
-    JobRef {
-        id: record.id,
-        name: record.queue.as_str(),
-        state: outbox::dispatch(&state.pool, &state.queues, record).await,
-        status_url: state.job_status_url(record.id),
-    }
 }
 
 fn ms(duration: std::time::Duration) -> f64 {

@@ -1,6 +1,5 @@
 use serde_json::Value;
 use testkit::TestApp;
-use testkit::app::Options;
 
 #[tokio::test]
 async fn healthz_and_readyz_are_200_when_everything_is_up() {
@@ -18,11 +17,7 @@ async fn healthz_and_readyz_are_200_when_everything_is_up() {
 
 #[tokio::test]
 async fn readyz_names_redis_when_it_is_down_while_healthz_stays_up() {
-    let mut app = TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await;
+    let mut app = TestApp::spawn_without_worker().await;
     app.redis.stop();
 
     let ready = app.get("/readyz", None).await;

@@ -1,18 +1,9 @@
 use serde_json::{Value, json};
 use testkit::TestApp;
-use testkit::app::Options;
-
-async fn app() -> TestApp {
-    TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await
-}
 
 #[tokio::test]
 async fn login_accepts_the_email_in_any_case_and_the_token_opens_me() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
     let signup = app.sign_up("Hopper@Example.com", "Grace Hopper").await;
 
     let response = app
@@ -44,7 +35,7 @@ async fn login_accepts_the_email_in_any_case_and_the_token_opens_me() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_email_get_the_same_401() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
     app.sign_up("known@example.com", "Known").await;
 
     for (email, password) in [
@@ -66,7 +57,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401() {
 
 #[tokio::test]
 async fn me_without_a_valid_token_is_a_401() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
 
     let missing = app.get("/api/me", None).await;
     let garbage = app.get("/api/me", Some("not-a-token")).await;

@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use testkit::TestApp;
-use testkit::app::Options;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -118,11 +117,7 @@ async fn two_concurrent_signups_with_one_email_make_one_user_and_one_email() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_while_redis_is_down_succeeds_and_the_job_runs_once_redis_is_back() {
-    let mut app = TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await;
+    let mut app = TestApp::spawn_without_worker().await;
     app.redis.stop();
 
     let body = app.sign_up("offline@example.com", "Offline").await;

@@ -1,14 +1,5 @@
 use serde_json::{Value, json};
 use testkit::TestApp;
-use testkit::app::Options;
-
-async fn app() -> TestApp {
-    TestApp::spawn_with(Options {
-        worker: false,
-        ..Options::default()
-    })
-    .await
-}
 
 fn valid() -> Value {
     json!({ "email": "ada@example.com", "password": "correct horse battery", "name": "Ada" })
@@ -16,7 +7,7 @@ fn valid() -> Value {
 
 #[tokio::test]
 async fn each_invalid_field_is_named_with_its_problem() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
     let cases = [
         ("email", json!(null), "is required"),
         ("email", json!(""), "is required"),
@@ -75,7 +66,7 @@ async fn each_invalid_field_is_named_with_its_problem() {
 
 #[tokio::test]
 async fn an_empty_object_reports_every_missing_field() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
 
     let response = app.post_json("/api/signup", &json!({})).await;
 
@@ -88,7 +79,7 @@ async fn an_empty_object_reports_every_missing_field() {
 
 #[tokio::test]
 async fn malformed_json_is_a_400_with_the_error_shape() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
 
     let response = app
         .client
@@ -111,7 +102,7 @@ async fn malformed_json_is_a_400_with_the_error_shape() {
 
 #[tokio::test]
 async fn a_body_that_is_not_declared_json_is_a_415() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
 
     let response = app
         .client
@@ -129,7 +120,7 @@ async fn a_body_that_is_not_declared_json_is_a_415() {
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
     let mut body = valid();
     body["name"] = json!("a".repeat(64 * 1024));
 
@@ -142,7 +133,7 @@ async fn an_oversized_body_is_a_413() {
 
 #[tokio::test]
 async fn an_unknown_route_is_a_404_in_the_error_shape() {
-    let app = app().await;
+    let app = TestApp::spawn_without_worker().await;
 
     let response = app.get("/api/nothing-here", None).await;
 
