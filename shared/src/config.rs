@@ -39,10 +39,35 @@ pub struct Settings {
     pub queue_prefix: String,
     /// How long a stopping worker lets in-flight jobs finish (`SHUTDOWN_TIMEOUT_SECS`).
     pub shutdown_timeout: Duration,
-    /// Jobs each queue runs at once in one worker process (`QUEUE_<NAME>_CONCURRENCY`).
-    pub concurrency: HashMap<QueueName, usize>,
+    /// How a worker process consumes each queue (`QUEUE_<NAME>_…`).
+    pub queues: HashMap<QueueName, QueueSettings>,
     /// `json` for log shippers, `pretty` for humans (`LOG_FORMAT`).
     pub log_format: LogFormat,
+}
+
+/// How one worker process consumes one queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Jobs run at once (`QUEUE_<NAME>_CONCURRENCY`).
+    pub concurrency: usize,
+    /// How long a job's lock lasts without renewal; a worker that dies
+    /// holding it leaves the job to others after this (`QUEUE_<NAME>_LOCK_DURATION_MS`).
+    pub lock_duration: Duration,
+    /// How often this worker looks for jobs whose lock expired
+    /// (`QUEUE_<NAME>_STALLED_INTERVAL_MS`).
+    pub stalled_interval: Duration,
+}
+
+impl QueueSettings {
+    /// The defaults for `queue`: BullMQ's 30 s lock and stalled check, and
+    /// the queue's own concurrency.
+    pub const fn defaults(queue: QueueName) -> Self {
+        Self {
+            concurrency: queue.default_concurrency(),
+            lock_duration: Duration::from_secs(30),
+            stalled_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How log lines are written.
@@ -96,15 +121,27 @@ impl Settings {
         };
 
         let database_url = env.required("DATABASE_URL");
-        let concurrency = QueueName::ALL
+        let queues = QueueName::ALL
             .iter()
-            .map(|queue| {
-                let key = format!(
-                    "QUEUE_{}_CONCURRENCY",
-                    queue.as_str().replace('-', "_").to_uppercase()
-                );
-                let value = env.parsed(&key, queue.default_concurrency());
-                (*queue, value.max(1))
+            .map(|&queue| {
+                let prefix = format!("QUEUE_{}_", queue.as_str().replace('-', "_").to_uppercase());
+                let defaults = QueueSettings::defaults(queue);
+                let millis = |env: &mut Env<'_, _>, name: &str, default: Duration| {
+                    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+                    Duration::from_millis(env.parsed(&format!("{prefix}{name}"), default).max(1))
+                };
+                let settings = QueueSettings {
+                    concurrency: env
+                        .parsed(&format!("{prefix}CONCURRENCY"), defaults.concurrency)
+                        .max(1),
+                    lock_duration: millis(&mut env, "LOCK_DURATION_MS", defaults.lock_duration),
+                    stalled_interval: millis(
+                        &mut env,
+                        "STALLED_INTERVAL_MS",
+                        defaults.stalled_interval,
+                    ),
+                };
+                (queue, settings)
             })
             .collect();
         let settings = Settings {
@@ -122,7 +159,7 @@ impl Settings {
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             shutdown_timeout: Duration::from_secs(env.parsed("SHUTDOWN_TIMEOUT_SECS", 30)),
-            concurrency,
+            queues,
             log_format: env.parsed("LOG_FORMAT", LogFormat::Json),
         };
 
@@ -133,12 +170,12 @@ impl Settings {
         }
     }
 
-    /// The configured concurrency of `queue` in one worker process.
-    pub fn concurrency_of(&self, queue: QueueName) -> usize {
-        self.concurrency
+    /// How a worker process consumes `queue`.
+    pub fn queue(&self, queue: QueueName) -> QueueSettings {
+        self.queues
             .get(&queue)
             .copied()
-            .unwrap_or_else(|| queue.default_concurrency())
+            .unwrap_or_else(|| QueueSettings::defaults(queue))
     }
 }
 
@@ -217,13 +254,17 @@ mod tests {
     }
 
     #[test]
-    fn per_queue_concurrency_is_read_from_the_queue_name() {
+    fn per_queue_settings_are_read_from_the_queue_name() {
         let s = settings(&[
             ("DATABASE_URL", "postgres://localhost/app"),
             ("QUEUE_WELCOME_EMAIL_CONCURRENCY", "3"),
+            ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000"),
         ])
         .expect("valid");
-        assert_eq!(s.concurrency_of(QueueName::WelcomeEmail), 3);
+        let queue = s.queue(QueueName::WelcomeEmail);
+        assert_eq!(queue.concurrency, 3);
+        assert_eq!(queue.lock_duration, Duration::from_secs(2));
+        assert_eq!(queue.stalled_interval, Duration::from_secs(30));
     }
 
     #[test]

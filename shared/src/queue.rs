@@ -114,12 +114,15 @@ impl JobQueues {
     }
 }
 
-/// Worker options for `queue`: our Redis, prefix and configured concurrency.
+/// Worker options for `queue`: our Redis and prefix, and the queue's settings.
 pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
+    let queue = settings.queue(queue);
     WorkerOptions::new()
         .connection(connection_options(settings))
         .prefix(settings.queue_prefix.clone())
-        .concurrency(settings.concurrency_of(queue))
+        .concurrency(queue.concurrency)
+        .lock_duration(queue.lock_duration)
+        .stalled_interval(queue.stalled_interval)
         // An idle worker re-checks for shutdown this often, so SIGTERM on an
         // idle worker is answered within a second.
         .drain_delay(Duration::from_secs(1))

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -174,6 +174,18 @@ impl TestApp {
         WorkerProcess { child }
     }
 
+    /// Runs a one-off `worker` command (e.g. `failed list welcome-email`)
+    /// against this app's services and returns its output.
+    pub async fn worker_command(&self, bin: impl AsRef<Path>, args: &[&str]) -> Output {
+        tokio::process::Command::new(bin.as_ref())
+            .args(args)
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("the worker binary runs")
+    }
+
     /// `POST <path>` with a JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
@@ -246,6 +258,11 @@ impl WorkerProcess {
             .status()
             .expect("kill is available");
         assert!(status.success(), "could not signal the worker");
+    }
+
+    /// Sends SIGKILL, as a crash or an OOM kill would: no chance to clean up.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("the worker can be killed");
     }
 
     /// Waits for the process to exit, or panics after `deadline`.

@@ -141,7 +141,17 @@ async fn serve(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
             write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
             let data = read_data(&mut lines).await?;
             let delay = *inbox.delay.lock().expect("not poisoned");
-            tokio::time::sleep(delay).await;
+            // Like a real server, a message whose sender hung up before the
+            // final reply is not delivered: the sender will try again.
+            let mut probe = [0_u8; 1];
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                read = lines.get_mut().peek(&mut probe) => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        return Ok(());
+                    }
+                }
+            }
             let refusal = inbox.rejections.lock().expect("not poisoned").pop_front();
             if let Some(reply) = refusal {
                 *inbox.refused.lock().expect("not poisoned") += 1;

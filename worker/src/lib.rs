@@ -6,9 +6,11 @@
 //! - [`records`]: keeps the job records behind `GET /api/jobs/{id}` current.
 //! - [`email`]: templates and delivery (SMTP or the dev mailbox folder).
 //! - [`error`]: permanent versus transient failures.
+//! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
 //! - [`context`]: what handlers share.
 
 pub mod context;
+pub mod dead_letters;
 pub mod email;
 pub mod error;
 pub mod jobs;

@@ -1,4 +1,6 @@
 //! Black-box tests of the `worker` binary: real processes, real signals.
 
+mod chaos;
+mod dead_letters;
 mod failures;
 mod shutdown;

@@ -1,0 +1,114 @@
+//! The dead-letter set: jobs that used up their attempts or failed
+//! permanently. BullMQ keeps them (7 days by default) so an operator can read
+//! why they failed and retry them once the cause is fixed.
+
+use anyhow::Context as _;
+use bullmq::JobState;
+use shared::config::Settings;
+use shared::jobs::QueueName;
+use shared::queue::JobQueues;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A failed job as BullMQ holds it.
+#[derive(Debug, Clone)]
+pub struct FailedJob {
+    /// BullMQ job id.
+    pub id: String,
+    /// Attempts made before it failed.
+    pub attempts_made: u32,
+    /// When it failed, in ms since the epoch.
+    pub failed_at: Option<u64>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Operator commands on the failed jobs of one queue.
+pub struct DeadLetters {
+    queues: JobQueues,
+    pool: PgPool,
+}
+
+impl DeadLetters {
+    /// Connects to Redis and Postgres as configured.
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            queues: JobQueues::new(settings),
+            pool: shared::db::pool(settings)?,
+        })
+    }
+
+    /// Every failed job of `queue`, newest first.
+    pub async fn list(&self, queue: QueueName) -> anyhow::Result<Vec<FailedJob>> {
+        let handle = self
+            .queues
+            .queue(queue)
+            .await
+            .context("cannot reach redis")?;
+        let jobs = handle
+            .get_failed(0, -1)
+            .await
+            .context("cannot read the failed jobs")?;
+        Ok(jobs
+            .iter()
+            .map(|job| FailedJob {
+                id: job.id().to_owned(),
+                attempts_made: job.attempts_made(),
+                failed_at: job.finished_on(),
+                reason: job.failed_reason().to_owned(),
+            })
+            .collect())
+    }
+
+    /// Moves the failed job `id` back to the queue. Returns whether it was
+    /// failed (an unknown id or a job in another state is left alone).
+    pub async fn retry(&self, queue: QueueName, id: &str) -> anyhow::Result<bool> {
+        let handle = self
+            .queues
+            .queue(queue)
+            .await
+            .context("cannot reach redis")?;
+        let state = handle
+            .get_job_state(id)
+            .await
+            .context("cannot read the job")?;
+        if state != JobState::Failed {
+            return Ok(false);
+        }
+        let Some(mut job) = handle.get_job(id).await.context("cannot read the job")? else {
+            return Ok(false);
+        };
+        job.retry("failed", None)
+            .await
+            .with_context(|| format!("cannot retry job {id}"))?;
+        self.mark_waiting(id).await?;
+        Ok(true)
+    }
+
+    /// Retries every failed job of `queue`; returns how many.
+    pub async fn retry_all(&self, queue: QueueName) -> anyhow::Result<usize> {
+        let mut retried = 0;
+        for job in self.list(queue).await? {
+            if self.retry(queue, &job.id).await? {
+                retried += 1;
+            }
+        }
+        Ok(retried)
+    }
+
+    /// Keeps the status record truthful: a retried job is waiting again.
+    async fn mark_waiting(&self, id: &str) -> anyhow::Result<()> {
+        let Ok(job_id) = Uuid::parse_str(id) else {
+            return Ok(()); // enqueued by another producer: no record
+        };
+        sqlx::query!(
+            "update jobs set state = 'waiting', finished_at = null, updated_at = now()
+             where job_id = $1 and state = 'failed'",
+            job_id,
+        )
+        .execute(&self.pool)
+        .await
+        .context("the job was retried but its record could not be updated")?;
+        Ok(())
+    }
+}

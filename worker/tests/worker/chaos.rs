@@ -1,0 +1,86 @@
+//! The failures background jobs meet in production, with real processes:
+//! a worker killed mid-job, and Redis going away while everything runs.
+
+use std::time::Duration;
+
+use testkit::TestApp;
+use testkit::app::Options;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_loses_nothing_and_the_email_goes_out_once() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        // Short locks so the orphaned job is recovered in seconds, not 30 s.
+        env: vec![
+            ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
+            ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
+        ],
+    })
+    .await;
+    app.smtp.set_delay(Duration::from_secs(3));
+    let mut doomed = app.spawn_worker_process(WORKER);
+    let body = app.sign_up("crash@example.com", "Crash").await;
+    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    app.wait_for_job_state(job_id, "active", DEADLINE).await;
+
+    doomed.kill().await;
+    app.smtp.set_delay(Duration::ZERO);
+    let mut rescuer = app.spawn_worker_process(WORKER);
+
+    app.wait_for_job_state(job_id, "completed", DEADLINE).await;
+    let emails = app.smtp.received();
+    assert_eq!(emails.len(), 1, "the killed attempt delivered nothing");
+    assert_eq!(emails[0].to, ["crash@example.com"]);
+    rescuer.terminate();
+    assert!(rescuer.wait(DEADLINE).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_rides_out_a_redis_outage_without_a_restart() {
+    let mut app = TestApp::spawn_without_worker().await;
+    let mut worker = app.spawn_worker_process(WORKER);
+    let before = app.sign_up("before@example.com", "Before").await;
+    app.wait_for_job_state(job(&before), "completed", DEADLINE)
+        .await;
+
+    app.redis.stop();
+    testkit::wait::until("readyz to report redis down", DEADLINE, || async {
+        (app.get("/readyz", None).await.status() == 503).then_some(())
+    })
+    .await;
+    let during = app.sign_up("during@example.com", "During").await;
+    assert_eq!(during["jobs"][0]["state"], "pending");
+    // The outage itself: a few seconds in which every reconnect attempt fails.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    app.redis.restart();
+
+    app.wait_for_job_state(job(&during), "completed", DEADLINE)
+        .await;
+    let after = app.sign_up("after@example.com", "After").await;
+    app.wait_for_job_state(job(&after), "completed", DEADLINE)
+        .await;
+    let mut recipients: Vec<String> = app
+        .smtp
+        .received()
+        .into_iter()
+        .flat_map(|email| email.to)
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        [
+            "after@example.com",
+            "before@example.com",
+            "during@example.com"
+        ]
+    );
+    worker.terminate();
+    assert!(worker.wait(DEADLINE).await.success());
+}
+
+fn job(signup: &serde_json::Value) -> &str {
+    signup["jobs"][0]["id"].as_str().expect("job id")
+}
