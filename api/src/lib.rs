@@ -2,7 +2,8 @@
 //! milliseconds. The work itself happens in the `worker` binary.
 //!
 //! - [`Application`]: builds the router on a bound listener and serves it.
-//! - [`routes`]: one module per resource (`signup`, `session`, `jobs`, `health`).
+//! - [`routes`]: one module per resource (`signup`, `session`, `jobs`,
+//!   `health`, `admin`).
 //! - [`auth`]: Argon2id passwords and hashed opaque bearer tokens.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
 //! - [`token_cache`]: recently verified tokens, sparing the hot path a query.
@@ -23,6 +24,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use shared::config::Settings;
 use shared::queue::JobQueues;
 use tokio::net::TcpListener;
@@ -63,6 +66,10 @@ impl Application {
             pool,
             queues: Arc::new(JobQueues::new(settings)),
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
+            admin_token_hash: settings
+                .admin_token
+                .as_ref()
+                .map(|token| Sha256::digest(token.expose_secret().trim().as_bytes()).into()),
             public_url: settings.public_url.as_str().into(),
         };
         Ok(Self { listener, state })
@@ -102,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::session())
         .merge(routes::jobs())
         .merge(routes::health())
+        .merge(routes::admin())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

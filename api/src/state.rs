@@ -16,6 +16,8 @@ pub struct AppState {
     pub queues: Arc<JobQueues>,
     /// Recently verified bearer tokens.
     pub tokens: Arc<TokenCache>,
+    /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
+    pub admin_token_hash: Option<[u8; 32]>,
     /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.
     pub public_url: Arc<str>,
 }

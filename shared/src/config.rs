@@ -37,6 +37,8 @@ pub struct Settings {
     pub mailbox_dir: PathBuf,
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one Redis Cluster slot.
     pub queue_prefix: String,
+    /// Bearer token for the operator endpoints; `None` disables them (`ADMIN_TOKEN`).
+    pub admin_token: Option<SecretString>,
     /// How long a stopping worker lets in-flight jobs finish (`SHUTDOWN_TIMEOUT_SECS`).
     pub shutdown_timeout: Duration,
     /// How a worker process consumes each queue (`QUEUE_<NAME>_…`).
@@ -158,6 +160,7 @@ impl Settings {
             mail_from: env.or("MAIL_FROM", "Acme <hello@acme.test>"),
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
+            admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
             shutdown_timeout: Duration::from_secs(env.parsed("SHUTDOWN_TIMEOUT_SECS", 30)),
             queues,
             log_format: env.parsed("LOG_FORMAT", LogFormat::Json),

@@ -85,6 +85,24 @@ impl JobQueues {
             .await
     }
 
+    /// How many jobs of `queue` are in each state right now.
+    pub async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
+        self.bounded(async {
+            let counts = self.queue(queue).await?.get_job_counts().await?;
+            Ok(QueueCounts {
+                queue,
+                // Prioritized jobs are waiting too, just not in FIFO order.
+                waiting: counts.waiting + counts.prioritized,
+                active: counts.active,
+                delayed: counts.delayed,
+                completed: counts.completed,
+                failed: counts.failed,
+                paused: counts.paused,
+            })
+        })
+        .await
+    }
+
     /// A BullMQ queue handle, for operations this layer does not wrap yet.
     pub async fn queue(&self, queue: QueueName) -> Result<&Queue, bullmq::Error> {
         let cell = self
@@ -112,6 +130,25 @@ impl JobQueues {
             .await
             .map_err(|_| QueueError::Timeout(self.timeout))?
     }
+}
+
+/// Jobs per state in one queue, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QueueCounts {
+    /// The queue.
+    pub queue: QueueName,
+    /// Ready to run.
+    pub waiting: u64,
+    /// Running now.
+    pub active: u64,
+    /// Scheduled: a retry after backoff, or a job added with a delay.
+    pub delayed: u64,
+    /// Done (within the retention window).
+    pub completed: u64,
+    /// The dead-letter set.
+    pub failed: u64,
+    /// Waiting in a paused queue.
+    pub paused: u64,
 }
 
 /// Worker options for `queue`: our Redis and prefix, and the queue's settings.

@@ -3,6 +3,7 @@
 //! ```text
 //! worker                                   consume every queue
 //! worker --queues <name>[,<name>…]         consume only these (scale heavy queues apart)
+//! worker counts                            jobs per state in every queue
 //! worker failed list <queue>               the dead-letter set, newest first
 //! worker failed retry <queue> <id>|--all   move failed jobs back to the queue
 //! ```
@@ -16,11 +17,13 @@ use shared::jobs::QueueName;
 use worker::dead_letters::DeadLetters;
 
 const USAGE: &str = "usage: worker [--queues <name>[,<name>…]]
+       worker counts
        worker failed list <queue>
        worker failed retry <queue> <id>|--all";
 
 enum Command {
     Run(Vec<QueueName>),
+    Counts,
     ListFailed(QueueName),
     RetryFailed(QueueName, Option<String>),
 }
@@ -46,6 +49,7 @@ async fn main() -> ExitCode {
             shared::telemetry::init(settings.log_format);
             worker::runtime::run(&settings, &queues, shared::shutdown::signal()).await
         }
+        Command::Counts => counts(&settings).await,
         Command::ListFailed(queue) => list_failed(&settings, queue).await,
         Command::RetryFailed(queue, id) => retry_failed(&settings, queue, id).await,
     };
@@ -66,6 +70,7 @@ fn parse(args: Vec<String>) -> Result<Command, String> {
         ["--queues", list] => Ok(Command::Run(
             list.split(',').map(queue).collect::<Result<_, _>>()?,
         )),
+        ["counts"] => Ok(Command::Counts),
         ["failed", "list", name] => Ok(Command::ListFailed(queue(name)?)),
         ["failed", "retry", name, "--all"] => Ok(Command::RetryFailed(queue(name)?, None)),
         ["failed", "retry", name, id] => {
@@ -73,6 +78,23 @@ fn parse(args: Vec<String>) -> Result<Command, String> {
         }
         _ => Err(format!("unexpected arguments: {}", args.join(" "))),
     }
+}
+
+async fn counts(settings: &Settings) -> anyhow::Result<()> {
+    let queues = shared::queue::JobQueues::new(settings);
+    let mut out = std::io::stdout().lock();
+    for &queue in QueueName::ALL {
+        let c = queues
+            .counts(queue)
+            .await
+            .with_context(|| format!("cannot count the jobs of {queue}"))?;
+        writeln!(
+            out,
+            "{queue}\twaiting={}\tactive={}\tdelayed={}\tcompleted={}\tfailed={}\tpaused={}",
+            c.waiting, c.active, c.delayed, c.completed, c.failed, c.paused
+        )?;
+    }
+    Ok(())
 }
 
 async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<()> {
@@ -136,6 +158,7 @@ mod tests {
             parse(args("failed retry welcome-email abc")),
             Ok(Command::RetryFailed(_, Some(id))) if id == "abc"
         ));
+        assert!(matches!(parse(args("counts")), Ok(Command::Counts)));
         assert!(parse(args("failed list nope")).is_err());
         assert!(parse(args("--bogus")).is_err());
     }

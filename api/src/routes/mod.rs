@@ -1,10 +1,12 @@
 //! One module per resource; each exposes a `router()`.
 
+mod admin;
 mod health;
 mod jobs;
 mod session;
 mod signup;
 
+pub use admin::router as admin;
 pub use health::router as health;
 pub use jobs::router as jobs;
 pub use session::router as session;

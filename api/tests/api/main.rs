@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP API: real Postgres, Redis, worker and SMTP sink.
 
+mod admin;
 mod health;
 mod jobs;
 mod session;

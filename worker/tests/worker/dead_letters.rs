@@ -86,3 +86,19 @@ async fn retrying_a_job_that_is_not_failed_is_an_error() {
     assert!(stderr.contains("no failed job"), "{stderr}");
     assert_eq!(app.smtp.received().len(), 1, "nothing was sent twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_show_the_failed_and_completed_jobs_per_queue() {
+    let app = TestApp::spawn().await;
+    failed_signup(&app, "failed@example.com").await;
+    let body = app.sign_up("done@example.com", "Done").await;
+    let done = body["jobs"][0]["id"].as_str().expect("job id");
+    app.wait_for_job_state(done, "completed", DEADLINE).await;
+
+    let counts = stdout(&app.worker_command(WORKER, &["counts"]).await);
+
+    assert_eq!(
+        counts.trim(),
+        "welcome-email\twaiting=0\tactive=0\tdelayed=0\tcompleted=1\tfailed=1\tpaused=0"
+    );
+}

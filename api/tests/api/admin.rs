@@ -1,0 +1,48 @@
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::TestApp;
+use testkit::app::Options;
+
+#[tokio::test]
+async fn admin_endpoints_do_not_exist_without_an_admin_token() {
+    let app = TestApp::spawn_without_worker().await;
+
+    let response = app.get("/api/admin/queues", Some("anything")).await;
+
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_counts_need_the_admin_token_and_show_real_numbers() {
+    let app = TestApp::spawn_with(Options {
+        worker: true,
+        env: vec![("ADMIN_TOKEN", "s3cret-operator-token".into())],
+    })
+    .await;
+    let body = app.sign_up("counted@example.com", "Counted").await;
+    let job = body["jobs"][0]["id"].as_str().expect("job id");
+    app.wait_for_job_state(job, "completed", Duration::from_secs(20))
+        .await;
+
+    let anonymous = app.get("/api/admin/queues", None).await;
+    let user_token = app.get("/api/admin/queues", body["token"].as_str()).await;
+    let admin = app
+        .get("/api/admin/queues", Some("s3cret-operator-token"))
+        .await;
+
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        user_token.status(),
+        401,
+        "a user token is not an admin token"
+    );
+    assert_eq!(admin.status(), 200);
+    let counts: Value = admin.json().await.expect("json");
+    let queue = &counts["queues"][0];
+    assert_eq!(queue["queue"], "welcome-email");
+    assert_eq!(queue["completed"], 1);
+    for state in ["waiting", "active", "delayed", "failed", "paused"] {
+        assert_eq!(queue[state], 0, "{state}: {counts}");
+    }
+}
