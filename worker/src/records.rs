@@ -61,6 +61,25 @@ pub async fn attempt_failed(
     Ok(())
 }
 
+/// BullMQ failed the job without running our handler (it stalled more often
+/// than allowed: its workers kept dying mid-job). Attempts our handler made
+/// were recorded when they failed, so only a record still `active` is stale.
+pub async fn failed_by_queue(
+    pool: &PgPool,
+    job_id: Uuid,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update jobs set state = 'failed', error = $2, finished_at = now(), updated_at = now()
+         where job_id = $1 and state = 'active'",
+        job_id,
+        reason,
+    )
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
 fn attempts_i32(attempts: u32) -> i32 {
     i32::try_from(attempts).unwrap_or(i32::MAX)
 }

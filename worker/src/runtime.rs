@@ -68,8 +68,8 @@ struct RunningWorker {
 /// before Redis (or during an outage) waits instead of crash-looping.
 async fn connect(settings: &Settings, ctx: &Arc<Context>, queue: QueueName) -> RunningWorker {
     loop {
-        let ctx = ctx.clone();
-        let processor = move |job, _cancel| process(ctx.clone(), queue, job);
+        let for_jobs = ctx.clone();
+        let processor = move |job, _cancel| process(for_jobs.clone(), queue, job);
         let options = worker_options(settings, queue);
         let concurrency = options.concurrency;
         match bullmq::Worker::with_options(queue.as_str(), processor, options)
@@ -79,7 +79,7 @@ async fn connect(settings: &Settings, ctx: &Arc<Context>, queue: QueueName) -> R
             Ok(worker) => {
                 tracing::info!(%queue, concurrency, "consuming queue");
                 let worker = Arc::new(worker);
-                let events = tokio::spawn(log_events(queue, worker.clone()));
+                let events = tokio::spawn(watch_events(queue, worker.clone(), ctx.pool.clone()));
                 return RunningWorker {
                     queue,
                     worker,
@@ -95,13 +95,26 @@ async fn connect(settings: &Settings, ctx: &Arc<Context>, queue: QueueName) -> R
 }
 
 /// Drains the worker's event channel (it is unbounded: left unread, it would
-/// grow with every job) and surfaces what the runtime does not log itself.
-async fn log_events(queue: QueueName, worker: Arc<bullmq::Worker>) {
+/// grow with every job), surfaces what the runtime does not log itself, and
+/// records failures BullMQ decides without running our handler.
+async fn watch_events(queue: QueueName, worker: Arc<bullmq::Worker>, pool: sqlx::PgPool) {
     while let Some(event) = worker.next_event().await {
         match event {
             WorkerEvent::Error(error) => tracing::warn!(%queue, %error, "queue error"),
             WorkerEvent::Stalled { job_id } => {
                 tracing::warn!(%queue, job.id = %job_id, "job stalled; it will run again");
+            }
+            WorkerEvent::Failed { job_id, error } => {
+                let Ok(id) = Uuid::parse_str(&job_id) else {
+                    continue;
+                };
+                match records::failed_by_queue(&pool, id, &error).await {
+                    Ok(true) => tracing::error!(%queue, job.id = %job_id, %error, "job failed"),
+                    Ok(false) => {} // our handler failed it and already said so
+                    Err(db) => {
+                        tracing::warn!(%queue, job.id = %job_id, error = %db, "could not record the failure")
+                    }
+                }
             }
             WorkerEvent::Closed => break,
             _ => {}

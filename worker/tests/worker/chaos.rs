@@ -84,3 +84,56 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
 fn job(signup: &serde_json::Value) -> &str {
     signup["jobs"][0]["id"].as_str().expect("job id")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_workers_keep_dying_ends_failed_not_active_forever() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        env: vec![
+            ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
+            ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
+        ],
+    })
+    .await;
+    app.smtp.set_delay(Duration::from_secs(60));
+    let body = app.sign_up("cursed@example.com", "Cursed").await;
+    let job_id = job(&body).to_owned();
+
+    // Two workers die mid-job; BullMQ allows one stall, not two.
+    for _ in 0..2 {
+        let previous_start = last_update(&app, &job_id).await;
+        let mut doomed = app.spawn_worker_process(WORKER);
+        testkit::wait::until("a worker to start the job", DEADLINE, || async {
+            let state = app.job_state(&job_id).await;
+            (state == "active" && last_update(&app, &job_id).await > previous_start).then_some(())
+        })
+        .await;
+        doomed.kill().await;
+    }
+    let mut survivor = app.spawn_worker_process(WORKER);
+
+    app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
+    let error: Option<String> =
+        sqlx::query_scalar("select error from jobs where job_id = $1::uuid")
+            .bind(&job_id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the record exists");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("stalled more than allowable limit")),
+        "{error:?}"
+    );
+    assert!(app.smtp.received().is_empty());
+    survivor.terminate();
+    assert!(survivor.wait(DEADLINE).await.success());
+}
+
+async fn last_update(app: &TestApp, job_id: &str) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar("select updated_at from jobs where job_id = $1::uuid")
+        .bind(job_id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("the record exists")
+}
