@@ -33,7 +33,16 @@ ensure_packages() {
 }
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  if command -v python3 >/dev/null; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    return
+  fi
+  local port
+  while :; do
+    port=$(shuf -i 20000-60000 -n 1)
+    # Nothing answers on it: free (bash's /dev/tcp connects or fails at once).
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
 }
 
 # initdb and postgres refuse to run as root; run them as `postgres` then.

@@ -90,7 +90,6 @@ impl Application {
             self.state.pool.clone(),
             self.state.queues.clone(),
             RELAY_INTERVAL,
-            std::future::pending(),
         ));
         tracing::info!(address = %self.local_addr()?, "api listening");
         let served = axum::serve(self.listener, router(self.state))

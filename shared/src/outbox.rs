@@ -176,31 +176,21 @@ pub async fn relay_pending(
     }
 }
 
-/// Runs [`relay_pending`] every `interval` until `shutdown` resolves.
-pub async fn run_relay(
-    pool: PgPool,
-    queues: std::sync::Arc<JobQueues>,
-    interval: Duration,
-    shutdown: impl Future<Output = ()>,
-) {
-    let relay = async {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match relay_pending(&pool, &queues, interval).await {
-                Ok(0) => {}
-                Ok(delivered) => tracing::info!(delivered, "relayed pending jobs to redis"),
-                Err(error) => tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "outbox relay failed; retrying next tick"
-                ),
-            }
+/// Runs [`relay_pending`] every `interval`, for ever; the owner aborts the
+/// task to stop it (a pass cut short rolls back and is redone next time).
+pub async fn run_relay(pool: PgPool, queues: std::sync::Arc<JobQueues>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match relay_pending(&pool, &queues, interval).await {
+            Ok(0) => {}
+            Ok(delivered) => tracing::info!(delivered, "relayed pending jobs to redis"),
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "outbox relay failed; retrying next tick"
+            ),
         }
-    };
-    tokio::select! {
-        () = relay => {}
-        () = shutdown => {}
     }
 }
 

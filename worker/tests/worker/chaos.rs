@@ -11,15 +11,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_loses_nothing_and_the_email_goes_out_once() {
-    let app = TestApp::spawn_with(Options {
-        worker: false,
-        // Short locks so the orphaned job is recovered in seconds, not 30 s.
-        env: vec![
-            ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
-            ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
-        ],
-    })
-    .await;
+    let app = app_with_short_locks().await;
     app.smtp.set_delay(Duration::from_secs(3));
     let mut doomed = app.spawn_worker_process(WORKER);
     let body = app.sign_up("crash@example.com", "Crash").await;
@@ -81,20 +73,26 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
     assert!(worker.wait(DEADLINE).await.success());
 }
 
-fn job(signup: &serde_json::Value) -> &str {
-    signup["jobs"][0]["id"].as_str().expect("job id")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_whose_workers_keep_dying_ends_failed_not_active_forever() {
-    let app = TestApp::spawn_with(Options {
+/// No in-process worker, and short locks so an orphaned job is recovered in
+/// seconds rather than BullMQ's default 30.
+async fn app_with_short_locks() -> TestApp {
+    TestApp::spawn_with(Options {
         worker: false,
         env: vec![
             ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
             ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
         ],
     })
-    .await;
+    .await
+}
+
+fn job(signup: &serde_json::Value) -> &str {
+    signup["jobs"][0]["id"].as_str().expect("job id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_workers_keep_dying_ends_failed_not_active_forever() {
+    let app = app_with_short_locks().await;
     app.smtp.set_delay(Duration::from_secs(60));
     let body = app.sign_up("cursed@example.com", "Cursed").await;
     let job_id = job(&body).to_owned();
