@@ -47,29 +47,39 @@ pub struct Settings {
     pub log_format: LogFormat,
 }
 
-/// How one worker process consumes one queue.
+/// How one queue's jobs are retried, kept and consumed. Defaults come from
+/// the job catalogue ([`QueueName::default_settings`]); every field can be
+/// overridden with `QUEUE_<NAME>_<FIELD>` (see `.env.example`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSettings {
-    /// Jobs run at once (`QUEUE_<NAME>_CONCURRENCY`).
+    /// Jobs one worker process runs at once (`CONCURRENCY`).
     pub concurrency: usize,
-    /// How long a job's lock lasts without renewal; a worker that dies
-    /// holding it leaves the job to others after this (`QUEUE_<NAME>_LOCK_DURATION_MS`).
+    /// Tries per job, the first included (`ATTEMPTS`).
+    pub attempts: u32,
+    /// Base retry delay, doubled per attempt, with jitter (`BACKOFF_MS`).
+    pub backoff: Duration,
+    /// At most `max` jobs per `per` across all workers (`RATE_MAX`, `RATE_PER_MS`).
+    pub rate_limit: Option<RateLimit>,
+    /// Completed jobs stay in Redis this long… (`KEEP_COMPLETED_SECS`)
+    pub keep_completed: Duration,
+    /// …and no more than this many of them (`KEEP_COMPLETED_COUNT`).
+    pub keep_completed_count: usize,
+    /// Failed jobs, the dead-letter set, stay this long (`KEEP_FAILED_SECS`).
+    pub keep_failed: Duration,
+    /// A job's lock; a worker that dies holding it leaves the job to others
+    /// after this long (`LOCK_DURATION_MS`).
     pub lock_duration: Duration,
-    /// How often this worker looks for jobs whose lock expired
-    /// (`QUEUE_<NAME>_STALLED_INTERVAL_MS`).
+    /// How often a worker looks for jobs whose lock expired (`STALLED_INTERVAL_MS`).
     pub stalled_interval: Duration,
 }
 
-impl QueueSettings {
-    /// The defaults for `queue`: BullMQ's 30 s lock and stalled check, and
-    /// the queue's own concurrency.
-    pub const fn defaults(queue: QueueName) -> Self {
-        Self {
-            concurrency: queue.default_concurrency(),
-            lock_duration: Duration::from_secs(30),
-            stalled_interval: Duration::from_secs(30),
-        }
-    }
+/// A queue-wide rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Jobs allowed per window.
+    pub max: u64,
+    /// The window.
+    pub per: Duration,
 }
 
 /// How log lines are written.
@@ -125,26 +135,7 @@ impl Settings {
         let database_url = env.required("DATABASE_URL");
         let queues = QueueName::ALL
             .iter()
-            .map(|&queue| {
-                let prefix = format!("QUEUE_{}_", queue.as_str().replace('-', "_").to_uppercase());
-                let defaults = QueueSettings::defaults(queue);
-                let millis = |env: &mut Env<'_, _>, name: &str, default: Duration| {
-                    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
-                    Duration::from_millis(env.parsed(&format!("{prefix}{name}"), default).max(1))
-                };
-                let settings = QueueSettings {
-                    concurrency: env
-                        .parsed(&format!("{prefix}CONCURRENCY"), defaults.concurrency)
-                        .max(1),
-                    lock_duration: millis(&mut env, "LOCK_DURATION_MS", defaults.lock_duration),
-                    stalled_interval: millis(
-                        &mut env,
-                        "STALLED_INTERVAL_MS",
-                        defaults.stalled_interval,
-                    ),
-                };
-                (queue, settings)
-            })
+            .map(|&queue| (queue, queue_settings(&mut env, queue)))
             .collect();
         let settings = Settings {
             database_url: SecretString::from(database_url.unwrap_or_default()),
@@ -173,12 +164,51 @@ impl Settings {
         }
     }
 
-    /// How a worker process consumes `queue`.
+    /// How `queue`'s jobs are retried, kept and consumed.
     pub fn queue(&self, queue: QueueName) -> QueueSettings {
         self.queues
             .get(&queue)
             .copied()
-            .unwrap_or_else(|| QueueSettings::defaults(queue))
+            .unwrap_or_else(|| queue.default_settings())
+    }
+}
+
+/// `queue`'s defaults, overridden by `QUEUE_<NAME>_<FIELD>` variables.
+fn queue_settings<F: Fn(&str) -> Option<String>>(
+    env: &mut Env<'_, F>,
+    queue: QueueName,
+) -> QueueSettings {
+    let prefix = format!("QUEUE_{}_", queue.as_str().replace('-', "_").to_uppercase());
+    let d = queue.default_settings();
+    let key = |field: &str| format!("{prefix}{field}");
+    let millis = |env: &mut Env<'_, F>, field: &str, default: Duration| {
+        let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(env.parsed(&key(field), default).max(1))
+    };
+    let secs = |env: &mut Env<'_, F>, field: &str, default: Duration| {
+        Duration::from_secs(env.parsed(&key(field), default.as_secs()))
+    };
+    let rate_max = env.parsed(&key("RATE_MAX"), d.rate_limit.map_or(0, |limit| limit.max));
+    let rate_per = millis(
+        env,
+        "RATE_PER_MS",
+        d.rate_limit
+            .map_or(Duration::from_secs(1), |limit| limit.per),
+    );
+    QueueSettings {
+        concurrency: env.parsed(&key("CONCURRENCY"), d.concurrency).max(1),
+        attempts: env.parsed(&key("ATTEMPTS"), d.attempts).max(1),
+        backoff: millis(env, "BACKOFF_MS", d.backoff),
+        // RATE_MAX=0 turns a default limit off.
+        rate_limit: (rate_max > 0).then_some(RateLimit {
+            max: rate_max,
+            per: rate_per,
+        }),
+        keep_completed: secs(env, "KEEP_COMPLETED_SECS", d.keep_completed),
+        keep_completed_count: env.parsed(&key("KEEP_COMPLETED_COUNT"), d.keep_completed_count),
+        keep_failed: secs(env, "KEEP_FAILED_SECS", d.keep_failed),
+        lock_duration: millis(env, "LOCK_DURATION_MS", d.lock_duration),
+        stalled_interval: millis(env, "STALLED_INTERVAL_MS", d.stalled_interval),
     }
 }
 
@@ -262,12 +292,24 @@ mod tests {
             ("DATABASE_URL", "postgres://localhost/app"),
             ("QUEUE_WELCOME_EMAIL_CONCURRENCY", "3"),
             ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000"),
+            ("QUEUE_WELCOME_EMAIL_ATTEMPTS", "2"),
+            ("QUEUE_WELCOME_EMAIL_RATE_MAX", "1"),
         ])
         .expect("valid");
         let queue = s.queue(QueueName::WelcomeEmail);
+        let defaults = QueueName::WelcomeEmail.default_settings();
         assert_eq!(queue.concurrency, 3);
+        assert_eq!(queue.attempts, 2);
         assert_eq!(queue.lock_duration, Duration::from_secs(2));
-        assert_eq!(queue.stalled_interval, Duration::from_secs(30));
+        assert_eq!(
+            queue.rate_limit,
+            Some(RateLimit {
+                max: 1,
+                per: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(queue.stalled_interval, defaults.stalled_interval);
+        assert_eq!(queue.keep_failed, defaults.keep_failed);
     }
 
     #[test]

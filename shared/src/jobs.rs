@@ -13,6 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::config::QueueSettings;
+
 /// Every queue, one per kind of slow work, so each has its own limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -32,23 +34,20 @@ impl QueueName {
         }
     }
 
-    /// Jobs of this queue one worker process runs at once, unless configured.
+    /// Defaults for this queue; `QUEUE_<NAME>_…` variables override them.
     /// I/O-bound queues wait on the network, so they get many slots.
-    pub const fn default_concurrency(self) -> usize {
+    pub const fn default_settings(self) -> QueueSettings {
         match self {
-            QueueName::WelcomeEmail => 16,
-        }
-    }
-
-    /// Retry and retention policy for jobs of this queue.
-    pub const fn policy(self) -> JobPolicy {
-        match self {
-            QueueName::WelcomeEmail => JobPolicy {
+            QueueName::WelcomeEmail => QueueSettings {
+                concurrency: 16,
                 attempts: 5,
                 backoff: Duration::from_secs(2),
+                rate_limit: None,
                 keep_completed: Duration::from_secs(24 * 60 * 60),
                 keep_completed_count: 1_000,
                 keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
+                lock_duration: Duration::from_secs(30),
+                stalled_interval: Duration::from_secs(30),
             },
         }
     }
@@ -70,21 +69,6 @@ impl FromStr for QueueName {
             .find(|queue| queue.as_str() == s)
             .ok_or_else(|| format!("unknown queue `{s}`"))
     }
-}
-
-/// How BullMQ retries and keeps the jobs of one queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobPolicy {
-    /// Total tries, the first included.
-    pub attempts: u32,
-    /// First retry delay; BullMQ doubles it on every further attempt.
-    pub backoff: Duration,
-    /// Completed jobs stay inspectable in Redis this long…
-    pub keep_completed: Duration,
-    /// …but no more than this many of them.
-    pub keep_completed_count: usize,
-    /// Failed jobs (the dead-letter set) are kept this long for retrying.
-    pub keep_failed: Duration,
 }
 
 /// A job payload: knows its queue and whose job it is.

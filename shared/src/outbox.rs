@@ -35,14 +35,19 @@ pub enum DispatchState {
     Waiting,
 }
 
-/// Writes the durable record of `job` inside the caller's transaction.
-pub async fn record<J: Job>(conn: &mut PgConnection, job: &J) -> Result<JobRecord, sqlx::Error> {
+/// Writes the durable record of `job` inside the caller's transaction, with
+/// the attempts `queues` will give it.
+pub async fn record<J: Job>(
+    conn: &mut PgConnection,
+    queues: &JobQueues,
+    job: &J,
+) -> Result<JobRecord, sqlx::Error> {
     let record = JobRecord {
         id: Uuid::now_v7(),
         queue: J::QUEUE,
         payload: serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
     };
-    let max_attempts = i32::try_from(J::QUEUE.policy().attempts).unwrap_or(i32::MAX);
+    let max_attempts = i32::try_from(queues.settings(J::QUEUE).attempts).unwrap_or(i32::MAX);
     sqlx::query!(
         "insert into jobs (job_id, user_id, queue, payload, max_attempts)
          values ($1, $2, $3, $4, $5)",

@@ -2,17 +2,21 @@
 //! key or builds BullMQ options, so the engine could be swapped here alone.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bullmq::options::RedisConnectionOptions;
 use bullmq::redis_connection::RedisConnection;
 use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
-use bullmq::{JobOptions, Queue, QueueOptions, WorkerOptions};
+use bullmq::{
+    BackoffStrategyFn, JobOptions, Queue, QueueOptions, RateLimiterOptions, WorkerOptions,
+};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::config::Settings;
+use crate::config::{QueueSettings, Settings};
 use crate::jobs::QueueName;
 
 /// Why a job could not be handed to Redis.
@@ -36,6 +40,7 @@ pub struct JobQueues {
     prefix: String,
     connection: OnceCell<RedisConnection>,
     queues: HashMap<QueueName, OnceCell<Queue>>,
+    settings: HashMap<QueueName, QueueSettings>,
     timeout: Duration,
 }
 
@@ -55,11 +60,24 @@ impl JobQueues {
                 .iter()
                 .map(|queue| (*queue, OnceCell::new()))
                 .collect(),
+            settings: QueueName::ALL
+                .iter()
+                .map(|&queue| (queue, settings.queue(queue)))
+                .collect(),
             timeout: Self::DEFAULT_TIMEOUT,
         }
     }
 
-    /// Adds the job with `job_id` to `queue` with the queue's policy.
+    /// The configured settings of `queue`; job records take their
+    /// `max_attempts` from here so they agree with what BullMQ is told.
+    pub fn settings(&self, queue: QueueName) -> QueueSettings {
+        self.settings
+            .get(&queue)
+            .copied()
+            .unwrap_or_else(|| queue.default_settings())
+    }
+
+    /// Adds the job with `job_id` to `queue` with the queue's settings.
     ///
     /// Idempotent: BullMQ ignores a second add of a job id it still holds.
     pub async fn enqueue(
@@ -72,7 +90,7 @@ impl JobQueues {
             let handle = self.queue(queue).await?;
             handle
                 .add(queue.as_str(), payload)
-                .options(job_options(queue).job_id(job_id.to_string()))
+                .options(job_options(&self.settings(queue)).job_id(job_id.to_string()))
                 .await?;
             Ok(())
         })
@@ -151,10 +169,15 @@ pub struct QueueCounts {
     pub paused: u64,
 }
 
+/// The backoff type our jobs carry. Standard BullMQ backoffs have no
+/// jitter, so retries of jobs that failed together (a provider outage)
+/// would all come back at the same instant; this one spreads them.
+pub const JITTERED_BACKOFF: &str = "exponential-jitter";
+
 /// Worker options for `queue`: our Redis and prefix, and the queue's settings.
 pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
     let queue = settings.queue(queue);
-    WorkerOptions::new()
+    let mut options = WorkerOptions::new()
         .connection(connection_options(settings))
         .prefix(settings.queue_prefix.clone())
         .concurrency(queue.concurrency)
@@ -163,26 +186,51 @@ pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
         // An idle worker re-checks for shutdown this often, so SIGTERM on an
         // idle worker is answered within a second.
         .drain_delay(Duration::from_secs(1))
+        .backoff_strategy(jittered_backoff(queue.backoff));
+    if let Some(limit) = queue.rate_limit {
+        options = options.limiter(RateLimiterOptions::new(limit.max, limit.per));
+    }
+    options
+}
+
+/// "Equal jitter": attempt n waits between half and all of `base * 2^(n-1)`,
+/// capped at an hour, so retries never bunch up yet never come too soon.
+fn jittered_backoff(base: Duration) -> BackoffStrategyFn {
+    Arc::new(move |attempt, kind, _error, _data| {
+        let delay = if kind == JITTERED_BACKOFF {
+            let ceiling = base
+                .saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1)))
+                .min(Duration::from_secs(3600));
+            let ceiling = millis(ceiling);
+            let half = ceiling / 2;
+            let random = RandomState::new().hash_one(attempt);
+            i64::try_from(half + random % (ceiling - half + 1)).unwrap_or(i64::MAX)
+        } else {
+            // A backoff type we do not know (from another producer): retry now
+            // rather than guess, as BullMQ does for unknown custom types.
+            0
+        };
+        Box::pin(async move { delay })
+    })
 }
 
 fn connection_options(settings: &Settings) -> RedisConnectionOptions {
     RedisConnectionOptions::new().url(settings.redis_url.expose_secret())
 }
 
-/// The BullMQ options every job of `queue` is added with.
-fn job_options(queue: QueueName) -> JobOptions {
-    let policy = queue.policy();
+/// The BullMQ options every job of a queue is added with.
+fn job_options(queue: &QueueSettings) -> JobOptions {
     JobOptions::new()
-        .attempts(policy.attempts)
-        .backoff(BackoffStrategy::Exponential(millis(policy.backoff)))
+        .attempts(queue.attempts)
+        .backoff(BackoffStrategy::Custom(JITTERED_BACKOFF.to_owned()))
         // BullMQ's KeepJobs ages are in seconds (its Lua multiplies by 1000).
         .remove_on_complete(RemoveOnFinish::Options(KeepJobs {
-            age: Some(policy.keep_completed.as_secs()),
-            count: Some(policy.keep_completed_count),
+            age: Some(queue.keep_completed.as_secs()),
+            count: Some(queue.keep_completed_count),
             limit: None,
         }))
         .remove_on_fail(RemoveOnFinish::Options(KeepJobs {
-            age: Some(policy.keep_failed.as_secs()),
+            age: Some(queue.keep_failed.as_secs()),
             count: None,
             limit: None,
         }))
@@ -190,4 +238,27 @@ fn job_options(queue: QueueName) -> JobOptions {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jittered_backoff_doubles_and_stays_within_its_window() {
+        let backoff = jittered_backoff(Duration::from_secs(2));
+        let data = serde_json::Value::Null;
+        for (attempt, ceiling) in [(1, 2_000), (2, 4_000), (3, 8_000)] {
+            let delays: Vec<i64> = futures::future::join_all(
+                (0..50).map(|_| backoff(attempt, JITTERED_BACKOFF, "", &data)),
+            )
+            .await;
+            assert!(
+                delays.iter().all(|&d| d >= ceiling / 2 && d <= ceiling),
+                "{delays:?}"
+            );
+            let distinct: std::collections::HashSet<_> = delays.iter().collect();
+            assert!(distinct.len() > 1, "no jitter: {delays:?}");
+        }
+    }
 }

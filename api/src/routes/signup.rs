@@ -85,7 +85,7 @@ async fn signup(
         _ => ApiError::database(error),
     })?;
     let token = issue_token(&mut *tx, user_id).await?;
-    let welcome = outbox::record(&mut tx, &WelcomeEmail { user_id }).await?;
+    let welcome = outbox::record(&mut tx, &state.queues, &WelcomeEmail { user_id }).await?;
     tx.commit().await?;
     let committed = Instant::now();
 

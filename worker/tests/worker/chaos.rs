@@ -45,8 +45,8 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
     .await;
     let during = app.sign_up("during@example.com", "During").await;
     assert_eq!(during["jobs"][0]["state"], "pending");
-    // The outage itself: a few seconds in which every reconnect attempt fails.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The outage itself: ten seconds in which every reconnect attempt fails.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     app.redis.restart();
 
     app.wait_for_job_state(job(&during), "completed", DEADLINE)
@@ -71,6 +71,36 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
     );
     worker.terminate();
     assert!(worker.wait(DEADLINE).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_still_running_at_the_shutdown_deadline_is_finished_by_another_worker() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        env: vec![
+            ("SHUTDOWN_TIMEOUT_SECS", "1".into()),
+            ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
+            ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
+        ],
+    })
+    .await;
+    app.smtp.set_delay(Duration::from_secs(30));
+    let mut impatient = app.spawn_worker_process(WORKER);
+    let body = app.sign_up("slow@example.com", "Slow").await;
+    let job_id = job(&body);
+    app.wait_for_job_state(job_id, "active", DEADLINE).await;
+
+    impatient.terminate();
+    let status = impatient.wait(DEADLINE).await;
+    app.smtp.set_delay(Duration::ZERO);
+    let mut successor = app.spawn_worker_process(WORKER);
+
+    assert!(status.success(), "a deadline is not a crash: {status}");
+    app.wait_for_job_state(job_id, "completed", DEADLINE).await;
+    let emails = app.smtp.received();
+    assert_eq!(emails.len(), 1, "the abandoned attempt delivered nothing");
+    successor.terminate();
+    assert!(successor.wait(DEADLINE).await.success());
 }
 
 /// No in-process worker, and short locks so an orphaned job is recovered in

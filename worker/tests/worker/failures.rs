@@ -56,3 +56,74 @@ async fn a_temporary_smtp_failure_is_retried_and_the_email_sent_once() {
     assert_eq!(app.smtp.refused(), 1);
     assert_eq!(app.smtp.received().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
+    let app = TestApp::spawn_with(testkit::app::Options {
+        worker: true,
+        env: vec![
+            ("QUEUE_WELCOME_EMAIL_ATTEMPTS", "3".into()),
+            ("QUEUE_WELCOME_EMAIL_BACKOFF_MS", "50".into()),
+        ],
+    })
+    .await;
+    for _ in 0..5 {
+        app.smtp.refuse_next("421 4.7.0 try again later");
+    }
+
+    let body = app.sign_up("flaky@example.com", "Flaky").await;
+
+    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    app.wait_for_job_state(job_id, "failed", DEADLINE).await;
+    let job: Value = app
+        .get(&format!("/api/jobs/{job_id}"), body["token"].as_str())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(job["max_attempts"], 3);
+    assert_eq!(job["attempts_made"], 3, "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("try again later"))
+    );
+    assert_eq!(
+        app.smtp.refused(),
+        3,
+        "exactly the configured attempts were made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_queue_spaces_its_jobs_out() {
+    let app = TestApp::spawn_with(testkit::app::Options {
+        worker: true,
+        env: vec![
+            ("QUEUE_WELCOME_EMAIL_RATE_MAX", "1".into()),
+            ("QUEUE_WELCOME_EMAIL_RATE_PER_MS", "1000".into()),
+        ],
+    })
+    .await;
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        let body = app.sign_up(&format!("burst{n}@example.com"), "Burst").await;
+        jobs.push(body["jobs"][0]["id"].as_str().expect("id").to_owned());
+    }
+    for job in &jobs {
+        app.wait_for_job_state(job, "completed", DEADLINE).await;
+    }
+
+    let mut starts: Vec<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select started_at from jobs where started_at is not null")
+            .fetch_all(&app.pool)
+            .await
+            .expect("start times");
+    starts.sort();
+    assert_eq!(starts.len(), 3);
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        // The limiter's window is 1 s; allow for clock and scheduling slack.
+        assert!(gap >= chrono::Duration::milliseconds(900), "{starts:?}");
+    }
+}
