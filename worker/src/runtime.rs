@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::context::Context;
 use crate::error::JobError;
-use crate::jobs::{self, JobMeta};
+use crate::jobs::{Catalogue, Handler, JobMeta};
 use crate::records;
 
 /// How long to wait before trying Redis again when it is down at start-up.
@@ -31,12 +31,22 @@ pub async fn run(
     queues: &[QueueName],
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_with(settings, queues, Arc::new(Catalogue), shutdown).await
+}
+
+/// [`run`] with another [`Handler`] doing the work, e.g. a no-op for benchmarks.
+pub async fn run_with<H: Handler>(
+    settings: &Settings,
+    queues: &[QueueName],
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::build(settings)?);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers = Vec::with_capacity(queues.len());
     for &queue in queues {
         tokio::select! {
-            worker = connect(settings, &ctx, queue) => workers.push(worker),
+            worker = connect(settings, &ctx, &handler, queue) => workers.push(worker),
             () = &mut shutdown => return Ok(()),
         }
     }
@@ -66,10 +76,15 @@ struct RunningWorker {
 
 /// Starts consuming `queue`, retrying until Redis answers: a worker started
 /// before Redis (or during an outage) waits instead of crash-looping.
-async fn connect(settings: &Settings, ctx: &Arc<Context>, queue: QueueName) -> RunningWorker {
+async fn connect<H: Handler>(
+    settings: &Settings,
+    ctx: &Arc<Context>,
+    handler: &Arc<H>,
+    queue: QueueName,
+) -> RunningWorker {
     loop {
-        let for_jobs = ctx.clone();
-        let processor = move |job, _cancel| process(for_jobs.clone(), queue, job);
+        let (for_jobs, handler) = (ctx.clone(), handler.clone());
+        let processor = move |job, _cancel| process(for_jobs.clone(), handler.clone(), queue, job);
         let options = worker_options(settings, queue);
         let concurrency = options.concurrency;
         match bullmq::Worker::with_options(queue.as_str(), processor, options)
@@ -123,8 +138,9 @@ async fn watch_events(queue: QueueName, worker: Arc<bullmq::Worker>, pool: sqlx:
 }
 
 /// One attempt at one job: record, run, record, log once.
-async fn process(
+async fn process<H: Handler>(
     ctx: Arc<Context>,
+    handler: Arc<H>,
     queue: QueueName,
     job: bullmq::Job,
 ) -> Result<Value, bullmq::Error> {
@@ -140,7 +156,7 @@ async fn process(
     async move {
         let started = Instant::now();
         tracing::info!("job started");
-        let outcome = attempt(&ctx, queue, &meta, record, job.data()).await;
+        let outcome = attempt(&ctx, &*handler, queue, &meta, record, job.data()).await;
         let duration_ms = started.elapsed().as_millis();
         match outcome {
             Ok(result) => {
@@ -176,8 +192,9 @@ async fn process(
     .await
 }
 
-async fn attempt(
+async fn attempt<H: Handler>(
     ctx: &Context,
+    handler: &H,
     queue: QueueName,
     meta: &JobMeta,
     record: Option<Uuid>,
@@ -186,7 +203,7 @@ async fn attempt(
     if let Some(id) = record {
         records::started(&ctx.pool, id).await?;
     }
-    let result = jobs::handle(ctx, queue, meta, data).await?;
+    let result = handler.handle(ctx, queue, meta, data).await?;
     if let Some(id) = record {
         // If this fails, the job is retried and the idempotent handler
         // finds its work done, so the record catches up.

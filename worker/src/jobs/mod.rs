@@ -19,6 +19,34 @@ pub struct JobMeta {
     pub attempt: u32,
 }
 
+/// What the runtime calls to do a job's work. Production uses
+/// [`Catalogue`]; benchmarks plug in a no-op to measure the runtime itself.
+pub trait Handler: Send + Sync + 'static {
+    /// Does the work of one attempt at a job of `queue`.
+    fn handle(
+        &self,
+        ctx: &Context,
+        queue: QueueName,
+        job: &JobMeta,
+        data: &Value,
+    ) -> impl Future<Output = Result<Value, JobError>> + Send;
+}
+
+/// The real jobs: routes each queue to its handler in `jobs/`.
+pub struct Catalogue;
+
+impl Handler for Catalogue {
+    async fn handle(
+        &self,
+        ctx: &Context,
+        queue: QueueName,
+        job: &JobMeta,
+        data: &Value,
+    ) -> Result<Value, JobError> {
+        handle(ctx, queue, job, data).await
+    }
+}
+
 /// Runs the handler for `queue` on the job's JSON `data`.
 pub async fn handle(
     ctx: &Context,
