@@ -41,6 +41,9 @@ pub enum ApiError {
     /// Nothing here, or nothing this user may see (404).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Too many attempts from this client; retry after this many seconds (429).
+    #[error("too many attempts; retry in {0} seconds")]
+    RateLimited(u64),
     /// A dependency is down; retrying later will help (503).
     #[error("the service is temporarily unavailable, please retry")]
     Unavailable(#[source] anyhow::Error),
@@ -59,6 +62,7 @@ impl ApiError {
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +79,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -143,11 +148,20 @@ impl IntoResponse for ApiError {
                 fields,
             },
         };
+        let retry_after = match &self {
+            Self::RateLimited(seconds) => Some(*seconds),
+            _ => None,
+        };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

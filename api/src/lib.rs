@@ -6,12 +6,14 @@
 //!   `health`, `admin`).
 //! - [`auth`]: Argon2id passwords and hashed opaque bearer tokens.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
+//! - [`rate_limit`]: per-client limits on signup and login (429).
 //! - [`token_cache`]: recently verified tokens, sparing the hot path a query.
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 pub mod token_cache;
@@ -21,9 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
 use axum::http::StatusCode;
+use axum::{Router, middleware};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use shared::config::Settings;
@@ -33,6 +36,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 use crate::token_cache::TokenCache;
 
@@ -62,10 +66,23 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("failed to listen on {address}"))?;
+        let client_ip_header = settings
+            .client_ip_header
+            .as_deref()
+            .map(HeaderName::try_from)
+            .transpose()
+            .context("CLIENT_IP_HEADER is not a valid header name")?;
         let state = AppState {
             pool,
             queues: Arc::new(JobQueues::new(settings)),
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
+            auth_limiter: (settings.auth_rate_limit > 0).then(|| {
+                Arc::new(RateLimiter::new(
+                    settings.auth_rate_limit,
+                    Duration::from_secs(60),
+                ))
+            }),
+            client_ip_header,
             admin_token_hash: settings
                 .admin_token
                 .as_ref()
@@ -92,7 +109,8 @@ impl Application {
             RELAY_INTERVAL,
         ));
         tracing::info!(address = %self.local_addr()?, "api listening");
-        let served = axum::serve(self.listener, router(self.state))
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed");
@@ -103,9 +121,16 @@ impl Application {
 
 /// The whole HTTP surface, with its middleware.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let credentials = Router::new()
         .merge(routes::signup())
-        .merge(routes::session())
+        .merge(routes::login())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ));
+    Router::new()
+        .merge(credentials)
+        .merge(routes::profile())
         .merge(routes::jobs())
         .merge(routes::health())
         .merge(routes::admin())

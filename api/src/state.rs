@@ -5,6 +5,9 @@ use std::sync::Arc;
 use shared::queue::JobQueues;
 use sqlx::PgPool;
 
+use axum::http::HeaderName;
+
+use crate::rate_limit::RateLimiter;
 use crate::token_cache::TokenCache;
 
 /// Shared, cheaply clonable application state.
@@ -16,6 +19,10 @@ pub struct AppState {
     pub queues: Arc<JobQueues>,
     /// Recently verified bearer tokens.
     pub tokens: Arc<TokenCache>,
+    /// Limits signups and logins per client; `None` when disabled.
+    pub auth_limiter: Option<Arc<RateLimiter>>,
+    /// Where a trusted proxy puts the client address (`CLIENT_IP_HEADER`).
+    pub client_ip_header: Option<HeaderName>,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<[u8; 32]>,
     /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.

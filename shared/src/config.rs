@@ -37,6 +37,12 @@ pub struct Settings {
     pub mailbox_dir: PathBuf,
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one Redis Cluster slot.
     pub queue_prefix: String,
+    /// Signups plus logins allowed per client per minute; 0 turns the limit
+    /// off (`AUTH_RATE_LIMIT`).
+    pub auth_rate_limit: u32,
+    /// Header carrying the client address, appended by a trusted reverse
+    /// proxy, e.g. `X-Forwarded-For`; unset: the TCP peer (`CLIENT_IP_HEADER`).
+    pub client_ip_header: Option<String>,
     /// Bearer token for the operator endpoints; `None` disables them (`ADMIN_TOKEN`).
     pub admin_token: Option<SecretString>,
     /// How long a stopping worker lets in-flight jobs finish (`SHUTDOWN_TIMEOUT_SECS`).
@@ -152,6 +158,8 @@ impl Settings {
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
+            auth_rate_limit: env.parsed("AUTH_RATE_LIMIT", 20),
+            client_ip_header: env.optional("CLIENT_IP_HEADER"),
             shutdown_timeout: Duration::from_secs(env.parsed("SHUTDOWN_TIMEOUT_SECS", 30)),
             queues,
             log_format: env.parsed("LOG_FORMAT", LogFormat::Json),

@@ -97,6 +97,8 @@ impl TestApp {
             ("PUBLIC_URL", "http://app.test".into()),
             ("LOG_FORMAT", "pretty".into()),
             ("SHUTDOWN_TIMEOUT_SECS", "10".into()),
+            // Every test client is 127.0.0.1; tests of the limit turn it on.
+            ("AUTH_RATE_LIMIT", "0".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

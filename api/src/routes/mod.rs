@@ -9,6 +9,6 @@ mod signup;
 pub use admin::router as admin;
 pub use health::router as health;
 pub use jobs::router as jobs;
-pub use session::router as session;
+pub use session::{login_router as login, profile_router as profile};
 pub use signup::UserBody;
 pub use signup::router as signup;

@@ -11,11 +11,14 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-/// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/login", post(login))
-        .route("/api/me", get(me))
+/// `POST /api/login`: a credential endpoint, rate limited by the caller.
+pub fn login_router() -> Router<AppState> {
+    Router::new().route("/api/login", post(login))
+}
+
+/// `GET /api/me`.
+pub fn profile_router() -> Router<AppState> {
+    Router::new().route("/api/me", get(me))
 }
 
 #[derive(Deserialize)]

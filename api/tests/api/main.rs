@@ -3,6 +3,7 @@
 mod admin;
 mod health;
 mod jobs;
+mod rate_limit;
 mod session;
 mod signup;
 mod validation;
