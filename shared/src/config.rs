@@ -33,6 +33,10 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     /// Sender of every email (`MAIL_FROM`).
     pub mail_from: String,
+    /// Stripe API key; `None` makes the stripe-customer job a recorded no-op (`STRIPE_SECRET_KEY`).
+    pub stripe_secret_key: Option<SecretString>,
+    /// Stripe API base URL, without a trailing slash (`STRIPE_API_BASE`).
+    pub stripe_api_base: String,
     /// Development mailbox used when no SMTP server is configured (`MAILBOX_DIR`).
     pub mailbox_dir: PathBuf,
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one Redis Cluster slot.
@@ -155,6 +159,11 @@ impl Settings {
                 .to_owned(),
             smtp_url: env.optional("SMTP_URL").map(SecretString::from),
             mail_from: env.or("MAIL_FROM", "Acme <hello@acme.test>"),
+            stripe_secret_key: env.optional("STRIPE_SECRET_KEY").map(SecretString::from),
+            stripe_api_base: env
+                .or("STRIPE_API_BASE", "https://api.stripe.com")
+                .trim_end_matches('/')
+                .to_owned(),
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),

@@ -120,7 +120,7 @@ impl TestApp {
 
         let mut app = Self {
             address,
-            client: reqwest::Client::new(),
+            client: worker::http::client().expect("the HTTP client builds"),
             pool,
             smtp,
             redis,

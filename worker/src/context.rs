@@ -1,5 +1,6 @@
 //! What every job handler can reach, built once at start-up.
 
+use secrecy::SecretString;
 use shared::config::Settings;
 use sqlx::PgPool;
 
@@ -15,6 +16,18 @@ pub struct Context {
     pub templates: Templates,
     /// Base for links in emails (`PUBLIC_URL`).
     pub public_url: String,
+    /// For third-party APIs.
+    pub http: reqwest::Client,
+    /// Stripe credentials and endpoint.
+    pub stripe: Stripe,
+}
+
+/// Where and how to reach Stripe.
+pub struct Stripe {
+    /// `None`: the stripe-customer job records a skip instead of calling Stripe.
+    pub secret_key: Option<SecretString>,
+    /// `https://api.stripe.com`, or a mock in tests.
+    pub api_base: String,
 }
 
 impl Context {
@@ -25,6 +38,11 @@ impl Context {
             mailer: Mailer::from_settings(settings)?,
             templates: Templates::load()?,
             public_url: settings.public_url.clone(),
+            http: crate::http::client()?,
+            stripe: Stripe {
+                secret_key: settings.stripe_secret_key.clone(),
+                api_base: settings.stripe_api_base.clone(),
+            },
         })
     }
 }

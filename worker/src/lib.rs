@@ -5,6 +5,7 @@
 //! - [`jobs`]: one handler per queue (`jobs/welcome_email.rs`, …).
 //! - [`records`]: keeps the job records behind `GET /api/jobs/{id}` current.
 //! - [`email`]: templates and delivery (SMTP or the dev mailbox folder).
+//! - [`http`]: the shared client for third-party APIs (Stripe).
 //! - [`error`]: permanent versus transient failures.
 //! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
 //! - [`context`]: what handlers share.
@@ -13,6 +14,7 @@ pub mod context;
 pub mod dead_letters;
 pub mod email;
 pub mod error;
+pub mod http;
 pub mod jobs;
 pub mod records;
 pub mod runtime;

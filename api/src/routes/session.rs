@@ -62,9 +62,8 @@ async fn login(
     }))
 }
 
-/// The profile. `avatar`, `stripe_customer_id` and `onboarding_pdf_url` are
-/// part of the v1 contract; they stay `null` until the jobs that fill them
-/// exist (photo upload, Stripe, PDF).
+/// The profile. `avatar` and `onboarding_pdf_url` are part of the v1
+/// contract; they stay `null` until the jobs that fill them exist.
 #[derive(Serialize)]
 struct MeResponse {
     #[serde(flatten)]
@@ -76,9 +75,8 @@ struct MeResponse {
 
 #[tracing::instrument(name = "me", skip_all, fields(user_id = %auth.user_id))]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
-    let user = sqlx::query_as!(
-        UserBody,
-        r#"select user_id as "id", email, name, created_at from users where user_id = $1"#,
+    let row = sqlx::query!(
+        "select user_id, email, name, created_at, stripe_customer_id from users where user_id = $1",
         auth.user_id,
     )
     .fetch_optional(&state.pool)
@@ -86,9 +84,14 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
     // The token outlived its user (account deleted): the caller is nobody.
     .ok_or(ApiError::Unauthorized)?;
     Ok(Json(MeResponse {
-        user,
+        user: UserBody {
+            id: row.user_id,
+            email: row.email,
+            name: row.name,
+            created_at: row.created_at,
+        },
         avatar: None,
-        stripe_customer_id: None,
+        stripe_customer_id: row.stripe_customer_id,
         onboarding_pdf_url: None,
     }))
 }

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::domain::{NewUser, SignupForm};
-use shared::jobs::WelcomeEmail;
+use shared::jobs::{StripeCustomer, WelcomeEmail};
 use shared::outbox::{self, DispatchState};
 use uuid::Uuid;
 
@@ -85,11 +85,13 @@ async fn signup(
         _ => ApiError::database(error),
     })?;
     let token = issue_token(&mut *tx, user_id).await?;
-    let welcome = outbox::record(&mut tx, &state.queues, &WelcomeEmail { user_id }).await?;
+    let records = [
+        outbox::record(&mut tx, &state.queues, &WelcomeEmail { user_id }).await?,
+        outbox::record(&mut tx, &state.queues, &StripeCustomer { user_id }).await?,
+    ];
     tx.commit().await?;
     let committed = Instant::now();
 
-    let records = [welcome];
     let dispatched = outbox::dispatch(&state.pool, &state.queues, &records).await;
     let answered = Instant::now();
     let jobs = records

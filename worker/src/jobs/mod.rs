@@ -2,6 +2,7 @@
 //! a BullMQ job to it by queue, so adding a queue is a compile error until it
 //! has a handler.
 
+mod stripe_customer;
 mod welcome_email;
 
 use serde_json::Value;
@@ -56,6 +57,7 @@ pub async fn handle(
 ) -> Result<Value, JobError> {
     match queue {
         QueueName::WelcomeEmail => welcome_email::run(ctx, job, payload(data)?).await,
+        QueueName::StripeCustomer => stripe_customer::run(ctx, job, payload(data)?).await,
     }
 }
 

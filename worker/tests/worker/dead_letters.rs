@@ -97,8 +97,16 @@ async fn counts_show_the_failed_and_completed_jobs_per_queue() {
 
     let counts = stdout(&app.worker_command(WORKER, &["counts"]).await);
 
+    let welcome = counts.lines().next().expect("one line per queue");
     assert_eq!(
-        counts.trim(),
+        welcome,
         "welcome-email\twaiting=0\tactive=0\tdelayed=0\tcompleted=1\tfailed=1\tpaused=0"
+    );
+    assert!(
+        counts
+            .lines()
+            .nth(1)
+            .is_some_and(|line| line.starts_with("stripe-customer\t")),
+        "{counts}"
     );
 }

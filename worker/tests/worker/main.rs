@@ -4,3 +4,4 @@ mod chaos;
 mod dead_letters;
 mod failures;
 mod shutdown;
+mod stripe;
