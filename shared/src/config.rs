@@ -37,6 +37,8 @@ pub struct Settings {
     pub stripe_secret_key: Option<SecretString>,
     /// Stripe API base URL, without a trailing slash (`STRIPE_API_BASE`).
     pub stripe_api_base: String,
+    /// Slack incoming webhook for signup announcements; `None` skips them (`SLACK_WEBHOOK_URL`).
+    pub slack_webhook_url: Option<SecretString>,
     /// Development mailbox used when no SMTP server is configured (`MAILBOX_DIR`).
     pub mailbox_dir: PathBuf,
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one Redis Cluster slot.
@@ -164,6 +166,7 @@ impl Settings {
                 .or("STRIPE_API_BASE", "https://api.stripe.com")
                 .trim_end_matches('/')
                 .to_owned(),
+            slack_webhook_url: env.optional("SLACK_WEBHOOK_URL").map(SecretString::from),
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::QueueSettings;
+use crate::config::{QueueSettings, RateLimit};
 
 /// Every queue, one per kind of slow work, so each has its own limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -23,17 +23,24 @@ pub enum QueueName {
     WelcomeEmail,
     /// Creates the user's Stripe customer.
     StripeCustomer,
+    /// Announces the signup in Slack.
+    SlackNotify,
 }
 
 impl QueueName {
     /// All queues, in a stable order.
-    pub const ALL: &'static [QueueName] = &[QueueName::WelcomeEmail, QueueName::StripeCustomer];
+    pub const ALL: &'static [QueueName] = &[
+        QueueName::WelcomeEmail,
+        QueueName::StripeCustomer,
+        QueueName::SlackNotify,
+    ];
 
     /// The BullMQ queue name, which is also the job name.
     pub const fn as_str(self) -> &'static str {
         match self {
             QueueName::WelcomeEmail => "welcome-email",
             QueueName::StripeCustomer => "stripe-customer",
+            QueueName::SlackNotify => "slack-notify",
         }
     }
 
@@ -59,6 +66,22 @@ impl QueueName {
                 attempts: 8,
                 backoff: Duration::from_secs(5),
                 rate_limit: None,
+                keep_completed: Duration::from_secs(24 * 60 * 60),
+                keep_completed_count: 1_000,
+                keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
+                lock_duration: Duration::from_secs(30),
+                stalled_interval: Duration::from_secs(30),
+            },
+            // Slack allows about one message per second per webhook: a burst
+            // of signups queues up instead of being rejected.
+            QueueName::SlackNotify => QueueSettings {
+                concurrency: 1,
+                attempts: 8,
+                backoff: Duration::from_secs(5),
+                rate_limit: Some(RateLimit {
+                    max: 1,
+                    per: Duration::from_secs(1),
+                }),
                 keep_completed: Duration::from_secs(24 * 60 * 60),
                 keep_completed_count: 1_000,
                 keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
@@ -120,6 +143,21 @@ pub struct StripeCustomer {
 
 impl Job for StripeCustomer {
     const QUEUE: QueueName = QueueName::StripeCustomer;
+
+    fn owner(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// Announce a new user in the team's Slack channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackNotify {
+    /// The new user.
+    pub user_id: Uuid,
+}
+
+impl Job for SlackNotify {
+    const QUEUE: QueueName = QueueName::SlackNotify;
 
     fn owner(&self) -> Uuid {
         self.user_id

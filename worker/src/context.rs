@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 use shared::config::Settings;
+use shared::queue::JobQueues;
 use sqlx::PgPool;
 
 use crate::email::{Mailer, Templates};
@@ -18,6 +19,10 @@ pub struct Context {
     pub public_url: String,
     /// For third-party APIs.
     pub http: reqwest::Client,
+    /// Queue handles, to pause a queue a provider asked us to slow down on.
+    pub queues: JobQueues,
+    /// Slack incoming webhook; `None` skips the announcements.
+    pub slack_webhook_url: Option<SecretString>,
     /// Stripe credentials and endpoint.
     pub stripe: Stripe,
 }
@@ -39,6 +44,8 @@ impl Context {
             templates: Templates::load()?,
             public_url: settings.public_url.clone(),
             http: crate::http::client()?,
+            queues: JobQueues::new(settings),
+            slack_webhook_url: settings.slack_webhook_url.clone(),
             stripe: Stripe {
                 secret_key: settings.stripe_secret_key.clone(),
                 api_base: settings.stripe_api_base.clone(),

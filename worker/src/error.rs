@@ -1,6 +1,7 @@
 //! How a job failure is classified: retrying helps, or it does not.
 
 use std::fmt;
+use std::time::Duration;
 
 /// A failed job attempt. The worker retries [`JobError::Transient`] with
 /// exponential backoff and fails [`JobError::Permanent`] at once, so bad
@@ -11,6 +12,9 @@ pub enum JobError {
     Permanent(anyhow::Error),
     /// Retrying may help (network, a 5xx, a database hiccup).
     Transient(anyhow::Error),
+    /// The provider asked us to slow down for this long: the whole queue
+    /// pauses and the job goes back to wait, without spending an attempt.
+    RateLimited(Duration, anyhow::Error),
 }
 
 impl JobError {
@@ -22,7 +26,7 @@ impl JobError {
     /// The underlying error with its context chain.
     pub fn cause(&self) -> &anyhow::Error {
         match self {
-            Self::Permanent(cause) | Self::Transient(cause) => cause,
+            Self::Permanent(cause) | Self::Transient(cause) | Self::RateLimited(_, cause) => cause,
         }
     }
 }

@@ -61,6 +61,19 @@ pub async fn attempt_failed(
     Ok(())
 }
 
+/// The job went back to wait because its queue is rate limited; it has not
+/// used an attempt.
+pub async fn requeued(pool: &PgPool, job_id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'waiting', error = $2, updated_at = now() where job_id = $1",
+        job_id,
+        reason,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// BullMQ failed the job without running our handler (it stalled more often
 /// than allowed: its workers kept dying mid-job). Attempts our handler made
 /// were recorded when they failed, so only a record still `active` is stale.

@@ -163,6 +163,21 @@ async fn process<H: Handler>(
                 tracing::info!(duration_ms, "job completed");
                 Ok(result)
             }
+            Err(JobError::RateLimited(wait, cause)) => {
+                let reason = format!("{cause:#}; queue paused for {wait:?}");
+                tracing::warn!(duration_ms, error = %reason, "rate limited by the provider");
+                let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                if let Err(redis) = pause_queue(&ctx, queue, wait_ms).await {
+                    // The job still goes back to wait; it will just be tried sooner.
+                    tracing::warn!(error = %redis, "could not pause the queue");
+                }
+                if let Some(id) = record
+                    && let Err(db) = records::requeued(&ctx.pool, id, &reason).await
+                {
+                    tracing::warn!(error = %db, "could not record the requeue");
+                }
+                Err(bullmq::Error::RateLimited { delay_ms: wait_ms })
+            }
             Err(error) => {
                 let retrying = !error.is_permanent() && meta.attempt < max_attempts;
                 let reason = error.to_string();
@@ -190,6 +205,12 @@ async fn process<H: Handler>(
     }
     .instrument(span)
     .await
+}
+
+/// Tells BullMQ to hand out no job of `queue` for `wait_ms`, on every worker.
+async fn pause_queue(ctx: &Context, queue: QueueName, wait_ms: u64) -> anyhow::Result<()> {
+    ctx.queues.queue(queue).await?.rate_limit(wait_ms).await?;
+    Ok(())
 }
 
 async fn attempt<H: Handler>(

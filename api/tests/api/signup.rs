@@ -16,7 +16,11 @@ async fn signup_creates_the_user_and_the_welcome_email_reaches_the_inbox() {
     assert!(body["token"].as_str().is_some_and(|t| t.len() >= 32));
     let jobs = body["jobs"].as_array().expect("jobs is a list");
     let names: Vec<&str> = jobs.iter().filter_map(|job| job["name"].as_str()).collect();
-    assert_eq!(names, ["welcome-email", "stripe-customer"], "{body}");
+    assert_eq!(
+        names,
+        ["welcome-email", "stripe-customer", "slack-notify"],
+        "{body}"
+    );
     let job_id = jobs[0]["id"].as_str().expect("job id");
     assert_eq!(
         jobs[0]["status_url"],
@@ -96,7 +100,7 @@ async fn two_concurrent_signups_with_one_email_make_one_user_and_one_email() {
         .fetch_one(&app.pool)
         .await
         .expect("count");
-    assert_eq!((users, jobs), (1, 2), "one user, one set of jobs");
+    assert_eq!((users, jobs), (1, 3), "one user, one set of jobs");
     app.smtp.wait_for(1, DEADLINE).await;
     // Give a (wrong) second email every chance to arrive before counting.
     let body = app.sign_up("after@example.com", "After").await;

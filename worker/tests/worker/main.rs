@@ -4,4 +4,5 @@ mod chaos;
 mod dead_letters;
 mod failures;
 mod shutdown;
+mod slack;
 mod stripe;

@@ -1,0 +1,188 @@
+//! The slack-notify job against a wiremock webhook.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::TestApp;
+use testkit::app::Options;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const HOOK: &str = "/services/T000/B000/XXXX";
+
+/// Answers with the scripted responses in order (the last one repeats) and
+/// records when each request arrived.
+#[derive(Clone)]
+struct Scripted {
+    replies: Arc<Mutex<Vec<ResponseTemplate>>>,
+    arrivals: Arc<Mutex<Vec<(Instant, Value)>>>,
+}
+
+impl Scripted {
+    fn new(replies: Vec<ResponseTemplate>) -> Self {
+        Self {
+            replies: Arc::new(Mutex::new(replies)),
+            arrivals: Arc::default(),
+        }
+    }
+
+    fn arrivals(&self) -> Vec<(Instant, Value)> {
+        self.arrivals.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Respond for Scripted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        self.arrivals
+            .lock()
+            .expect("not poisoned")
+            .push((Instant::now(), body));
+        let mut replies = self.replies.lock().expect("not poisoned");
+        if replies.len() > 1 {
+            replies.remove(0)
+        } else {
+            replies[0].clone()
+        }
+    }
+}
+
+async fn slack(replies: Vec<ResponseTemplate>) -> (MockServer, Scripted) {
+    let server = MockServer::start().await;
+    let scripted = Scripted::new(replies);
+    Mock::given(method("POST"))
+        .and(path(HOOK))
+        .and(header("content-type", "application/json"))
+        .respond_with(scripted.clone())
+        .mount(&server)
+        .await;
+    (server, scripted)
+}
+
+async fn app_with_slack(server: &MockServer) -> TestApp {
+    TestApp::spawn_with(Options {
+        worker: true,
+        env: vec![("SLACK_WEBHOOK_URL", format!("{}{HOOK}", server.uri()))],
+    })
+    .await
+}
+
+fn slack_job(signup: &Value) -> String {
+    signup["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|job| job["name"] == "slack-notify")
+        .and_then(|job| job["id"].as_str())
+        .expect("signup enqueues slack-notify")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signup_is_announced_with_the_name_and_a_masked_email() {
+    let (server, scripted) = slack(vec![ResponseTemplate::new(200).set_body_string("ok")]).await;
+    let app = app_with_slack(&server).await;
+
+    let body = app
+        .sign_up("grace.hopper@example.com", "Grace Hopper")
+        .await;
+
+    app.wait_for_job_state(&slack_job(&body), "completed", DEADLINE)
+        .await;
+    let arrivals = scripted.arrivals();
+    assert_eq!(arrivals.len(), 1);
+    let text = arrivals[0].1["text"].as_str().expect("a text field");
+    assert!(text.contains("Grace Hopper"), "{text}");
+    assert!(text.contains("g***@example.com"), "{text}");
+    assert!(
+        !text.contains("grace.hopper"),
+        "the address is masked: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_the_queue_for_retry_after_without_spending_an_attempt() {
+    let (server, scripted) = slack(vec![
+        ResponseTemplate::new(429).insert_header("retry-after", "2"),
+        ResponseTemplate::new(200).set_body_string("ok"),
+    ])
+    .await;
+    let app = app_with_slack(&server).await;
+
+    let body = app.sign_up("patient@example.com", "Patient").await;
+
+    let job_id = slack_job(&body);
+    app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
+    let arrivals = scripted.arrivals();
+    assert_eq!(arrivals.len(), 2);
+    let waited = arrivals[1].0 - arrivals[0].0;
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
+    let job: Value = app
+        .get(&format!("/api/jobs/{job_id}"), body["token"].as_str())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        job["attempts_made"], 1,
+        "the 429 was not a failed attempt: {job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_signups_reaches_slack_at_most_once_a_second() {
+    let (server, scripted) = slack(vec![ResponseTemplate::new(200).set_body_string("ok")]).await;
+    let app = app_with_slack(&server).await;
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        let body = app.sign_up(&format!("burst{n}@example.com"), "Burst").await;
+        jobs.push(slack_job(&body));
+    }
+
+    for job in &jobs {
+        app.wait_for_job_state(job, "completed", DEADLINE).await;
+    }
+
+    let arrivals = scripted.arrivals();
+    assert_eq!(arrivals.len(), 3);
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(gap >= Duration::from_millis(900), "messages {gap:?} apart");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_webhook_fails_at_once_and_no_url_means_a_recorded_skip() {
+    let (server, _) = slack(vec![
+        ResponseTemplate::new(404).set_body_string("no_service"),
+    ])
+    .await;
+    let revoked = app_with_slack(&server).await;
+    let unset = TestApp::spawn().await;
+
+    let failed = revoked.sign_up("revoked@example.com", "Revoked").await;
+    let skipped = unset.sign_up("unset@example.com", "Unset").await;
+
+    revoked
+        .wait_for_job_state(&slack_job(&failed), "failed", DEADLINE)
+        .await;
+    let job_id = slack_job(&skipped);
+    unset
+        .wait_for_job_state(&job_id, "completed", DEADLINE)
+        .await;
+    let job: Value = unset
+        .get(&format!("/api/jobs/{job_id}"), skipped["token"].as_str())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        job["result"],
+        json!({ "skipped": "SLACK_WEBHOOK_URL is not set" })
+    );
+}
