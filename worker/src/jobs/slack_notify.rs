@@ -51,6 +51,8 @@ pub(super) async fn run(
         .json(&json!({ "text": text }))
         .send()
         .await
+        // The webhook URL is the secret: keep it out of logs and job records.
+        .map_err(reqwest::Error::without_url)
         .transient("could not reach Slack")?;
     let status = response.status();
     if status.is_success() {

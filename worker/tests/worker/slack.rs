@@ -186,3 +186,36 @@ async fn a_revoked_webhook_fails_at_once_and_no_url_means_a_recorded_skip() {
         json!({ "skipped": "SLACK_WEBHOOK_URL is not set" })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_webhook_never_leaks_its_secret_url() {
+    let closed_port = testkit::free_port();
+    let app = TestApp::spawn_with(Options {
+        worker: true,
+        env: vec![
+            (
+                "SLACK_WEBHOOK_URL",
+                format!("http://127.0.0.1:{closed_port}/services/T0/B0/s3cr3tT0k3n"),
+            ),
+            ("QUEUE_SLACK_NOTIFY_ATTEMPTS", "1".into()),
+        ],
+    })
+    .await;
+
+    let body = app.sign_up("leak@example.com", "Leak").await;
+
+    let job_id = slack_job(&body);
+    app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
+    let job: Value = app
+        .get(&format!("/api/jobs/{job_id}"), body["token"].as_str())
+        .await
+        .json()
+        .await
+        .expect("json");
+    let error = job["error"].as_str().expect("a reason");
+    assert!(error.contains("could not reach Slack"), "{error}");
+    assert!(
+        !error.contains("s3cr3tT0k3n"),
+        "the webhook leaked: {error}"
+    );
+}
