@@ -47,30 +47,31 @@ impl QueueName {
     /// Defaults for this queue; `QUEUE_<NAME>_…` variables override them.
     /// I/O-bound queues wait on the network, so they get many slots.
     pub const fn default_settings(self) -> QueueSettings {
+        /// What every queue shares unless it says otherwise: completed jobs
+        /// kept a day (the durable status is in Postgres anyway), failed ones
+        /// a week (the dead-letter set), BullMQ's 30 s lock and stall check.
+        const BASE: QueueSettings = QueueSettings {
+            concurrency: 8,
+            attempts: 5,
+            backoff: Duration::from_secs(2),
+            rate_limit: None,
+            keep_completed: Duration::from_secs(24 * 60 * 60),
+            keep_completed_count: 1_000,
+            keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
+            lock_duration: Duration::from_secs(30),
+            stalled_interval: Duration::from_secs(30),
+        };
         match self {
             QueueName::WelcomeEmail => QueueSettings {
                 concurrency: 16,
-                attempts: 5,
-                backoff: Duration::from_secs(2),
-                rate_limit: None,
-                keep_completed: Duration::from_secs(24 * 60 * 60),
-                keep_completed_count: 1_000,
-                keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
-                lock_duration: Duration::from_secs(30),
-                stalled_interval: Duration::from_secs(30),
+                ..BASE
             },
             // Stripe answers in ~0.5 s and allows 100 requests/s; retries
             // are safe (idempotency key), so be patient through outages.
             QueueName::StripeCustomer => QueueSettings {
-                concurrency: 8,
                 attempts: 8,
                 backoff: Duration::from_secs(5),
-                rate_limit: None,
-                keep_completed: Duration::from_secs(24 * 60 * 60),
-                keep_completed_count: 1_000,
-                keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
-                lock_duration: Duration::from_secs(30),
-                stalled_interval: Duration::from_secs(30),
+                ..BASE
             },
             // Slack allows about one message per second per webhook: a burst
             // of signups queues up instead of being rejected.
@@ -82,11 +83,7 @@ impl QueueName {
                     max: 1,
                     per: Duration::from_secs(1),
                 }),
-                keep_completed: Duration::from_secs(24 * 60 * 60),
-                keep_completed_count: 1_000,
-                keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
-                lock_duration: Duration::from_secs(30),
-                stalled_interval: Duration::from_secs(30),
+                ..BASE
             },
         }
     }

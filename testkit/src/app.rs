@@ -221,6 +221,17 @@ impl TestApp {
         body
     }
 
+    /// `GET /api/jobs/{id}` as `token`'s owner, expecting a 200.
+    pub async fn job_status(&self, job_id: &str, token: Option<&str>) -> Value {
+        let response = self.get(&format!("/api/jobs/{job_id}"), token).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "job {job_id} is visible to its owner"
+        );
+        response.json().await.expect("job status is JSON")
+    }
+
     /// The state of a job record, read from the database.
     pub async fn job_state(&self, job_id: &str) -> String {
         let id = uuid::Uuid::parse_str(job_id).expect("job ids are uuids");

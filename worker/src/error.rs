@@ -18,6 +18,12 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// The job's user was deleted after it was enqueued: nothing left to do,
+    /// and retrying will not bring the user back.
+    pub fn user_gone(user_id: uuid::Uuid) -> Self {
+        Self::Permanent(anyhow::anyhow!("user {user_id} no longer exists"))
+    }
+
     /// Whether BullMQ should give up on the job now.
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Permanent(_))

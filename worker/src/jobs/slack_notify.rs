@@ -34,10 +34,7 @@ pub(super) async fn run(
     .fetch_optional(&ctx.pool)
     .await?
     else {
-        return Err(JobError::Permanent(anyhow!(
-            "user {} no longer exists",
-            payload.user_id
-        )));
+        return Err(JobError::user_gone(payload.user_id));
     };
     let text = format!(
         ":tada: New signup: *{}* ({})",

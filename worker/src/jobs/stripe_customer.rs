@@ -47,10 +47,7 @@ pub(super) async fn run(
     .fetch_optional(&ctx.pool)
     .await?
     else {
-        return Err(JobError::Permanent(anyhow!(
-            "user {} no longer exists",
-            payload.user_id
-        )));
+        return Err(JobError::user_gone(payload.user_id));
     };
     if let Some(customer_id) = user.stripe_customer_id {
         return Ok(json!({ "customer_id": customer_id, "created": false }));

@@ -5,7 +5,6 @@
 //! between the SMTP hand-over and that update can send a second email, which
 //! beats never sending one.
 
-use anyhow::anyhow;
 use lettre::message::Mailbox;
 use serde_json::{Value, json};
 use shared::jobs::WelcomeEmail;
@@ -27,10 +26,7 @@ pub(super) async fn run(
     .fetch_optional(&ctx.pool)
     .await?
     else {
-        return Err(JobError::Permanent(anyhow!(
-            "user {} no longer exists",
-            payload.user_id
-        )));
+        return Err(JobError::user_gone(payload.user_id));
     };
     if let Some(sent_at) = user.welcome_email_sent_at {
         return Ok(json!({ "skipped": "already sent", "sent_at": sent_at }));

@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use serde_json::Value;
 use testkit::TestApp;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -15,12 +14,7 @@ async fn a_rejected_recipient_fails_the_job_at_once_with_the_reason() {
     let job_id = body["jobs"][0]["id"].as_str().expect("job id");
     let token = body["token"].as_str();
     app.wait_for_job_state(job_id, "failed", DEADLINE).await;
-    let job: Value = app
-        .get(&format!("/api/jobs/{job_id}"), token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let job = app.job_status(job_id, token).await;
     assert_eq!(
         job["attempts_made"], 1,
         "a permanent failure is not retried: {job}"
@@ -42,12 +36,7 @@ async fn a_temporary_smtp_failure_is_retried_and_the_email_sent_once() {
 
     let job_id = body["jobs"][0]["id"].as_str().expect("job id");
     app.wait_for_job_state(job_id, "completed", DEADLINE).await;
-    let job: Value = app
-        .get(&format!("/api/jobs/{job_id}"), body["token"].as_str())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let job = app.job_status(job_id, body["token"].as_str()).await;
     assert_eq!(job["attempts_made"], 2, "{job}");
     assert!(
         job["error"].is_null(),
@@ -75,12 +64,7 @@ async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
 
     let job_id = body["jobs"][0]["id"].as_str().expect("job id");
     app.wait_for_job_state(job_id, "failed", DEADLINE).await;
-    let job: Value = app
-        .get(&format!("/api/jobs/{job_id}"), body["token"].as_str())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let job = app.job_status(job_id, body["token"].as_str()).await;
     assert_eq!(job["max_attempts"], 3);
     assert_eq!(job["attempts_made"], 3, "{job}");
     assert!(

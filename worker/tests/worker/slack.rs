@@ -122,12 +122,7 @@ async fn a_429_pauses_the_queue_for_retry_after_without_spending_an_attempt() {
         waited >= Duration::from_millis(1900),
         "retried after {waited:?}"
     );
-    let job: Value = app
-        .get(&format!("/api/jobs/{job_id}"), body["token"].as_str())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let job = app.job_status(&job_id, body["token"].as_str()).await;
     assert_eq!(
         job["attempts_made"], 1,
         "the 429 was not a failed attempt: {job}"
@@ -175,12 +170,7 @@ async fn a_revoked_webhook_fails_at_once_and_no_url_means_a_recorded_skip() {
     unset
         .wait_for_job_state(&job_id, "completed", DEADLINE)
         .await;
-    let job: Value = unset
-        .get(&format!("/api/jobs/{job_id}"), skipped["token"].as_str())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let job = unset.job_status(&job_id, skipped["token"].as_str()).await;
     assert_eq!(
         job["result"],
         json!({ "skipped": "SLACK_WEBHOOK_URL is not set" })
@@ -206,12 +196,7 @@ async fn an_unreachable_webhook_never_leaks_its_secret_url() {
 
     let job_id = slack_job(&body);
     app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
-    let job: Value = app
-        .get(&format!("/api/jobs/{job_id}"), body["token"].as_str())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let job = app.job_status(&job_id, body["token"].as_str()).await;
     let error = job["error"].as_str().expect("a reason");
     assert!(error.contains("could not reach Slack"), "{error}");
     assert!(

@@ -40,14 +40,6 @@ fn stripe_job(signup: &Value) -> String {
     job["id"].as_str().expect("id").to_owned()
 }
 
-async fn job_status(app: &TestApp, signup: &Value, job_id: &str) -> Value {
-    app.get(&format!("/api/jobs/{job_id}"), signup["token"].as_str())
-        .await
-        .json()
-        .await
-        .expect("json")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_creates_one_stripe_customer_and_stores_its_id() {
     let stripe = MockServer::start().await;
@@ -81,7 +73,7 @@ async fn signup_creates_one_stripe_customer_and_stores_its_id() {
         .await
         .expect("json");
     assert_eq!(me["stripe_customer_id"], "cus_Q1");
-    let job = job_status(&app, &signup_body, &job_id).await;
+    let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(
         job["result"],
         json!({ "customer_id": "cus_Q1", "created": true })
@@ -123,7 +115,7 @@ async fn rate_limits_and_outages_are_retried_with_the_same_idempotency_key() {
 
     let job_id = stripe_job(&signup_body);
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
-    let job = job_status(&app, &signup_body, &job_id).await;
+    let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(job["attempts_made"], 3, "{job}");
     let requests = stripe.received_requests().await.expect("recorded");
     assert_eq!(requests.len(), 3);
@@ -148,7 +140,7 @@ async fn a_rejected_request_fails_at_once_with_stripes_message() {
 
     let job_id = stripe_job(&signup_body);
     app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
-    let job = job_status(&app, &signup_body, &job_id).await;
+    let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(job["attempts_made"], 1, "{job}");
     let error = job["error"].as_str().expect("a reason");
     assert!(
@@ -178,7 +170,7 @@ async fn a_user_who_already_has_a_customer_gets_no_second_one() {
 
     let job_id = stripe_job(&signup_body);
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
-    let job = job_status(&app, &signup_body, &job_id).await;
+    let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(
         job["result"],
         json!({ "customer_id": "cus_OLD", "created": false })
@@ -193,7 +185,7 @@ async fn without_a_stripe_key_the_job_completes_saying_what_is_missing() {
 
     let job_id = stripe_job(&signup_body);
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
-    let job = job_status(&app, &signup_body, &job_id).await;
+    let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(
         job["result"],
         json!({ "skipped": "STRIPE_SECRET_KEY is not set" })
