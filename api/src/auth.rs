@@ -118,8 +118,22 @@ pub fn new_token() -> Result<(String, TokenHash), ApiError> {
     Ok((token, hash))
 }
 
-fn hash_token(token: &str) -> TokenHash {
+/// SHA-256 of a token: what we store and compare, never the token itself.
+/// Comparing digests also keeps timing from revealing a secret's prefix.
+pub fn hash_token(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed; `None`
+/// when the header is missing, malformed or empty.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
 }
 
 /// Issues a token for `user_id` inside the caller's transaction or pool.
@@ -151,14 +165,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
         let hash = hash_token(token);
         if let Some(user_id) = state.tokens.get(&hash) {
             return Ok(Self { user_id });

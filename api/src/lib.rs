@@ -28,7 +28,6 @@ use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::{Router, middleware};
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 use shared::config::Settings;
 use shared::queue::JobQueues;
 use tokio::net::TcpListener;
@@ -86,7 +85,7 @@ impl Application {
             admin_token_hash: settings
                 .admin_token
                 .as_ref()
-                .map(|token| Sha256::digest(token.expose_secret().trim().as_bytes()).into()),
+                .map(|token| auth::hash_token(token.expose_secret().trim())),
             public_url: settings.public_url.as_str().into(),
         };
         Ok(Self { listener, state })

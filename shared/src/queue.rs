@@ -41,14 +41,13 @@ pub struct JobQueues {
     connection: OnceCell<RedisConnection>,
     queues: HashMap<QueueName, OnceCell<Queue>>,
     settings: HashMap<QueueName, QueueSettings>,
-    timeout: Duration,
 }
 
 impl JobQueues {
     /// How long a caller waits for Redis before giving up on this attempt.
     /// Short, because a request must not hang on Redis: the outbox relay
     /// retries whatever did not get through.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1_000);
+    pub const TIMEOUT: Duration = Duration::from_millis(1_000);
 
     /// Prepares handles; does no I/O.
     pub fn new(settings: &Settings) -> Self {
@@ -60,11 +59,7 @@ impl JobQueues {
                 .iter()
                 .map(|queue| (*queue, OnceCell::new()))
                 .collect(),
-            settings: QueueName::ALL
-                .iter()
-                .map(|&queue| (queue, settings.queue(queue)))
-                .collect(),
-            timeout: Self::DEFAULT_TIMEOUT,
+            settings: settings.queues.clone(),
         }
     }
 
@@ -144,9 +139,9 @@ impl JobQueues {
         &self,
         operation: impl Future<Output = Result<T, QueueError>>,
     ) -> Result<T, QueueError> {
-        tokio::time::timeout(self.timeout, operation)
+        tokio::time::timeout(Self::TIMEOUT, operation)
             .await
-            .map_err(|_| QueueError::Timeout(self.timeout))?
+            .map_err(|_| QueueError::Timeout(Self::TIMEOUT))?
     }
 }
 

@@ -19,6 +19,16 @@ use std::net::TcpListener;
 
 pub use app::{TestApp, WorkerProcess};
 
+/// The id of `queue`'s job in a signup answer (`{"jobs": [{"id", "name"}, …]}`).
+pub fn job_id(signup: &serde_json::Value, queue: &str) -> String {
+    signup["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|job| job["name"] == queue))
+        .and_then(|job| job["id"].as_str())
+        .unwrap_or_else(|| panic!("the signup enqueued no {queue} job: {signup}"))
+        .to_owned()
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

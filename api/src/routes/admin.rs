@@ -1,15 +1,14 @@
 //! Operator endpoints, enabled by setting `ADMIN_TOKEN`.
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use shared::jobs::QueueName;
 use shared::queue::QueueCounts;
 
+use crate::auth::{bearer_token, hash_token};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,15 +26,8 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // Disabled endpoints do not exist, as far as anyone can tell.
         let expected = state.admin_token_hash.ok_or(ApiError::NotFound("route"))?;
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        // Comparing digests, not the secret itself, leaks nothing useful
-        // through timing: an attacker cannot steer a SHA-256 prefix.
-        let given: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
+        let given = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let given = hash_token(given);
         if given == expected {
             Ok(Self)
         } else {

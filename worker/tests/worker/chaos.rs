@@ -15,14 +15,14 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_email_goes_out_once() {
     app.smtp.set_delay(Duration::from_secs(3));
     let mut doomed = app.spawn_worker_process(WORKER);
     let body = app.sign_up("crash@example.com", "Crash").await;
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
-    app.wait_for_job_state(job_id, "active", DEADLINE).await;
+    let job_id = welcome_job(&body);
+    app.wait_for_job_state(&job_id, "active", DEADLINE).await;
 
     doomed.kill().await;
     app.smtp.set_delay(Duration::ZERO);
     let mut rescuer = app.spawn_worker_process(WORKER);
 
-    app.wait_for_job_state(job_id, "completed", DEADLINE).await;
+    app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
     let emails = app.smtp.received();
     assert_eq!(emails.len(), 1, "the killed attempt delivered nothing");
     assert_eq!(emails[0].to, ["crash@example.com"]);
@@ -35,7 +35,7 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
     let mut app = TestApp::spawn_without_worker().await;
     let mut worker = app.spawn_worker_process(WORKER);
     let before = app.sign_up("before@example.com", "Before").await;
-    app.wait_for_job_state(job(&before), "completed", DEADLINE)
+    app.wait_for_job_state(&welcome_job(&before), "completed", DEADLINE)
         .await;
 
     app.redis.stop();
@@ -49,10 +49,10 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     app.redis.restart();
 
-    app.wait_for_job_state(job(&during), "completed", DEADLINE)
+    app.wait_for_job_state(&welcome_job(&during), "completed", DEADLINE)
         .await;
     let after = app.sign_up("after@example.com", "After").await;
-    app.wait_for_job_state(job(&after), "completed", DEADLINE)
+    app.wait_for_job_state(&welcome_job(&after), "completed", DEADLINE)
         .await;
     let mut recipients: Vec<String> = app
         .smtp
@@ -87,8 +87,8 @@ async fn a_job_still_running_at_the_shutdown_deadline_is_finished_by_another_wor
     app.smtp.set_delay(Duration::from_secs(30));
     let mut impatient = app.spawn_worker_process(WORKER);
     let body = app.sign_up("slow@example.com", "Slow").await;
-    let job_id = job(&body);
-    app.wait_for_job_state(job_id, "active", DEADLINE).await;
+    let job_id = welcome_job(&body);
+    app.wait_for_job_state(&job_id, "active", DEADLINE).await;
 
     impatient.terminate();
     let status = impatient.wait(DEADLINE).await;
@@ -96,11 +96,15 @@ async fn a_job_still_running_at_the_shutdown_deadline_is_finished_by_another_wor
     let mut successor = app.spawn_worker_process(WORKER);
 
     assert!(status.success(), "a deadline is not a crash: {status}");
-    app.wait_for_job_state(job_id, "completed", DEADLINE).await;
+    app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
     let emails = app.smtp.received();
     assert_eq!(emails.len(), 1, "the abandoned attempt delivered nothing");
     successor.terminate();
     assert!(successor.wait(DEADLINE).await.success());
+}
+
+fn welcome_job(signup: &serde_json::Value) -> String {
+    testkit::job_id(signup, "welcome-email")
 }
 
 /// No in-process worker, and short locks so an orphaned job is recovered in
@@ -116,16 +120,12 @@ async fn app_with_short_locks() -> TestApp {
     .await
 }
 
-fn job(signup: &serde_json::Value) -> &str {
-    signup["jobs"][0]["id"].as_str().expect("job id")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_workers_keep_dying_ends_failed_not_active_forever() {
     let app = app_with_short_locks().await;
     app.smtp.set_delay(Duration::from_secs(60));
     let body = app.sign_up("cursed@example.com", "Cursed").await;
-    let job_id = job(&body).to_owned();
+    let job_id = welcome_job(&body);
 
     // Two workers die mid-job; BullMQ allows one stall, not two.
     for _ in 0..2 {

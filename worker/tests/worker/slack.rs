@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::TestApp;
 use testkit::app::Options;
+use testkit::{TestApp, job_id};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -69,17 +69,6 @@ async fn app_with_slack(server: &MockServer) -> TestApp {
     .await
 }
 
-fn slack_job(signup: &Value) -> String {
-    signup["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .find(|job| job["name"] == "slack-notify")
-        .and_then(|job| job["id"].as_str())
-        .expect("signup enqueues slack-notify")
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signup_is_announced_with_the_name_and_a_masked_email() {
     let (server, scripted) = slack(vec![ResponseTemplate::new(200).set_body_string("ok")]).await;
@@ -89,7 +78,7 @@ async fn a_signup_is_announced_with_the_name_and_a_masked_email() {
         .sign_up("grace.hopper@example.com", "Grace Hopper")
         .await;
 
-    app.wait_for_job_state(&slack_job(&body), "completed", DEADLINE)
+    app.wait_for_job_state(&job_id(&body, "slack-notify"), "completed", DEADLINE)
         .await;
     let arrivals = scripted.arrivals();
     assert_eq!(arrivals.len(), 1);
@@ -113,7 +102,7 @@ async fn a_429_pauses_the_queue_for_retry_after_without_spending_an_attempt() {
 
     let body = app.sign_up("patient@example.com", "Patient").await;
 
-    let job_id = slack_job(&body);
+    let job_id = job_id(&body, "slack-notify");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
     let arrivals = scripted.arrivals();
     assert_eq!(arrivals.len(), 2);
@@ -136,7 +125,7 @@ async fn a_burst_of_signups_reaches_slack_at_most_once_a_second() {
     let mut jobs = Vec::new();
     for n in 0..3 {
         let body = app.sign_up(&format!("burst{n}@example.com"), "Burst").await;
-        jobs.push(slack_job(&body));
+        jobs.push(job_id(&body, "slack-notify"));
     }
 
     for job in &jobs {
@@ -164,9 +153,9 @@ async fn a_revoked_webhook_fails_at_once_and_no_url_means_a_recorded_skip() {
     let skipped = unset.sign_up("unset@example.com", "Unset").await;
 
     revoked
-        .wait_for_job_state(&slack_job(&failed), "failed", DEADLINE)
+        .wait_for_job_state(&job_id(&failed, "slack-notify"), "failed", DEADLINE)
         .await;
-    let job_id = slack_job(&skipped);
+    let job_id = job_id(&skipped, "slack-notify");
     unset
         .wait_for_job_state(&job_id, "completed", DEADLINE)
         .await;
@@ -194,7 +183,7 @@ async fn an_unreachable_webhook_never_leaks_its_secret_url() {
 
     let body = app.sign_up("leak@example.com", "Leak").await;
 
-    let job_id = slack_job(&body);
+    let job_id = job_id(&body, "slack-notify");
     app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
     let job = app.job_status(&job_id, body["token"].as_str()).await;
     let error = job["error"].as_str().expect("a reason");

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::TestApp;
 use testkit::app::Options;
+use testkit::{TestApp, job_id};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -31,15 +31,6 @@ fn customers() -> wiremock::MockBuilder {
         .and(header("content-type", "application/x-www-form-urlencoded"))
 }
 
-fn stripe_job(signup: &Value) -> String {
-    let jobs = signup["jobs"].as_array().expect("jobs");
-    let job = jobs
-        .iter()
-        .find(|job| job["name"] == "stripe-customer")
-        .expect("signup enqueues stripe-customer");
-    job["id"].as_str().expect("id").to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_creates_one_stripe_customer_and_stores_its_id() {
     let stripe = MockServer::start().await;
@@ -63,7 +54,7 @@ async fn signup_creates_one_stripe_customer_and_stores_its_id() {
         .mount(&stripe)
         .await;
 
-    let job_id = stripe_job(&signup_body);
+    let job_id = job_id(&signup_body, "stripe-customer");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
 
     let me: Value = app
@@ -113,7 +104,7 @@ async fn rate_limits_and_outages_are_retried_with_the_same_idempotency_key() {
 
     let signup_body = app.sign_up("retry@example.com", "Retry").await;
 
-    let job_id = stripe_job(&signup_body);
+    let job_id = job_id(&signup_body, "stripe-customer");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
     let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(job["attempts_made"], 3, "{job}");
@@ -138,7 +129,7 @@ async fn a_rejected_request_fails_at_once_with_stripes_message() {
 
     let signup_body = app.sign_up("bad@example.com", "Bad").await;
 
-    let job_id = stripe_job(&signup_body);
+    let job_id = job_id(&signup_body, "stripe-customer");
     app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
     let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(job["attempts_made"], 1, "{job}");
@@ -168,7 +159,7 @@ async fn a_user_who_already_has_a_customer_gets_no_second_one() {
 
     app.start_worker();
 
-    let job_id = stripe_job(&signup_body);
+    let job_id = job_id(&signup_body, "stripe-customer");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
     let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(
@@ -183,7 +174,7 @@ async fn without_a_stripe_key_the_job_completes_saying_what_is_missing() {
 
     let signup_body = app.sign_up("nokey@example.com", "No Key").await;
 
-    let job_id = stripe_job(&signup_body);
+    let job_id = job_id(&signup_body, "stripe-customer");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
     let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(
