@@ -30,6 +30,7 @@ use axum::{Router, middleware};
 use secrecy::ExposeSecret;
 use shared::config::Settings;
 use shared::queue::JobQueues;
+use shared::storage::Storage;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -74,6 +75,7 @@ impl Application {
         let state = AppState {
             pool,
             queues: Arc::new(JobQueues::new(settings)),
+            storage: Storage::from_settings(settings)?,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
             auth_limiter: (settings.auth_rate_limit > 0).then(|| {
                 Arc::new(RateLimiter::new(

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use shared::queue::JobQueues;
+use shared::storage::Storage;
 use sqlx::PgPool;
 
 use axum::http::HeaderName;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The BullMQ queues jobs are handed to after commit.
     pub queues: Arc<JobQueues>,
+    /// Files the jobs produced (the onboarding guides).
+    pub storage: Storage,
     /// Recently verified bearer tokens.
     pub tokens: Arc<TokenCache>,
     /// Limits signups and logins per client; `None` when disabled.

@@ -41,6 +41,9 @@ pub struct Settings {
     pub slack_webhook_url: Option<SecretString>,
     /// Development mailbox used when no SMTP server is configured (`MAILBOX_DIR`).
     pub mailbox_dir: PathBuf,
+    /// Where job output (PDFs, photos) is stored: a folder path or
+    /// `file://` URL (`STORAGE_URL`).
+    pub storage_url: String,
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one Redis Cluster slot.
     pub queue_prefix: String,
     /// Signups plus logins allowed per client per minute; 0 turns the limit
@@ -168,6 +171,7 @@ impl Settings {
                 .to_owned(),
             slack_webhook_url: env.optional("SLACK_WEBHOOK_URL").map(SecretString::from),
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
+            storage_url: env.or("STORAGE_URL", ".dev/storage"),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
             auth_rate_limit: env.parsed("AUTH_RATE_LIMIT", 20),

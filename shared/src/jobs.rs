@@ -25,6 +25,8 @@ pub enum QueueName {
     StripeCustomer,
     /// Announces the signup in Slack.
     SlackNotify,
+    /// Renders the user's onboarding guide (PDF) and stores it.
+    OnboardingPdf,
 }
 
 impl QueueName {
@@ -33,6 +35,7 @@ impl QueueName {
         QueueName::WelcomeEmail,
         QueueName::StripeCustomer,
         QueueName::SlackNotify,
+        QueueName::OnboardingPdf,
     ];
 
     /// The BullMQ queue name, which is also the job name.
@@ -41,12 +44,14 @@ impl QueueName {
             QueueName::WelcomeEmail => "welcome-email",
             QueueName::StripeCustomer => "stripe-customer",
             QueueName::SlackNotify => "slack-notify",
+            QueueName::OnboardingPdf => "onboarding-pdf",
         }
     }
 
     /// Defaults for this queue; `QUEUE_<NAME>_…` variables override them.
-    /// I/O-bound queues wait on the network, so they get many slots.
-    pub const fn default_settings(self) -> QueueSettings {
+    /// I/O-bound queues wait on the network, so they get many slots;
+    /// CPU-bound ones get one per core, as more would only queue for it.
+    pub fn default_settings(self) -> QueueSettings {
         /// What every queue shares unless it says otherwise: completed jobs
         /// kept a day (the durable status is in Postgres anyway), failed ones
         /// a week (the dead-letter set), BullMQ's 30 s lock and stall check.
@@ -85,8 +90,19 @@ impl QueueName {
                 }),
                 ..BASE
             },
+            // A guide takes milliseconds of CPU and nothing else.
+            QueueName::OnboardingPdf => QueueSettings {
+                concurrency: cores(),
+                attempts: 3,
+                ..BASE
+            },
         }
     }
+}
+
+/// The cores this process may use; jobs that compute get one slot each.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 impl fmt::Display for QueueName {
@@ -155,6 +171,21 @@ pub struct SlackNotify {
 
 impl Job for SlackNotify {
     const QUEUE: QueueName = QueueName::SlackNotify;
+
+    fn owner(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// Render and store the onboarding guide of a user who just signed up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardingPdf {
+    /// The new user.
+    pub user_id: Uuid,
+}
+
+impl Job for OnboardingPdf {
+    const QUEUE: QueueName = QueueName::OnboardingPdf;
 
     fn owner(&self) -> Uuid {
         self.user_id

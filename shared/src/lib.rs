@@ -7,6 +7,7 @@
 //! - [`db`]: the Postgres pool and the embedded migrations.
 //! - [`jobs`]: the job catalogue: one payload struct per queue, with its default options.
 //! - [`queue`]: the typed layer over BullMQ (`enqueue`, connection health).
+//! - [`storage`]: files the jobs produce (local folder or object store), at deterministic keys.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
 //! - [`outbox`]: job records written with the change that causes them, and
 //!   the relay that delivers the ones Redis did not take.
@@ -18,4 +19,5 @@ pub mod jobs;
 pub mod outbox;
 pub mod queue;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;

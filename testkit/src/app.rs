@@ -1,7 +1,7 @@
 //! The system under test, started like production but on random ports.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ pub struct TestApp {
     pub smtp: SmtpSink,
     /// The app's private Redis.
     pub redis: RedisServer,
+    storage: ScratchDir,
     env: HashMap<String, String>,
     api: Stoppable,
     worker: Option<Stoppable>,
@@ -88,10 +89,12 @@ impl TestApp {
         let redis = RedisServer::start();
         let smtp = SmtpSink::start().await;
         let database_url = fresh_database().await;
+        let storage = ScratchDir::new("storage");
         let mut env: HashMap<String, String> = [
             ("DATABASE_URL", database_url.clone()),
             ("REDIS_URL", redis.url()),
             ("SMTP_URL", smtp.url()),
+            ("STORAGE_URL", storage.0.display().to_string()),
             ("HOST", "127.0.0.1".into()),
             ("PORT", "0".into()),
             ("PUBLIC_URL", "http://app.test".into()),
@@ -124,6 +127,7 @@ impl TestApp {
             pool,
             smtp,
             redis,
+            storage,
             env,
             api: Stoppable { stop, task },
             worker: None,
@@ -132,6 +136,11 @@ impl TestApp {
             app.start_worker();
         }
         app
+    }
+
+    /// The app's storage folder (`STORAGE_URL`).
+    pub fn storage_dir(&self) -> &Path {
+        &self.storage.0
     }
 
     /// Starts a worker in this process, consuming every queue.
@@ -284,6 +293,24 @@ impl WorkerProcess {
             .await
             .unwrap_or_else(|_| panic!("the worker did not exit within {deadline:?}"))
             .expect("the worker can be waited on")
+    }
+}
+
+/// A folder of one test's own, removed when the test ends.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(purpose: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("acme-test-{purpose}-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&path).expect("the temp folder is writable");
+        Self(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

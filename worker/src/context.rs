@@ -1,11 +1,15 @@
 //! What every job handler can reach, built once at start-up.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use shared::config::Settings;
 use shared::queue::JobQueues;
+use shared::storage::Storage;
 use sqlx::PgPool;
 
 use crate::email::{Mailer, Templates};
+use crate::pdf::OnboardingPdf;
 
 /// Shared by all handlers of all queues in this process.
 pub struct Context {
@@ -15,6 +19,10 @@ pub struct Context {
     pub mailer: Mailer,
     /// Email templates.
     pub templates: Templates,
+    /// The onboarding guide's template and fonts, shared with blocking threads.
+    pub documents: Arc<OnboardingPdf>,
+    /// Where job output (PDFs) is stored.
+    pub storage: Storage,
     /// Base for links in emails (`PUBLIC_URL`).
     pub public_url: String,
     /// For third-party APIs.
@@ -42,6 +50,8 @@ impl Context {
             pool: shared::db::pool(settings)?,
             mailer: Mailer::from_settings(settings)?,
             templates: Templates::load()?,
+            documents: Arc::new(OnboardingPdf::load()?),
+            storage: Storage::from_settings(settings)?,
             public_url: settings.public_url.clone(),
             http: crate::http::client()?,
             queues: JobQueues::new(settings),

@@ -5,6 +5,7 @@
 //! - [`jobs`]: one handler per queue (`jobs/welcome_email.rs`, …).
 //! - [`records`]: keeps the job records behind `GET /api/jobs/{id}` current.
 //! - [`email`]: templates and delivery (SMTP or the dev mailbox folder).
+//! - [`pdf`]: documents (the onboarding guide), laid out and written with krilla.
 //! - [`http`]: the shared client for third-party APIs (Stripe).
 //! - [`error`]: permanent versus transient failures.
 //! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
@@ -16,5 +17,6 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod pdf;
 pub mod records;
 pub mod runtime;

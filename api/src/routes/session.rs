@@ -1,6 +1,9 @@
-//! `POST /api/login` and `GET /api/me`.
+//! `POST /api/login`, `GET /api/me` and the files that belong to the user.
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -16,10 +19,16 @@ pub fn login_router() -> Router<AppState> {
     Router::new().route("/api/login", post(login))
 }
 
-/// `GET /api/me`.
+/// `GET /api/me` and `GET /api/me/onboarding.pdf`.
 pub fn profile_router() -> Router<AppState> {
-    Router::new().route("/api/me", get(me))
+    Router::new()
+        .route("/api/me", get(me))
+        .route(ONBOARDING_PDF_PATH, get(onboarding_pdf))
 }
+
+/// Under `/api/me`, the guide is reachable with its owner's token only:
+/// there is no URL that names another user's file.
+const ONBOARDING_PDF_PATH: &str = "/api/me/onboarding.pdf";
 
 #[derive(Deserialize)]
 struct LoginForm {
@@ -62,8 +71,9 @@ async fn login(
     }))
 }
 
-/// The profile. `avatar` and `onboarding_pdf_url` are part of the v1
-/// contract; they stay `null` until the jobs that fill them exist.
+/// The profile. `avatar` is part of the v1 contract and stays `null` until
+/// the photo pipeline exists; `onboarding_pdf_url` is `null` until the
+/// onboarding-pdf job has stored the guide.
 #[derive(Serialize)]
 struct MeResponse {
     #[serde(flatten)]
@@ -76,7 +86,8 @@ struct MeResponse {
 #[tracing::instrument(name = "me", skip_all, fields(user_id = %auth.user_id))]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
     let row = sqlx::query!(
-        "select user_id, email, name, created_at, stripe_customer_id from users where user_id = $1",
+        "select user_id, email, name, created_at, stripe_customer_id, onboarding_pdf_key
+         from users where user_id = $1",
         auth.user_id,
     )
     .fetch_optional(&state.pool)
@@ -92,6 +103,47 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
         },
         avatar: None,
         stripe_customer_id: row.stripe_customer_id,
-        onboarding_pdf_url: None,
+        onboarding_pdf_url: row
+            .onboarding_pdf_key
+            .map(|_| format!("{}{ONBOARDING_PDF_PATH}", state.public_url)),
     }))
+}
+
+/// Streams the user's onboarding guide from storage; 404 until it exists.
+#[tracing::instrument(name = "onboarding_pdf", skip_all, fields(user_id = %auth.user_id))]
+async fn onboarding_pdf(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Response, ApiError> {
+    const NOT_READY: ApiError = ApiError::NotFound("onboarding guide");
+    let key = sqlx::query_scalar!(
+        "select onboarding_pdf_key from users where user_id = $1",
+        auth.user_id,
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::Unauthorized)?
+    .ok_or(NOT_READY)?;
+    let Some(file) = state.storage.get(&key).await.map_err(|error| {
+        ApiError::Unavailable(anyhow::Error::new(error).context("could not read from storage"))
+    })?
+    else {
+        // Recorded but gone: someone deleted it; the job can render it again.
+        tracing::error!(
+            key,
+            "the onboarding guide is recorded but missing from storage"
+        );
+        return Err(NOT_READY);
+    };
+    let headers = [
+        (header::CONTENT_TYPE, "application/pdf".to_owned()),
+        (header::CONTENT_LENGTH, file.meta.size.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            r#"inline; filename="onboarding.pdf""#.to_owned(),
+        ),
+        // Personal: no shared cache may keep it.
+        (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+    ];
+    Ok((headers, Body::from_stream(file.into_stream())).into_response())
 }

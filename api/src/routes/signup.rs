@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::domain::{NewUser, SignupForm};
-use shared::jobs::{SlackNotify, StripeCustomer, WelcomeEmail};
+use shared::jobs::{OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail};
 use shared::outbox::{self, DispatchState};
 use uuid::Uuid;
 
@@ -89,6 +89,7 @@ async fn signup(
         outbox::record(&mut tx, &state.queues, &WelcomeEmail { user_id }).await?,
         outbox::record(&mut tx, &state.queues, &StripeCustomer { user_id }).await?,
         outbox::record(&mut tx, &state.queues, &SlackNotify { user_id }).await?,
+        outbox::record(&mut tx, &state.queues, &OnboardingPdf { user_id }).await?,
     ];
     tx.commit().await?;
     let committed = Instant::now();

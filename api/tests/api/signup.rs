@@ -18,7 +18,12 @@ async fn signup_creates_the_user_and_the_welcome_email_reaches_the_inbox() {
     let names: Vec<&str> = jobs.iter().filter_map(|job| job["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["welcome-email", "stripe-customer", "slack-notify"],
+        [
+            "welcome-email",
+            "stripe-customer",
+            "slack-notify",
+            "onboarding-pdf"
+        ],
         "{body}"
     );
     let job_id = jobs[0]["id"].as_str().expect("job id");
@@ -100,7 +105,7 @@ async fn two_concurrent_signups_with_one_email_make_one_user_and_one_email() {
         .fetch_one(&app.pool)
         .await
         .expect("count");
-    assert_eq!((users, jobs), (1, 3), "one user, one set of jobs");
+    assert_eq!((users, jobs), (1, 4), "one user, one set of jobs");
     app.smtp.wait_for(1, DEADLINE).await;
     // Give a (wrong) second email every chance to arrive before counting.
     let body = app.sign_up("after@example.com", "After").await;

@@ -3,6 +3,7 @@
 mod chaos;
 mod dead_letters;
 mod failures;
+mod onboarding;
 mod shutdown;
 mod slack;
 mod stripe;

@@ -1,0 +1,69 @@
+//! `onboarding-pdf`: renders the user's getting-started guide and stores it.
+//!
+//! Idempotent: the file goes to a deterministic key, so a retry overwrites
+//! its own output, and a user whose guide is recorded is left alone.
+//! Rendering is CPU work and runs on the blocking pool.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use serde_json::{Value, json};
+use shared::jobs::OnboardingPdf;
+use shared::storage::keys;
+
+use super::JobMeta;
+use crate::context::Context;
+use crate::error::{Classify, JobError};
+use crate::pdf::Onboarding;
+
+#[tracing::instrument(name = "onboarding_pdf", skip_all, fields(user_id = %payload.user_id))]
+pub(super) async fn run(
+    ctx: &Context,
+    _job: &JobMeta,
+    payload: OnboardingPdf,
+) -> Result<Value, JobError> {
+    let Some(user) = sqlx::query!(
+        "select name, created_at, onboarding_pdf_key from users where user_id = $1",
+        payload.user_id,
+    )
+    .fetch_optional(&ctx.pool)
+    .await?
+    else {
+        return Err(JobError::user_gone(payload.user_id));
+    };
+    if let Some(key) = user.onboarding_pdf_key {
+        return Ok(json!({ "skipped": "already rendered", "key": key }));
+    }
+
+    let documents = Arc::clone(&ctx.documents);
+    let dashboard_url = format!("{}/", ctx.public_url);
+    let span = tracing::Span::current();
+    let document = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            documents.render(&Onboarding {
+                name: &user.name,
+                signup_date: user.created_at.date_naive(),
+                dashboard_url: &dashboard_url,
+            })
+        })
+    })
+    .await
+    .map_err(|error| JobError::Transient(anyhow!("the PDF renderer stopped: {error}")))?
+    // The same template, fonts and name will fail the same way next time.
+    .map_err(JobError::Permanent)?;
+
+    let key = keys::onboarding_pdf(payload.user_id);
+    let size = document.bytes.len();
+    ctx.storage
+        .put(&key, document.bytes)
+        .await
+        .transient("could not store the PDF")?;
+    sqlx::query!(
+        "update users set onboarding_pdf_key = $2, updated_at = now() where user_id = $1",
+        payload.user_id,
+        key,
+    )
+    .execute(&ctx.pool)
+    .await?;
+    Ok(json!({ "key": key, "pages": document.pages, "bytes": size }))
+}

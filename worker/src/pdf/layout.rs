@@ -1,0 +1,462 @@
+//! Sets [`Block`]s on A4 pages and writes the PDF with krilla.
+//!
+//! Layout is two passes: [`paginate`] turns blocks into positioned drawing
+//! operations, page by page (so the footer can say "1 / 2"), then [`write`]
+//! draws them. Text is shaped with rustybuzz, the shaper krilla itself uses,
+//! so the widths we wrap by are the widths krilla draws.
+
+use krilla::Document;
+use krilla::color::rgb;
+use krilla::error::KrillaError;
+use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::metadata::Metadata;
+use krilla::num::NormalizedF32;
+use krilla::page::PageSettings;
+use krilla::paint::Fill;
+use krilla::surface::Surface;
+use krilla::text::{Font, TextDirection};
+
+use super::markup::Block;
+
+const PAGE_WIDTH: f32 = 595.28;
+const PAGE_HEIGHT: f32 = 841.89;
+const MARGIN: f32 = 64.0;
+const TEXT_WIDTH: f32 = PAGE_WIDTH - 2.0 * MARGIN;
+/// Where text starts on a page without the banner.
+const TOP: f32 = 72.0;
+/// Text never goes below this line; the footer lives under it.
+const BOTTOM: f32 = PAGE_HEIGHT - 84.0;
+const BANNER_HEIGHT: f32 = 104.0;
+
+const INK: Rgb = Rgb(17, 24, 39);
+const BODY: Rgb = Rgb(55, 65, 81);
+const MUTED: Rgb = Rgb(107, 114, 128);
+const ACCENT: Rgb = Rgb(79, 70, 229);
+const RULE: Rgb = Rgb(229, 231, 235);
+const WHITE: Rgb = Rgb(255, 255, 255);
+
+/// A colour, 8 bits per channel, sRGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rgb(u8, u8, u8);
+
+/// A font with what it takes to measure text set in it.
+pub struct Typeface {
+    font: Font,
+    shaper: rustybuzz::Face<'static>,
+    units_per_em: f32,
+}
+
+impl Typeface {
+    /// Parses a TrueType font once; documents then share it.
+    pub fn new(data: &'static [u8]) -> Option<Self> {
+        let shaper = rustybuzz::Face::from_slice(data, 0)?;
+        Some(Self {
+            font: Font::new(data.into(), 0)?,
+            units_per_em: shaper.units_per_em() as f32,
+            shaper,
+        })
+    }
+
+    /// The advance width of `text` at `size` points, shaped (ligatures,
+    /// kerning, complex scripts) exactly as krilla will draw it.
+    fn width(&self, text: &str, size: f32) -> f32 {
+        let mut buffer = rustybuzz::UnicodeBuffer::new();
+        buffer.push_str(text);
+        buffer.guess_segment_properties();
+        let shaped = rustybuzz::shape(&self.shaper, &[], buffer);
+        let units: i32 = shaped.glyph_positions().iter().map(|p| p.x_advance).sum();
+        units as f32 / self.units_per_em * size
+    }
+}
+
+/// The two faces every document uses.
+pub struct Fonts {
+    /// Body text.
+    pub regular: Typeface,
+    /// Titles, headings, step numbers.
+    pub bold: Typeface,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Weight {
+    Regular,
+    Bold,
+}
+
+/// How a run of text looks.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    weight: Weight,
+    size: f32,
+    /// Height of one line.
+    leading: f32,
+    color: Rgb,
+}
+
+const TITLE: Style = Style {
+    weight: Weight::Bold,
+    size: 30.0,
+    leading: 36.0,
+    color: INK,
+};
+const LEAD: Style = Style {
+    weight: Weight::Regular,
+    size: 12.0,
+    leading: 18.0,
+    color: MUTED,
+};
+const HEADING: Style = Style {
+    weight: Weight::Bold,
+    size: 14.0,
+    leading: 20.0,
+    color: ACCENT,
+};
+const TEXT: Style = Style {
+    weight: Weight::Regular,
+    size: 11.0,
+    leading: 17.0,
+    color: BODY,
+};
+const BANNER: Style = Style {
+    weight: Weight::Bold,
+    size: 10.0,
+    leading: 14.0,
+    color: WHITE,
+};
+const STEP_NUMBER: Style = Style {
+    weight: Weight::Bold,
+    size: 10.0,
+    leading: 14.0,
+    color: WHITE,
+};
+const FOOTER: Style = Style {
+    weight: Weight::Regular,
+    size: 8.5,
+    leading: 12.0,
+    color: MUTED,
+};
+
+/// One positioned drawing operation.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Text on one line, `y` being its baseline.
+    Text {
+        x: f32,
+        y: f32,
+        style: Style,
+        text: String,
+    },
+    Rect {
+        x: f32,
+        y: f32,
+        width: f32,
+        height: f32,
+        color: Rgb,
+    },
+    Circle {
+        x: f32,
+        y: f32,
+        radius: f32,
+        color: Rgb,
+    },
+}
+
+/// A finished document.
+#[derive(Debug)]
+pub struct Typeset {
+    /// The PDF file.
+    pub bytes: Vec<u8>,
+    /// How many pages it has.
+    pub pages: usize,
+}
+
+/// Lays `blocks` out and writes them as a PDF with `metadata`.
+pub fn typeset(
+    fonts: &Fonts,
+    blocks: &[Block],
+    metadata: Metadata,
+) -> Result<Typeset, KrillaError> {
+    let pages = paginate(fonts, blocks);
+    let count = pages.len();
+    let bytes = write(fonts, &pages, metadata)?;
+    Ok(Typeset {
+        bytes,
+        pages: count,
+    })
+}
+
+fn paginate(fonts: &Fonts, blocks: &[Block]) -> Vec<Vec<Op>> {
+    let mut cursor = Cursor {
+        fonts,
+        pages: vec![Vec::new()],
+        y: TOP,
+    };
+    for block in blocks {
+        match block {
+            Block::Banner(text) => {
+                cursor.push(Op::Rect {
+                    x: 0.0,
+                    y: 0.0,
+                    width: PAGE_WIDTH,
+                    height: BANNER_HEIGHT,
+                    color: ACCENT,
+                });
+                cursor.push(Op::Text {
+                    x: MARGIN,
+                    y: BANNER_HEIGHT / 2.0 + BANNER.size * 0.35,
+                    style: BANNER,
+                    text: text.to_uppercase(),
+                });
+                cursor.y = cursor.y.max(BANNER_HEIGHT + 48.0);
+            }
+            Block::Title(text) => {
+                cursor.lines(text, TITLE, 0.0);
+                cursor.space(6.0);
+            }
+            Block::Lead(text) => {
+                cursor.lines(text, LEAD, 0.0);
+                cursor.space(22.0);
+            }
+            Block::Heading(text) => {
+                cursor.space(14.0);
+                // Keep a heading with the first lines of its section.
+                cursor.room_for(HEADING.leading + 2.0 * TEXT.leading);
+                cursor.lines(text, HEADING, 0.0);
+                cursor.space(8.0);
+            }
+            Block::Paragraph(text) => {
+                cursor.lines(text, TEXT, 0.0);
+                cursor.space(10.0);
+            }
+            Block::Step(number, text) => {
+                let indent = 32.0;
+                let baseline = cursor.lines(text, TEXT, indent);
+                let (x, y, radius) = (MARGIN + 10.0, baseline - TEXT.size * 0.35, 10.0);
+                let width = fonts
+                    .get(STEP_NUMBER.weight)
+                    .width(number, STEP_NUMBER.size);
+                cursor.push(Op::Circle {
+                    x,
+                    y,
+                    radius,
+                    color: ACCENT,
+                });
+                cursor.push(Op::Text {
+                    x: x - width / 2.0,
+                    y: y + STEP_NUMBER.size * 0.35,
+                    style: STEP_NUMBER,
+                    text: number.clone(),
+                });
+                cursor.space(10.0);
+            }
+            Block::Bullet(text) => {
+                let baseline = cursor.lines(text, TEXT, 20.0);
+                cursor.push(Op::Circle {
+                    x: MARGIN + 6.0,
+                    y: baseline - TEXT.size * 0.35,
+                    radius: 2.2,
+                    color: ACCENT,
+                });
+                cursor.space(6.0);
+            }
+        }
+    }
+    cursor.pages
+}
+
+/// Where the next line goes.
+struct Cursor<'a> {
+    fonts: &'a Fonts,
+    pages: Vec<Vec<Op>>,
+    y: f32,
+}
+
+impl Cursor<'_> {
+    fn push(&mut self, op: Op) {
+        self.pages
+            .last_mut()
+            .expect("there is always a current page")
+            .push(op);
+    }
+
+    /// Vertical space, dropped at the top of a page.
+    fn space(&mut self, height: f32) {
+        if self.y > TOP {
+            self.y += height;
+        }
+    }
+
+    /// Starts a new page unless `height` still fits on this one.
+    fn room_for(&mut self, height: f32) {
+        if self.y + height > BOTTOM {
+            self.pages.push(Vec::new());
+            self.y = TOP;
+        }
+    }
+
+    /// Sets `text` wrapped to the text width less `indent`; returns the
+    /// baseline of the first line, for markers drawn beside it.
+    fn lines(&mut self, text: &str, style: Style, indent: f32) -> f32 {
+        let face = self.fonts.get(style.weight);
+        let mut first = None;
+        for line in wrap(face, text, style.size, TEXT_WIDTH - indent) {
+            self.room_for(style.leading);
+            // Centre the capitals (about 0.7 em tall) in the line's box.
+            let baseline = self.y + (style.leading + style.size * 0.7) / 2.0;
+            first.get_or_insert(baseline);
+            self.push(Op::Text {
+                x: MARGIN + indent,
+                y: baseline,
+                style,
+                text: line,
+            });
+            self.y += style.leading;
+        }
+        first.unwrap_or(self.y)
+    }
+}
+
+impl Fonts {
+    fn get(&self, weight: Weight) -> &Typeface {
+        match weight {
+            Weight::Regular => &self.regular,
+            Weight::Bold => &self.bold,
+        }
+    }
+}
+
+/// Greedy line breaking at spaces; a word wider than a whole line (a long
+/// name without spaces, a URL) is broken between characters.
+fn wrap(face: &Typeface, text: &str, size: f32, width: f32) -> Vec<String> {
+    let space = face.width(" ", size);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut line_width = 0.0;
+    for word in text.split_whitespace() {
+        let word_width = face.width(word, size);
+        if !line.is_empty() && line_width + space + word_width <= width {
+            line.push(' ');
+            line.push_str(word);
+            line_width += space + word_width;
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if word_width <= width {
+            line.push_str(word);
+            line_width = word_width;
+            continue;
+        }
+        for ch in word.chars() {
+            let mut candidate = line.clone();
+            candidate.push(ch);
+            if !line.is_empty() && face.width(&candidate, size) > width {
+                lines.push(std::mem::take(&mut line));
+                line.push(ch);
+            } else {
+                line = candidate;
+            }
+        }
+        line_width = face.width(&line, size);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+fn write(fonts: &Fonts, pages: &[Vec<Op>], metadata: Metadata) -> Result<Vec<u8>, KrillaError> {
+    let mut document = Document::new();
+    document.set_metadata(metadata);
+    let count = pages.len();
+    for (index, ops) in pages.iter().enumerate() {
+        let settings =
+            PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT).expect("A4 is a valid page size");
+        let mut page = document.start_page_with(settings);
+        let mut surface = page.surface();
+        for op in ops {
+            draw(&mut surface, fonts, op);
+        }
+        let footer = format!("{} / {count}", index + 1);
+        let width = fonts.get(FOOTER.weight).width(&footer, FOOTER.size);
+        let rule = Op::Rect {
+            x: MARGIN,
+            y: PAGE_HEIGHT - 58.0,
+            width: TEXT_WIDTH,
+            height: 0.75,
+            color: RULE,
+        };
+        draw(&mut surface, fonts, &rule);
+        let number = Op::Text {
+            x: PAGE_WIDTH - MARGIN - width,
+            y: PAGE_HEIGHT - 40.0,
+            style: FOOTER,
+            text: footer,
+        };
+        draw(&mut surface, fonts, &number);
+        surface.finish();
+        page.finish();
+    }
+    document.finish()
+}
+
+fn draw(surface: &mut Surface<'_>, fonts: &Fonts, op: &Op) {
+    match op {
+        Op::Text { x, y, style, text } => {
+            fill(surface, style.color);
+            surface.draw_text(
+                Point::from_xy(*x, *y),
+                fonts.get(style.weight).font.clone(),
+                style.size,
+                text,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        Op::Rect {
+            x,
+            y,
+            width,
+            height,
+            color,
+        } => {
+            let mut path = PathBuilder::new();
+            if let Some(rect) = Rect::from_xywh(*x, *y, *width, *height) {
+                path.push_rect(rect);
+            }
+            if let Some(path) = path.finish() {
+                fill(surface, *color);
+                surface.draw_path(&path);
+            }
+        }
+        Op::Circle {
+            x,
+            y,
+            radius: r,
+            color,
+        } => {
+            // Four cubic Béziers; 0.5523 puts their midpoints on the circle.
+            let k = 0.5523 * r;
+            let mut path = PathBuilder::new();
+            path.move_to(x + r, *y);
+            path.cubic_to(x + r, y + k, x + k, y + r, *x, y + r);
+            path.cubic_to(x - k, y + r, x - r, y + k, x - r, *y);
+            path.cubic_to(x - r, y - k, x - k, y - r, *x, y - r);
+            path.cubic_to(x + k, y - r, x + r, y - k, x + r, *y);
+            path.close();
+            if let Some(path) = path.finish() {
+                fill(surface, *color);
+                surface.draw_path(&path);
+            }
+        }
+    }
+}
+
+fn fill(surface: &mut Surface<'_>, Rgb(red, green, blue): Rgb) {
+    surface.set_fill(Some(Fill {
+        paint: rgb::Color::new(red, green, blue).into(),
+        opacity: NormalizedF32::ONE,
+        rule: Default::default(),
+    }));
+}

@@ -1,0 +1,131 @@
+//! The onboarding-pdf job: rendered, stored, and downloadable by its owner.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use testkit::{TestApp, job_id};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The guide's text, as a PDF reader extracts it.
+fn text_of(pdf: &[u8]) -> String {
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    pdf_extract::extract_text_from_mem(pdf).expect("the PDF parses and its text extracts")
+}
+
+async fn download(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    app.get("/api/me/onboarding.pdf", token).await
+}
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    app.get("/api/me", Some(token))
+        .await
+        .json()
+        .await
+        .expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_renders_a_personal_onboarding_guide_its_owner_can_download() {
+    let app = TestApp::spawn().await;
+    let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;
+    let token = signup["token"].as_str().expect("token");
+    let user_id = signup["user"]["id"].as_str().expect("user id");
+    let job = job_id(&signup, "onboarding-pdf");
+
+    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+
+    let status = app.job_status(&job, Some(token)).await;
+    let pages = status["result"]["pages"].as_u64().expect("page count");
+    assert!((1..=2).contains(&pages), "one or two pages: {status}");
+    assert_eq!(
+        me(&app, token).await["onboarding_pdf_url"],
+        "http://app.test/api/me/onboarding.pdf"
+    );
+    let response = download(&app, Some(token)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    assert_eq!(response.headers()["cache-control"], "private, no-cache");
+    let pdf = response.bytes().await.expect("the PDF downloads");
+    let stored = std::fs::read(
+        app.storage_dir()
+            .join(format!("users/{user_id}/onboarding.pdf")),
+    )
+    .expect("the guide is stored at its deterministic key");
+    assert_eq!(pdf, stored);
+
+    let text = text_of(&pdf);
+    let created_at: DateTime<Utc> = signup["user"]["created_at"]
+        .as_str()
+        .and_then(|at| at.parse().ok())
+        .expect("created_at is a timestamp");
+    for expected in [
+        "Ada Lovelace".to_owned(),
+        format!("since {}", created_at.format("%-d %B %Y")),
+        "Getting started".to_owned(),
+        "Upload a profile photo.".to_owned(),
+        "http://app.test/".to_owned(),
+    ] {
+        assert!(
+            text.contains(&expected),
+            "{expected:?} is missing from: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_onboarding_guide_is_404_until_rendered_and_each_user_gets_only_their_own() {
+    let mut app = TestApp::spawn_without_worker().await;
+    let ada = app.sign_up("ada@example.com", "Ada Lovelace").await;
+    let ada_token = ada["token"].as_str().expect("token");
+
+    assert_eq!(me(&app, ada_token).await["onboarding_pdf_url"], Value::Null);
+    let early = download(&app, Some(ada_token)).await;
+    assert_eq!(early.status(), 404);
+    let body: Value = early.json().await.expect("JSON error");
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(download(&app, None).await.status(), 401);
+
+    app.start_worker();
+    let grace = app.sign_up("grace@example.com", "Grace Hopper").await;
+    let grace_token = grace["token"].as_str().expect("token");
+    app.wait_for_job_state(&job_id(&ada, "onboarding-pdf"), "completed", DEADLINE)
+        .await;
+    app.wait_for_job_state(&job_id(&grace, "onboarding-pdf"), "completed", DEADLINE)
+        .await;
+
+    let ada_pdf = download(&app, Some(ada_token))
+        .await
+        .bytes()
+        .await
+        .expect("PDF");
+    let grace_pdf = download(&app, Some(grace_token))
+        .await
+        .bytes()
+        .await
+        .expect("PDF");
+    let (ada_text, grace_text) = (text_of(&ada_pdf), text_of(&grace_pdf));
+    assert!(ada_text.contains("Ada Lovelace") && !ada_text.contains("Grace Hopper"));
+    assert!(grace_text.contains("Grace Hopper") && !grace_text.contains("Ada Lovelace"));
+    assert_eq!(download(&app, Some("not-a-token")).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_in_other_scripts_are_drawn_with_the_embedded_font() {
+    let app = TestApp::spawn().await;
+    let signup = app
+        .sign_up("dmitri@example.com", "Дмитрий Шостакович")
+        .await;
+    let token = signup["token"].as_str().expect("token");
+    app.wait_for_job_state(&job_id(&signup, "onboarding-pdf"), "completed", DEADLINE)
+        .await;
+
+    let pdf = download(&app, Some(token))
+        .await
+        .bytes()
+        .await
+        .expect("PDF");
+    let text = text_of(&pdf);
+    assert!(text.contains("Дмитрий Шостакович"), "{text}");
+}
