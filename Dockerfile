@@ -17,7 +17,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /app app \
-    && install -d -o app -g app /app/mailbox
+    && install -d -o app -g app /app/mailbox /app/storage
 COPY --from=build /usr/local/bin/api /usr/local/bin/worker /usr/local/bin/
 USER app
 WORKDIR /app

@@ -15,6 +15,10 @@ const fmt = (n, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, 
 console.log(`medians of ${rounds} interleaved runs each`);
 console.log("scenario".padEnd(13), "rust".padStart(15), "node".padStart(15), "rust/node".padStart(10), "  peak RSS rust / node");
 for (const [name, { rust, node }] of groups) {
+  if (rust[0].op === "signup-enqueue") {
+    console.log(name.padEnd(13), `${fmt(stat(rust, "p50_ms"), 2)} ms p50`.padStart(15), `  ${fmt(stat(rust, "p99_ms"), 2)} ms p99 (a signup's ${rust[0].jobs_per_signup} jobs, enqueued concurrently; Rust only)`);
+    continue;
+  }
   const rss = `${fmt(stat(rust, "peak_rss_mb"), 1)} MB` + (node ? ` / ${fmt(stat(node, "peak_rss_mb"), 1)} MB` : "");
   if (!node) {
     console.log(name.padEnd(13), `${fmt(stat(rust, "jobs_per_sec"))} jobs/s`.padStart(15), "  (bare bullmq-official Worker, no runtime)", rss);

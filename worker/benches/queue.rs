@@ -10,6 +10,7 @@
 //!                                   options, no runtime), to see what ours costs
 //! queue mixed <jobs> <concurrency>  a producer (bulks of 100) and the worker together
 //! queue latency <samples>           idle queue: enqueue → handler start, one at a time
+//! queue signup <samples>            a signup's four jobs enqueued concurrently, no worker
 //! ```
 //! Each prints one JSON line. Logs are off, as in the Node worker.
 
@@ -247,6 +248,42 @@ async fn main() {
                 "p50_ms": at(0.5), "p99_ms": at(0.99), "peak_rss_mb": peak_rss_mb(),
             }));
         }
-        _ => panic!("usage: queue add|work|mixed|latency …"),
+        Some("signup") => {
+            // What a signup does after commit: one job into each signup
+            // queue, concurrently, through the api's own `JobQueues`.
+            let samples = number(1);
+            let payload = json!({ "user_id": uuid::Uuid::now_v7() });
+            let signup_queues = [
+                QueueName::WelcomeEmail,
+                QueueName::StripeCustomer,
+                QueueName::SlackNotify,
+                QueueName::OnboardingPdf,
+            ];
+            let mut latencies = Vec::with_capacity(samples);
+            for n in 0..=samples {
+                let sent = Instant::now();
+                let added = futures::future::join_all(
+                    signup_queues
+                        .iter()
+                        .map(|&queue| queues.enqueue(queue, uuid::Uuid::now_v7(), &payload)),
+                )
+                .await;
+                assert!(added.iter().all(Result::is_ok), "redis takes the jobs");
+                // The first round connects and loads scripts; not measured.
+                if n > 0 {
+                    latencies.push(sent.elapsed().as_secs_f64() * 1_000.0);
+                }
+            }
+            latencies.sort_by(f64::total_cmp);
+            let at = |p: f64| {
+                latencies
+                    [((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+            };
+            report(&json!({
+                "impl": "rust", "op": "signup-enqueue", "jobs_per_signup": signup_queues.len(),
+                "samples": samples, "p50_ms": at(0.5), "p99_ms": at(0.99),
+            }));
+        }
+        _ => panic!("usage: queue add|work|mixed|latency|signup …"),
     }
 }

@@ -52,6 +52,11 @@ pub(super) async fn run(
     // The same template, fonts and name will fail the same way next time.
     .map_err(JobError::Permanent)?;
 
+    // Still worth delivering (the rest of the guide is fine), but say so.
+    let unsupported: String = document.unsupported.iter().collect();
+    if !unsupported.is_empty() {
+        tracing::warn!(%unsupported, "the PDF fonts cannot draw some characters of the name");
+    }
     let key = keys::onboarding_pdf(payload.user_id);
     let size = document.bytes.len();
     ctx.storage
@@ -65,5 +70,9 @@ pub(super) async fn run(
     )
     .execute(&ctx.pool)
     .await?;
-    Ok(json!({ "key": key, "pages": document.pages, "bytes": size }))
+    let mut result = json!({ "key": key, "pages": document.pages, "bytes": size });
+    if !unsupported.is_empty() {
+        result["unsupported_characters"] = unsupported.into();
+    }
+    Ok(result)
 }

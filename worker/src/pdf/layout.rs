@@ -14,126 +14,13 @@ use krilla::num::NormalizedF32;
 use krilla::page::PageSettings;
 use krilla::paint::Fill;
 use krilla::surface::Surface;
-use krilla::text::{Font, TextDirection};
+use krilla::text::TextDirection;
 
+use super::fonts::{Fonts, Weight};
 use super::markup::Block;
-
-const PAGE_WIDTH: f32 = 595.28;
-const PAGE_HEIGHT: f32 = 841.89;
-const MARGIN: f32 = 64.0;
-const TEXT_WIDTH: f32 = PAGE_WIDTH - 2.0 * MARGIN;
-/// Where text starts on a page without the banner.
-const TOP: f32 = 72.0;
-/// Text never goes below this line; the footer lives under it.
-const BOTTOM: f32 = PAGE_HEIGHT - 84.0;
-const BANNER_HEIGHT: f32 = 104.0;
-
-const INK: Rgb = Rgb(17, 24, 39);
-const BODY: Rgb = Rgb(55, 65, 81);
-const MUTED: Rgb = Rgb(107, 114, 128);
-const ACCENT: Rgb = Rgb(79, 70, 229);
-const RULE: Rgb = Rgb(229, 231, 235);
-const WHITE: Rgb = Rgb(255, 255, 255);
-
-/// A colour, 8 bits per channel, sRGB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Rgb(u8, u8, u8);
-
-/// A font with what it takes to measure text set in it.
-pub struct Typeface {
-    font: Font,
-    shaper: rustybuzz::Face<'static>,
-    units_per_em: f32,
-}
-
-impl Typeface {
-    /// Parses a TrueType font once; documents then share it.
-    pub fn new(data: &'static [u8]) -> Option<Self> {
-        let shaper = rustybuzz::Face::from_slice(data, 0)?;
-        Some(Self {
-            font: Font::new(data.into(), 0)?,
-            units_per_em: shaper.units_per_em() as f32,
-            shaper,
-        })
-    }
-
-    /// The advance width of `text` at `size` points, shaped (ligatures,
-    /// kerning, complex scripts) exactly as krilla will draw it.
-    fn width(&self, text: &str, size: f32) -> f32 {
-        let mut buffer = rustybuzz::UnicodeBuffer::new();
-        buffer.push_str(text);
-        buffer.guess_segment_properties();
-        let shaped = rustybuzz::shape(&self.shaper, &[], buffer);
-        let units: i32 = shaped.glyph_positions().iter().map(|p| p.x_advance).sum();
-        units as f32 / self.units_per_em * size
-    }
-}
-
-/// The two faces every document uses.
-pub struct Fonts {
-    /// Body text.
-    pub regular: Typeface,
-    /// Titles, headings, step numbers.
-    pub bold: Typeface,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Weight {
-    Regular,
-    Bold,
-}
-
-/// How a run of text looks.
-#[derive(Debug, Clone, Copy)]
-struct Style {
-    weight: Weight,
-    size: f32,
-    /// Height of one line.
-    leading: f32,
-    color: Rgb,
-}
-
-const TITLE: Style = Style {
-    weight: Weight::Bold,
-    size: 30.0,
-    leading: 36.0,
-    color: INK,
-};
-const LEAD: Style = Style {
-    weight: Weight::Regular,
-    size: 12.0,
-    leading: 18.0,
-    color: MUTED,
-};
-const HEADING: Style = Style {
-    weight: Weight::Bold,
-    size: 14.0,
-    leading: 20.0,
-    color: ACCENT,
-};
-const TEXT: Style = Style {
-    weight: Weight::Regular,
-    size: 11.0,
-    leading: 17.0,
-    color: BODY,
-};
-const BANNER: Style = Style {
-    weight: Weight::Bold,
-    size: 10.0,
-    leading: 14.0,
-    color: WHITE,
-};
-const STEP_NUMBER: Style = Style {
-    weight: Weight::Bold,
-    size: 10.0,
-    leading: 14.0,
-    color: WHITE,
-};
-const FOOTER: Style = Style {
-    weight: Weight::Regular,
-    size: 8.5,
-    leading: 12.0,
-    color: MUTED,
+use super::style::{
+    ACCENT, BANNER, BANNER_HEIGHT, BOTTOM, FOOTER, HEADING, LEAD, MARGIN, PAGE_HEIGHT, PAGE_WIDTH,
+    RULE, Rgb, STEP_NUMBER, Style, TEXT, TEXT_WIDTH, TITLE, TOP,
 };
 
 /// One positioned drawing operation.
@@ -168,6 +55,9 @@ pub struct Typeset {
     pub bytes: Vec<u8>,
     /// How many pages it has.
     pub pages: usize,
+    /// Characters no embedded font has a glyph for (drawn as empty boxes),
+    /// sorted, each once; empty when everything could be drawn.
+    pub unsupported: Vec<char>,
 }
 
 /// Lays `blocks` out and writes them as a PDF with `metadata`.
@@ -177,11 +67,25 @@ pub fn typeset(
     metadata: Metadata,
 ) -> Result<Typeset, KrillaError> {
     let pages = paginate(fonts, blocks);
-    let count = pages.len();
+    let mut unsupported: Vec<char> = pages
+        .iter()
+        .flatten()
+        .filter_map(|op| match op {
+            Op::Text { text, style, .. } => Some(
+                text.chars()
+                    .filter(|&c| !c.is_whitespace() && !fonts.can_draw(style.weight, c)),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    unsupported.sort_unstable();
+    unsupported.dedup();
     let bytes = write(fonts, &pages, metadata)?;
     Ok(Typeset {
         bytes,
-        pages: count,
+        pages: pages.len(),
+        unsupported,
     })
 }
 
@@ -191,7 +95,15 @@ fn paginate(fonts: &Fonts, blocks: &[Block]) -> Vec<Vec<Op>> {
         pages: vec![Vec::new()],
         y: TOP,
     };
+    let mut previous: Option<&Block> = None;
     for block in blocks {
+        // A list ends with more air than lies between its items.
+        if matches!(previous, Some(Block::Step(..) | Block::Bullet(_)))
+            && !matches!(block, Block::Step(..) | Block::Bullet(_))
+        {
+            cursor.space(8.0);
+        }
+        previous = Some(block);
         match block {
             Block::Banner(text) => {
                 cursor.push(Op::Rect {
@@ -232,9 +144,7 @@ fn paginate(fonts: &Fonts, blocks: &[Block]) -> Vec<Vec<Op>> {
                 let indent = 32.0;
                 let baseline = cursor.lines(text, TEXT, indent);
                 let (x, y, radius) = (MARGIN + 10.0, baseline - TEXT.size * 0.35, 10.0);
-                let width = fonts
-                    .get(STEP_NUMBER.weight)
-                    .width(number, STEP_NUMBER.size);
+                let width = fonts.width(STEP_NUMBER.weight, number, STEP_NUMBER.size);
                 cursor.push(Op::Circle {
                     x,
                     y,
@@ -297,9 +207,14 @@ impl Cursor<'_> {
     /// Sets `text` wrapped to the text width less `indent`; returns the
     /// baseline of the first line, for markers drawn beside it.
     fn lines(&mut self, text: &str, style: Style, indent: f32) -> f32 {
-        let face = self.fonts.get(style.weight);
         let mut first = None;
-        for line in wrap(face, text, style.size, TEXT_WIDTH - indent) {
+        for line in wrap(
+            self.fonts,
+            style.weight,
+            text,
+            style.size,
+            TEXT_WIDTH - indent,
+        ) {
             self.room_for(style.leading);
             // Centre the capitals (about 0.7 em tall) in the line's box.
             let baseline = self.y + (style.leading + style.size * 0.7) / 2.0;
@@ -316,24 +231,16 @@ impl Cursor<'_> {
     }
 }
 
-impl Fonts {
-    fn get(&self, weight: Weight) -> &Typeface {
-        match weight {
-            Weight::Regular => &self.regular,
-            Weight::Bold => &self.bold,
-        }
-    }
-}
-
 /// Greedy line breaking at spaces; a word wider than a whole line (a long
 /// name without spaces, a URL) is broken between characters.
-fn wrap(face: &Typeface, text: &str, size: f32, width: f32) -> Vec<String> {
-    let space = face.width(" ", size);
+fn wrap(fonts: &Fonts, weight: Weight, text: &str, size: f32, width: f32) -> Vec<String> {
+    let measure = |text: &str| fonts.width(weight, text, size);
+    let space = measure(" ");
     let mut lines = Vec::new();
     let mut line = String::new();
     let mut line_width = 0.0;
     for word in text.split_whitespace() {
-        let word_width = face.width(word, size);
+        let word_width = measure(word);
         if !line.is_empty() && line_width + space + word_width <= width {
             line.push(' ');
             line.push_str(word);
@@ -351,14 +258,14 @@ fn wrap(face: &Typeface, text: &str, size: f32, width: f32) -> Vec<String> {
         for ch in word.chars() {
             let mut candidate = line.clone();
             candidate.push(ch);
-            if !line.is_empty() && face.width(&candidate, size) > width {
+            if !line.is_empty() && measure(&candidate) > width {
                 lines.push(std::mem::take(&mut line));
                 line.push(ch);
             } else {
                 line = candidate;
             }
         }
-        line_width = face.width(&line, size);
+        line_width = measure(&line);
     }
     if !line.is_empty() {
         lines.push(line);
@@ -379,7 +286,7 @@ fn write(fonts: &Fonts, pages: &[Vec<Op>], metadata: Metadata) -> Result<Vec<u8>
             draw(&mut surface, fonts, op);
         }
         let footer = format!("{} / {count}", index + 1);
-        let width = fonts.get(FOOTER.weight).width(&footer, FOOTER.size);
+        let width = fonts.width(FOOTER.weight, &footer, FOOTER.size);
         let rule = Op::Rect {
             x: MARGIN,
             y: PAGE_HEIGHT - 58.0,
@@ -405,14 +312,18 @@ fn draw(surface: &mut Surface<'_>, fonts: &Fonts, op: &Op) {
     match op {
         Op::Text { x, y, style, text } => {
             fill(surface, style.color);
-            surface.draw_text(
-                Point::from_xy(*x, *y),
-                fonts.get(style.weight).font.clone(),
-                style.size,
-                text,
-                false,
-                TextDirection::Auto,
-            );
+            let mut x = *x;
+            for (face, run) in fonts.runs(style.weight, text) {
+                surface.draw_text(
+                    Point::from_xy(x, *y),
+                    face.font.clone(),
+                    style.size,
+                    run,
+                    false,
+                    TextDirection::Auto,
+                );
+                x += face.width(run, style.size);
+            }
         }
         Op::Rect {
             x,
@@ -459,4 +370,40 @@ fn fill(surface: &mut Surface<'_>, Rgb(red, green, blue): Rgb) {
         opacity: NormalizedF32::ONE,
         rule: Default::default(),
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Fonts, TEXT_WIDTH, Weight, wrap};
+
+    fn fonts() -> Fonts {
+        Fonts::embedded().expect("the embedded fonts parse")
+    }
+
+    #[test]
+    fn wrapped_lines_fit_the_width_and_keep_every_word() {
+        let fonts = fonts();
+        let text = "Upload a profile photo. It appears next to everything you do, \
+                    so your team recognises you at a glance.";
+        let lines = wrap(&fonts, Weight::Regular, text, 11.0, 200.0);
+        assert!(lines.len() > 1, "{lines:?}");
+        for line in &lines {
+            assert!(fonts.width(Weight::Regular, line, 11.0) <= 200.0, "{line}");
+        }
+        assert_eq!(lines.join(" "), text);
+    }
+
+    #[test]
+    fn a_word_wider_than_the_page_is_broken_between_characters() {
+        let fonts = fonts();
+        let name = "W".repeat(100);
+        let lines = wrap(&fonts, Weight::Bold, &name, 30.0, TEXT_WIDTH);
+        assert!(lines.len() > 1);
+        assert!(
+            lines
+                .iter()
+                .all(|line| fonts.width(Weight::Bold, line, 30.0) <= TEXT_WIDTH)
+        );
+        assert_eq!(lines.concat(), name);
+    }
 }

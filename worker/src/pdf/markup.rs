@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn each_marker_makes_its_block() {
-        let blocks = parse("^ Guide\n# Ada\n> Since today\n## Start\n1. One\n- Dot\nPlain");
+        let blocks = parse("^ Guide\n# Ada\n> Since today\n## Start\n1. One\n- Dot\n\nPlain");
         assert_eq!(
             blocks,
             [

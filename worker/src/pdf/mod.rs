@@ -1,9 +1,11 @@
 //! PDF documents: a minijinja template renders a small line-based markup
-//! ([`markup`]), which [`layout`] sets on A4 pages with embedded, subset
-//! DejaVu fonts through krilla. [`onboarding`] is the one document so far.
+//! ([`markup`]), which [`layout`] sets on A4 pages in the embedded [`fonts`]
+//! (subset into each file) through krilla. [`onboarding`] is the one document so far.
 
+pub mod fonts;
 pub mod layout;
 pub mod markup;
 pub mod onboarding;
+mod style;
 
 pub use onboarding::{Onboarding, OnboardingPdf};

@@ -7,7 +7,8 @@ use krilla::metadata::Metadata;
 use minijinja::Environment;
 use serde::Serialize;
 
-use super::layout::{Fonts, Typeface, Typeset, typeset};
+use super::fonts::Fonts;
+use super::layout::{Typeset, typeset};
 use super::markup;
 
 const TEMPLATE: &str = "onboarding.txt";
@@ -22,7 +23,8 @@ pub struct OnboardingPdf {
 /// What makes a guide personal.
 #[derive(Debug, Clone, Serialize)]
 pub struct Onboarding<'a> {
-    /// The user's display name, any script DejaVu Sans covers.
+    /// The user's display name, in any script DejaVu Sans or Droid Sans
+    /// Fallback covers.
     pub name: &'a str,
     /// The day the user signed up.
     pub signup_date: NaiveDate,
@@ -41,19 +43,7 @@ impl OnboardingPdf {
                 include_str!("../../../templates/pdf/onboarding.txt"),
             )
             .context("template pdf/onboarding.txt does not parse")?;
-        let face = |data: &'static [u8], name: &str| {
-            Typeface::new(data).ok_or_else(|| anyhow!("font {name} does not parse"))
-        };
-        let fonts = Fonts {
-            regular: face(
-                include_bytes!("../../../assets/fonts/DejaVuSans.ttf"),
-                "DejaVuSans",
-            )?,
-            bold: face(
-                include_bytes!("../../../assets/fonts/DejaVuSans-Bold.ttf"),
-                "DejaVuSans-Bold",
-            )?,
-        };
+        let fonts = Fonts::embedded()?;
         Ok(Self { templates, fonts })
     }
 

@@ -8,10 +8,13 @@ use testkit::{TestApp, job_id};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The guide's text, as a PDF reader extracts it.
+/// The guide's text, as a PDF reader extracts it, with each run of
+/// whitespace made one space (extractors guess spacing from glyph gaps).
 fn text_of(pdf: &[u8]) -> String {
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
-    pdf_extract::extract_text_from_mem(pdf).expect("the PDF parses and its text extracts")
+    let text =
+        pdf_extract::extract_text_from_mem(pdf).expect("the PDF parses and its text extracts");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 async fn download(app: &TestApp, token: Option<&str>) -> reqwest::Response {
@@ -112,14 +115,12 @@ async fn the_onboarding_guide_is_404_until_rendered_and_each_user_gets_only_thei
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn names_in_other_scripts_are_drawn_with_the_embedded_font() {
+async fn names_in_other_scripts_are_drawn_with_the_embedded_fonts() {
     let app = TestApp::spawn().await;
-    let signup = app
-        .sign_up("dmitri@example.com", "Дмитрий Шостакович")
-        .await;
+    let signup = app.sign_up("dmitri@example.com", "Дмитрий 山田太郎").await;
     let token = signup["token"].as_str().expect("token");
-    app.wait_for_job_state(&job_id(&signup, "onboarding-pdf"), "completed", DEADLINE)
-        .await;
+    let job = job_id(&signup, "onboarding-pdf");
+    app.wait_for_job_state(&job, "completed", DEADLINE).await;
 
     let pdf = download(&app, Some(token))
         .await
@@ -127,5 +128,32 @@ async fn names_in_other_scripts_are_drawn_with_the_embedded_font() {
         .await
         .expect("PDF");
     let text = text_of(&pdf);
-    assert!(text.contains("Дмитрий Шостакович"), "{text}");
+    assert!(text.contains("Дмитрий 山田太郎"), "{text}");
+    let status = app.job_status(&job, Some(token)).await;
+    assert_eq!(
+        status["result"]["unsupported_characters"],
+        Value::Null,
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_no_embedded_font_can_draw_still_gets_its_guide_and_the_gap_is_reported() {
+    let app = TestApp::spawn().await;
+    let signup = app.sign_up("minjun@example.com", "Kim 김민준").await;
+    let token = signup["token"].as_str().expect("token");
+    let job = job_id(&signup, "onboarding-pdf");
+    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+
+    let status = app.job_status(&job, Some(token)).await;
+    assert_eq!(
+        status["result"]["unsupported_characters"], "김민준",
+        "{status}"
+    );
+    let pdf = download(&app, Some(token))
+        .await
+        .bytes()
+        .await
+        .expect("PDF");
+    assert!(text_of(&pdf).contains("Getting started"));
 }
