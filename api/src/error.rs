@@ -17,6 +17,9 @@ pub enum ApiError {
     /// The body is not JSON at all (400).
     #[error("{0}")]
     MalformedJson(String),
+    /// A body that is not what its Content-Type says, e.g. broken multipart (400).
+    #[error("{0}")]
+    MalformedBody(String),
     /// Well-formed JSON of the wrong shape, e.g. a number where text belongs (422).
     #[error("{0}")]
     InvalidJson(String),
@@ -55,7 +58,7 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::InvalidJson(_) | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -71,6 +74,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             Self::MalformedJson(_) => "malformed_json",
+            Self::MalformedBody(_) => "malformed_body",
             Self::InvalidJson(_) => "invalid_json",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",

@@ -3,7 +3,7 @@
 //!
 //! - [`Application`]: builds the router on a bound listener and serves it.
 //! - [`routes`]: one module per resource (`signup`, `session`, `jobs`,
-//!   `health`, `admin`).
+//!   `health`, `admin`, `photos`).
 //! - [`auth`]: Argon2id passwords and hashed opaque bearer tokens.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
 //! - [`rate_limit`]: per-client limits on signup and login (429).
@@ -76,6 +76,8 @@ impl Application {
             pool,
             queues: Arc::new(JobQueues::new(settings)),
             storage: Storage::from_settings(settings)?,
+            photo_max_bytes: settings.photo_max_bytes,
+            photo_max_pixels: settings.photo_max_pixels,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
             auth_limiter: (settings.auth_rate_limit > 0).then(|| {
                 Arc::new(RateLimiter::new(
@@ -133,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(credentials)
         .merge(routes::profile())
         .merge(routes::jobs())
+        .merge(routes::photos(state.photo_max_bytes))
         .merge(routes::health())
         .merge(routes::admin())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -20,6 +20,10 @@ pub struct AppState {
     pub queues: Arc<JobQueues>,
     /// Files the jobs produced (the onboarding guides).
     pub storage: Storage,
+    /// Largest photo upload accepted, in bytes (`PHOTO_MAX_BYTES`).
+    pub photo_max_bytes: u64,
+    /// Largest photo accepted, in pixels (`PHOTO_MAX_PIXELS`).
+    pub photo_max_pixels: u64,
     /// Recently verified bearer tokens.
     pub tokens: Arc<TokenCache>,
     /// Limits signups and logins per client; `None` when disabled.

@@ -44,6 +44,11 @@ pub struct Settings {
     /// Where job output (PDFs, photos) is stored: a folder path or
     /// `file://` URL (`STORAGE_URL`).
     pub storage_url: String,
+    /// Largest photo upload accepted, in bytes (`PHOTO_MAX_BYTES`).
+    pub photo_max_bytes: u64,
+    /// Largest photo accepted, in pixels (width × height), against
+    /// decompression bombs (`PHOTO_MAX_PIXELS`).
+    pub photo_max_pixels: u64,
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one Redis Cluster slot.
     pub queue_prefix: String,
     /// Signups plus logins allowed per client per minute; 0 turns the limit
@@ -172,6 +177,8 @@ impl Settings {
             slack_webhook_url: env.optional("SLACK_WEBHOOK_URL").map(SecretString::from),
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
             storage_url: env.or("STORAGE_URL", ".dev/storage"),
+            photo_max_bytes: env.parsed("PHOTO_MAX_BYTES", 20 * 1024 * 1024),
+            photo_max_pixels: env.parsed("PHOTO_MAX_PIXELS", 50_000_000),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
             auth_rate_limit: env.parsed("AUTH_RATE_LIMIT", 20),

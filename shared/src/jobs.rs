@@ -27,6 +27,8 @@ pub enum QueueName {
     SlackNotify,
     /// Renders the user's onboarding guide (PDF) and stores it.
     OnboardingPdf,
+    /// Makes the three sizes of an uploaded profile photo.
+    ImageResize,
 }
 
 impl QueueName {
@@ -36,6 +38,7 @@ impl QueueName {
         QueueName::StripeCustomer,
         QueueName::SlackNotify,
         QueueName::OnboardingPdf,
+        QueueName::ImageResize,
     ];
 
     /// The BullMQ queue name, which is also the job name.
@@ -45,6 +48,7 @@ impl QueueName {
             QueueName::StripeCustomer => "stripe-customer",
             QueueName::SlackNotify => "slack-notify",
             QueueName::OnboardingPdf => "onboarding-pdf",
+            QueueName::ImageResize => "image-resize",
         }
     }
 
@@ -92,6 +96,13 @@ impl QueueName {
             },
             // A guide takes milliseconds of CPU and nothing else.
             QueueName::OnboardingPdf => QueueSettings {
+                concurrency: cores(),
+                attempts: 3,
+                ..BASE
+            },
+            // Decoding and resizing a photo keeps a core busy for tens of
+            // milliseconds; a second job per core would only wait for it.
+            QueueName::ImageResize => QueueSettings {
                 concurrency: cores(),
                 attempts: 3,
                 ..BASE
@@ -186,6 +197,23 @@ pub struct OnboardingPdf {
 
 impl Job for OnboardingPdf {
     const QUEUE: QueueName = QueueName::OnboardingPdf;
+
+    fn owner(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// Make the three sizes of an uploaded photo and make it the user's avatar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageResize {
+    /// Who uploaded it.
+    pub user_id: Uuid,
+    /// The `photos` row.
+    pub photo_id: Uuid,
+}
+
+impl Job for ImageResize {
+    const QUEUE: QueueName = QueueName::ImageResize;
 
     fn owner(&self) -> Uuid {
         self.user_id

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
-use object_store::{GetResult, ObjectStore, ObjectStoreExt as _, PutPayload};
+use object_store::{GetResult, ObjectStore, ObjectStoreExt as _, PutPayload, WriteMultipart};
 
 use crate::config::Settings;
 
@@ -29,6 +30,39 @@ pub mod keys {
     /// The onboarding guide of `user_id`.
     pub fn onboarding_pdf(user_id: Uuid) -> String {
         format!("users/{user_id}/onboarding.pdf")
+    }
+
+    /// An uploaded photo as the user sent it.
+    pub fn photo_original(photo_id: Uuid) -> String {
+        format!("photos/{photo_id}/original")
+    }
+
+    /// One resized variant (`thumbnail`, `medium`, `large`) of a photo.
+    pub fn photo_variant(photo_id: Uuid, variant: &str) -> String {
+        format!("photos/{photo_id}/{variant}.jpg")
+    }
+}
+
+/// A file being written piece by piece, so an upload never has to be held
+/// in memory whole. Nothing is visible at the key until [`Upload::finish`].
+pub struct Upload(WriteMultipart);
+
+impl Upload {
+    /// Appends `bytes`, waiting while earlier parts are still in flight.
+    pub async fn write(&mut self, bytes: Bytes) -> Result<(), object_store::Error> {
+        self.0.wait_for_capacity(4).await?;
+        self.0.put(bytes);
+        Ok(())
+    }
+
+    /// Makes the file visible at its key.
+    pub async fn finish(self) -> Result<(), object_store::Error> {
+        self.0.finish().await.map(drop)
+    }
+
+    /// Throws the partial file away.
+    pub async fn abort(self) -> Result<(), object_store::Error> {
+        self.0.abort().await
     }
 }
 
@@ -63,6 +97,20 @@ impl Storage {
             .put(&Key::from(key), PutPayload::from(bytes))
             .await?;
         Ok(())
+    }
+
+    /// Starts writing the file at `key` piece by piece.
+    pub async fn upload(&self, key: &str) -> Result<Upload, object_store::Error> {
+        let upload = self.store.put_multipart(&Key::from(key)).await?;
+        Ok(Upload(WriteMultipart::new(upload)))
+    }
+
+    /// Reads the whole file at `key`; `None` when there is none.
+    pub async fn read(&self, key: &str) -> Result<Option<Bytes>, object_store::Error> {
+        match self.get(key).await? {
+            Some(file) => Ok(Some(file.bytes().await?)),
+            None => Ok(None),
+        }
     }
 
     /// Opens the file at `key` for streaming; `None` when there is none.

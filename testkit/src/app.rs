@@ -216,6 +216,29 @@ impl TestApp {
         request.send().await.expect("the api answers")
     }
 
+    /// `POST /api/photos` with `bytes` as the multipart field `field`.
+    pub async fn upload(&self, token: &str, field: &str, bytes: &[u8]) -> reqwest::Response {
+        const BOUNDARY: &str = "acme-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = format!(
+            "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{field}\"; filename=\"photo\"\r\n\
+             content-type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        self.client
+            .post(format!("{}/api/photos", self.address))
+            .bearer_auth(token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("the api answers")
+    }
+
     /// Signs up and returns the 201 body, panicking on any other answer.
     pub async fn sign_up(&self, email: &str, name: &str) -> Value {
         let response = self

@@ -21,8 +21,10 @@ pub struct Context {
     pub templates: Templates,
     /// The onboarding guide's template and fonts, shared with blocking threads.
     pub documents: Arc<OnboardingPdf>,
-    /// Where job output (PDFs) is stored.
+    /// Where uploads are read from and job output (PDFs, photos) goes.
     pub storage: Storage,
+    /// Largest photo decoded, in pixels (`PHOTO_MAX_PIXELS`).
+    pub photo_max_pixels: u64,
     /// Base for links in emails (`PUBLIC_URL`).
     pub public_url: String,
     /// For third-party APIs.
@@ -52,6 +54,7 @@ impl Context {
             templates: Templates::load()?,
             documents: Arc::new(OnboardingPdf::load()?),
             storage: Storage::from_settings(settings)?,
+            photo_max_pixels: settings.photo_max_pixels,
             public_url: settings.public_url.clone(),
             http: crate::http::client()?,
             queues: JobQueues::new(settings),

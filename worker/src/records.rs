@@ -17,6 +17,19 @@ pub async fn started(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The job is `percent` done, for clients polling a long job. Best effort:
+/// a lost update only makes the bar lag.
+pub async fn progress(pool: &PgPool, job_id: Uuid, percent: i16) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set progress = $2, updated_at = now() where job_id = $1 and state = 'active'",
+        job_id,
+        percent,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// The job succeeded after `attempts` attempts.
 pub async fn completed(
     pool: &PgPool,

@@ -3,12 +3,15 @@
 mod admin;
 mod health;
 mod jobs;
+mod photos;
 mod session;
 mod signup;
 
 pub use admin::router as admin;
 pub use health::router as health;
 pub use jobs::router as jobs;
+pub use photos::avatar_urls;
+pub use photos::router as photos;
 pub use session::{login_router as login, profile_router as profile};
 pub use signup::UserBody;
 pub use signup::router as signup;

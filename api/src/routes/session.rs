@@ -71,9 +71,9 @@ async fn login(
     }))
 }
 
-/// The profile. `avatar` is part of the v1 contract and stays `null` until
-/// the photo pipeline exists; `onboarding_pdf_url` is `null` until the
-/// onboarding-pdf job has stored the guide.
+/// The profile. `avatar` is `null` until a photo's three sizes exist;
+/// `onboarding_pdf_url` is `null` until the onboarding-pdf job has stored
+/// the guide.
 #[derive(Serialize)]
 struct MeResponse {
     #[serde(flatten)]
@@ -86,7 +86,8 @@ struct MeResponse {
 #[tracing::instrument(name = "me", skip_all, fields(user_id = %auth.user_id))]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
     let row = sqlx::query!(
-        "select user_id, email, name, created_at, stripe_customer_id, onboarding_pdf_key
+        "select user_id, email, name, created_at, stripe_customer_id, onboarding_pdf_key,
+                avatar_photo_id
          from users where user_id = $1",
         auth.user_id,
     )
@@ -101,7 +102,9 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
             name: row.name,
             created_at: row.created_at,
         },
-        avatar: None,
+        avatar: row
+            .avatar_photo_id
+            .map(|photo_id| super::avatar_urls(&state.public_url, photo_id)),
         stripe_customer_id: row.stripe_customer_id,
         onboarding_pdf_url: row
             .onboarding_pdf_key

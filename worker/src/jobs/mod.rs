@@ -2,6 +2,7 @@
 //! a BullMQ job to it by queue, so adding a queue is a compile error until it
 //! has a handler.
 
+mod image_resize;
 mod onboarding_pdf;
 mod slack_notify;
 mod stripe_customer;
@@ -62,6 +63,7 @@ pub async fn handle(
         QueueName::StripeCustomer => stripe_customer::run(ctx, job, payload(data)?).await,
         QueueName::SlackNotify => slack_notify::run(ctx, job, payload(data)?).await,
         QueueName::OnboardingPdf => onboarding_pdf::run(ctx, job, payload(data)?).await,
+        QueueName::ImageResize => image_resize::run(ctx, job, payload(data)?).await,
     }
 }
 

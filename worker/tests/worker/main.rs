@@ -3,7 +3,9 @@
 mod chaos;
 mod dead_letters;
 mod failures;
+mod images;
 mod onboarding;
+mod photos;
 mod shutdown;
 mod slack;
 mod stripe;

@@ -1,0 +1,270 @@
+//! `POST /api/photos` (upload) and `GET /media/photos/{id}/{file}` (serving).
+//!
+//! An upload is streamed to storage as it arrives: memory holds one chunk,
+//! not the photo. The format is sniffed from the first bytes, and the size
+//! in pixels read from the header when it is there, so a file we would
+//! refuse anyway is refused before it is stored.
+
+use axum::body::Body;
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use serde_json::json;
+use shared::images::{ImageFormat, sniff};
+use shared::jobs::ImageResize;
+use shared::outbox;
+use shared::storage::{Upload, keys};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Enough of a file to find its format and, for nearly every JPEG (whose
+/// size comes after its EXIF block), its dimensions.
+const HEAD_BYTES: usize = 64 * 1024;
+/// Room for the multipart framing around the photo itself.
+const FRAMING_BYTES: u64 = 64 * 1024;
+
+/// Routes of this module; uploads may be up to `max_bytes`.
+pub fn router(max_bytes: u64) -> Router<AppState> {
+    let body_limit = usize::try_from(max_bytes + FRAMING_BYTES).unwrap_or(usize::MAX);
+    Router::new()
+        .route(
+            "/api/photos",
+            post(upload).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/media/photos/{photo_id}/{file}", get(serve))
+}
+
+#[derive(Serialize)]
+struct UploadResponse {
+    photo: PhotoRef,
+    job: JobRef,
+}
+
+#[derive(Serialize)]
+struct PhotoRef {
+    id: Uuid,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct JobRef {
+    id: Uuid,
+    name: &'static str,
+    state: outbox::DispatchState,
+    status_url: String,
+}
+
+#[tracing::instrument(name = "upload_photo", skip_all, fields(user_id = %auth.user_id, photo_id = tracing::field::Empty))]
+async fn upload(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart = multipart.map_err(|_| {
+        ApiError::UnsupportedMediaType(
+            "send the photo as multipart/form-data in a field named `photo`".into(),
+        )
+    })?;
+    let mut field = loop {
+        match multipart.next_field().await.map_err(malformed)? {
+            Some(field) if field.name() == Some("photo") => break field,
+            Some(_) => continue,
+            None => {
+                return Err(ApiError::Validation(
+                    [("photo", "is required".to_owned())].into(),
+                ));
+            }
+        }
+    };
+
+    let max_bytes = state.photo_max_bytes;
+    let head = read_head(&mut field).await?;
+    let format = sniff(&head).ok_or_else(|| {
+        ApiError::UnsupportedMediaType("the photo must be a JPEG, PNG or WebP image".into())
+    })?;
+    if let Ok(size) = imagesize::blob_size(&head) {
+        let (width, height) = (size.width as u64, size.height as u64);
+        if width * height > state.photo_max_pixels {
+            return Err(ApiError::Validation(
+                [(
+                    "photo",
+                    format!(
+                        "is {width}×{height} pixels; at most {} pixels are accepted",
+                        state.photo_max_pixels
+                    ),
+                )]
+                .into(),
+            ));
+        }
+    }
+
+    let photo_id = Uuid::now_v7();
+    tracing::Span::current().record("photo_id", tracing::field::display(photo_id));
+    let key = keys::photo_original(photo_id);
+    let upload = state.storage.upload(&key).await.map_err(storage_down)?;
+    let bytes = match stream_into(upload, head, &mut field, max_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => return Err(error),
+    };
+
+    let user_id = auth.user_id;
+    let mut tx = state.pool.begin().await?;
+    sqlx::query!(
+        "insert into photos (photo_id, user_id, content_type, bytes) values ($1, $2, $3, $4)",
+        photo_id,
+        user_id,
+        format.content_type(),
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+    )
+    .execute(&mut *tx)
+    .await?;
+    let record = outbox::record(&mut tx, &state.queues, &ImageResize { user_id, photo_id }).await?;
+    tx.commit().await?;
+    let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
+        .await
+        .pop()
+        .unwrap_or(outbox::DispatchState::Pending);
+
+    let body = UploadResponse {
+        photo: PhotoRef {
+            id: photo_id,
+            state: "processing",
+        },
+        job: JobRef {
+            id: record.id,
+            name: record.queue.as_str(),
+            state: dispatched,
+            status_url: state.job_status_url(record.id),
+        },
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The first [`HEAD_BYTES`] of the field, or all of it if shorter.
+async fn read_head(field: &mut Field<'_>) -> Result<Bytes, ApiError> {
+    let mut head = BytesMut::new();
+    while head.len() < HEAD_BYTES {
+        match field.chunk().await.map_err(malformed)? {
+            Some(chunk) => head.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    Ok(head.freeze())
+}
+
+/// Writes `head` and the rest of the field to `upload`; returns the size.
+/// Anything short of a complete, small enough file is thrown away.
+async fn stream_into(
+    mut upload: Upload,
+    head: Bytes,
+    field: &mut Field<'_>,
+    max_bytes: u64,
+) -> Result<u64, ApiError> {
+    let mut size = 0_u64;
+    let mut next = Some(head);
+    let outcome = loop {
+        let Some(chunk) = next.take() else {
+            break Ok(size);
+        };
+        size += chunk.len() as u64;
+        if size > max_bytes {
+            break Err(ApiError::PayloadTooLarge);
+        }
+        if let Err(error) = upload.write(chunk).await {
+            break Err(storage_down(error));
+        }
+        next = match field.chunk().await {
+            Ok(chunk) => chunk,
+            Err(error) => break Err(malformed(error)),
+        };
+    };
+    match outcome {
+        Ok(size) => {
+            upload.finish().await.map_err(storage_down)?;
+            Ok(size)
+        }
+        Err(error) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(error = %abort, "could not discard a refused upload");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn malformed(error: MultipartError) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::MalformedBody(format!(
+            "the multipart body is malformed: {}",
+            error.body_text()
+        ))
+    }
+}
+
+fn storage_down(error: object_store::Error) -> ApiError {
+    ApiError::Unavailable(anyhow::Error::new(error).context("storage is unavailable"))
+}
+
+/// Serves a stored photo. Keys are per photo id and never rewritten with
+/// different content, so clients and CDNs may keep them for a year.
+#[tracing::instrument(name = "serve_photo", skip_all)]
+async fn serve(
+    State(state): State<AppState>,
+    Path((photo_id, file)): Path<(Uuid, String)>,
+) -> Result<Response, ApiError> {
+    const NOT_FOUND: ApiError = ApiError::NotFound("photo");
+    let (key, content_type) = match file.as_str() {
+        "original" => {
+            let content_type = sqlx::query_scalar!(
+                "select content_type from photos where photo_id = $1",
+                photo_id
+            )
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or(NOT_FOUND)?;
+            (keys::photo_original(photo_id), content_type)
+        }
+        "large.jpg" | "medium.jpg" | "thumbnail.jpg" => (
+            keys::photo_variant(photo_id, file.trim_end_matches(".jpg")),
+            ImageFormat::Jpeg.content_type().to_owned(),
+        ),
+        _ => return Err(NOT_FOUND),
+    };
+    let file = state
+        .storage
+        .get(&key)
+        .await
+        .map_err(storage_down)?
+        .ok_or(NOT_FOUND)?;
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_LENGTH, file.meta.size.to_string()),
+        (
+            header::CACHE_CONTROL,
+            "public, max-age=31536000, immutable".to_owned(),
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+    ];
+    Ok((headers, Body::from_stream(file.into_stream())).into_response())
+}
+
+/// The avatar URLs of `photo_id`, as `/api/me` shows them.
+pub fn avatar_urls(public_url: &str, photo_id: Uuid) -> serde_json::Value {
+    let url = |file: &str| format!("{public_url}/media/photos/{photo_id}/{file}");
+    json!({
+        "original": url("original"),
+        "thumbnail": url("thumbnail.jpg"),
+        "medium": url("medium.jpg"),
+        "large": url("large.jpg"),
+    })
+}

@@ -1,0 +1,134 @@
+//! `image-resize`: the three sizes of an uploaded profile photo, then the
+//! switch of the user's avatar to it.
+//!
+//! Idempotent: outputs go to deterministic keys, and the avatar switches in
+//! the same transaction that marks the photo ready, so a retry redoes the
+//! work at worst. A photo that cannot be decoded fails at once, with the
+//! reason on the photo and the job; it never burns through retries.
+
+use serde_json::{Value, json};
+use shared::jobs::ImageResize;
+use shared::storage::keys;
+use uuid::Uuid;
+
+use super::JobMeta;
+use crate::context::Context;
+use crate::error::{Classify, JobError};
+use crate::images::{self, ImageError};
+use crate::records;
+
+#[tracing::instrument(name = "image_resize", skip_all, fields(user_id = %payload.user_id, photo_id = %payload.photo_id))]
+pub(super) async fn run(
+    ctx: &Context,
+    job: &JobMeta,
+    payload: ImageResize,
+) -> Result<Value, JobError> {
+    let ImageResize { user_id, photo_id } = payload;
+    let Some(state) = sqlx::query_scalar!(
+        "select state from photos where photo_id = $1 and user_id = $2",
+        photo_id,
+        user_id,
+    )
+    .fetch_optional(&ctx.pool)
+    .await?
+    else {
+        return Err(JobError::Permanent(anyhow::anyhow!(
+            "photo {photo_id} no longer exists"
+        )));
+    };
+    if state == "ready" {
+        return Ok(json!({ "skipped": "already resized" }));
+    }
+    let report = |percent| report_progress(ctx, job, percent);
+
+    let original = ctx
+        .storage
+        .read(&keys::photo_original(photo_id))
+        .await
+        .transient("could not read the original from storage")?
+        .ok_or_else(|| {
+            JobError::Permanent(anyhow::anyhow!(
+                "the original of photo {photo_id} is missing"
+            ))
+        })?;
+    report(10).await;
+
+    let max_pixels = ctx.photo_max_pixels;
+    let span = tracing::Span::current();
+    let processed = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| images::process(&original, max_pixels))
+    })
+    .await
+    .map_err(|error| JobError::Transient(anyhow::anyhow!("the resizer stopped: {error}")))?;
+    let processed = match processed {
+        Ok(processed) => processed,
+        Err(error) => return Err(reject(ctx, photo_id, error).await),
+    };
+    report(50).await;
+
+    let mut sizes = serde_json::Map::new();
+    for output in processed.outputs {
+        let key = keys::photo_variant(photo_id, output.variant.name());
+        ctx.storage
+            .put(&key, output.jpeg)
+            .await
+            .transient("could not store a resized photo")?;
+        sizes.insert(output.variant.name().to_owned(), output.side.into());
+        report(50 + 15 * sizes.len() as i16).await;
+    }
+
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query!(
+        "update photos set state = 'ready', width = $2, height = $3, error = null, updated_at = now()
+         where photo_id = $1",
+        photo_id,
+        i32::try_from(processed.width).unwrap_or(i32::MAX),
+        i32::try_from(processed.height).unwrap_or(i32::MAX),
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Uploads are ordered by their v7 ids: a photo that finishes after a
+    // newer one must not take the avatar back.
+    let switched = sqlx::query!(
+        "update users set avatar_photo_id = $2, updated_at = now()
+         where user_id = $1 and (avatar_photo_id is null or avatar_photo_id < $2)",
+        user_id,
+        photo_id,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    tx.commit().await?;
+    Ok(json!({
+        "width": processed.width,
+        "height": processed.height,
+        "sizes": sizes,
+        "avatar": switched,
+    }))
+}
+
+/// Records why the photo cannot be used and fails the job for good.
+async fn reject(ctx: &Context, photo_id: Uuid, error: ImageError) -> JobError {
+    let reason = error.to_string();
+    if let Err(db) = sqlx::query!(
+        "update photos set state = 'failed', error = $2, updated_at = now() where photo_id = $1",
+        photo_id,
+        reason,
+    )
+    .execute(&ctx.pool)
+    .await
+    {
+        return JobError::from(db);
+    }
+    JobError::Permanent(anyhow::Error::new(error))
+}
+
+async fn report_progress(ctx: &Context, job: &JobMeta, percent: i16) {
+    let Ok(job_id) = Uuid::parse_str(&job.id) else {
+        return;
+    };
+    if let Err(error) = records::progress(&ctx.pool, job_id, percent).await {
+        tracing::debug!(%error, "could not record progress");
+    }
+}

@@ -1,0 +1,259 @@
+//! The photo pipeline over HTTP: upload, resize in the worker, avatar URLs,
+//! serving, and every way an upload can be refused.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::app::Options;
+use testkit::images::{decode_jpeg, jpeg, photo, webp, with_exif_orientation};
+use testkit::{TestApp, wait};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+async fn signed_up(app: &TestApp) -> String {
+    let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;
+    signup["token"].as_str().expect("token").to_owned()
+}
+
+/// Uploads and expects the contract's 202; returns its body.
+async fn accepted(app: &TestApp, token: &str, bytes: &[u8]) -> Value {
+    let response = app.upload(token, "photo", bytes).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 202, "{body}");
+    body
+}
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    app.get("/api/me", Some(token))
+        .await
+        .json()
+        .await
+        .expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
+    let app = TestApp::spawn().await;
+    let token = signed_up(&app).await;
+    assert_eq!(me(&app, &token).await["avatar"], Value::Null);
+
+    let original = with_exif_orientation(&jpeg(1600, 1200, &photo(1600, 1200)), 6);
+    let body = accepted(&app, &token, &original).await;
+    assert_eq!(body["photo"]["state"], "processing");
+    assert_eq!(body["job"]["name"], "image-resize");
+    let job = body["job"]["id"].as_str().expect("job id");
+    assert_eq!(
+        body["job"]["status_url"],
+        format!("http://app.test/api/jobs/{job}")
+    );
+    app.wait_for_job_state(job, "completed", DEADLINE).await;
+
+    let status = app.job_status(job, Some(&token)).await;
+    assert_eq!(status["progress"], 100);
+    assert_eq!(status["result"]["width"], 1200, "upright width: {status}");
+    assert_eq!(status["result"]["height"], 1600, "upright height: {status}");
+    let photo_id = body["photo"]["id"].as_str().expect("photo id");
+    let avatar = me(&app, &token).await["avatar"].clone();
+    for (variant, side) in [("large", 1200), ("medium", 600), ("thumbnail", 150)] {
+        let url = avatar[variant].as_str().expect("a URL per size");
+        assert_eq!(
+            url,
+            format!("http://app.test/media/photos/{photo_id}/{variant}.jpg")
+        );
+        let path = url.trim_start_matches("http://app.test");
+        let response = app.get(path, None).await;
+        assert_eq!(response.status(), 200, "{url}");
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let (width, height, _) = decode_jpeg(&response.bytes().await.expect("bytes"));
+        assert_eq!((width, height), (side, side), "{variant}");
+    }
+    let original_url = avatar["original"].as_str().expect("original URL");
+    let response = app
+        .get(original_url.trim_start_matches("http://app.test"), None)
+        .await;
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        response.bytes().await.expect("bytes").as_ref(),
+        original.as_slice()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_uploads_in_a_row_end_with_the_last_one_as_avatar() {
+    let app = TestApp::spawn().await;
+    let token = signed_up(&app).await;
+    let mut last = (String::new(), String::new());
+    for (n, color) in [[200, 0, 0], [0, 200, 0], [0, 0, 200]]
+        .into_iter()
+        .enumerate()
+    {
+        let body = accepted(&app, &token, &webp(300 + n as u32, 300, color)).await;
+        last = (
+            body["photo"]["id"].as_str().expect("id").to_owned(),
+            body["job"]["id"].as_str().expect("id").to_owned(),
+        );
+    }
+    app.wait_for_job_state(&last.1, "completed", DEADLINE).await;
+    let expected = format!("http://app.test/media/photos/{}/large.jpg", last.0);
+    wait::until("the newest photo to be the avatar", DEADLINE, || async {
+        (me(&app, &token).await["avatar"]["large"] == expected.as_str()).then_some(())
+    })
+    .await;
+    let states: Vec<String> = sqlx::query_scalar("select state from photos order by photo_id")
+        .fetch_all(&app.pool)
+        .await
+        .expect("photos");
+    assert_eq!(states.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_photo_fails_its_job_once_with_a_reason_and_the_worker_carries_on() {
+    let app = TestApp::spawn().await;
+    let token = signed_up(&app).await;
+    let valid = jpeg(400, 300, &photo(400, 300));
+    let truncated = &valid[..valid.len() / 2];
+    let mut garbage = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    garbage.extend((0..5000_u32).map(|i| (i * 31 % 251) as u8));
+
+    for broken in [truncated, garbage.as_slice()] {
+        let body = accepted(&app, &token, broken).await;
+        let job = body["job"]["id"].as_str().expect("job id");
+        app.wait_for_job_state(job, "failed", DEADLINE).await;
+        let status = app.job_status(job, Some(&token)).await;
+        assert_eq!(status["attempts_made"], 1, "no retries: {status}");
+        let error = status["error"].as_str().expect("a reason");
+        assert!(error.contains("cannot be decoded"), "{error}");
+        let photo_id =
+            uuid::Uuid::parse_str(body["photo"]["id"].as_str().expect("id")).expect("uuid");
+        let state: String = sqlx::query_scalar("select state from photos where photo_id = $1")
+            .bind(photo_id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the photo row");
+        assert_eq!(state, "failed");
+    }
+    assert_eq!(me(&app, &token).await["avatar"], Value::Null);
+
+    let body = accepted(&app, &token, &valid).await;
+    app.wait_for_job_state(
+        body["job"]["id"].as_str().expect("id"),
+        "completed",
+        DEADLINE,
+    )
+    .await;
+    assert!(me(&app, &token).await["avatar"]["large"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_we_cannot_take_are_refused_with_the_right_status() {
+    let app = TestApp::spawn_with(Options {
+        worker: false,
+        env: vec![
+            ("PHOTO_MAX_BYTES", "200000".into()),
+            ("PHOTO_MAX_PIXELS", "1000000".into()),
+        ],
+    })
+    .await;
+    let token = signed_up(&app).await;
+    let code = |body: &Value| {
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    let too_big: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xE0]
+        .into_iter()
+        .chain(vec![0; 300_000])
+        .collect();
+    let response = app.upload(&token, "photo", &too_big).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        code(&response.json().await.expect("JSON")),
+        "payload_too_large"
+    );
+
+    let response = app
+        .upload(&token, "photo", b"GIF89a\x01\0\x01\0\0\0\0;")
+        .await;
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.expect("JSON");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("JPEG, PNG or WebP")
+    );
+
+    let bomb = jpeg(2000, 1000, &vec![0; 2000 * 1000 * 3]);
+    let response = app.upload(&token, "photo", &bomb).await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.expect("JSON");
+    assert!(
+        body["error"]["fields"]["photo"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2000×1000")
+    );
+
+    let response = app.upload(&token, "avatar", &webp(10, 10, [0, 0, 0])).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        code(&response.json().await.expect("JSON")),
+        "validation_failed"
+    );
+
+    let response = app
+        .client
+        .post(format!("{}/api/photos", app.address))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "photo": "base64?" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 415);
+
+    let response = app
+        .client
+        .post(format!("{}/api/photos", app.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 401);
+
+    // Nothing refused was kept: no rows, no files.
+    let photos: i64 = sqlx::query_scalar("select count(*) from photos")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(photos, 0);
+    let stored = files_under(&app.storage_dir().join("photos"));
+    assert_eq!(
+        stored,
+        Vec::<std::path::PathBuf>::new(),
+        "refused uploads leave no files"
+    );
+}
+
+/// Every file below `dir` (empty folders do not count).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
