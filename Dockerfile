@@ -2,6 +2,10 @@
 # One image, both services: the command picks `api` or `worker`.
 
 FROM rust:1.95-slim-bookworm AS build
+# libjpeg-turbo, linked through pkg-config, for photo decoding and encoding.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pkg-config libturbojpeg0-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Queries are checked against .sqlx/ at compile time: no database needed here.
 ENV SQLX_OFFLINE=true
@@ -12,9 +16,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/api target/release/worker /usr/local/bin/
 
 FROM debian:bookworm-slim AS runtime
-# ca-certificates for TLS to SMTP/Postgres/Redis; curl for container health checks.
+# ca-certificates for TLS to SMTP/Postgres/Redis; curl for container health
+# checks; libturbojpeg0 for photos.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl libturbojpeg0 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /app app \
     && install -d -o app -g app /app/mailbox /app/storage

@@ -20,11 +20,14 @@ pg_bindir() {
   [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
 }
 
-# Installs Redis and Postgres from the distribution when they are missing.
+# Installs what building and running need from the distribution when it is
+# missing: Redis, Postgres, and libjpeg-turbo (linked through pkg-config).
 ensure_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   pg_bindir >/dev/null || missing+=(postgresql)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  { command -v pkg-config >/dev/null && pkg-config --exists libturbojpeg; } || missing+=(libturbojpeg0-dev)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from the distribution"
     as_root apt-get update -qq

@@ -44,6 +44,10 @@ use crate::token_cache::TokenCache;
 const JSON_BODY_LIMIT: usize = 16 * 1024;
 /// Tokens the api remembers as verified (about 100 bytes each).
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
+/// Longest a request may take before it is answered 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same for photo uploads, which move megabytes from phones.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often the outbox relay looks for jobs Redis did not take.
 const RELAY_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -131,19 +135,24 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             rate_limit::limit,
         ));
-    Router::new()
+    let quick = Router::new()
         .merge(credentials)
         .merge(routes::profile())
         .merge(routes::jobs())
-        .merge(routes::photos(state.photo_max_bytes))
         .merge(routes::health())
         .merge(routes::admin())
-        .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
+        .layer(timeout(REQUEST_TIMEOUT));
+    // A 20 MiB photo from a phone on a slow link takes minutes, not seconds.
+    let uploads = routes::photos(state.photo_max_bytes).layer(timeout(UPLOAD_TIMEOUT));
+    Router::new()
+        .merge(quick)
+        .merge(uploads)
+        .fallback(|| async { ApiError::NotFound("route") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+fn timeout(limit: Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limit)
 }

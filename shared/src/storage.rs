@@ -113,6 +113,14 @@ impl Storage {
         }
     }
 
+    /// Removes the file at `key`; a missing file is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&Key::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Opens the file at `key` for streaming; `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<GetResult>, object_store::Error> {
         match self.store.get(&Key::from(key)).await {

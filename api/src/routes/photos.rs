@@ -115,19 +115,16 @@ async fn upload(
         Err(error) => return Err(error),
     };
 
-    let user_id = auth.user_id;
-    let mut tx = state.pool.begin().await?;
-    sqlx::query!(
-        "insert into photos (photo_id, user_id, content_type, bytes) values ($1, $2, $3, $4)",
-        photo_id,
-        user_id,
-        format.content_type(),
-        i64::try_from(bytes).unwrap_or(i64::MAX),
-    )
-    .execute(&mut *tx)
-    .await?;
-    let record = outbox::record(&mut tx, &state.queues, &ImageResize { user_id, photo_id }).await?;
-    tx.commit().await?;
+    let record = match record_photo(&state, auth.user_id, photo_id, format, bytes).await {
+        Ok(record) => record,
+        Err(error) => {
+            // Without its row nobody can reach the file: do not keep it.
+            if let Err(delete) = state.storage.delete(&key).await {
+                tracing::warn!(error = %delete, key, "could not delete an unrecorded upload");
+            }
+            return Err(error);
+        }
+    };
     let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
         .await
         .pop()
@@ -146,6 +143,29 @@ async fn upload(
         },
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The photo row and its image-resize job, in one transaction.
+async fn record_photo(
+    state: &AppState,
+    user_id: Uuid,
+    photo_id: Uuid,
+    format: ImageFormat,
+    bytes: u64,
+) -> Result<outbox::JobRecord, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    sqlx::query!(
+        "insert into photos (photo_id, user_id, content_type, bytes) values ($1, $2, $3, $4)",
+        photo_id,
+        user_id,
+        format.content_type(),
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+    )
+    .execute(&mut *tx)
+    .await?;
+    let record = outbox::record(&mut tx, &state.queues, &ImageResize { user_id, photo_id }).await?;
+    tx.commit().await?;
+    Ok(record)
 }
 
 /// The first [`HEAD_BYTES`] of the field, or all of it if shorter.
