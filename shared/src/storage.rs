@@ -82,8 +82,11 @@ impl Storage {
     pub fn local(folder: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(folder)
             .with_context(|| format!("cannot create the storage folder {}", folder.display()))?;
+        // fsync: a file must be on disk before the row that names it
+        // commits, or a power cut leaves a photo whose original is gone.
         let store = LocalFileSystem::new_with_prefix(folder)
-            .with_context(|| format!("cannot use {} as storage", folder.display()))?;
+            .with_context(|| format!("cannot use {} as storage", folder.display()))?
+            .with_fsync(true);
         Ok(Self {
             store: Arc::new(store),
         })

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use imaging::process;
 use serde_json::json;
-use worker::images::process;
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;

@@ -6,7 +6,6 @@
 //! - [`records`]: keeps the job records behind `GET /api/jobs/{id}` current.
 //! - [`email`]: templates and delivery (SMTP or the dev mailbox folder).
 //! - [`pdf`]: documents (the onboarding guide), laid out and written with krilla.
-//! - [`images`]: profile photos: decode once, three upright squares.
 //! - [`http`]: the shared client for third-party APIs (Stripe).
 //! - [`error`]: permanent versus transient failures.
 //! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
@@ -17,7 +16,6 @@ pub mod dead_letters;
 pub mod email;
 pub mod error;
 pub mod http;
-pub mod images;
 pub mod jobs;
 pub mod pdf;
 pub mod records;

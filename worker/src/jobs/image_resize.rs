@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::JobMeta;
 use crate::context::Context;
 use crate::error::{Classify, JobError};
-use crate::images::{self, ImageError};
 use crate::records;
+use imaging::ImageError;
 
 #[tracing::instrument(name = "image_resize", skip_all, fields(user_id = %payload.user_id, photo_id = %payload.photo_id))]
 pub(super) async fn run(
@@ -56,7 +56,7 @@ pub(super) async fn run(
     let max_pixels = ctx.photo_max_pixels;
     let span = tracing::Span::current();
     let processed = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| images::process(&original, max_pixels))
+        span.in_scope(|| imaging::process(&original, max_pixels))
     })
     .await
     .map_err(|error| JobError::Transient(anyhow::anyhow!("the resizer stopped: {error}")))?;

@@ -1,11 +1,11 @@
 //! `worker::images::process` on images made in the test: sizes, EXIF
 //! orientation, colour handling and broken input.
 
+use imaging::{ImageError, Processed, Variant, process};
 use testkit::images::{
     close, cmyk_jpeg, decode_jpeg, jpeg, photo, pixel, rgb, rgb16_png, rgba_png, webp,
     with_exif_orientation,
 };
-use worker::images::{ImageError, Processed, Variant, process};
 
 const MAX_PIXELS: u64 = 50_000_000;
 const RED: [u8; 3] = [255, 0, 0];

@@ -1,4 +1,6 @@
-//! Profile photos: decode once, make three upright square JPEGs.
+//! Profile photos: decode once, make three upright square JPEGs. Used by
+//! the worker's `image-resize` job; a crate of its own so that development
+//! builds can optimise it (and only it).
 //!
 //! - [`decode`]: sniffing, JPEG through libjpeg-turbo with scaled decoding
 //!   (a 12 MP photo bound for 1200×1200 is decoded at half size), PNG and
@@ -7,6 +9,8 @@
 //!   orientation, and JPEG encoding.
 //!
 //! CPU-bound throughout: call [`process`] on a blocking thread.
+
+// `image` is the crates.io decoder; this crate is `imaging`.
 
 pub mod decode;
 pub mod resize;
