@@ -21,13 +21,14 @@ pg_bindir() {
 }
 
 # Installs what building and running need from the distribution when it is
-# missing: Redis, Postgres, and libjpeg-turbo (linked through pkg-config).
+# missing: Redis, Postgres, libjpeg-turbo (linked through pkg-config) and npm.
 ensure_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   pg_bindir >/dev/null || missing+=(postgresql)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   { command -v pkg-config >/dev/null && pkg-config --exists libturbojpeg; } || missing+=(libturbojpeg0-dev)
+  command -v npm >/dev/null || missing+=(npm) # s3rver, the S3 stand-in of the tests
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from the distribution"
     as_root apt-get update -qq

@@ -44,6 +44,9 @@ pub struct Settings {
     /// Where job output (PDFs, photos) is stored: a folder path or
     /// `file://` URL (`STORAGE_URL`).
     pub storage_url: String,
+    /// S3 access when `storage_url` is `s3://…`; unset fields fall back to
+    /// the AWS SDK's usual sources (instance role, web identity, …).
+    pub s3: S3Settings,
     /// Largest photo upload accepted, in bytes (`PHOTO_MAX_BYTES`).
     pub photo_max_bytes: u64,
     /// Largest photo accepted, in pixels (width × height), against
@@ -91,6 +94,21 @@ pub struct QueueSettings {
     pub lock_duration: Duration,
     /// How often a worker looks for jobs whose lock expired (`STALLED_INTERVAL_MS`).
     pub stalled_interval: Duration,
+}
+
+/// How to reach S3 or an S3-compatible store (the standard `AWS_*` names).
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// Endpoint of an S3-compatible store, e.g. MinIO (`AWS_ENDPOINT`).
+    pub endpoint: Option<String>,
+    /// Bucket region (`AWS_REGION`).
+    pub region: Option<String>,
+    /// Access key (`AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// Secret key (`AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<SecretString>,
+    /// Allow a plain-HTTP endpoint, for local stores (`AWS_ALLOW_HTTP`).
+    pub allow_http: bool,
 }
 
 /// A queue-wide rate limit.
@@ -177,6 +195,15 @@ impl Settings {
             slack_webhook_url: env.optional("SLACK_WEBHOOK_URL").map(SecretString::from),
             mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
             storage_url: env.or("STORAGE_URL", ".dev/storage"),
+            s3: S3Settings {
+                endpoint: env.optional("AWS_ENDPOINT"),
+                region: env.optional("AWS_REGION"),
+                access_key_id: env.optional("AWS_ACCESS_KEY_ID"),
+                secret_access_key: env
+                    .optional("AWS_SECRET_ACCESS_KEY")
+                    .map(SecretString::from),
+                allow_http: env.parsed("AWS_ALLOW_HTTP", false),
+            },
             photo_max_bytes: env.parsed("PHOTO_MAX_BYTES", 20 * 1024 * 1024),
             photo_max_pixels: env.parsed("PHOTO_MAX_PIXELS", 50_000_000),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),

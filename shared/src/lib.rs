@@ -4,6 +4,7 @@
 //! - [`config`]: the one typed [`Settings`](config::Settings), read from the environment.
 //! - [`telemetry`]: tracing set-up (JSON in production, pretty in development).
 //! - [`domain`]: validated types (`EmailAddress`, `UserName`, `Password`, `NewUser`).
+//! - [`http`]: HTTP clients on our TLS stack (third-party APIs, object storage).
 //! - [`images`]: the photo formats we accept, sniffed from their first bytes.
 //! - [`db`]: the Postgres pool and the embedded migrations.
 //! - [`jobs`]: the job catalogue: one payload struct per queue, with its default options.
@@ -16,6 +17,7 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod http;
 pub mod images;
 pub mod jobs;
 pub mod outbox;

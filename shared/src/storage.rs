@@ -1,6 +1,6 @@
-//! File storage for what the jobs produce (onboarding PDFs, resized photos),
-//! through `object_store`, so a local folder in development and an object
-//! store in production are the same code.
+//! File storage for uploads and what the jobs produce (photos, onboarding
+//! PDFs), through `object_store`, so a local folder in development and S3
+//! (or any S3-compatible store) in production are the same code.
 //!
 //! Keys are deterministic ([`keys`]): a retried job overwrites its own
 //! output instead of leaving a second copy, and the api can find a file from
@@ -8,19 +8,32 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{ClientOptions, HttpClient, HttpConnector};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
-use object_store::{GetResult, ObjectStore, ObjectStoreExt as _, PutPayload, WriteMultipart};
+use object_store::signer::Signer as _;
+use object_store::{
+    Attribute, Attributes, GetResult, ObjectStore, ObjectStoreExt as _, PutMultipartOptions,
+    PutOptions, PutPayload, WriteMultipart,
+};
 
-use crate::config::Settings;
+use secrecy::ExposeSecret as _;
+
+use crate::config::{S3Settings, Settings};
 
 /// Where files are kept; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// Prepended to every key: the path part of `s3://bucket/prefix`.
+    prefix: String,
+    /// S3 can hand out signed URLs, so clients fetch files from it directly.
+    s3: Option<Arc<AmazonS3>>,
 }
 
 /// The keys files are stored under, in one place.
@@ -67,15 +80,59 @@ impl Upload {
 }
 
 impl Storage {
-    /// Opens the store `STORAGE_URL` names: a folder path (or `file://`
-    /// URL), created if missing.
+    /// Opens the store `STORAGE_URL` names: `s3://bucket[/prefix]`, or a
+    /// folder path (or `file://` URL), created if missing.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let url = settings.storage_url.as_str();
-        if url.starts_with("s3://") {
-            bail!("STORAGE_URL: S3 storage is not available in this build yet; use a folder");
+        match url.strip_prefix("s3://") {
+            Some(location) => Self::s3(location, &settings.s3),
+            None => Self::local(Path::new(url.strip_prefix("file://").unwrap_or(url))),
         }
-        let folder = Path::new(url.strip_prefix("file://").unwrap_or(url));
-        Self::local(folder)
+    }
+
+    /// An S3 bucket, `bucket[/prefix]`. Endpoint, region and keys come from
+    /// `settings` where set, else from the AWS SDK's usual sources.
+    pub fn s3(location: &str, settings: &S3Settings) -> anyhow::Result<Self> {
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        if bucket.is_empty() {
+            bail!("STORAGE_URL: s3:// needs a bucket name, e.g. s3://my-bucket/uploads");
+        }
+        let client = crate::http::builder()?
+            .connect_timeout(Duration::from_secs(5))
+            // Parts are at most a few MB; a slower transfer is a failure.
+            .timeout(Duration::from_secs(120))
+            .build()
+            .context("cannot build the storage HTTP client")?;
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_allow_http(settings.allow_http)
+            .with_http_connector(OurTls(client));
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &settings.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &settings.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose_secret());
+        }
+        let s3 = builder
+            .build()
+            .with_context(|| format!("STORAGE_URL: cannot use S3 bucket {bucket}"))?;
+        let s3 = Arc::new(s3);
+        let prefix = prefix.trim_matches('/');
+        Ok(Self {
+            store: s3.clone(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            s3: Some(s3),
+        })
     }
 
     /// A store in `folder`, created if missing.
@@ -89,22 +146,75 @@ impl Storage {
             .with_fsync(true);
         Ok(Self {
             store: Arc::new(store),
+            prefix: String::new(),
+            s3: None,
         })
+    }
+
+    fn key(&self, key: &str) -> Key {
+        Key::from(format!("{}{key}", self.prefix))
+    }
+
+    /// A URL anyone holding it can fetch the file at `key` from for `ttl`,
+    /// signed with our credentials: S3 only (`None` for a local folder,
+    /// whose files the api serves itself).
+    pub async fn signed_url(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, object_store::Error> {
+        let Some(s3) = &self.s3 else {
+            return Ok(None);
+        };
+        let url = s3
+            .signed_url(reqwest::Method::GET, &self.key(key), ttl)
+            .await?;
+        Ok(Some(url.to_string()))
     }
 
     /// Stores `bytes` at `key`, replacing what was there. Readers see the
     /// old file or the new one, never half of one (the local store writes a
     /// temporary file and renames it).
-    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), object_store::Error> {
+    pub async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), object_store::Error> {
+        let options = PutOptions {
+            attributes: self.attributes(content_type),
+            ..PutOptions::default()
+        };
         self.store
-            .put(&Key::from(key), PutPayload::from(bytes))
+            .put_opts(&self.key(key), PutPayload::from(bytes), options)
             .await?;
         Ok(())
     }
 
+    /// S3 serves a file with the type it was stored with; the local store
+    /// keeps no attributes (the api knows what it serves).
+    fn attributes(&self, content_type: &str) -> Attributes {
+        let mut attributes = Attributes::new();
+        if self.s3.is_some() {
+            attributes.insert(Attribute::ContentType, content_type.to_owned().into());
+        }
+        attributes
+    }
+
     /// Starts writing the file at `key` piece by piece.
-    pub async fn upload(&self, key: &str) -> Result<Upload, object_store::Error> {
-        let upload = self.store.put_multipart(&Key::from(key)).await?;
+    pub async fn upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Upload, object_store::Error> {
+        let options = PutMultipartOptions {
+            attributes: self.attributes(content_type),
+            ..PutMultipartOptions::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&self.key(key), options)
+            .await?;
         Ok(Upload(WriteMultipart::new(upload)))
     }
 
@@ -118,7 +228,7 @@ impl Storage {
 
     /// Removes the file at `key`; a missing file is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
-        match self.store.delete(&Key::from(key)).await {
+        match self.store.delete(&self.key(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error),
         }
@@ -126,10 +236,21 @@ impl Storage {
 
     /// Opens the file at `key` for streaming; `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<GetResult>, object_store::Error> {
-        match self.store.get(&Key::from(key)).await {
+        match self.store.get(&self.key(key)).await {
             Ok(result) => Ok(Some(result)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+}
+
+/// Hands object_store our reqwest client, so S3 traffic uses the same TLS
+/// stack (ring, webpki roots) as everything else.
+#[derive(Debug)]
+struct OurTls(reqwest::Client);
+
+impl HttpConnector for OurTls {
+    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        Ok(HttpClient::new(self.0.clone()))
     }
 }

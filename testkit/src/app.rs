@@ -123,7 +123,7 @@ impl TestApp {
 
         let mut app = Self {
             address,
-            client: worker::http::client().expect("the HTTP client builds"),
+            client: shared::http::client().expect("the HTTP client builds"),
             pool,
             smtp,
             redis,

@@ -4,6 +4,7 @@
 //! - [`postgres`]: a fresh database per test, on `TEST_DATABASE_URL`'s server
 //!   or on a throwaway server this process starts itself.
 //! - [`redis`]: a `redis-server` per test, on a free port.
+//! - [`s3`]: an S3-compatible server (s3rver) for the S3 storage path.
 //! - [`smtp`]: an SMTP sink that records what it receives.
 //! - [`app`]: [`TestApp`](app::TestApp), wiring it all together, and
 //!   [`WorkerProcess`](app::WorkerProcess) for tests that send real signals.
@@ -14,6 +15,7 @@ pub mod app;
 pub mod images;
 pub mod postgres;
 pub mod redis;
+pub mod s3;
 pub mod smtp;
 pub mod wait;
 

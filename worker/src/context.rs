@@ -56,7 +56,7 @@ impl Context {
             storage: Storage::from_settings(settings)?,
             photo_max_pixels: settings.photo_max_pixels,
             public_url: settings.public_url.clone(),
-            http: crate::http::client()?,
+            http: shared::http::client()?,
             queues: JobQueues::new(settings),
             slack_webhook_url: settings.slack_webhook_url.clone(),
             stripe: Stripe {

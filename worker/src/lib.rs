@@ -6,7 +6,6 @@
 //! - [`records`]: keeps the job records behind `GET /api/jobs/{id}` current.
 //! - [`email`]: templates and delivery (SMTP or the dev mailbox folder).
 //! - [`pdf`]: documents (the onboarding guide), laid out and written with krilla.
-//! - [`http`]: the shared client for third-party APIs (Stripe).
 //! - [`error`]: permanent versus transient failures.
 //! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
 //! - [`context`]: what handlers share.
@@ -15,7 +14,6 @@ pub mod context;
 pub mod dead_letters;
 pub mod email;
 pub mod error;
-pub mod http;
 pub mod jobs;
 pub mod pdf;
 pub mod records;

@@ -28,6 +28,8 @@ use crate::state::AppState;
 /// Enough of a file to find its format and, for nearly every JPEG (whose
 /// size comes after its EXIF block), its dimensions.
 const HEAD_BYTES: usize = 64 * 1024;
+/// How long a signed S3 URL for a photo stays valid.
+const SIGNED_URL_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Room for the multipart framing around the photo itself.
 const FRAMING_BYTES: u64 = 64 * 1024;
 
@@ -109,7 +111,11 @@ async fn upload(
     let photo_id = Uuid::now_v7();
     tracing::Span::current().record("photo_id", tracing::field::display(photo_id));
     let key = keys::photo_original(photo_id);
-    let upload = state.storage.upload(&key).await.map_err(storage_down)?;
+    let upload = state
+        .storage
+        .upload(&key, format.content_type())
+        .await
+        .map_err(storage_down)?;
     let bytes = match stream_into(upload, head, &mut field, max_bytes).await {
         Ok(bytes) => bytes,
         Err(error) => return Err(error),
@@ -260,6 +266,20 @@ async fn serve(
         ),
         _ => return Err(NOT_FOUND),
     };
+    // On S3 the client fetches the file from S3 itself, with a signed URL.
+    if let Some(url) = state
+        .storage
+        .signed_url(&key, SIGNED_URL_TTL)
+        .await
+        .map_err(storage_down)?
+    {
+        let headers = [
+            (header::LOCATION, url),
+            // Shorter than the signature lives, so a cached redirect works.
+            (header::CACHE_CONTROL, "public, max-age=3000".to_owned()),
+        ];
+        return Ok((StatusCode::FOUND, headers).into_response());
+    }
     let file = state
         .storage
         .get(&key)

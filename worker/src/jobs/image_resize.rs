@@ -70,7 +70,7 @@ pub(super) async fn run(
     for output in processed.outputs {
         let key = keys::photo_variant(photo_id, output.variant.name());
         ctx.storage
-            .put(&key, output.jpeg)
+            .put(&key, output.jpeg, "image/jpeg")
             .await
             .transient("could not store a resized photo")?;
         sizes.insert(output.variant.name().to_owned(), output.side.into());

@@ -60,7 +60,7 @@ pub(super) async fn run(
     let key = keys::onboarding_pdf(payload.user_id);
     let size = document.bytes.len();
     ctx.storage
-        .put(&key, document.bytes)
+        .put(&key, document.bytes, "application/pdf")
         .await
         .transient("could not store the PDF")?;
     sqlx::query!(

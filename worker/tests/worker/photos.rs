@@ -257,3 +257,46 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_signed_ones() {
+    let s3 = testkit::s3::S3Server::start("acme-media").await;
+    let app = TestApp::spawn_with(Options {
+        worker: true,
+        env: s3.env(),
+    })
+    .await;
+    let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;
+    let token = signup["token"].as_str().expect("token");
+    let body = accepted(&app, token, &jpeg(1600, 1200, &photo(1600, 1200))).await;
+    app.wait_for_job_state(
+        body["job"]["id"].as_str().expect("id"),
+        "completed",
+        DEADLINE,
+    )
+    .await;
+
+    let large = me(&app, token).await["avatar"]["large"]
+        .as_str()
+        .expect("avatar URL")
+        .trim_start_matches("http://app.test")
+        .to_owned();
+    let response = app.get(&large, None).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.url().as_str().starts_with(&s3.endpoint()),
+        "served by S3 through a signed URL: {}",
+        response.url()
+    );
+    assert!(response.url().as_str().contains("X-Amz-Signature="));
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let (width, height, _) = decode_jpeg(&response.bytes().await.expect("bytes"));
+    assert_eq!((width, height), (1200, 1200));
+
+    let job = testkit::job_id(&signup, "onboarding-pdf");
+    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    let pdf = app.get("/api/me/onboarding.pdf", Some(token)).await;
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.expect("bytes").starts_with(b"%PDF-"));
+}
