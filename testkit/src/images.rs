@@ -31,6 +31,21 @@ pub fn photo(width: u32, height: u32) -> Vec<u8> {
     })
 }
 
+/// Random pixels: the worst case for JPEG, so a few megapixels make a file
+/// of several megabytes.
+pub fn noise(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..width * height * 3)
+        .map(|_| {
+            // xorshift64: fast, deterministic, good enough for pixels.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
 /// Encodes RGB pixels as a baseline JPEG (quality 90, 4:2:0).
 pub fn jpeg(width: u32, height: u32, pixels: &[u8]) -> Vec<u8> {
     encode_jpeg(width, height, pixels, PixelFormat::RGB)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use testkit::app::Options;
-use testkit::images::{decode_jpeg, jpeg, photo, webp, with_exif_orientation};
+use testkit::images::{decode_jpeg, jpeg, noise, photo, webp, with_exif_orientation};
 use testkit::{TestApp, wait};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -268,7 +268,10 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     .await;
     let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;
     let token = signup["token"].as_str().expect("token");
-    let body = accepted(&app, token, &jpeg(1600, 1200, &photo(1600, 1200))).await;
+    // Noise compresses badly: big enough for a multipart upload of two parts.
+    let original = jpeg(3200, 2400, &noise(3200, 2400));
+    assert!(original.len() > 5 * 1024 * 1024, "{} bytes", original.len());
+    let body = accepted(&app, token, &original).await;
     app.wait_for_job_state(
         body["job"]["id"].as_str().expect("id"),
         "completed",
@@ -292,6 +295,22 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     assert_eq!(response.headers()["content-type"], "image/jpeg");
     let (width, height, _) = decode_jpeg(&response.bytes().await.expect("bytes"));
     assert_eq!((width, height), (1200, 1200));
+    let original_url = me(&app, token).await["avatar"]["original"]
+        .as_str()
+        .expect("original URL")
+        .trim_start_matches("http://app.test")
+        .to_owned();
+    let stored = app
+        .get(&original_url, None)
+        .await
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(
+        stored.as_ref(),
+        original.as_slice(),
+        "the original survives the parts intact"
+    );
 
     let job = testkit::job_id(&signup, "onboarding-pdf");
     app.wait_for_job_state(&job, "completed", DEADLINE).await;
