@@ -36,6 +36,11 @@ ensure_packages() {
   fi
 }
 
+# Builds worker/benches/<name>.rs optimised and prints the binary's path.
+bench_bin() {
+  cargo bench -p worker --bench "$1" --no-run 2>&1 | grep -o "target/release/deps/$1-[0-9a-f]*" | tail -n 1
+}
+
 free_port() {
   if command -v python3 >/dev/null; then
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -107,6 +107,13 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Storage trouble is the store's, not the client's: retrying later helps.
+impl From<object_store::Error> for ApiError {
+    fn from(error: object_store::Error) -> Self {
+        Self::Unavailable(anyhow::Error::new(error).context("storage is unavailable"))
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
+use axum::http::HeaderName;
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use sqlx::PgPool;
 
-use axum::http::HeaderName;
-
 use crate::rate_limit::RateLimiter;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{TokenCache, TokenHash};
 
 /// Shared, cheaply clonable application state.
 #[derive(Clone)]
@@ -18,7 +17,7 @@ pub struct AppState {
     pub pool: PgPool,
     /// The BullMQ queues jobs are handed to after commit.
     pub queues: Arc<JobQueues>,
-    /// Files the jobs produced (the onboarding guides).
+    /// Uploaded photos and what the jobs produced (photo sizes, guides).
     pub storage: Storage,
     /// Largest photo upload accepted, in bytes (`PHOTO_MAX_BYTES`).
     pub photo_max_bytes: u64,
@@ -31,7 +30,7 @@ pub struct AppState {
     /// Where a trusted proxy puts the client address (`CLIENT_IP_HEADER`).
     pub client_ip_header: Option<HeaderName>,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
-    pub admin_token_hash: Option<[u8; 32]>,
+    pub admin_token_hash: Option<TokenHash>,
     /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.
     pub public_url: Arc<str>,
 }

@@ -6,7 +6,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
 
-pub use shared::images::{ImageFormat as Format, sniff};
+use shared::images::{ImageFormat as Format, sniff};
 
 use super::ImageError;
 

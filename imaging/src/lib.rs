@@ -10,12 +10,9 @@
 //!
 //! CPU-bound throughout: call [`process`] on a blocking thread.
 
-// `image` is the crates.io decoder; this crate is `imaging`.
-
 pub mod decode;
 pub mod resize;
 
-pub use decode::{Format, sniff};
 pub use resize::{Output, Processed, Variant, process};
 
 /// Why a photo cannot be used. Every variant is the input's fault, so a

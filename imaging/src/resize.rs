@@ -6,42 +6,10 @@ use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage};
 use turbojpeg::{Compressor, PixelFormat, Subsamp};
 
+pub use shared::images::Variant;
+
 use super::ImageError;
 use super::decode::decode;
-
-/// The sizes we make, largest first (each is resized from the one before).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    /// 1200×1200, for profile pages.
-    Large,
-    /// 600×600, for cards.
-    Medium,
-    /// 150×150, for lists and comments.
-    Thumbnail,
-}
-
-impl Variant {
-    /// Largest first.
-    pub const ALL: [Variant; 3] = [Variant::Large, Variant::Medium, Variant::Thumbnail];
-
-    /// The side of the square, when the original is at least that big.
-    pub const fn side(self) -> u32 {
-        match self {
-            Variant::Large => 1200,
-            Variant::Medium => 600,
-            Variant::Thumbnail => 150,
-        }
-    }
-
-    /// The name in storage keys and in `/api/me`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Variant::Large => "large",
-            Variant::Medium => "medium",
-            Variant::Thumbnail => "thumbnail",
-        }
-    }
-}
 
 /// One encoded square.
 #[derive(Debug)]

@@ -41,8 +41,8 @@ pub struct Settings {
     pub slack_webhook_url: Option<SecretString>,
     /// Development mailbox used when no SMTP server is configured (`MAILBOX_DIR`).
     pub mailbox_dir: PathBuf,
-    /// Where job output (PDFs, photos) is stored: a folder path or
-    /// `file://` URL (`STORAGE_URL`).
+    /// Where uploads and job output (photos, PDFs) are stored: a folder
+    /// path, a `file://` URL or `s3://bucket/prefix` (`STORAGE_URL`).
     pub storage_url: String,
     /// S3 access when `storage_url` is `s3://…`; unset fields fall back to
     /// the AWS SDK's usual sources (instance role, web identity, …).
@@ -65,7 +65,7 @@ pub struct Settings {
     /// How long a stopping worker lets in-flight jobs finish (`SHUTDOWN_TIMEOUT_SECS`).
     pub shutdown_timeout: Duration,
     /// How a worker process consumes each queue (`QUEUE_<NAME>_…`).
-    pub queues: HashMap<QueueName, QueueSettings>,
+    pub queues: QueueTable,
     /// `json` for log shippers, `pretty` for humans (`LOG_FORMAT`).
     pub log_format: LogFormat,
 }
@@ -94,6 +94,21 @@ pub struct QueueSettings {
     pub lock_duration: Duration,
     /// How often a worker looks for jobs whose lock expired (`STALLED_INTERVAL_MS`).
     pub stalled_interval: Duration,
+}
+
+/// Every queue's settings: the catalogue's defaults, overridden from the
+/// environment. The api (job options) and the worker read the same table.
+#[derive(Debug, Clone, Default)]
+pub struct QueueTable(HashMap<QueueName, QueueSettings>);
+
+impl QueueTable {
+    /// The settings of `queue` (its defaults if the table lacks it).
+    pub fn get(&self, queue: QueueName) -> QueueSettings {
+        self.0
+            .get(&queue)
+            .copied()
+            .unwrap_or_else(|| queue.default_settings())
+    }
 }
 
 /// How to reach S3 or an S3-compatible store (the standard `AWS_*` names).
@@ -171,10 +186,12 @@ impl Settings {
         };
 
         let database_url = env.required("DATABASE_URL");
-        let queues = QueueName::ALL
-            .iter()
-            .map(|&queue| (queue, queue_settings(&mut env, queue)))
-            .collect();
+        let queues = QueueTable(
+            QueueName::ALL
+                .iter()
+                .map(|&queue| (queue, queue_settings(&mut env, queue)))
+                .collect(),
+        );
         let settings = Settings {
             database_url: SecretString::from(database_url.unwrap_or_default()),
             database_max_connections: env.parsed("DATABASE_MAX_CONNECTIONS", 10),
@@ -224,10 +241,7 @@ impl Settings {
 
     /// How `queue`'s jobs are retried, kept and consumed.
     pub fn queue(&self, queue: QueueName) -> QueueSettings {
-        self.queues
-            .get(&queue)
-            .copied()
-            .unwrap_or_else(|| queue.default_settings())
+        self.queues.get(queue)
     }
 }
 

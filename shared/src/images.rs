@@ -1,5 +1,5 @@
-//! Image formats we accept, shared so the api can refuse anything else
-//! at upload and the worker decodes by the same rule.
+//! Image formats we accept and the sizes we make, shared so the api refuses
+//! and names files by the same rules the worker decodes and stores by.
 
 /// The formats we accept, told apart by their first bytes, never by the
 /// file name or the client's Content-Type.
@@ -21,6 +21,46 @@ impl ImageFormat {
             ImageFormat::Png => "image/png",
             ImageFormat::WebP => "image/webp",
         }
+    }
+}
+
+/// The sizes a photo is made in, largest first (the worker resizes each
+/// from the one before). Their names are in storage keys and URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// 1200×1200, for profile pages.
+    Large,
+    /// 600×600, for cards.
+    Medium,
+    /// 150×150, for lists and comments.
+    Thumbnail,
+}
+
+impl Variant {
+    /// Largest first.
+    pub const ALL: [Variant; 3] = [Variant::Large, Variant::Medium, Variant::Thumbnail];
+
+    /// The side of the square, when the original is at least that big.
+    pub const fn side(self) -> u32 {
+        match self {
+            Variant::Large => 1200,
+            Variant::Medium => 600,
+            Variant::Thumbnail => 150,
+        }
+    }
+
+    /// The name in storage keys and in `/api/me`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Variant::Large => "large",
+            Variant::Medium => "medium",
+            Variant::Thumbnail => "thumbnail",
+        }
+    }
+
+    /// The variant called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|variant| variant.name() == name)
     }
 }
 

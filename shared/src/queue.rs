@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::config::{QueueSettings, Settings};
+use crate::config::{QueueSettings, QueueTable, Settings};
 use crate::jobs::QueueName;
 
 /// Why a job could not be handed to Redis.
@@ -40,7 +40,7 @@ pub struct JobQueues {
     prefix: String,
     connection: OnceCell<RedisConnection>,
     queues: HashMap<QueueName, OnceCell<Queue>>,
-    settings: HashMap<QueueName, QueueSettings>,
+    settings: QueueTable,
 }
 
 impl JobQueues {
@@ -66,10 +66,7 @@ impl JobQueues {
     /// The configured settings of `queue`; job records take their
     /// `max_attempts` from here so they agree with what BullMQ is told.
     pub fn settings(&self, queue: QueueName) -> QueueSettings {
-        self.settings
-            .get(&queue)
-            .copied()
-            .unwrap_or_else(|| queue.default_settings())
+        self.settings.get(queue)
     }
 
     /// Adds the job with `job_id` to `queue` with the queue's settings.

@@ -21,7 +21,6 @@ use object_store::{
     Attribute, Attributes, GetResult, ObjectStore, ObjectStoreExt as _, PutMultipartOptions,
     PutOptions, PutPayload, WriteMultipart,
 };
-
 use secrecy::ExposeSecret as _;
 
 use crate::config::{S3Settings, Settings};
@@ -40,6 +39,8 @@ pub struct Storage {
 pub mod keys {
     use uuid::Uuid;
 
+    use crate::images::Variant;
+
     /// The onboarding guide of `user_id`.
     pub fn onboarding_pdf(user_id: Uuid) -> String {
         format!("users/{user_id}/onboarding.pdf")
@@ -50,9 +51,9 @@ pub mod keys {
         format!("photos/{photo_id}/original")
     }
 
-    /// One resized variant (`thumbnail`, `medium`, `large`) of a photo.
-    pub fn photo_variant(photo_id: Uuid, variant: &str) -> String {
-        format!("photos/{photo_id}/{variant}.jpg")
+    /// One resized size of a photo.
+    pub fn photo_variant(photo_id: Uuid, variant: Variant) -> String {
+        format!("photos/{photo_id}/{}.jpg", variant.name())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The system under test, started like production but on random ports.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::postgres::fresh_database;
 use crate::redis::RedisServer;
+use crate::scratch::ScratchDir;
 use crate::smtp::SmtpSink;
 use crate::wait;
 
@@ -94,7 +95,7 @@ impl TestApp {
             ("DATABASE_URL", database_url.clone()),
             ("REDIS_URL", redis.url()),
             ("SMTP_URL", smtp.url()),
-            ("STORAGE_URL", storage.0.display().to_string()),
+            ("STORAGE_URL", storage.path().display().to_string()),
             ("HOST", "127.0.0.1".into()),
             ("PORT", "0".into()),
             ("PUBLIC_URL", "http://app.test".into()),
@@ -140,7 +141,7 @@ impl TestApp {
 
     /// The app's storage folder (`STORAGE_URL`).
     pub fn storage_dir(&self) -> &Path {
-        &self.storage.0
+        self.storage.path()
     }
 
     /// Starts a worker in this process, consuming every queue.
@@ -239,6 +240,13 @@ impl TestApp {
             .expect("the api answers")
     }
 
+    /// `GET /api/me` as `token`'s owner, expecting a 200.
+    pub async fn me(&self, token: &str) -> Value {
+        let response = self.get("/api/me", Some(token)).await;
+        assert_eq!(response.status(), 200, "the token is valid");
+        response.json().await.expect("the profile is JSON")
+    }
+
     /// Signs up and returns the 201 body, panicking on any other answer.
     pub async fn sign_up(&self, email: &str, name: &str) -> Value {
         let response = self
@@ -316,24 +324,6 @@ impl WorkerProcess {
             .await
             .unwrap_or_else(|_| panic!("the worker did not exit within {deadline:?}"))
             .expect("the worker can be waited on")
-    }
-}
-
-/// A folder of one test's own, removed when the test ends.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(purpose: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("acme-test-{purpose}-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&path).expect("the temp folder is writable");
-        Self(path)
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -16,6 +16,7 @@ pub mod images;
 pub mod postgres;
 pub mod redis;
 pub mod s3;
+mod scratch;
 pub mod smtp;
 pub mod wait;
 
@@ -31,6 +32,17 @@ pub fn job_id(signup: &serde_json::Value, queue: &str) -> String {
         .and_then(|job| job["id"].as_str())
         .unwrap_or_else(|| panic!("the signup enqueued no {queue} job: {signup}"))
         .to_owned()
+}
+
+/// This process's peak resident set (`VmHWM`), in MB; for benchmarks.
+pub fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
 }
 
 /// A port nobody listens on right now.

@@ -8,13 +8,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::scratch::ScratchDir;
 use crate::{free_port, wait};
 
 /// A running s3rver with one bucket.
 pub struct S3Server {
     child: Child,
     port: u16,
-    folder: PathBuf,
+    /// Its data; removed after the server stops (fields drop after `drop`).
+    _folder: ScratchDir,
     /// The bucket it was started with.
     pub bucket: String,
 }
@@ -24,8 +26,7 @@ impl S3Server {
     pub async fn start(bucket: &str) -> Self {
         let script = installed();
         let port = free_port();
-        let folder = std::env::temp_dir().join(format!("acme-test-s3-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&folder).expect("the temp folder is writable");
+        let folder = ScratchDir::new("s3");
         let child = Command::new("node")
             .arg(script)
             .args([
@@ -36,7 +37,7 @@ impl S3Server {
                 "--silent",
             ])
             .arg("--directory")
-            .arg(&folder)
+            .arg(folder.path())
             .args(["--configure-bucket", bucket])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -53,7 +54,7 @@ impl S3Server {
         Self {
             child,
             port,
-            folder,
+            _folder: folder,
             bucket: bucket.to_owned(),
         }
     }
@@ -81,7 +82,6 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 

@@ -65,10 +65,10 @@ fn run(dir: &Path, threads: usize, total: usize) -> anyhow::Result<()> {
     let inputs: Vec<Vec<u8>> = paths.iter().map(std::fs::read).collect::<Result<_, _>>()?;
     anyhow::ensure!(!inputs.is_empty(), "no inputs in {}", dir.display());
 
-    // One warm-up per thread, then the timed run.
+    // Threads take inputs in turn until `total` are done; every one is timed.
     let next = AtomicUsize::new(0);
     let started = Instant::now();
-    let latencies: Vec<f64> = std::thread::scope(|scope| {
+    let mut latencies: Vec<f64> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -93,27 +93,15 @@ fn run(dir: &Path, threads: usize, total: usize) -> anyhow::Result<()> {
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let mut sorted = latencies.clone();
-    sorted.sort_by(f64::total_cmp);
+    latencies.sort_by(f64::total_cmp);
     let line = json!({
         "impl": "rust",
         "threads": threads,
         "images": total,
         "images_per_sec": total as f64 / elapsed,
-        "p50_ms": sorted[sorted.len() / 2],
-        "peak_rss_mb": peak_rss_mb(),
+        "p50_ms": latencies[latencies.len() / 2],
+        "peak_rss_mb": testkit::peak_rss_mb(),
     });
     writeln!(std::io::stdout(), "{line}")?;
     Ok(())
-}
-
-/// The process's peak resident set (VmHWM), in MB.
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
 }

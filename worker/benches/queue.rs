@@ -113,17 +113,6 @@ fn no_op(target: usize, started: Option<mpsc::UnboundedSender<Instant>>) -> Arc<
     })
 }
 
-/// Peak resident memory of this process, from the kernel.
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
 fn report(line: &Value) {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").expect("stdout is writable");
@@ -137,7 +126,7 @@ fn throughput(op: &str, jobs: usize, concurrency: Option<usize>, elapsed: Durati
         "concurrency": concurrency,
         "secs": elapsed.as_secs_f64(),
         "jobs_per_sec": jobs as f64 / elapsed.as_secs_f64(),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": testkit::peak_rss_mb(),
     })
 }
 
@@ -245,7 +234,7 @@ async fn main() {
             };
             report(&json!({
                 "impl": "rust", "op": "latency", "samples": samples,
-                "p50_ms": at(0.5), "p99_ms": at(0.99), "peak_rss_mb": peak_rss_mb(),
+                "p50_ms": at(0.5), "p99_ms": at(0.99), "peak_rss_mb": testkit::peak_rss_mb(),
             }));
         }
         Some("signup") => {

@@ -10,6 +10,8 @@ use shared::queue::JobQueues;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::records;
+
 /// A failed job as BullMQ holds it.
 #[derive(Debug, Clone)]
 pub struct FailedJob {
@@ -40,12 +42,9 @@ impl DeadLetters {
 
     /// Every failed job of `queue`, newest first.
     pub async fn list(&self, queue: QueueName) -> anyhow::Result<Vec<FailedJob>> {
-        let handle = self
-            .queues
+        let jobs = self
             .queue(queue)
-            .await
-            .context("cannot reach redis")?;
-        let jobs = handle
+            .await?
             .get_failed(0, -1)
             .await
             .context("cannot read the failed jobs")?;
@@ -63,11 +62,7 @@ impl DeadLetters {
     /// Moves the failed job `id` back to the queue. Returns whether it was
     /// failed (an unknown id or a job in another state is left alone).
     pub async fn retry(&self, queue: QueueName, id: &str) -> anyhow::Result<bool> {
-        let handle = self
-            .queues
-            .queue(queue)
-            .await
-            .context("cannot reach redis")?;
+        let handle = self.queue(queue).await?;
         let state = handle
             .get_job_state(id)
             .await
@@ -96,19 +91,17 @@ impl DeadLetters {
         Ok(retried)
     }
 
+    async fn queue(&self, queue: QueueName) -> anyhow::Result<&bullmq::Queue> {
+        self.queues.queue(queue).await.context("cannot reach redis")
+    }
+
     /// Keeps the status record truthful: a retried job is waiting again.
     async fn mark_waiting(&self, id: &str) -> anyhow::Result<()> {
         let Ok(job_id) = Uuid::parse_str(id) else {
             return Ok(()); // enqueued by another producer: no record
         };
-        sqlx::query!(
-            "update jobs set state = 'waiting', finished_at = null, updated_at = now()
-             where job_id = $1 and state = 'failed'",
-            job_id,
-        )
-        .execute(&self.pool)
-        .await
-        .context("the job was retried but its record could not be updated")?;
-        Ok(())
+        records::retried(&self.pool, job_id)
+            .await
+            .context("the job was retried but its record could not be updated")
     }
 }

@@ -74,6 +74,18 @@ pub async fn attempt_failed(
     Ok(())
 }
 
+/// An operator moved the failed job back to the queue (`worker failed retry`).
+pub async fn retried(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'waiting', finished_at = null, updated_at = now()
+             where job_id = $1 and state = 'failed'",
+        job_id,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// The job went back to wait because its queue is rate limited; it has not
 /// used an attempt.
 pub async fn requeued(pool: &PgPool, job_id: Uuid, reason: &str) -> Result<(), sqlx::Error> {

@@ -147,16 +147,16 @@ async fn process<H: Handler>(
     let meta = JobMeta {
         id: job.id().to_owned(),
         attempt: job.attempts_made() + 1,
+        // Jobs we enqueued carry their record's id as BullMQ job id.
+        record: Uuid::parse_str(job.id()).ok(),
     };
     let max_attempts = job.opts().attempts.unwrap_or(1).max(1);
-    // Jobs we enqueued carry their record's id; one added by another BullMQ
-    // producer has no record and simply runs.
-    let record = Uuid::parse_str(&meta.id).ok();
+    let record = meta.record;
     let span = tracing::info_span!("job", %queue, job.id = %meta.id, attempt = meta.attempt);
     async move {
         let started = Instant::now();
         tracing::info!("job started");
-        let outcome = attempt(&ctx, &*handler, queue, &meta, record, job.data()).await;
+        let outcome = attempt(&ctx, &*handler, queue, &meta, job.data()).await;
         let duration_ms = started.elapsed().as_millis();
         match outcome {
             Ok(result) => {
@@ -218,14 +218,13 @@ async fn attempt<H: Handler>(
     handler: &H,
     queue: QueueName,
     meta: &JobMeta,
-    record: Option<Uuid>,
     data: &Value,
 ) -> Result<Value, JobError> {
-    if let Some(id) = record {
+    if let Some(id) = meta.record {
         records::started(&ctx.pool, id).await?;
     }
     let result = handler.handle(ctx, queue, meta, data).await?;
-    if let Some(id) = record {
+    if let Some(id) = meta.record {
         // If this fails, the job is retried and the idempotent handler
         // finds its work done, so the record catches up.
         records::completed(&ctx.pool, id, meta.attempt, &result).await?;

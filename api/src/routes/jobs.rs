@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use shared::outbox::{DispatchState, JobRecord};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -15,6 +16,28 @@ use crate::state::AppState;
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/jobs/{id}", get(job_status))
+}
+
+/// A job an answer points the client to (signup, photo upload): where to
+/// poll its status, and how far it got on the request path.
+#[derive(Debug, Serialize)]
+pub(crate) struct JobRef {
+    id: Uuid,
+    name: &'static str,
+    state: DispatchState,
+    status_url: String,
+}
+
+impl JobRef {
+    /// The reference to `record`, which `dispatch` left in `state`.
+    pub(crate) fn new(app: &AppState, record: &JobRecord, state: DispatchState) -> Self {
+        Self {
+            id: record.id,
+            name: record.queue.as_str(),
+            state,
+            status_url: app.job_status_url(record.id),
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -1,6 +1,7 @@
 //! One module per resource; each exposes a `router()`.
 
 mod admin;
+mod files;
 mod health;
 mod jobs;
 mod photos;

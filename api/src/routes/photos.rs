@@ -5,7 +5,6 @@
 //! in pixels read from the header when it is there, so a file we would
 //! refuse anyway is refused before it is stored.
 
-use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{StatusCode, header};
@@ -14,13 +13,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
-use serde_json::json;
-use shared::images::{ImageFormat, sniff};
+use shared::images::{ImageFormat, Variant, sniff};
 use shared::jobs::ImageResize;
 use shared::outbox;
 use shared::storage::{Upload, keys};
 use uuid::Uuid;
 
+use super::jobs::JobRef;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -56,14 +55,6 @@ struct PhotoRef {
     state: &'static str,
 }
 
-#[derive(Serialize)]
-struct JobRef {
-    id: Uuid,
-    name: &'static str,
-    state: outbox::DispatchState,
-    status_url: String,
-}
-
 #[tracing::instrument(name = "upload_photo", skip_all, fields(user_id = %auth.user_id, photo_id = tracing::field::Empty))]
 async fn upload(
     State(state): State<AppState>,
@@ -87,7 +78,6 @@ async fn upload(
         }
     };
 
-    let max_bytes = state.photo_max_bytes;
     let head = read_head(&mut field).await?;
     let format = sniff(&head).ok_or_else(|| {
         ApiError::UnsupportedMediaType("the photo must be a JPEG, PNG or WebP image".into())
@@ -111,15 +101,8 @@ async fn upload(
     let photo_id = Uuid::now_v7();
     tracing::Span::current().record("photo_id", tracing::field::display(photo_id));
     let key = keys::photo_original(photo_id);
-    let upload = state
-        .storage
-        .upload(&key, format.content_type())
-        .await
-        .map_err(storage_down)?;
-    let bytes = match stream_into(upload, head, &mut field, max_bytes).await {
-        Ok(bytes) => bytes,
-        Err(error) => return Err(error),
-    };
+    let upload = state.storage.upload(&key, format.content_type()).await?;
+    let bytes = stream_into(upload, head, &mut field, state.photo_max_bytes).await?;
 
     let record = match record_photo(&state, auth.user_id, photo_id, format, bytes).await {
         Ok(record) => record,
@@ -141,12 +124,7 @@ async fn upload(
             id: photo_id,
             state: "processing",
         },
-        job: JobRef {
-            id: record.id,
-            name: record.queue.as_str(),
-            state: dispatched,
-            status_url: state.job_status_url(record.id),
-        },
+        job: JobRef::new(&state, &record, dispatched),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
@@ -205,7 +183,7 @@ async fn stream_into(
             break Err(ApiError::PayloadTooLarge);
         }
         if let Err(error) = upload.write(chunk).await {
-            break Err(storage_down(error));
+            break Err(error.into());
         }
         next = match field.chunk().await {
             Ok(chunk) => chunk,
@@ -214,7 +192,7 @@ async fn stream_into(
     };
     match outcome {
         Ok(size) => {
-            upload.finish().await.map_err(storage_down)?;
+            upload.finish().await?;
             Ok(size)
         }
         Err(error) => {
@@ -237,10 +215,6 @@ fn malformed(error: MultipartError) -> ApiError {
     }
 }
 
-fn storage_down(error: object_store::Error) -> ApiError {
-    ApiError::Unavailable(anyhow::Error::new(error).context("storage is unavailable"))
-}
-
 /// Serves a stored photo. Keys are per photo id and never rewritten with
 /// different content, so clients and CDNs may keep them for a year.
 #[tracing::instrument(name = "serve_photo", skip_all)]
@@ -260,19 +234,19 @@ async fn serve(
             .ok_or(NOT_FOUND)?;
             (keys::photo_original(photo_id), content_type)
         }
-        "large.jpg" | "medium.jpg" | "thumbnail.jpg" => (
-            keys::photo_variant(photo_id, file.trim_end_matches(".jpg")),
-            ImageFormat::Jpeg.content_type().to_owned(),
-        ),
-        _ => return Err(NOT_FOUND),
+        name => {
+            let variant = name
+                .strip_suffix(".jpg")
+                .and_then(Variant::from_name)
+                .ok_or(NOT_FOUND)?;
+            (
+                keys::photo_variant(photo_id, variant),
+                ImageFormat::Jpeg.content_type().to_owned(),
+            )
+        }
     };
     // On S3 the client fetches the file from S3 itself, with a signed URL.
-    if let Some(url) = state
-        .storage
-        .signed_url(&key, SIGNED_URL_TTL)
-        .await
-        .map_err(storage_down)?
-    {
+    if let Some(url) = state.storage.signed_url(&key, SIGNED_URL_TTL).await? {
         let headers = [
             (header::LOCATION, url),
             // Shorter than the signature lives, so a cached redirect works.
@@ -280,31 +254,25 @@ async fn serve(
         ];
         return Ok((StatusCode::FOUND, headers).into_response());
     }
-    let file = state
-        .storage
-        .get(&key)
-        .await
-        .map_err(storage_down)?
-        .ok_or(NOT_FOUND)?;
-    let headers = [
-        (header::CONTENT_TYPE, content_type),
-        (header::CONTENT_LENGTH, file.meta.size.to_string()),
-        (
-            header::CACHE_CONTROL,
-            "public, max-age=31536000, immutable".to_owned(),
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-    ];
-    Ok((headers, Body::from_stream(file.into_stream())).into_response())
+    let file = state.storage.get(&key).await?.ok_or(NOT_FOUND)?;
+    Ok(super::files::stream(
+        file,
+        content_type,
+        [
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+    ))
 }
 
 /// The avatar URLs of `photo_id`, as `/api/me` shows them.
 pub fn avatar_urls(public_url: &str, photo_id: Uuid) -> serde_json::Value {
-    let url = |file: &str| format!("{public_url}/media/photos/{photo_id}/{file}");
-    json!({
-        "original": url("original"),
-        "thumbnail": url("thumbnail.jpg"),
-        "medium": url("medium.jpg"),
-        "large": url("large.jpg"),
-    })
+    let base = format!("{public_url}/media/photos/{photo_id}");
+    let mut urls = serde_json::Map::new();
+    urls.insert("original".into(), format!("{base}/original").into());
+    for variant in Variant::ALL {
+        let url = format!("{base}/{}.jpg", variant.name());
+        urls.insert(variant.name().into(), url.into());
+    }
+    urls.into()
 }

@@ -1,9 +1,8 @@
 //! `POST /api/login`, `GET /api/me` and the files that belong to the user.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -127,10 +126,7 @@ async fn onboarding_pdf(
     .await?
     .ok_or(ApiError::Unauthorized)?
     .ok_or(NOT_READY)?;
-    let Some(file) = state.storage.get(&key).await.map_err(|error| {
-        ApiError::Unavailable(anyhow::Error::new(error).context("could not read from storage"))
-    })?
-    else {
+    let Some(file) = state.storage.get(&key).await? else {
         // Recorded but gone: someone deleted it; the job can render it again.
         tracing::error!(
             key,
@@ -138,15 +134,16 @@ async fn onboarding_pdf(
         );
         return Err(NOT_READY);
     };
-    let headers = [
-        (header::CONTENT_TYPE, "application/pdf".to_owned()),
-        (header::CONTENT_LENGTH, file.meta.size.to_string()),
-        (
-            header::CONTENT_DISPOSITION,
-            r#"inline; filename="onboarding.pdf""#.to_owned(),
-        ),
-        // Personal: no shared cache may keep it.
-        (header::CACHE_CONTROL, "private, no-cache".to_owned()),
-    ];
-    Ok((headers, Body::from_stream(file.into_stream())).into_response())
+    Ok(super::files::stream(
+        file,
+        "application/pdf".to_owned(),
+        [
+            (
+                header::CONTENT_DISPOSITION,
+                r#"inline; filename="onboarding.pdf""#,
+            ),
+            // Personal: no shared cache may keep it.
+            (header::CACHE_CONTROL, "private, no-cache"),
+        ],
+    ))
 }

@@ -11,13 +11,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::domain::{NewUser, SignupForm};
 use shared::jobs::{OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail};
-use shared::outbox::{self, DispatchState};
+use shared::outbox;
 use uuid::Uuid;
 
 use crate::auth::{hash_password, issue_token};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
+
+use super::jobs::JobRef;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -35,15 +37,6 @@ pub struct UserBody {
     pub name: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
-}
-
-/// A job the response points the client to.
-#[derive(Debug, Serialize)]
-struct JobRef {
-    id: Uuid,
-    name: &'static str,
-    state: DispatchState,
-    status_url: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,12 +92,7 @@ async fn signup(
     let jobs = records
         .iter()
         .zip(dispatched)
-        .map(|(record, dispatch)| JobRef {
-            id: record.id,
-            name: record.queue.as_str(),
-            state: dispatch,
-            status_url: state.job_status_url(record.id),
-        })
+        .map(|(record, dispatch)| JobRef::new(&state, record, dispatch))
         .collect();
 
     let body = SignupResponse {

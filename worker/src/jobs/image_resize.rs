@@ -11,10 +11,9 @@ use shared::jobs::ImageResize;
 use shared::storage::keys;
 use uuid::Uuid;
 
-use super::JobMeta;
+use super::{JobMeta, on_blocking_pool};
 use crate::context::Context;
 use crate::error::{Classify, JobError};
-use crate::records;
 use imaging::ImageError;
 
 #[tracing::instrument(name = "image_resize", skip_all, fields(user_id = %payload.user_id, photo_id = %payload.photo_id))]
@@ -39,7 +38,6 @@ pub(super) async fn run(
     if state == "ready" {
         return Ok(json!({ "skipped": "already resized" }));
     }
-    let report = |percent| report_progress(ctx, job, percent);
 
     let original = ctx
         .storage
@@ -51,30 +49,28 @@ pub(super) async fn run(
                 "the original of photo {photo_id} is missing"
             ))
         })?;
-    report(10).await;
+    job.progress(ctx, 10).await;
 
     let max_pixels = ctx.photo_max_pixels;
-    let span = tracing::Span::current();
-    let processed = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| imaging::process(&original, max_pixels))
+    let processed = on_blocking_pool("the resizer", move || {
+        imaging::process(&original, max_pixels)
     })
-    .await
-    .map_err(|error| JobError::Transient(anyhow::anyhow!("the resizer stopped: {error}")))?;
+    .await?;
     let processed = match processed {
         Ok(processed) => processed,
         Err(error) => return Err(reject(ctx, photo_id, error).await),
     };
-    report(50).await;
+    job.progress(ctx, 50).await;
 
     let mut sizes = serde_json::Map::new();
     for output in processed.outputs {
-        let key = keys::photo_variant(photo_id, output.variant.name());
+        let key = keys::photo_variant(photo_id, output.variant);
         ctx.storage
             .put(&key, output.jpeg, "image/jpeg")
             .await
             .transient("could not store a resized photo")?;
         sizes.insert(output.variant.name().to_owned(), output.side.into());
-        report(50 + 15 * sizes.len() as i16).await;
+        job.progress(ctx, 50 + 15 * sizes.len() as i16).await;
     }
 
     let mut tx = ctx.pool.begin().await?;
@@ -122,13 +118,4 @@ async fn reject(ctx: &Context, photo_id: Uuid, error: ImageError) -> JobError {
         return JobError::from(db);
     }
     JobError::Permanent(anyhow::Error::new(error))
-}
-
-async fn report_progress(ctx: &Context, job: &JobMeta, percent: i16) {
-    let Ok(job_id) = Uuid::parse_str(&job.id) else {
-        return;
-    };
-    if let Err(error) = records::progress(&ctx.pool, job_id, percent).await {
-        tracing::debug!(%error, "could not record progress");
-    }
 }

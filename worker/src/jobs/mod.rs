@@ -1,6 +1,6 @@
-//! One file per job. Each exposes `run(ctx, job, payload)`; [`handle`] routes
-//! a BullMQ job to it by queue, so adding a queue is a compile error until it
-//! has a handler.
+//! One file per job. Each exposes `run(ctx, job, payload)`; [`Catalogue`]
+//! routes a BullMQ job to it by queue, so adding a queue is a compile error
+//! until it has a handler.
 
 mod image_resize;
 mod onboarding_pdf;
@@ -10,9 +10,11 @@ mod welcome_email;
 
 use serde_json::Value;
 use shared::jobs::QueueName;
+use uuid::Uuid;
 
 use crate::context::Context;
 use crate::error::JobError;
+use crate::records;
 
 /// What a handler may know about the job it runs, besides its payload.
 #[derive(Debug, Clone)]
@@ -21,6 +23,22 @@ pub struct JobMeta {
     pub id: String,
     /// 1-based number of this attempt.
     pub attempt: u32,
+    /// The job record, for jobs we enqueued; one added by another BullMQ
+    /// producer has none and simply runs.
+    pub record: Option<Uuid>,
+}
+
+impl JobMeta {
+    /// Reports that the job is `percent` done, for clients polling a long
+    /// job. Best effort: a lost update only makes the bar lag.
+    pub async fn progress(&self, ctx: &Context, percent: i16) {
+        let Some(id) = self.record else {
+            return;
+        };
+        if let Err(error) = records::progress(&ctx.pool, id, percent).await {
+            tracing::debug!(%error, "could not record progress");
+        }
+    }
 }
 
 /// What the runtime calls to do a job's work. Production uses
@@ -47,24 +65,27 @@ impl Handler for Catalogue {
         job: &JobMeta,
         data: &Value,
     ) -> Result<Value, JobError> {
-        handle(ctx, queue, job, data).await
+        match queue {
+            QueueName::WelcomeEmail => welcome_email::run(ctx, job, payload(data)?).await,
+            QueueName::StripeCustomer => stripe_customer::run(ctx, job, payload(data)?).await,
+            QueueName::SlackNotify => slack_notify::run(ctx, job, payload(data)?).await,
+            QueueName::OnboardingPdf => onboarding_pdf::run(ctx, job, payload(data)?).await,
+            QueueName::ImageResize => image_resize::run(ctx, job, payload(data)?).await,
+        }
     }
 }
 
-/// Runs the handler for `queue` on the job's JSON `data`.
-pub async fn handle(
-    ctx: &Context,
-    queue: QueueName,
-    job: &JobMeta,
-    data: &Value,
-) -> Result<Value, JobError> {
-    match queue {
-        QueueName::WelcomeEmail => welcome_email::run(ctx, job, payload(data)?).await,
-        QueueName::StripeCustomer => stripe_customer::run(ctx, job, payload(data)?).await,
-        QueueName::SlackNotify => slack_notify::run(ctx, job, payload(data)?).await,
-        QueueName::OnboardingPdf => onboarding_pdf::run(ctx, job, payload(data)?).await,
-        QueueName::ImageResize => image_resize::run(ctx, job, payload(data)?).await,
-    }
+/// Runs CPU-bound `work` (rendering, decoding) on the blocking pool, in the
+/// job's span, so it never stalls the async runtime. `what` names the work
+/// if its thread dies.
+async fn on_blocking_pool<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|error| JobError::Transient(anyhow::anyhow!("{what} stopped: {error}")))
 }
 
 /// Bad job data will be just as bad on the next attempt: permanent.

@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 
-use anyhow::anyhow;
 use serde_json::{Value, json};
 use shared::jobs::OnboardingPdf;
 use shared::storage::keys;
 
-use super::JobMeta;
+use super::{JobMeta, on_blocking_pool};
 use crate::context::Context;
 use crate::error::{Classify, JobError};
 use crate::pdf::Onboarding;
@@ -37,26 +36,18 @@ pub(super) async fn run(
 
     let documents = Arc::clone(&ctx.documents);
     let dashboard_url = format!("{}/", ctx.public_url);
-    let span = tracing::Span::current();
-    let document = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| {
-            documents.render(&Onboarding {
-                name: &user.name,
-                signup_date: user.created_at.date_naive(),
-                dashboard_url: &dashboard_url,
-            })
+    let document = on_blocking_pool("the PDF renderer", move || {
+        documents.render(&Onboarding {
+            name: &user.name,
+            signup_date: user.created_at.date_naive(),
+            dashboard_url: &dashboard_url,
         })
     })
-    .await
-    .map_err(|error| JobError::Transient(anyhow!("the PDF renderer stopped: {error}")))?
+    .await?
     // The same template, fonts and name will fail the same way next time.
     .map_err(JobError::Permanent)?;
 
-    // Still worth delivering (the rest of the guide is fine), but say so.
     let unsupported: String = document.unsupported.iter().collect();
-    if !unsupported.is_empty() {
-        tracing::warn!(%unsupported, "the PDF fonts cannot draw some characters of the name");
-    }
     let key = keys::onboarding_pdf(payload.user_id);
     let size = document.bytes.len();
     ctx.storage
@@ -71,7 +62,9 @@ pub(super) async fn run(
     .execute(&ctx.pool)
     .await?;
     let mut result = json!({ "key": key, "pages": document.pages, "bytes": size });
+    // Still worth delivering (the rest of the guide is fine), but say so.
     if !unsupported.is_empty() {
+        tracing::warn!(%unsupported, "the PDF fonts cannot draw some characters of the name");
         result["unsupported_characters"] = unsupported.into();
     }
     Ok(result)

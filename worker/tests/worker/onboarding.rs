@@ -21,12 +21,10 @@ async fn download(app: &TestApp, token: Option<&str>) -> reqwest::Response {
     app.get("/api/me/onboarding.pdf", token).await
 }
 
-async fn me(app: &TestApp, token: &str) -> Value {
-    app.get("/api/me", Some(token))
-        .await
-        .json()
-        .await
-        .expect("JSON")
+/// The text of `token`'s guide, downloaded as its owner.
+async fn guide_text(app: &TestApp, token: &str) -> String {
+    let pdf = download(app, Some(token)).await.bytes().await.expect("PDF");
+    text_of(&pdf)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +41,7 @@ async fn signup_renders_a_personal_onboarding_guide_its_owner_can_download() {
     let pages = status["result"]["pages"].as_u64().expect("page count");
     assert!((1..=2).contains(&pages), "one or two pages: {status}");
     assert_eq!(
-        me(&app, token).await["onboarding_pdf_url"],
+        app.me(token).await["onboarding_pdf_url"],
         "http://app.test/api/me/onboarding.pdf"
     );
     let response = download(&app, Some(token)).await;
@@ -83,7 +81,7 @@ async fn the_onboarding_guide_is_404_until_rendered_and_each_user_gets_only_thei
     let ada = app.sign_up("ada@example.com", "Ada Lovelace").await;
     let ada_token = ada["token"].as_str().expect("token");
 
-    assert_eq!(me(&app, ada_token).await["onboarding_pdf_url"], Value::Null);
+    assert_eq!(app.me(ada_token).await["onboarding_pdf_url"], Value::Null);
     let early = download(&app, Some(ada_token)).await;
     assert_eq!(early.status(), 404);
     let body: Value = early.json().await.expect("JSON error");
@@ -98,17 +96,10 @@ async fn the_onboarding_guide_is_404_until_rendered_and_each_user_gets_only_thei
     app.wait_for_job_state(&job_id(&grace, "onboarding-pdf"), "completed", DEADLINE)
         .await;
 
-    let ada_pdf = download(&app, Some(ada_token))
-        .await
-        .bytes()
-        .await
-        .expect("PDF");
-    let grace_pdf = download(&app, Some(grace_token))
-        .await
-        .bytes()
-        .await
-        .expect("PDF");
-    let (ada_text, grace_text) = (text_of(&ada_pdf), text_of(&grace_pdf));
+    let (ada_text, grace_text) = (
+        guide_text(&app, ada_token).await,
+        guide_text(&app, grace_token).await,
+    );
     assert!(ada_text.contains("Ada Lovelace") && !ada_text.contains("Grace Hopper"));
     assert!(grace_text.contains("Grace Hopper") && !grace_text.contains("Ada Lovelace"));
     assert_eq!(download(&app, Some("not-a-token")).await.status(), 401);
@@ -122,12 +113,7 @@ async fn names_in_other_scripts_are_drawn_with_the_embedded_fonts() {
     let job = job_id(&signup, "onboarding-pdf");
     app.wait_for_job_state(&job, "completed", DEADLINE).await;
 
-    let pdf = download(&app, Some(token))
-        .await
-        .bytes()
-        .await
-        .expect("PDF");
-    let text = text_of(&pdf);
+    let text = guide_text(&app, token).await;
     assert!(text.contains("Дмитрий 山田太郎"), "{text}");
     let status = app.job_status(&job, Some(token)).await;
     assert_eq!(
@@ -150,10 +136,5 @@ async fn a_name_no_embedded_font_can_draw_still_gets_its_guide_and_the_gap_is_re
         status["result"]["unsupported_characters"], "김민준",
         "{status}"
     );
-    let pdf = download(&app, Some(token))
-        .await
-        .bytes()
-        .await
-        .expect("PDF");
-    assert!(text_of(&pdf).contains("Getting started"));
+    assert!(guide_text(&app, token).await.contains("Getting started"));
 }

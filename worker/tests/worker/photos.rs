@@ -24,19 +24,11 @@ async fn accepted(app: &TestApp, token: &str, bytes: &[u8]) -> Value {
     body
 }
 
-async fn me(app: &TestApp, token: &str) -> Value {
-    app.get("/api/me", Some(token))
-        .await
-        .json()
-        .await
-        .expect("JSON")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
     let app = TestApp::spawn().await;
     let token = signed_up(&app).await;
-    assert_eq!(me(&app, &token).await["avatar"], Value::Null);
+    assert_eq!(app.me(&token).await["avatar"], Value::Null);
 
     let original = with_exif_orientation(&jpeg(1600, 1200, &photo(1600, 1200)), 6);
     let body = accepted(&app, &token, &original).await;
@@ -54,7 +46,7 @@ async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
     assert_eq!(status["result"]["width"], 1200, "upright width: {status}");
     assert_eq!(status["result"]["height"], 1600, "upright height: {status}");
     let photo_id = body["photo"]["id"].as_str().expect("photo id");
-    let avatar = me(&app, &token).await["avatar"].clone();
+    let avatar = app.me(&token).await["avatar"].clone();
     for (variant, side) in [("large", 1200), ("medium", 600), ("thumbnail", 150)] {
         let url = avatar[variant].as_str().expect("a URL per size");
         assert_eq!(
@@ -101,7 +93,7 @@ async fn several_uploads_in_a_row_end_with_the_last_one_as_avatar() {
     app.wait_for_job_state(&last.1, "completed", DEADLINE).await;
     let expected = format!("http://app.test/media/photos/{}/large.jpg", last.0);
     wait::until("the newest photo to be the avatar", DEADLINE, || async {
-        (me(&app, &token).await["avatar"]["large"] == expected.as_str()).then_some(())
+        (app.me(&token).await["avatar"]["large"] == expected.as_str()).then_some(())
     })
     .await;
     let states: Vec<String> = sqlx::query_scalar("select state from photos order by photo_id")
@@ -137,7 +129,7 @@ async fn a_corrupt_photo_fails_its_job_once_with_a_reason_and_the_worker_carries
             .expect("the photo row");
         assert_eq!(state, "failed");
     }
-    assert_eq!(me(&app, &token).await["avatar"], Value::Null);
+    assert_eq!(app.me(&token).await["avatar"], Value::Null);
 
     let body = accepted(&app, &token, &valid).await;
     app.wait_for_job_state(
@@ -146,7 +138,7 @@ async fn a_corrupt_photo_fails_its_job_once_with_a_reason_and_the_worker_carries
         DEADLINE,
     )
     .await;
-    assert!(me(&app, &token).await["avatar"]["large"].is_string());
+    assert!(app.me(&token).await["avatar"]["large"].is_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,7 +271,7 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     )
     .await;
 
-    let large = me(&app, token).await["avatar"]["large"]
+    let large = app.me(token).await["avatar"]["large"]
         .as_str()
         .expect("avatar URL")
         .trim_start_matches("http://app.test")
@@ -295,7 +287,7 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     assert_eq!(response.headers()["content-type"], "image/jpeg");
     let (width, height, _) = decode_jpeg(&response.bytes().await.expect("bytes"));
     assert_eq!((width, height), (1200, 1200));
-    let original_url = me(&app, token).await["avatar"]["original"]
+    let original_url = app.me(token).await["avatar"]["original"]
         .as_str()
         .expect("original URL")
         .trim_start_matches("http://app.test")

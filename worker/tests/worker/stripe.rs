@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::app::Options;
 use testkit::{TestApp, job_id};
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -57,12 +57,7 @@ async fn signup_creates_one_stripe_customer_and_stores_its_id() {
     let job_id = job_id(&signup_body, "stripe-customer");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
 
-    let me: Value = app
-        .get("/api/me", signup_body["token"].as_str())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me = app.me(signup_body["token"].as_str().expect("token")).await;
     assert_eq!(me["stripe_customer_id"], "cus_Q1");
     let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(
