@@ -47,6 +47,16 @@ pub enum ApiError {
     /// Too many attempts from this client; retry after this many seconds (429).
     #[error("too many attempts; retry in {0} seconds")]
     RateLimited(u64),
+    /// The request body stopped coming, or came slower than the minimum pace (408).
+    #[error("the request body arrived too slowly; the request was cut off")]
+    BodyTooSlow,
+    /// The account has used up a quota (403); the message says which.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// This instance is at capacity for this kind of work; retry after this
+    /// many seconds (503). Load, not a fault: nothing is logged as an error.
+    #[error("the service is busy; retry in {0} seconds")]
+    Overloaded(u64),
     /// A dependency is down; retrying later will help (503).
     #[error("the service is temporarily unavailable, please retry")]
     Unavailable(#[source] anyhow::Error),
@@ -66,7 +76,9 @@ impl ApiError {
             Self::InvalidCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
+            Self::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+            Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,6 +96,9 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::RateLimited(_) => "rate_limited",
+            Self::BodyTooSlow => "request_timeout",
+            Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::Overloaded(_) => "overloaded",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -97,6 +112,16 @@ impl ApiError {
                 Self::Unavailable(anyhow::Error::new(error).context("postgres is unreachable"))
             }
             other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+/// Password hashing: a full queue is load (503 `overloaded`), anything else a bug.
+impl From<crate::passwords::HashError> for ApiError {
+    fn from(error: crate::passwords::HashError) -> Self {
+        match error {
+            crate::passwords::HashError::Overloaded(_) => Self::Overloaded(1),
+            other => Self::Internal(anyhow::Error::new(other)),
         }
     }
 }
@@ -116,6 +141,9 @@ impl From<object_store::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if crate::pace::is_too_slow(&rejection) {
+            return Self::BodyTooSlow;
+        }
         match rejection {
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
                 "expected a JSON body with `Content-Type: application/json`".into(),
@@ -160,7 +188,9 @@ impl IntoResponse for ApiError {
             },
         };
         let retry_after = match &self {
-            Self::RateLimited(seconds) => Some(*seconds),
+            Self::RateLimited(seconds) | Self::Overloaded(seconds) => Some(*seconds),
+            // A dependency blinked: a client that retries soon will likely succeed.
+            Self::Unavailable(_) => Some(1),
             _ => None,
         };
         let mut response = (status, Json(body)).into_response();
@@ -194,4 +224,33 @@ mod tests {
         let error = ApiError::database(sqlx::Error::PoolTimedOut);
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
+}
+
+/// Middleware: an error answer that is not already in our JSON shape (a
+/// 405 from the router, an extractor's plain-text rejection) gets it, so a
+/// client never has to parse two kinds of error.
+pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = reason.to_lowercase().replace([' ', '-'], "_");
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method".to_owned(),
+        _ => reason.to_lowercase(),
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }

@@ -4,17 +4,23 @@
 //! - [`Application`]: builds the router on a bound listener and serves it.
 //! - [`routes`]: one module per resource (`signup`, `session`, `jobs`,
 //!   `health`, `admin`, `photos`).
-//! - [`auth`]: Argon2id passwords and hashed opaque bearer tokens.
+//! - [`server`]: the connection loop, with header, idle and connection limits.
+//! - [`pace`]: the minimum pace of request bodies.
+//! - [`passwords`]: Argon2id on dedicated threads behind a bounded queue.
+//! - [`auth`]: hashed opaque bearer tokens, checked and revoked.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
-//! - [`rate_limit`]: per-client limits on signup and login (429).
+//! - [`rate_limit`]: per-client limits on signup and login (429), bounded memory.
 //! - [`token_cache`]: recently verified tokens, sparing the hot path a query.
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod pace;
+pub mod passwords;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod token_cache;
 
@@ -28,7 +34,7 @@ use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::{Router, middleware};
 use secrecy::ExposeSecret;
-use shared::config::Settings;
+use shared::config::{HttpLimits, Settings};
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use tokio::net::TcpListener;
@@ -36,6 +42,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::passwords::Passwords;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 use crate::token_cache::TokenCache;
@@ -44,6 +51,8 @@ use crate::token_cache::TokenCache;
 const JSON_BODY_LIMIT: usize = 16 * 1024;
 /// Tokens the api remembers as verified (about 100 bytes each).
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
+/// Clients the signup/login limiter tracks (about 40 bytes each).
+const RATE_LIMIT_CAPACITY: usize = 100_000;
 /// Longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The same for photo uploads, which move megabytes from phones.
@@ -55,6 +64,7 @@ const RELAY_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    http: HttpLimits,
 }
 
 impl Application {
@@ -62,10 +72,7 @@ impl Application {
     /// Postgres is unreachable or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = shared::db::pool(settings).context("invalid DATABASE_URL")?;
-        shared::db::MIGRATOR
-            .run(&pool)
-            .await
-            .context("failed to run database migrations")?;
+        shared::db::migrate(&pool).await?;
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -82,11 +89,19 @@ impl Application {
             storage: Storage::from_settings(settings)?,
             photo_max_bytes: settings.photo_max_bytes,
             photo_max_pixels: settings.photo_max_pixels,
+            upload_limits: Arc::new(settings.uploads.clone()),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.uploads.max_concurrent,
+            )),
+            passwords: Passwords::start(settings.argon2.threads, settings.argon2.max_queue)
+                .context("cannot start the password hashing threads")?,
+            login_failures: settings.login_failures,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
             auth_limiter: (settings.auth_rate_limit > 0).then(|| {
                 Arc::new(RateLimiter::new(
                     settings.auth_rate_limit,
                     Duration::from_secs(60),
+                    RATE_LIMIT_CAPACITY,
                 ))
             }),
             client_ip_header,
@@ -96,7 +111,11 @@ impl Application {
                 .map(|token| auth::hash_token(token.expose_secret().trim())),
             public_url: settings.public_url.as_str().into(),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            http: settings.http,
+        })
     }
 
     /// The address actually bound (useful with `PORT=0`).
@@ -116,9 +135,11 @@ impl Application {
             RELAY_INTERVAL,
         ));
         tracing::info!(address = %self.local_addr()?, "api listening");
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+        let http = self.http;
+        let app = router(self.state).layer(middleware::from_fn(move |request, next| {
+            pace::enforce(http, request, next)
+        }));
+        let served = server::serve(self.listener, app, http, shutdown)
             .await
             .context("the HTTP server failed");
         relay.abort();
@@ -138,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     let quick = Router::new()
         .merge(credentials)
         .merge(routes::profile())
+        .merge(routes::logout())
         .merge(routes::jobs())
         .merge(routes::health())
         .merge(routes::admin())
@@ -149,6 +171,7 @@ pub fn router(state: AppState) -> Router {
         .merge(quick)
         .merge(uploads)
         .fallback(|| async { ApiError::NotFound("route") })
+        .layer(middleware::from_fn(error::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

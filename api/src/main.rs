@@ -41,10 +41,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let pool = shared::db::pool(settings).context("invalid DATABASE_URL")?;
-    shared::db::MIGRATOR
-        .run(&pool)
-        .await
-        .context("failed to run database migrations")?;
+    shared::db::migrate(&pool).await?;
     tracing::info!("migrations applied");
     Ok(())
 }

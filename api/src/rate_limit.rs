@@ -1,9 +1,16 @@
 //! Per-client rate limiting of the credential endpoints (signup, login), so
-//! nobody can guess passwords or mass-create accounts at full speed.
+//! nobody can guess passwords or mass-create accounts at full speed from
+//! one address. (Guessing one account's password from many addresses is
+//! stopped per account, in `routes::session`.)
 //!
-//! A fixed window per client address: simple, memory-bounded, and enough to
-//! turn a brute-force attack from thousands of guesses a second into a few
-//! a minute. Limits are per api instance.
+//! Fixed windows per client, in 16 shards so requests rarely wait on each
+//! other's lock. Memory is bounded whatever the number of clients: each
+//! shard holds at most `capacity / 16` clients and forgets all of them when
+//! its window ends (a clear, not a scan). A client arriving at a full shard
+//! is let through uncounted and logged once per window: with hundreds of
+//! thousands of addresses an attacker is not slowed by a per-address limit
+//! anyway, and refusing newcomers would lock real users out. Limits are per
+//! api instance.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,57 +25,87 @@ use axum::response::Response;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// How a client is told apart: an IPv4 address, or an IPv6 /64 (one
+/// subscriber's prefix: rotating through it does not buy more attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(u128);
+
+impl From<IpAddr> for ClientKey {
+    fn from(address: IpAddr) -> Self {
+        match address.to_canonical() {
+            IpAddr::V4(v4) => Self(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => Self(u128::from(v6) & !u128::from(u64::MAX) | 1 << 127),
+        }
+    }
+}
+
+const SHARDS: usize = 16;
+
 /// Allows `limit` requests per client per `window`.
 pub struct RateLimiter {
     limit: u32,
     window: Duration,
-    clients: Mutex<HashMap<IpAddr, Window>>,
+    shard_capacity: usize,
+    epoch: Instant,
+    shards: [Mutex<Shard>; SHARDS],
 }
 
-#[derive(Clone, Copy)]
-struct Window {
-    started: Instant,
-    count: u32,
+#[derive(Default)]
+struct Shard {
+    /// Index of the window `counts` belongs to, counted from `epoch`.
+    window: u64,
+    counts: HashMap<ClientKey, u32>,
+    /// A full shard was reported in this window.
+    reported_full: bool,
 }
 
 impl RateLimiter {
-    /// Clients tracked before expired windows are swept.
-    const SWEEP_AT: usize = 100_000;
-
-    /// A limiter allowing `limit` requests per `window` per client.
-    pub fn new(limit: u32, window: Duration) -> Self {
+    /// A limiter allowing `limit` requests per `window` per client, tracking
+    /// at most `capacity` clients.
+    pub fn new(limit: u32, window: Duration, capacity: usize) -> Self {
         Self {
             limit,
             window,
-            clients: Mutex::new(HashMap::new()),
+            shard_capacity: (capacity / SHARDS).max(1),
+            epoch: Instant::now(),
+            shards: std::array::from_fn(|_| Mutex::default()),
         }
     }
 
     /// Counts a request from `client`; `Err` holds how long until it may retry.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut clients = self
-            .clients
+    pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.epoch);
+        let window = u64::try_from(elapsed.as_nanos() / self.window.as_nanos().max(1))
+            .unwrap_or(u64::MAX);
+        let shard_index = usize::try_from(client.0 % SHARDS as u128).unwrap_or(0);
+        let mut shard = self.shards[shard_index]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if clients.len() >= Self::SWEEP_AT {
-            clients.retain(|_, window| now.duration_since(window.started) < self.window);
+        if shard.window != window {
+            shard.window = window;
+            shard.counts.clear();
+            shard.reported_full = false;
         }
-        let window = clients.entry(client).or_insert(Window {
-            started: now,
-            count: 0,
-        });
-        if now.duration_since(window.started) >= self.window {
-            *window = Window {
-                started: now,
-                count: 0,
-            };
+        let full = shard.counts.len() >= self.shard_capacity;
+        let count = match shard.counts.get_mut(&client) {
+            Some(count) => count,
+            None if full => {
+                if !shard.reported_full {
+                    shard.reported_full = true;
+                    tracing::warn!(
+                        capacity = self.shard_capacity * SHARDS,
+                        "rate limiter full: new clients pass uncounted until the window ends"
+                    );
+                }
+                return Ok(());
+            }
+            None => shard.counts.entry(client).or_insert(0),
+        };
+        if *count >= self.limit {
+            let window_end = self.window.saturating_mul(u32::try_from(window + 1).unwrap_or(u32::MAX));
+            return Err(window_end.saturating_sub(elapsed));
         }
-        if window.count >= self.limit {
-            return Err(self
-                .window
-                .saturating_sub(now.duration_since(window.started)));
-        }
-        window.count += 1;
+        *count += 1;
         Ok(())
     }
 }
@@ -83,7 +120,7 @@ pub async fn limit(
     if let Some(limiter) = &state.auth_limiter {
         let client = client_address(&request, state.client_ip_header.as_ref(), peer.ip());
         limiter
-            .check(client, Instant::now())
+            .check(client.into(), Instant::now())
             .map_err(|retry_after| ApiError::RateLimited(retry_after.as_secs().max(1)))?;
     }
     Ok(next.run(request).await)
@@ -108,21 +145,52 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
 
+    fn v6(address: &str) -> ClientKey {
+        address.parse::<IpAddr>().unwrap().into()
+    }
+
     #[test]
     fn a_client_over_the_limit_waits_for_its_window_to_end() {
-        let limiter = RateLimiter::new(2, Duration::from_secs(60));
-        let start = Instant::now();
-        assert!(limiter.check(A, start).is_ok());
-        assert!(limiter.check(A, start).is_ok());
+        let limiter = RateLimiter::new(2, Duration::from_secs(60), 1000);
+        let start = limiter.epoch;
+        assert!(limiter.check(A.into(), start).is_ok());
+        assert!(limiter.check(A.into(), start).is_ok());
         let wait = limiter
-            .check(A, start + Duration::from_secs(20))
+            .check(A.into(), start + Duration::from_secs(20))
             .expect_err("third request in the window");
         assert_eq!(wait, Duration::from_secs(40));
         assert!(
-            limiter.check(B, start).is_ok(),
+            limiter.check(B.into(), start).is_ok(),
             "other clients are unaffected"
         );
-        assert!(limiter.check(A, start + Duration::from_secs(60)).is_ok());
+        assert!(limiter.check(A.into(), start + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn addresses_of_one_ipv6_64_share_a_limit() {
+        assert_eq!(v6("2001:db8:1:2::1"), v6("2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
+        assert_eq!(v6("::ffff:10.0.0.1"), ClientKey::from(A), "mapped IPv4 is IPv4");
+        assert_ne!(v6("::a00:1"), ClientKey::from(A), "v6 never collides with v4");
+    }
+
+    #[test]
+    fn memory_stays_bounded_whatever_the_number_of_clients() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(60), 160);
+        let now = limiter.epoch;
+        for n in 0..100_000_u32 {
+            let _ = limiter.check(ClientKey(u128::from(n)), now);
+        }
+        let tracked: usize = limiter
+            .shards
+            .iter()
+            .map(|shard| shard.lock().unwrap().counts.len())
+            .sum();
+        assert_eq!(tracked, 160);
+        assert!(
+            limiter.check(ClientKey(0), now).is_err(),
+            "clients already tracked are still limited"
+        );
     }
 
     #[test]

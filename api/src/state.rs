@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use axum::http::HeaderName;
+use shared::config::{LoginFailureLimit, UploadLimits};
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use sqlx::PgPool;
 
+use crate::passwords::Passwords;
 use crate::rate_limit::RateLimiter;
 use crate::token_cache::{TokenCache, TokenHash};
 
@@ -23,6 +25,14 @@ pub struct AppState {
     pub photo_max_bytes: u64,
     /// Largest photo accepted, in pixels (`PHOTO_MAX_PIXELS`).
     pub photo_max_pixels: u64,
+    /// Per-account and per-instance upload limits.
+    pub upload_limits: Arc<UploadLimits>,
+    /// Uploads in progress on this instance (`PHOTO_MAX_CONCURRENT_UPLOADS`).
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Argon2 hashing threads and their bounded queue.
+    pub passwords: Passwords,
+    /// Failed logins allowed per account, from any address.
+    pub login_failures: LoginFailureLimit,
     /// Recently verified bearer tokens.
     pub tokens: Arc<TokenCache>,
     /// Limits signups and logins per client; `None` when disabled.

@@ -2,8 +2,11 @@
 //! the job-status poll) costs one database query instead of two.
 //!
 //! An entry is trusted for at most [`TokenCache::TTL`], and never past the
-//! token's own expiry, so a token removed from the database stops working
-//! within that window on every api instance.
+//! token's own expiry. A token revoked on this instance is removed from its
+//! cache at once; every other instance stops trusting its copy within the
+//! TTL, because it asks the database again then. Five seconds keeps the
+//! poll path at one query per token per five seconds while a logout takes
+//! effect everywhere almost at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,7 +31,7 @@ struct Entry {
 
 impl TokenCache {
     /// How long a verified token is trusted without asking the database.
-    pub const TTL: Duration = Duration::from_secs(30);
+    pub const TTL: Duration = Duration::from_secs(5);
 
     /// A cache holding at most `capacity` tokens (about 100 bytes each).
     pub fn new(capacity: usize) -> Self {
@@ -70,6 +73,16 @@ impl TokenCache {
         );
     }
 
+    /// Forgets one token (it was revoked).
+    pub fn remove(&self, hash: &TokenHash) {
+        self.lock().remove(hash);
+    }
+
+    /// Forgets every token of `user_id` (all were revoked).
+    pub fn remove_user(&self, user_id: Uuid) {
+        self.lock().retain(|_, entry| entry.user_id != user_id);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Entry>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every operation is a single map call), so poisoning is ignored.
@@ -90,6 +103,21 @@ mod tests {
         cache.insert([1; 32], user, Duration::from_secs(3600));
         assert_eq!(cache.get(&[1; 32]), Some(user));
         assert_eq!(cache.get(&[2; 32]), None);
+    }
+
+    #[test]
+    fn removed_tokens_are_forgotten_one_by_one_or_per_user() {
+        let cache = TokenCache::new(10);
+        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        cache.insert([1; 32], ada, Duration::from_secs(60));
+        cache.insert([2; 32], ada, Duration::from_secs(60));
+        cache.insert([3; 32], bob, Duration::from_secs(60));
+        cache.remove(&[1; 32]);
+        assert_eq!(cache.get(&[1; 32]), None);
+        assert_eq!(cache.get(&[2; 32]), Some(ada));
+        cache.remove_user(ada);
+        assert_eq!(cache.get(&[2; 32]), None);
+        assert_eq!(cache.get(&[3; 32]), Some(bob));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::jobs::QueueName;
+use crate::jobs::{QueueName, cores};
 
 /// Everything either binary needs to know about its environment.
 #[derive(Debug, Clone)]
@@ -60,6 +60,14 @@ pub struct Settings {
     /// Header carrying the client address, appended by a trusted reverse
     /// proxy, e.g. `X-Forwarded-For`; unset: the TCP peer (`CLIENT_IP_HEADER`).
     pub client_ip_header: Option<String>,
+    /// Failed logins allowed per account in a window, from any address.
+    pub login_failures: LoginFailureLimit,
+    /// Argon2 hashing threads and the queue in front of them.
+    pub argon2: Argon2Settings,
+    /// Connection and body limits against slow or greedy clients.
+    pub http: HttpLimits,
+    /// Per-account and per-instance limits on photo uploads.
+    pub uploads: UploadLimits,
     /// Bearer token for the operator endpoints; `None` disables them (`ADMIN_TOKEN`).
     pub admin_token: Option<SecretString>,
     /// How long a stopping worker lets in-flight jobs finish (`SHUTDOWN_TIMEOUT_SECS`).
@@ -109,6 +117,62 @@ impl QueueTable {
             .copied()
             .unwrap_or_else(|| queue.default_settings())
     }
+}
+
+/// A per-account limit on failed logins, which no number of client
+/// addresses gets around. Kept in Postgres, so it holds across api instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailureLimit {
+    /// Failures allowed per window; 0 turns the limit off (`LOGIN_FAILURE_LIMIT`).
+    pub max: u32,
+    /// The window, counted from the first failure (`LOGIN_FAILURE_WINDOW_SECS`).
+    pub window: Duration,
+}
+
+/// Password hashing capacity of one api instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    /// Hashes running at once, each on its own thread with 19 MiB
+    /// (`ARGON2_THREADS`, default: the number of cores).
+    pub threads: usize,
+    /// Requests allowed to wait for a thread; past it, 503 `overloaded` at
+    /// once (`ARGON2_MAX_QUEUE`, default: 16 per thread).
+    pub max_queue: usize,
+}
+
+/// What a client must do to keep its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time to send a request's headers, from its first byte (`HTTP_HEADER_TIMEOUT_SECS`).
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed
+    /// (`HTTP_IDLE_TIMEOUT_SECS`); keep it above a load balancer's own idle timeout.
+    pub idle_timeout: Duration,
+    /// A request body must bring at least this many bytes per second…
+    /// (`HTTP_BODY_MIN_BYTES_PER_SEC`)
+    pub body_min_rate: u64,
+    /// …measured over windows this long; a window with less (or nothing) cuts
+    /// the request off with 408 (`HTTP_BODY_WINDOW_SECS`).
+    pub body_window: Duration,
+    /// Open connections per instance; more are answered 503 at once and
+    /// closed (`HTTP_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+}
+
+/// Photo uploads: per account and per instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Uploads per account per hour; then 429 (`PHOTO_UPLOADS_PER_HOUR`, 0 = off).
+    pub per_hour: u32,
+    /// Bytes of photos an account may have stored, replaced ones included
+    /// until they are cleaned up (`PHOTO_QUOTA_BYTES`, 0 = off).
+    pub quota_bytes: u64,
+    /// Uploads in progress at once on one instance; more get 503
+    /// (`PHOTO_MAX_CONCURRENT_UPLOADS`).
+    pub max_concurrent: usize,
+    /// Where uploads are spooled while they arrive (`UPLOAD_SPOOL_DIR`,
+    /// default: the system's temporary folder).
+    pub spool_dir: PathBuf,
 }
 
 /// How to reach S3 or an S3-compatible store (the standard `AWS_*` names).
@@ -225,6 +289,32 @@ impl Settings {
             photo_max_pixels: env.parsed("PHOTO_MAX_PIXELS", 50_000_000),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
+            login_failures: LoginFailureLimit {
+                max: env.parsed("LOGIN_FAILURE_LIMIT", 10),
+                window: Duration::from_secs(env.parsed("LOGIN_FAILURE_WINDOW_SECS", 900)),
+            },
+            argon2: {
+                let threads = env.parsed("ARGON2_THREADS", cores()).max(1);
+                Argon2Settings {
+                    threads,
+                    max_queue: env.parsed("ARGON2_MAX_QUEUE", 16 * threads),
+                }
+            },
+            http: HttpLimits {
+                header_timeout: Duration::from_secs(env.parsed("HTTP_HEADER_TIMEOUT_SECS", 10).max(1)),
+                idle_timeout: Duration::from_secs(env.parsed("HTTP_IDLE_TIMEOUT_SECS", 75).max(1)),
+                body_min_rate: env.parsed("HTTP_BODY_MIN_BYTES_PER_SEC", 1024),
+                body_window: Duration::from_secs(env.parsed("HTTP_BODY_WINDOW_SECS", 10).max(1)),
+                max_connections: env.parsed("HTTP_MAX_CONNECTIONS", 1024).max(1),
+            },
+            uploads: UploadLimits {
+                per_hour: env.parsed("PHOTO_UPLOADS_PER_HOUR", 20),
+                quota_bytes: env.parsed("PHOTO_QUOTA_BYTES", 200 * 1024 * 1024),
+                max_concurrent: env.parsed("PHOTO_MAX_CONCURRENT_UPLOADS", 32).max(1),
+                spool_dir: env
+                    .optional("UPLOAD_SPOOL_DIR")
+                    .map_or_else(std::env::temp_dir, PathBuf::from),
+            },
             auth_rate_limit: env.parsed("AUTH_RATE_LIMIT", 20),
             client_ip_header: env.optional("CLIENT_IP_HEADER"),
             shutdown_timeout: Duration::from_secs(env.parsed("SHUTDOWN_TIMEOUT_SECS", 30)),

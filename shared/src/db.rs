@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use secrecy::ExposeSecret;
+use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -10,7 +12,23 @@ use crate::config::Settings;
 
 /// Migrations from `migrations/`, compiled into the binary so a deploy needs
 /// no extra files.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+///
+/// Migrations applied by a newer release are tolerated, so rolling back a
+/// release does not crash-loop its api: migrations are additive (expand now,
+/// contract a release later), so the previous code runs on the newer schema.
+pub fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("../migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// Applies the migrations this release knows and has not applied yet.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    migrator()
+        .run(pool)
+        .await
+        .context("failed to run database migrations")
+}
 
 /// Builds the pool without connecting: a process starts even while Postgres
 /// is still coming up, and `/readyz` reports the truth meanwhile.

@@ -111,8 +111,9 @@ impl QueueName {
     }
 }
 
-/// The cores this process may use; jobs that compute get one slot each.
-fn cores() -> usize {
+/// The cores this process may use; CPU-bound work (jobs that compute,
+/// password hashing) gets one slot each.
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 

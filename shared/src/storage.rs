@@ -6,7 +6,7 @@
 //! output instead of leaving a second copy, and the api can find a file from
 //! the row that names it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use object_store::{
     PutOptions, PutPayload, WriteMultipart,
 };
 use secrecy::ExposeSecret as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::config::{S3Settings, Settings};
 
@@ -31,9 +32,25 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     /// Prepended to every key: the path part of `s3://bucket/prefix`.
     prefix: String,
-    /// S3 can hand out signed URLs, so clients fetch files from it directly.
-    s3: Option<Arc<AmazonS3>>,
+    backend: Backend,
+    /// Where uploads wait while they arrive.
+    spool_dir: PathBuf,
 }
+
+#[derive(Clone, Debug)]
+enum Backend {
+    /// A folder: uploads are spooled inside it and renamed into place.
+    Local { root: PathBuf },
+    /// S3 can hand out signed URLs, so clients fetch files from it directly.
+    S3 {
+        s3: Arc<AmazonS3>,
+        /// Spooled uploads being copied to S3 at once.
+        transfers: Arc<tokio::sync::Semaphore>,
+    },
+}
+
+/// Spooled uploads copied to S3 at once per process.
+const S3_TRANSFERS: usize = 4;
 
 /// The keys files are stored under, in one place.
 pub mod keys {
@@ -57,26 +74,95 @@ pub mod keys {
     }
 }
 
-/// A file being written piece by piece, so an upload never has to be held
-/// in memory whole. Nothing is visible at the key until [`Upload::finish`].
-pub struct Upload(WriteMultipart);
+/// A file being received piece by piece, spooled to disk as it arrives so
+/// a slow client never makes us hold megabytes in memory. Nothing reaches
+/// the store until [`Upload::finish`]; an upload dropped before that (the
+/// client went away, the request timed out, it was refused) removes its
+/// spool file and leaves nothing behind: no file, and on S3 no open
+/// multipart upload, since none is started before the whole file is here.
+pub struct Upload {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    spool: SpoolFile,
+    key: String,
+    content_type: String,
+    storage: Storage,
+}
+
+/// A spool file's path, removed when dropped unless it was moved away.
+struct SpoolFile(Option<PathBuf>);
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // Synchronous, but a single unlink: fine in a destructor.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
 
 impl Upload {
-    /// Appends `bytes`, waiting while earlier parts are still in flight.
-    pub async fn write(&mut self, bytes: Bytes) -> Result<(), object_store::Error> {
-        self.0.wait_for_capacity(4).await?;
-        self.0.put(bytes);
-        Ok(())
+    /// Appends `bytes` to the spool file.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), object_store::Error> {
+        self.file.write_all(bytes).await.map_err(spool_error)
     }
 
-    /// Makes the file visible at its key.
-    pub async fn finish(self) -> Result<(), object_store::Error> {
-        self.0.finish().await.map(drop)
+    /// Moves the complete file into the store, at its key.
+    pub async fn finish(mut self) -> Result<(), object_store::Error> {
+        self.file.flush().await.map_err(spool_error)?;
+        // On disk before the row that names it commits (power cuts).
+        self.file.get_ref().sync_all().await.map_err(spool_error)?;
+        let path = self.spool.0.clone().unwrap_or_default();
+        match &self.storage.backend {
+            Backend::Local { root } => {
+                // Same filesystem: an atomic rename, readers never see half a file.
+                let target = root.join(&self.key);
+                if let Some(parent) = target.parent() {
+                    tokio::fs::create_dir_all(parent).await.map_err(spool_error)?;
+                }
+                tokio::fs::rename(&path, &target).await.map_err(spool_error)?;
+                self.spool.0 = None;
+                Ok(())
+            }
+            Backend::S3 { transfers, .. } => {
+                // A transfer holds up to two 5 MiB parts; few at once keep that bounded.
+                let _turn = transfers.acquire().await.map_err(|e| spool_error(std::io::Error::other(e)))?;
+                let options = PutMultipartOptions {
+                    attributes: self.storage.attributes(&self.content_type),
+                    ..PutMultipartOptions::default()
+                };
+                let upload = self
+                    .storage
+                    .store
+                    .put_multipart_opts(&self.storage.key(&self.key), options)
+                    .await?;
+                let mut upload = WriteMultipart::new(upload);
+                let mut file = tokio::fs::File::open(&path).await.map_err(spool_error)?;
+                let mut chunk = vec![0_u8; 256 * 1024];
+                loop {
+                    let read = match file.read(&mut chunk).await {
+                        Ok(0) => break,
+                        Ok(read) => read,
+                        Err(error) => {
+                            let _ = upload.abort().await;
+                            return Err(spool_error(error));
+                        }
+                    };
+                    if let Err(error) = upload.wait_for_capacity(1).await {
+                        let _ = upload.abort().await;
+                        return Err(error);
+                    }
+                    upload.write(&chunk[..read]);
+                }
+                upload.finish().await.map(drop)
+            }
+        }
     }
+}
 
-    /// Throws the partial file away.
-    pub async fn abort(self) -> Result<(), object_store::Error> {
-        self.0.abort().await
+fn spool_error(error: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "upload spool",
+        source: Box::new(error),
     }
 }
 
@@ -86,14 +172,15 @@ impl Storage {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let url = settings.storage_url.as_str();
         match url.strip_prefix("s3://") {
-            Some(location) => Self::s3(location, &settings.s3),
+            Some(location) => Self::s3(location, &settings.s3, &settings.uploads.spool_dir),
             None => Self::local(Path::new(url.strip_prefix("file://").unwrap_or(url))),
         }
     }
 
     /// An S3 bucket, `bucket[/prefix]`. Endpoint, region and keys come from
     /// `settings` where set, else from the AWS SDK's usual sources.
-    pub fn s3(location: &str, settings: &S3Settings) -> anyhow::Result<Self> {
+    /// Uploads are spooled in `spool_dir` until they are complete.
+    pub fn s3(location: &str, settings: &S3Settings, spool_dir: &Path) -> anyhow::Result<Self> {
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
         if bucket.is_empty() {
             bail!("STORAGE_URL: s3:// needs a bucket name, e.g. s3://my-bucket/uploads");
@@ -126,13 +213,17 @@ impl Storage {
         let s3 = Arc::new(s3);
         let prefix = prefix.trim_matches('/');
         Ok(Self {
-            store: s3.clone(),
+            store: s3.clone() as Arc<dyn ObjectStore>,
             prefix: if prefix.is_empty() {
                 String::new()
             } else {
                 format!("{prefix}/")
             },
-            s3: Some(s3),
+            backend: Backend::S3 {
+                s3,
+                transfers: Arc::new(tokio::sync::Semaphore::new(S3_TRANSFERS)),
+            },
+            spool_dir: spool_dir.to_owned(),
         })
     }
 
@@ -145,10 +236,14 @@ impl Storage {
         let store = LocalFileSystem::new_with_prefix(folder)
             .with_context(|| format!("cannot use {} as storage", folder.display()))?
             .with_fsync(true);
+        let root = std::fs::canonicalize(folder)
+            .with_context(|| format!("cannot resolve the storage folder {}", folder.display()))?;
         Ok(Self {
             store: Arc::new(store),
             prefix: String::new(),
-            s3: None,
+            // Inside the folder, so a finished upload is renamed, not copied.
+            spool_dir: root.join(".spool"),
+            backend: Backend::Local { root },
         })
     }
 
@@ -164,7 +259,7 @@ impl Storage {
         key: &str,
         ttl: Duration,
     ) -> Result<Option<String>, object_store::Error> {
-        let Some(s3) = &self.s3 else {
+        let Backend::S3 { s3, .. } = &self.backend else {
             return Ok(None);
         };
         let url = s3
@@ -196,27 +291,34 @@ impl Storage {
     /// keeps no attributes (the api knows what it serves).
     fn attributes(&self, content_type: &str) -> Attributes {
         let mut attributes = Attributes::new();
-        if self.s3.is_some() {
+        if matches!(self.backend, Backend::S3 { .. }) {
             attributes.insert(Attribute::ContentType, content_type.to_owned().into());
         }
         attributes
     }
 
-    /// Starts writing the file at `key` piece by piece.
+    /// Starts receiving the file for `key`, spooled to disk until it is
+    /// complete (see [`Upload`]).
     pub async fn upload(
         &self,
         key: &str,
         content_type: &str,
     ) -> Result<Upload, object_store::Error> {
-        let options = PutMultipartOptions {
-            attributes: self.attributes(content_type),
-            ..PutMultipartOptions::default()
-        };
-        let upload = self
-            .store
-            .put_multipart_opts(&self.key(key), options)
-            .await?;
-        Ok(Upload(WriteMultipart::new(upload)))
+        tokio::fs::create_dir_all(&self.spool_dir)
+            .await
+            .map_err(spool_error)?;
+        let mut name = [0_u8; 12];
+        getrandom::fill(&mut name).map_err(|e| spool_error(std::io::Error::other(e)))?;
+        let name: String = name.iter().map(|byte| format!("{byte:02x}")).collect();
+        let path = self.spool_dir.join(format!("{name}.part"));
+        let file = tokio::fs::File::create_new(&path).await.map_err(spool_error)?;
+        Ok(Upload {
+            file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+            spool: SpoolFile(Some(path)),
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+            storage: self.clone(),
+        })
     }
 
     /// Reads the whole file at `key`; `None` when there is none.

@@ -23,7 +23,9 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when both Postgres and Redis answer; otherwise 503 naming what is down.
+/// Ready while the api can take signups, which needs Postgres only: with
+/// Redis down, jobs wait in the outbox and go out when it is back, so the
+/// instance stays in rotation (`degraded`). 503 only without Postgres.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     const LIMIT: Duration = Duration::from_secs(1);
     let postgres = async {
@@ -38,24 +40,29 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "postgres": if postgres { "up" } else { "down" },
         "redis": if redis { "up" } else { "down" },
     });
-    let down: Vec<&str> = [("postgres", postgres), ("redis", redis)]
-        .into_iter()
-        .filter_map(|(name, up)| (!up).then_some(name))
-        .collect();
-    if down.is_empty() {
-        (
+    match (postgres, redis) {
+        (true, true) => (
             StatusCode::OK,
             Json(json!({ "status": "ready", "checks": checks })),
-        )
-    } else {
-        let message = format!("not ready: {} down", down.join(" and "));
-        tracing::warn!(%message, "readiness check failed");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (true, false) => (
+            StatusCode::OK,
             Json(json!({
-                "error": { "code": "not_ready", "message": message },
+                "status": "degraded",
+                "message": "redis is down: signups are taken and their jobs wait in the outbox",
                 "checks": checks,
             })),
-        )
+        ),
+        (false, _) => {
+            let message = "not ready: postgres is down";
+            tracing::warn!(message, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "error": { "code": "not_ready", "message": message },
+                    "checks": checks,
+                })),
+            )
+        }
     }
 }

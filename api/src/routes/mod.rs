@@ -13,6 +13,6 @@ pub use health::router as health;
 pub use jobs::router as jobs;
 pub use photos::avatar_urls;
 pub use photos::router as photos;
-pub use session::{login_router as login, profile_router as profile};
+pub use session::{login_router as login, logout_router as logout, profile_router as profile};
 pub use signup::UserBody;
 pub use signup::router as signup;

@@ -1,9 +1,15 @@
 //! `POST /api/photos` (upload) and `GET /media/photos/{id}/{file}` (serving).
 //!
-//! An upload is streamed to storage as it arrives: memory holds one chunk,
-//! not the photo. The format is sniffed from the first bytes, and the size
-//! in pixels read from the header when it is there, so a file we would
-//! refuse anyway is refused before it is stored.
+//! An upload is spooled to disk as it arrives: memory holds one chunk, not
+//! the photo. The format is sniffed from the first bytes, and the size in
+//! pixels read from the header when it is there, so a file we would refuse
+//! anyway is refused before it is stored.
+//!
+//! Limits: uploads in progress per instance (503), uploads per account per
+//! hour (429) and bytes stored per account (403 `quota_exceeded`). The
+//! account limits are checked when the upload reserves its photo row, under
+//! a lock on the user's row, so they hold across concurrent requests and api
+//! instances; the quota is checked again when the upload commits.
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -61,6 +67,12 @@ async fn upload(
     auth: AuthUser,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    // Held until the answer: spool files and transfers per instance are bounded.
+    let _slot = state
+        .upload_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded(5))?;
     let mut multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType(
             "send the photo as multipart/form-data in a field named `photo`".into(),
@@ -100,11 +112,17 @@ async fn upload(
 
     let photo_id = Uuid::now_v7();
     tracing::Span::current().record("photo_id", tracing::field::display(photo_id));
+    let quota_left = reserve(&state, auth.user_id, photo_id, format).await?;
+    let reservation = Reservation(Some((state.pool.clone(), photo_id)));
     let key = keys::photo_original(photo_id);
     let upload = state.storage.upload(&key, format.content_type()).await?;
-    let bytes = stream_into(upload, head, &mut field, state.photo_max_bytes).await?;
+    let limit = Limit {
+        max_bytes: state.photo_max_bytes,
+        quota_left,
+    };
+    let bytes = receive(upload, head, &mut field, limit).await?;
 
-    let record = match record_photo(&state, auth.user_id, photo_id, format, bytes).await {
+    let record = match commit_photo(&state, auth.user_id, photo_id, bytes).await {
         Ok(record) => record,
         Err(error) => {
             // Without its row nobody can reach the file: do not keep it.
@@ -114,6 +132,7 @@ async fn upload(
             return Err(error);
         }
     };
+    reservation.keep();
     let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
         .await
         .pop()
@@ -129,27 +148,136 @@ async fn upload(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-/// The photo row and its image-resize job, in one transaction.
-async fn record_photo(
+/// Reserves the photo's row (`uploading`) if the account may upload now.
+/// Returns how many more bytes the account may store (`u64::MAX`: no quota).
+async fn reserve(
     state: &AppState,
     user_id: Uuid,
     photo_id: Uuid,
     format: ImageFormat,
-    bytes: u64,
-) -> Result<outbox::JobRecord, ApiError> {
+) -> Result<u64, ApiError> {
+    let limits = &state.upload_limits;
     let mut tx = state.pool.begin().await?;
+    lock_user(&mut tx, user_id).await?;
+    let usage = sqlx::query!(
+        r#"select count(*) filter (where created_at > now() - interval '1 hour') as "recent!",
+                  coalesce(sum(bytes) filter (where state <> 'uploading'), 0)::bigint as "stored!",
+                  extract(epoch from min(created_at) filter (where created_at > now() - interval '1 hour')
+                                     + interval '1 hour' - now())::float8 as "retry_after"
+           from photos where user_id = $1"#,
+        user_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if limits.per_hour > 0 && usage.recent >= i64::from(limits.per_hour) {
+        let retry_after = usage.retry_after.unwrap_or(60.0).ceil().max(1.0);
+        return Err(ApiError::RateLimited(retry_after as u64));
+    }
+    let stored = u64::try_from(usage.stored).unwrap_or(0);
+    let quota_left = if limits.quota_bytes == 0 {
+        u64::MAX
+    } else if stored >= limits.quota_bytes {
+        return Err(quota_exceeded(limits.quota_bytes));
+    } else {
+        limits.quota_bytes - stored
+    };
     sqlx::query!(
-        "insert into photos (photo_id, user_id, content_type, bytes) values ($1, $2, $3, $4)",
+        "insert into photos (photo_id, user_id, state, content_type, bytes)
+         values ($1, $2, 'uploading', $3, 0)",
         photo_id,
         user_id,
         format.content_type(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(quota_left)
+}
+
+/// Serialises one account's uploads, so their limits are checked one at a time.
+async fn lock_user(tx: &mut sqlx::PgConnection, user_id: Uuid) -> Result<(), ApiError> {
+    sqlx::query_scalar!("select user_id from users where user_id = $1 for update", user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        // The token outlived its user (account deleted).
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(())
+}
+
+fn quota_exceeded(quota: u64) -> ApiError {
+    ApiError::QuotaExceeded(format!(
+        "your photos use all of your {} MB of storage",
+        quota / 1_000_000
+    ))
+}
+
+/// The reserved row becomes the photo (`processing`), with its image-resize
+/// job, in one transaction, if the account's quota still has room.
+async fn commit_photo(
+    state: &AppState,
+    user_id: Uuid,
+    photo_id: Uuid,
+    bytes: u64,
+) -> Result<outbox::JobRecord, ApiError> {
+    let quota = state.upload_limits.quota_bytes;
+    let mut tx = state.pool.begin().await?;
+    lock_user(&mut tx, user_id).await?;
+    let stored = sqlx::query_scalar!(
+        r#"select coalesce(sum(bytes), 0)::bigint as "stored!" from photos
+           where user_id = $1 and state <> 'uploading'"#,
+        user_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if quota > 0 && u64::try_from(stored).unwrap_or(0).saturating_add(bytes) > quota {
+        return Err(quota_exceeded(quota));
+    }
+    let updated = sqlx::query!(
+        "update photos set state = 'processing', bytes = $2, updated_at = now()
+         where photo_id = $1 and state = 'uploading'",
+        photo_id,
         i64::try_from(bytes).unwrap_or(i64::MAX),
     )
     .execute(&mut *tx)
     .await?;
+    if updated.rows_affected() != 1 {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "the reservation of photo {photo_id} is gone"
+        )));
+    }
     let record = outbox::record(&mut tx, &state.queues, &ImageResize { user_id, photo_id }).await?;
     tx.commit().await?;
     Ok(record)
+}
+
+/// A reserved photo row, deleted unless [`Reservation::keep`] is called:
+/// an upload that fails or is abandoned leaves no row behind.
+struct Reservation(Option<(sqlx::PgPool, Uuid)>);
+
+impl Reservation {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let Some((pool, photo_id)) = self.0.take() else {
+            return;
+        };
+        // Dropped with the request (the client went away): clean up on the side.
+        tokio::spawn(async move {
+            let deleted = sqlx::query!(
+                "delete from photos where photo_id = $1 and state = 'uploading'",
+                photo_id
+            )
+            .execute(&pool)
+            .await;
+            if let Err(error) = deleted {
+                tracing::warn!(%error, %photo_id, "could not delete an abandoned upload's row");
+            }
+        });
+    }
 }
 
 /// The first [`HEAD_BYTES`] of the field, or all of it if shorter.
@@ -164,48 +292,45 @@ async fn read_head(field: &mut Field<'_>) -> Result<Bytes, ApiError> {
     Ok(head.freeze())
 }
 
-/// Writes `head` and the rest of the field to `upload`; returns the size.
-/// Anything short of a complete, small enough file is thrown away.
-async fn stream_into(
+/// How much one upload may bring.
+#[derive(Clone, Copy)]
+struct Limit {
+    max_bytes: u64,
+    quota_left: u64,
+}
+
+/// Writes `head` and the rest of the field to `upload`, then stores it;
+/// returns the size. Anything short of a complete file within `limit` is
+/// thrown away (dropping the upload removes its spool file).
+async fn receive(
     mut upload: Upload,
     head: Bytes,
     field: &mut Field<'_>,
-    max_bytes: u64,
+    limit: Limit,
 ) -> Result<u64, ApiError> {
     let mut size = 0_u64;
     let mut next = Some(head);
-    let outcome = loop {
-        let Some(chunk) = next.take() else {
-            break Ok(size);
-        };
+    while let Some(chunk) = next.take() {
         size += chunk.len() as u64;
-        if size > max_bytes {
-            break Err(ApiError::PayloadTooLarge);
+        if size > limit.max_bytes {
+            return Err(ApiError::PayloadTooLarge);
         }
-        if let Err(error) = upload.write(chunk).await {
-            break Err(error.into());
+        if size > limit.quota_left {
+            return Err(ApiError::QuotaExceeded(
+                "this photo does not fit in your remaining storage".into(),
+            ));
         }
-        next = match field.chunk().await {
-            Ok(chunk) => chunk,
-            Err(error) => break Err(malformed(error)),
-        };
-    };
-    match outcome {
-        Ok(size) => {
-            upload.finish().await?;
-            Ok(size)
-        }
-        Err(error) => {
-            if let Err(abort) = upload.abort().await {
-                tracing::warn!(error = %abort, "could not discard a refused upload");
-            }
-            Err(error)
-        }
+        upload.write(&chunk).await?;
+        next = field.chunk().await.map_err(malformed)?;
     }
+    upload.finish().await?;
+    Ok(size)
 }
 
 fn malformed(error: MultipartError) -> ApiError {
-    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if crate::pace::is_too_slow(&error) {
+        ApiError::BodyTooSlow
+    } else if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
     } else {
         ApiError::MalformedBody(format!(
@@ -220,9 +345,11 @@ fn malformed(error: MultipartError) -> ApiError {
 #[tracing::instrument(name = "serve_photo", skip_all)]
 async fn serve(
     State(state): State<AppState>,
-    Path((photo_id, file)): Path<(Uuid, String)>,
+    Path((photo_id, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     const NOT_FOUND: ApiError = ApiError::NotFound("photo");
+    // A malformed id cannot name any photo: same answer as a missing one.
+    let photo_id = Uuid::parse_str(&photo_id).map_err(|_| NOT_FOUND)?;
     let (key, content_type) = match file.as_str() {
         "original" => {
             let content_type = sqlx::query_scalar!(

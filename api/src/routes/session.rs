@@ -1,14 +1,25 @@
-//! `POST /api/login`, `GET /api/me` and the files that belong to the user.
+//! `POST /api/login`, `DELETE /api/session(s)`, `GET /api/me` and the
+//! files that belong to the user.
+//!
+//! Failed logins are counted per account in Postgres: past
+//! `LOGIN_FAILURE_LIMIT` failures in `LOGIN_FAILURE_WINDOW_SECS`, the
+//! account answers 429 (before any hashing) until the window ends, from
+//! every address and on every api instance. The cost is that anyone can
+//! hold one account's logins off for the window; its owner's existing
+//! sessions keep working.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use shared::config::LoginFailureLimit;
+use shared::domain::EmailAddress;
+
 use super::UserBody;
-use crate::auth::{AuthUser, issue_token, verify_password};
+use crate::auth::{AuthUser, issue_token, revoke_all_tokens, revoke_token};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -16,6 +27,14 @@ use crate::state::AppState;
 /// `POST /api/login`: a credential endpoint, rate limited by the caller.
 pub fn login_router() -> Router<AppState> {
     Router::new().route("/api/login", post(login))
+}
+
+/// `DELETE /api/session` (this token) and `DELETE /api/sessions` (all of
+/// the user's tokens: sign out everywhere).
+pub fn logout_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/session", delete(logout))
+        .route("/api/sessions", delete(logout_everywhere))
 }
 
 /// `GET /api/me` and `GET /api/me/onboarding.pdf`.
@@ -41,23 +60,53 @@ struct LoginResponse {
     token: String,
 }
 
-#[tracing::instrument(name = "login", skip_all)]
+#[tracing::instrument(name = "login", skip_all, fields(user_id = tracing::field::Empty))]
 async fn login(
     State(state): State<AppState>,
     JsonBody(form): JsonBody<LoginForm>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    let email = form.email.trim();
+    // No account can have such an address (signup refuses it), and
+    // Postgres refuses text with NUL in it: wrong credentials, not a 500.
+    if email.len() > EmailAddress::MAX_LEN || email.contains('\0') {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let limit = state.login_failures;
     let user = sqlx::query!(
-        "select user_id, email, name, created_at, password_hash
-         from users where lower(email) = lower($1)",
-        form.email.trim(),
+        r#"select user_id, email, name, created_at, password_hash,
+                  case when $2 > 0 and login_failures >= $2
+                             and login_failures_since > now() - make_interval(secs => $3)
+                       then extract(epoch from login_failures_since
+                                               + make_interval(secs => $3) - now())::float8
+                  end as "locked_for"
+           from users where lower(email) = lower($1)"#,
+        email,
+        i32::try_from(limit.max).unwrap_or(i32::MAX),
+        limit.window.as_secs_f64(),
     )
     .fetch_optional(&state.pool)
     .await?;
+    if let Some(user) = &user {
+        tracing::Span::current().record("user_id", tracing::field::display(user.user_id));
+    }
+    if let Some(seconds) = user.as_ref().and_then(|user| user.locked_for) {
+        return Err(ApiError::RateLimited(seconds.ceil().max(1.0) as u64));
+    }
     let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
-    if !verify_password(form.password, stored_hash).await? {
+    if !state.passwords.verify(form.password, stored_hash).await? {
+        if let Some(user) = &user {
+            record_failure(&state, user.user_id, limit).await?;
+        }
         return Err(ApiError::InvalidCredentials);
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
+    sqlx::query!(
+        "update users set login_failures = 0, login_failures_since = null
+         where user_id = $1 and login_failures > 0",
+        user.user_id,
+    )
+    .execute(&state.pool)
+    .await?;
     let token = issue_token(&state.pool, user.user_id).await?;
     Ok(Json(LoginResponse {
         user: UserBody {
@@ -68,6 +117,49 @@ async fn login(
         },
         token,
     }))
+}
+
+/// Counts a failed login; the window restarts when the last one has ended.
+async fn record_failure(
+    state: &AppState,
+    user_id: uuid::Uuid,
+    limit: LoginFailureLimit,
+) -> Result<(), ApiError> {
+    let failures = sqlx::query_scalar!(
+        "update users set
+             login_failures = case when login_failures_since > now() - make_interval(secs => $2)
+                                   then login_failures + 1 else 1 end,
+             login_failures_since = case when login_failures_since > now() - make_interval(secs => $2)
+                                         then login_failures_since else now() end
+         where user_id = $1
+         returning login_failures",
+        user_id,
+        limit.window.as_secs_f64(),
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    if limit.max > 0 && u32::try_from(failures).is_ok_and(|failures| failures == limit.max) {
+        // Once per lockout, not once per attempt.
+        tracing::warn!(%user_id, failures, "too many failed logins; account locked for the window");
+    }
+    Ok(())
+}
+
+/// Revokes the calling token.
+#[tracing::instrument(name = "logout", skip_all, fields(user_id = %auth.user_id))]
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
+    revoke_token(&state, &auth.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes every token of the calling user, this one included.
+#[tracing::instrument(name = "logout_everywhere", skip_all, fields(user_id = %auth.user_id))]
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<StatusCode, ApiError> {
+    revoke_all_tokens(&state, auth.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The profile. `avatar` is `null` until a photo's three sizes exist;

@@ -14,7 +14,7 @@ use shared::jobs::{OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail};
 use shared::outbox;
 use uuid::Uuid;
 
-use crate::auth::{hash_password, issue_token};
+use crate::auth::issue_token;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -53,7 +53,10 @@ async fn signup(
 ) -> Result<Response, ApiError> {
     let new_user = NewUser::try_from(form).map_err(ApiError::Validation)?;
 
-    let hashed = hash_password(new_user.password.expose().to_owned()).await?;
+    let hashed = state
+        .passwords
+        .hash(new_user.password.expose().to_owned())
+        .await?;
     let password_hash = hashed.value;
     let transaction = Instant::now();
 

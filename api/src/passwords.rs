@@ -1,0 +1,308 @@
+//! Argon2id password hashing on a small pool of dedicated threads.
+//!
+//! Why not `spawn_blocking`: each hash needs 19 MiB. On the blocking pool
+//! every new thread got its own malloc arena, and glibc keeps a freed 19 MiB
+//! block in the arena of the thread that freed it (after the first free it
+//! raises its mmap threshold past 19 MiB, so later blocks come from arenas,
+//! not from `mmap`). Under load the api grew to 735 MB and stayed there.
+//! Here one thread per core owns one reusable 19 MiB block, allocated once:
+//! memory for hashing is `cores × 19 MiB` whatever the load.
+//!
+//! The queue in front of the threads is bounded. When it is full the caller
+//! gets [`Overloaded`] at once (the api answers 503 with `Retry-After`), so
+//! waiting time and memory stay bounded at any load. A hash whose requester
+//! went away (client disconnected, request timed out) is skipped, and a hash
+//! that started always finishes on its thread: never more hashes at once
+//! than threads, whatever happens to the request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::phc::{Output, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::oneshot;
+
+/// A PHC hash of an unguessable password with the default parameters.
+/// Logins for unknown emails are checked against it, so they take as long
+/// as real ones and timing does not reveal who has an account.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$\
+                          4Kt1bVhb4wIqbgPbEXyA3LkHVb7sVlLkt0pKLcJy7Pk";
+
+/// The queue of hashes is full: the caller should come back later.
+#[derive(Debug, thiserror::Error)]
+#[error("too many password hashes are waiting")]
+pub struct Overloaded;
+
+/// A result with the time spent waiting for a hashing thread and hashing.
+#[derive(Debug)]
+pub struct Timed<T> {
+    /// The result.
+    pub value: T,
+    /// Waiting for a free thread.
+    pub queued: Duration,
+    /// Hashing.
+    pub ran: Duration,
+}
+
+/// Failures of a hashing request.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full; retry later.
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    /// The hashing threads are gone or Argon2 refused its input: a bug.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+enum Work {
+    Hash(String),
+    Verify { password: String, stored: Option<String> },
+}
+
+enum Outcome {
+    Hashed(String),
+    Verified(bool),
+}
+
+struct Task {
+    work: Work,
+    reply: oneshot::Sender<Result<Timed<Outcome>, String>>,
+    span: tracing::Span,
+    enqueued: Instant,
+}
+
+/// The pool: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Passwords {
+    queue: SyncSender<Task>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Passwords {
+    /// Starts `threads` hashing threads behind a queue of at most `max_queue`
+    /// waiting requests.
+    pub fn start(threads: usize, max_queue: usize) -> std::io::Result<Self> {
+        let (queue, tasks) = std::sync::mpsc::sync_channel::<Task>(max_queue);
+        let tasks = Arc::new(Mutex::new(tasks));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        for n in 0..threads.max(1) {
+            let tasks = tasks.clone();
+            let waiting = waiting.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || run(&tasks, &waiting))?;
+        }
+        Ok(Self { queue, waiting })
+    }
+
+    /// Requests waiting for a hashing thread right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Hashes `password` with Argon2id (19 MiB, 2 passes, a random salt)
+    /// into a PHC string that records its own parameters.
+    pub async fn hash(&self, password: String) -> Result<Timed<String>, HashError> {
+        let timed = self.submit(Work::Hash(password)).await?;
+        match timed.value {
+            Outcome::Hashed(hash) => Ok(Timed {
+                value: hash,
+                queued: timed.queued,
+                ran: timed.ran,
+            }),
+            Outcome::Verified(_) => Err(HashError::Failed("a hash answered a verify".into())),
+        }
+    }
+
+    /// Whether `password` matches `stored`; with no stored hash (unknown
+    /// email) it checks against a dummy so the answer takes as long.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashError> {
+        match self.submit(Work::Verify { password, stored }).await?.value {
+            Outcome::Verified(matches) => Ok(matches),
+            Outcome::Hashed(_) => Err(HashError::Failed("a verify answered a hash".into())),
+        }
+    }
+
+    async fn submit(&self, work: Work) -> Result<Timed<Outcome>, HashError> {
+        let (reply, answer) = oneshot::channel();
+        let task = Task {
+            work,
+            reply,
+            span: tracing::Span::current(),
+            enqueued: Instant::now(),
+        };
+        // Counted before the send so a thread's decrement never comes first.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = self.queue.try_send(task) {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(match error {
+                TrySendError::Full(_) => HashError::Overloaded(Overloaded),
+                TrySendError::Disconnected(_) => {
+                    HashError::Failed("the hashing threads have stopped".into())
+                }
+            });
+        }
+        answer
+            .await
+            .map_err(|_| HashError::Failed("a hashing thread dropped its task".into()))?
+            .map_err(HashError::Failed)
+    }
+}
+
+/// One hashing thread: takes tasks until the pool is dropped.
+fn run(tasks: &Mutex<Receiver<Task>>, waiting: &AtomicUsize) {
+    // Allocated on first use and reused for every hash on this thread.
+    let mut memory: Vec<Block> = Vec::new();
+    loop {
+        let task = {
+            let tasks = tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match tasks.recv() {
+                Ok(task) => task,
+                Err(_) => return,
+            }
+        };
+        waiting.fetch_sub(1, Ordering::Relaxed);
+        if task.reply.is_closed() {
+            // Nobody is waiting for this answer any more: skip the work.
+            continue;
+        }
+        let queued = task.enqueued.elapsed();
+        let started = Instant::now();
+        let outcome = task.span.in_scope(|| match task.work {
+            Work::Hash(password) => hash(&password, &mut memory).map(Outcome::Hashed),
+            Work::Verify { password, stored } => {
+                let exists = stored.is_some();
+                let stored = stored.as_deref().unwrap_or(DUMMY_HASH);
+                let matches = verify(&password, stored, &mut memory);
+                Ok(Outcome::Verified(exists && matches))
+            }
+        });
+        let timed = outcome.map(|value| Timed {
+            value,
+            queued,
+            ran: started.elapsed(),
+        });
+        // The requester may have gone meanwhile; then nobody needs this.
+        let _ = task.reply.send(timed);
+    }
+}
+
+/// `memory` sized for `params`, grown only if a stored hash asks for more.
+fn blocks_for<'m>(memory: &'m mut Vec<Block>, params: &Params) -> &'m mut [Block] {
+    let count = params.block_count();
+    if memory.len() < count {
+        memory.resize(count, Block::new());
+    }
+    &mut memory[..count]
+}
+
+fn hash(password: &str, memory: &mut Vec<Block>) -> Result<String, String> {
+    let mut salt = [0_u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("the OS random source failed: {e}"))?;
+    let params = Params::default();
+    let mut output = [0_u8; Params::DEFAULT_OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    argon2
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt,
+            &mut output,
+            blocks_for(memory, &params),
+        )
+        .map_err(|e| format!("argon2 failed: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: (&params).try_into().map_err(|e| format!("{e}"))?,
+        salt: Some(Salt::new(&salt).map_err(|e| format!("{e}"))?),
+        hash: Some(Output::new(&output).map_err(|e| format!("{e}"))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored`; a malformed stored
+/// hash matches nothing.
+fn verify(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(phc) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(phc.algorithm.as_str()),
+        Params::try_from(&phc),
+    ) else {
+        return false;
+    };
+    let version = phc
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    let mut output = vec![0_u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let hashed = argon2.hash_password_into_with_memory(
+        password.as_bytes(),
+        salt.as_ref(),
+        &mut output,
+        blocks_for(memory, &params),
+    );
+    // `Output`'s equality is constant-time.
+    hashed.is_ok() && Output::new(&output).is_ok_and(|computed| &computed == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_verifies_only_against_its_own_hash() {
+        let passwords = Passwords::start(1, 4).unwrap();
+        let hash = passwords.hash("correct horse".into()).await.unwrap().value;
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(passwords.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(!passwords.verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(!passwords.verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_made_by_the_argon2_crate_still_verify() {
+        use argon2::PasswordHasher as _;
+        let stored = Argon2::default()
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
+        let passwords = Passwords::start(1, 4).unwrap();
+        assert!(passwords.verify("correct horse".into(), Some(stored)).await.unwrap());
+    }
+
+    #[test]
+    fn the_dummy_hash_is_well_formed_with_default_parameters() {
+        let phc = PasswordHash::new(DUMMY_HASH).expect("a valid PHC string");
+        assert_eq!(Params::try_from(&phc).unwrap().m_cost(), Params::DEFAULT_M_COST);
+        assert!(!verify("", DUMMY_HASH, &mut Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_overloaded_at_once() {
+        let passwords = Passwords::start(1, 1).unwrap();
+        let mut calls = Vec::new();
+        for _ in 0..4 {
+            let passwords = passwords.clone();
+            calls.push(tokio::spawn(async move { passwords.hash("pw".into()).await }));
+        }
+        let mut overloaded = 0;
+        for call in calls {
+            if matches!(call.await.unwrap(), Err(HashError::Overloaded(_))) {
+                overloaded += 1;
+            }
+        }
+        assert!(overloaded >= 1, "one thread and one queue slot cannot take four hashes");
+        assert_eq!(passwords.waiting(), 0);
+    }
+}

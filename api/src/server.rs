@@ -1,0 +1,294 @@
+//! The HTTP/1 server loop, with the limits `axum::serve` lacks.
+//!
+//! `axum::serve` runs hyper without a timer: a client that trickles its
+//! headers or parks an idle keep-alive connection holds it for ever. Here
+//! every connection is watched by [`Watched`], which knows which phase the
+//! connection is in and enforces that phase's deadline on reads:
+//!
+//! - **idle** (connected, or the previous response sent): the next request
+//!   must start within `idle_timeout`; writes count as activity, so a slow
+//!   download is not cut while it moves;
+//! - **head** (the first byte of a request arrived): the whole head must be
+//!   in within `header_timeout`;
+//! - **busy** (a handler runs): no read deadline here; the handler's own
+//!   timeout and the body pace ([`crate::pace`]) bound it.
+//!
+//! Connections past `max_connections` get a canned 503 with `Retry-After`
+//! and are closed at once instead of queueing in the kernel's backlog.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use shared::config::HttpLimits;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
+
+/// How long in-flight requests may finish after shutdown was asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a connection over the cap is told before it is closed.
+const OVER_CAPACITY_BODY: &str = r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry in a second"}}"#;
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish for up to [`DRAIN_TIMEOUT`].
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let over_capacity_log = LogOnce::default();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // Our own head deadline starts at the first byte, not at idle.
+        .header_read_timeout(None)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, do not spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if over_capacity_log.due() {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "connection limit reached; answering 503"
+                );
+            }
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let phase = Arc::new(Phase::default());
+        let io = TokioIo::new(Watched::new(stream, phase.clone(), limits, peer));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            phase.set(Phase::BUSY);
+            let phase = phase.clone();
+            let response = router.clone().oneshot(request.map(axum::body::Body::new));
+            async move {
+                let response = response.await;
+                phase.set(Phase::IDLE);
+                response
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(io, service));
+        tokio::spawn(async move {
+            // Errors here are clients going away or being cut off on purpose.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish in time; closing them");
+    }
+    Ok(())
+}
+
+/// Answers a connection over the cap with 503 and closes it, never waiting
+/// long on a client that does not read.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let response = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{OVER_CAPACITY_BODY}",
+            OVER_CAPACITY_BODY.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Where a connection is in its request cycle, shared by its IO and its
+/// service.
+#[derive(Default)]
+struct Phase(AtomicU8);
+
+impl Phase {
+    const IDLE: u8 = 0;
+    const HEAD: u8 = 1;
+    const BUSY: u8 = 2;
+
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, phase: u8) {
+        self.0.store(phase, Ordering::Relaxed);
+    }
+}
+
+/// A TCP stream whose reads fail with `TimedOut` once the deadline of the
+/// connection's phase has passed; hyper then closes the connection.
+struct Watched {
+    stream: TcpStream,
+    phase: Arc<Phase>,
+    limits: HttpLimits,
+    peer: SocketAddr,
+    /// Last read or write of at least one byte.
+    last_activity: Instant,
+    /// When the current request's head began.
+    head_started: Instant,
+    /// The phase `deadline` was computed for, to spot changes cheaply.
+    timer_phase: u8,
+    deadline: Pin<Box<Sleep>>,
+    /// Set by reads while idle, so the phase moves to head.
+    timer_at: Instant,
+}
+
+impl Watched {
+    fn new(stream: TcpStream, phase: Arc<Phase>, limits: HttpLimits, peer: SocketAddr) -> Self {
+        let now = Instant::now();
+        Self {
+            stream,
+            phase,
+            limits,
+            peer,
+            last_activity: now,
+            head_started: now,
+            timer_phase: u8::MAX,
+            deadline: Box::pin(tokio::time::sleep_until(now + limits.idle_timeout)),
+            timer_at: now + limits.idle_timeout,
+        }
+    }
+
+    /// The instant reads must have made progress by, in the current phase.
+    fn read_deadline(&self) -> Option<(Instant, &'static str)> {
+        match self.phase.get() {
+            Phase::IDLE => Some((
+                self.last_activity + self.limits.idle_timeout,
+                "idle keep-alive connection closed",
+            )),
+            Phase::HEAD => Some((
+                self.head_started + self.limits.header_timeout,
+                "request headers not received in time; connection closed",
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    let now = Instant::now();
+                    this.last_activity = now;
+                    if this.phase.get() == Phase::IDLE {
+                        this.phase.set(Phase::HEAD);
+                        this.head_started = now;
+                    }
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let Some((deadline, reason)) = this.read_deadline() else {
+                    return Poll::Pending;
+                };
+                let phase = this.phase.get();
+                if phase != this.timer_phase || deadline != this.timer_at {
+                    this.deadline.as_mut().reset(deadline);
+                    this.timer_phase = phase;
+                    this.timer_at = deadline;
+                }
+                ready!(this.deadline.as_mut().poll(cx));
+                // One line per cut connection: at most once per offending client.
+                tracing::info!(peer = %this.peer, "{reason}");
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.stream).poll_write(cx, buf));
+        if matches!(written, Ok(n) if n > 0) {
+            self.last_activity = Instant::now();
+        }
+        Poll::Ready(written)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, bufs));
+        if matches!(written, Ok(n) if n > 0) {
+            self.last_activity = Instant::now();
+        }
+        Poll::Ready(written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// True at most once a second: a flood is one log line a second, not one
+/// per connection.
+#[derive(Default)]
+pub(crate) struct LogOnce(AtomicU64);
+
+impl LogOnce {
+    pub(crate) fn due(&self) -> bool {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        self.0.swap(second, Ordering::Relaxed) != second
+    }
+}
