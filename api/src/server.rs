@@ -223,20 +223,39 @@ impl AsyncRead for Watched {
                 Poll::Ready(result)
             }
             Poll::Pending => {
-                let Some((deadline, reason)) = this.read_deadline() else {
-                    return Poll::Pending;
-                };
-                let phase = this.phase.get();
-                if phase != this.timer_phase || deadline != this.timer_at {
-                    this.deadline.as_mut().reset(deadline);
-                    this.timer_phase = phase;
-                    this.timer_at = deadline;
-                }
-                ready!(this.deadline.as_mut().poll(cx));
+                let reason = ready!(this.poll_deadline(cx));
                 // One line per cut connection: at most once per offending client.
                 tracing::info!(peer = %this.peer, "{reason}");
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
             }
+        }
+    }
+}
+
+impl Watched {
+    /// Arms the timer for the current phase's deadline and registers the
+    /// task's waker with it; `Ready` once the deadline has passed. Called
+    /// after writes too: once a response is written hyper waits for the
+    /// socket only, so the idle timer must already be armed to wake it.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<&'static str> {
+        let Some((deadline, reason)) = self.read_deadline() else {
+            return Poll::Pending;
+        };
+        let phase = self.phase.get();
+        if phase != self.timer_phase || deadline != self.timer_at {
+            self.deadline.as_mut().reset(deadline);
+            self.timer_phase = phase;
+            self.timer_at = deadline;
+        }
+        ready!(self.deadline.as_mut().poll(cx));
+        Poll::Ready(reason)
+    }
+
+    fn wrote(&mut self, cx: &mut Context<'_>, written: &io::Result<usize>) {
+        if matches!(written, Ok(n) if *n > 0) {
+            self.last_activity = Instant::now();
+            // Only to register the waker; an expiry is reported by the next read.
+            let _ = self.poll_deadline(cx);
         }
     }
 }
@@ -248,9 +267,7 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let written = ready!(Pin::new(&mut self.stream).poll_write(cx, buf));
-        if matches!(written, Ok(n) if n > 0) {
-            self.last_activity = Instant::now();
-        }
+        self.wrote(cx, &written);
         Poll::Ready(written)
     }
 
@@ -260,9 +277,7 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, bufs));
-        if matches!(written, Ok(n) if n > 0) {
-            self.last_activity = Instant::now();
-        }
+        self.wrote(cx, &written);
         Poll::Ready(written)
     }
 

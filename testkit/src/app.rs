@@ -24,6 +24,9 @@ pub struct Options {
     pub worker: bool,
     /// Extra or overriding environment variables.
     pub env: Vec<(&'static str, String)>,
+    /// SQL of a migration from a *next* release, applied (after ours) before
+    /// the api starts: the api under test plays the previous release.
+    pub next_release_migration: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -31,6 +34,7 @@ impl Default for Options {
         Self {
             worker: true,
             env: Vec::new(),
+            next_release_migration: None,
         }
     }
 }
@@ -109,6 +113,9 @@ impl TestApp {
         .collect();
         env.extend(options.env.into_iter().map(|(k, v)| (k.to_owned(), v)));
 
+        if let Some(sql) = options.next_release_migration {
+            apply_next_release_migration(&database_url, sql).await;
+        }
         let settings = settings(&env);
         let app = api::Application::build(&settings)
             .await
@@ -290,6 +297,18 @@ impl TestApp {
         .await;
     }
 
+    /// Starts a second api instance on this app's database and Redis, as a
+    /// deployment with several instances has; returns its address. It stops
+    /// when the test ends.
+    pub async fn start_another_api(&self) -> String {
+        let app = api::Application::build(&settings(&self.env))
+            .await
+            .expect("a second api starts");
+        let address = format!("http://{}", app.local_addr().expect("bound"));
+        tokio::spawn(app.run_until(std::future::pending()));
+        address
+    }
+
     /// Stops the API and the in-process worker gracefully.
     pub async fn stop(mut self) {
         self.stop_worker().await;
@@ -325,6 +344,28 @@ impl WorkerProcess {
             .unwrap_or_else(|_| panic!("the worker did not exit within {deadline:?}"))
             .expect("the worker can be waited on")
     }
+}
+
+/// Migrates `database_url` as the next release would: our migrations plus `sql`.
+async fn apply_next_release_migration(database_url: &str, sql: &'static str) {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let pool = PgPool::connect(database_url)
+        .await
+        .expect("the test database accepts connections");
+    let mut migrations: Vec<Migration> = shared::db::migrator().iter().cloned().collect();
+    let next_version = migrations.iter().map(|m| m.version).max().unwrap_or(0) + 1;
+    migrations.push(Migration::new(
+        next_version,
+        "from the next release".into(),
+        MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(sql),
+        false,
+    ));
+    Migrator::with_migrations(migrations)
+        .run(&pool)
+        .await
+        .expect("the next release's migrations apply");
+    pool.close().await;
 }
 
 fn settings(env: &HashMap<String, String>) -> Settings {

@@ -18,6 +18,7 @@ async fn queue_counts_need_the_admin_token_and_show_real_numbers() {
     let app = TestApp::spawn_with(Options {
         worker: true,
         env: vec![("ADMIN_TOKEN", "s3cret-operator-token".into())],
+        ..Options::default()
     })
     .await;
     let body = app.sign_up("counted@example.com", "Counted").await;

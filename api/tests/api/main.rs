@@ -1,9 +1,15 @@
 //! Black-box tests of the HTTP API: real Postgres, Redis, worker and SMTP sink.
 
 mod admin;
+mod fuzz;
 mod health;
 mod jobs;
+mod overload;
 mod rate_limit;
+mod raw;
+mod rollback;
+mod slow_clients;
+mod uploads;
 mod session;
 mod signup;
 mod validation;

@@ -5,7 +5,11 @@ use testkit::app::Options;
 async fn app_with_limit(extra: Vec<(&'static str, String)>) -> TestApp {
     let mut env = vec![("AUTH_RATE_LIMIT", "3".to_owned())];
     env.extend(extra);
-    TestApp::spawn_with(Options { worker: false, env }).await
+    TestApp::spawn_with(Options {
+        worker: false,
+        env,
+        ..Options::default()
+    }).await
 }
 
 #[tokio::test]

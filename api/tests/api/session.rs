@@ -75,3 +75,173 @@ async fn me_without_a_valid_token_is_a_401() {
         assert_eq!(error["error"]["code"], "unauthorized");
     }
 }
+
+async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.post_json("/api/login", &json!({ "email": email, "password": password }))
+        .await
+}
+
+async fn delete(app: &TestApp, address: &str, path: &str, token: &str) -> u16 {
+    app.client
+        .delete(format!("{address}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the api answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn logout_revokes_the_calling_token_at_once_and_only_it() {
+    let app = TestApp::spawn_without_worker().await;
+    let signup = app.sign_up("leaving@example.com", "Leaving").await;
+    let first = signup["token"].as_str().expect("token");
+    let second: Value = login(&app, "leaving@example.com", "correct horse battery")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second = second["token"].as_str().expect("token");
+    app.me(first).await; // now cached as verified
+
+    assert_eq!(delete(&app, &app.address, "/api/session", first).await, 204);
+
+    assert_eq!(app.get("/api/me", Some(first)).await.status(), 401);
+    assert_eq!(app.get("/api/me", Some(second)).await.status(), 200);
+    assert_eq!(delete(&app, &app.address, "/api/session", first).await, 401);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_revokes_every_token_of_the_user() {
+    let app = TestApp::spawn_without_worker().await;
+    let first = app.sign_up("all@example.com", "All").await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let second: Value = login(&app, "all@example.com", "correct horse battery")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let other = app.sign_up("other@example.com", "Other").await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    assert_eq!(delete(&app, &app.address, "/api/sessions", &first).await, 204);
+
+    for token in [first.as_str(), second["token"].as_str().expect("token")] {
+        assert_eq!(app.get("/api/me", Some(token)).await.status(), 401);
+    }
+    assert_eq!(app.get("/api/me", Some(&other)).await.status(), 200, "other users stay signed in");
+}
+
+#[tokio::test]
+async fn a_token_revoked_on_one_instance_stops_working_on_another_within_seconds() {
+    let app = TestApp::spawn_without_worker().await;
+    let other_instance = app.start_another_api().await;
+    let token = app.sign_up("twice@example.com", "Twice").await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let me_there = || async {
+        app.client
+            .get(format!("{other_instance}/api/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("the other instance answers")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(me_there().await, 200, "the other instance now trusts the token");
+
+    assert_eq!(delete(&app, &app.address, "/api/session", &token).await, 204);
+
+    testkit::wait::until(
+        "the other instance to refuse the revoked token",
+        std::time::Duration::from_secs(10),
+        || async { (me_there().await == 401).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
+    let app = TestApp::spawn_with(testkit::app::Options {
+        worker: false,
+        env: vec![
+            ("LOGIN_FAILURE_LIMIT", "3".into()),
+            // The per-address limit is on but every guess has a new address.
+            ("AUTH_RATE_LIMIT", "2".into()),
+            ("CLIENT_IP_HEADER", "x-forwarded-for".into()),
+        ],
+        ..testkit::app::Options::default()
+    })
+    .await;
+    app.sign_up("victim@example.com", "Victim").await;
+    app.sign_up("bystander@example.com", "Bystander").await;
+    let attempt = |n: u32, email: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(format!("{}/api/login", app.address))
+                .header("x-forwarded-for", format!("203.0.113.{n}"))
+                .json(&json!({ "email": email, "password": password }))
+                .send()
+                .await
+                .expect("the api answers")
+        }
+    };
+
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        statuses.push(attempt(n, "victim@example.com", "wrong guess").await.status().as_u16());
+    }
+    let locked = attempt(10, "victim@example.com", "correct horse battery battery").await;
+    let right_password = attempt(11, "victim@example.com", "correct horse battery").await;
+
+    assert_eq!(statuses, [401, 401, 401]);
+    assert_eq!(locked.status(), 429);
+    assert_eq!(right_password.status(), 429, "even the right password waits");
+    let retry_after: u64 = right_password.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let bystander = attempt(12, "bystander@example.com", "correct horse battery").await;
+    assert_eq!(bystander.status(), 200, "other accounts are unaffected");
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_earlier_failures() {
+    let app = TestApp::spawn_with(testkit::app::Options {
+        worker: false,
+        env: vec![("LOGIN_FAILURE_LIMIT", "2".into())],
+        ..testkit::app::Options::default()
+    })
+    .await;
+    app.sign_up("forgetful@example.com", "Forgetful").await;
+
+    let mut statuses = Vec::new();
+    for password in ["typo", "correct horse battery", "typo", "correct horse battery"] {
+        statuses.push(login(&app, "forgetful@example.com", password).await.status().as_u16());
+    }
+
+    assert_eq!(statuses, [401, 200, 401, 200]);
+}
+
+#[tokio::test]
+async fn a_login_with_an_impossible_email_is_a_401_not_a_server_error() {
+    let app = TestApp::spawn_without_worker().await;
+
+    for email in ["nul\u{0}@example.com", &"a".repeat(300)] {
+        let response = login(&app, email, "whatever").await;
+
+        assert_eq!(response.status(), 401, "{email:?}");
+        let error: Value = response.json().await.expect("json");
+        assert_eq!(error["error"]["code"], "invalid_credentials");
+    }
+}

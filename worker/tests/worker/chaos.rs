@@ -40,7 +40,8 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
 
     app.redis.stop();
     testkit::wait::until("readyz to report redis down", DEADLINE, || async {
-        (app.get("/readyz", None).await.status() == 503).then_some(())
+        let ready: serde_json::Value = app.get("/readyz", None).await.json().await.ok()?;
+        (ready["checks"]["redis"] == "down").then_some(())
     })
     .await;
     let during = app.sign_up("during@example.com", "During").await;
@@ -82,6 +83,7 @@ async fn a_job_still_running_at_the_shutdown_deadline_is_finished_by_another_wor
             ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
             ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
         ],
+        ..Options::default()
     })
     .await;
     app.smtp.set_delay(Duration::from_secs(30));
@@ -116,6 +118,7 @@ async fn app_with_short_locks() -> TestApp {
             ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
             ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
         ],
+        ..Options::default()
     })
     .await
 }

@@ -54,6 +54,7 @@ async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
             ("QUEUE_WELCOME_EMAIL_ATTEMPTS", "3".into()),
             ("QUEUE_WELCOME_EMAIL_BACKOFF_MS", "50".into()),
         ],
+        ..testkit::app::Options::default()
     })
     .await;
     for _ in 0..5 {
@@ -87,6 +88,7 @@ async fn a_rate_limited_queue_spaces_its_jobs_out() {
             ("QUEUE_WELCOME_EMAIL_RATE_MAX", "1".into()),
             ("QUEUE_WELCOME_EMAIL_RATE_PER_MS", "1000".into()),
         ],
+        ..testkit::app::Options::default()
     })
     .await;
     let mut jobs = Vec::new();

@@ -149,6 +149,7 @@ async fn uploads_we_cannot_take_are_refused_with_the_right_status() {
             ("PHOTO_MAX_BYTES", "200000".into()),
             ("PHOTO_MAX_PIXELS", "1000000".into()),
         ],
+        ..Options::default()
     })
     .await;
     let token = signed_up(&app).await;
@@ -256,6 +257,7 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     let app = TestApp::spawn_with(Options {
         worker: true,
         env: s3.env(),
+        ..Options::default()
     })
     .await;
     let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;

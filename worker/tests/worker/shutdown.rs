@@ -8,7 +8,11 @@ const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn app_without_worker(env: Vec<(&'static str, String)>) -> TestApp {
-    TestApp::spawn_with(Options { worker: false, env }).await
+    TestApp::spawn_with(Options {
+        worker: false,
+        env,
+        ..Options::default()
+    }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,7 @@ async fn app_with_slack(server: &MockServer) -> TestApp {
     TestApp::spawn_with(Options {
         worker: true,
         env: vec![("SLACK_WEBHOOK_URL", format!("{}{HOOK}", server.uri()))],
+        ..Options::default()
     })
     .await
 }
@@ -178,6 +179,7 @@ async fn an_unreachable_webhook_never_leaks_its_secret_url() {
             ),
             ("QUEUE_SLACK_NOTIFY_ATTEMPTS", "1".into()),
         ],
+        ..Options::default()
     })
     .await;
 

@@ -19,6 +19,7 @@ async fn app_with_stripe(stripe: &MockServer, worker: bool) -> TestApp {
             ("STRIPE_API_BASE", stripe.uri()),
             ("QUEUE_STRIPE_CUSTOMER_BACKOFF_MS", "50".into()),
         ],
+        ..Options::default()
     })
     .await
 }

@@ -1,0 +1,85 @@
+//! More password hashing than the instance can do: answered at once with
+//! 503 `overloaded`, never queued without bound, never a 500.
+
+use serde_json::{Value, json};
+use testkit::TestApp;
+use testkit::app::Options;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::raw;
+
+async fn app_with_one_hashing_thread(max_queue: usize) -> TestApp {
+    TestApp::spawn_with(Options {
+        worker: false,
+        env: vec![
+            ("ARGON2_THREADS", "1".into()),
+            ("ARGON2_MAX_QUEUE", max_queue.to_string()),
+        ],
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signups_past_the_hashing_queue_get_503_overloaded_with_retry_after() {
+    let app = app_with_one_hashing_thread(2).await;
+
+    let answers = futures::future::join_all((0..16).map(|n| {
+        let app = &app;
+        async move {
+            let body = json!({
+                "email": format!("crowd{n}@example.com"),
+                "password": "correct horse battery",
+                "name": "Crowd",
+            });
+            let response = app.post_json("/api/signup", &body).await;
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.expect("JSON");
+            (status, retry_after, body)
+        }
+    }))
+    .await;
+
+    let created = answers.iter().filter(|(status, ..)| *status == 201).count();
+    let overloaded: Vec<_> = answers.iter().filter(|(status, ..)| *status == 503).collect();
+    assert_eq!(created + overloaded.len(), 16, "only 201 or 503: {answers:?}");
+    assert!(created >= 1, "the thread and its queue take some");
+    assert!(!overloaded.is_empty(), "one thread and two queue slots cannot take 16 at once");
+    for (_, retry_after, body) in overloaded {
+        assert!(retry_after.is_some(), "503 says when to retry");
+        assert_eq!(body["error"]["code"], "overloaded");
+    }
+    let users: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(users, created as i64, "every 201 is a user, every 503 is not");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_abandoned_while_waiting_for_a_hash_do_not_hold_up_the_next_one() {
+    let app = app_with_one_hashing_thread(64).await;
+    app.sign_up("patient@example.com", "Patient").await;
+    let body = r#"{"email":"patient@example.com","password":"wrong password"}"#;
+    let request = format!(
+        "POST /api/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+
+    // Forty logins queue up for the one thread, then their clients leave.
+    for _ in 0..40 {
+        let mut stream = raw::connect(&app).await;
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        drop(stream);
+    }
+    let login = app
+        .post_json(
+            "/api/login",
+            &json!({ "email": "patient@example.com", "password": "correct horse battery" }),
+        )
+        .await;
+
+    assert_eq!(login.status(), 200);
+}

@@ -1,0 +1,157 @@
+//! Clients that are slow on purpose: trickled headers, parked keep-alive
+//! connections, stalled bodies, and more connections than we take.
+
+use std::time::Duration;
+
+use testkit::TestApp;
+use testkit::app::Options;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::raw;
+
+async fn app_with(env: Vec<(&'static str, String)>) -> TestApp {
+    TestApp::spawn_with(Options {
+        worker: false,
+        env,
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_cut_off() {
+    let app = app_with(vec![("HTTP_HEADER_TIMEOUT_SECS", "1".into())]).await;
+    let mut stream = raw::connect(&app).await;
+    let head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+
+    // One byte every 100 ms: the head would take 8 s to arrive whole.
+    let mut cut_after = None;
+    for (sent, byte) in head.iter().enumerate() {
+        if stream.write_all(&[*byte]).await.is_err() || raw::closed_within(&mut stream, 100).await
+        {
+            cut_after = Some(sent);
+            break;
+        }
+    }
+
+    let sent = cut_after.expect("the server closed the connection before the head was complete");
+    assert!(sent < head.len() - 1, "cut off after {sent} bytes");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let app = app_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
+    let mut stream = raw::connect(&app).await;
+
+    let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    assert!(
+        raw::closed_within(&mut stream, 10_000).await,
+        "the idle connection was closed"
+    );
+}
+
+#[tokio::test]
+async fn a_quiet_new_connection_is_governed_by_the_idle_timeout_not_the_header_timeout() {
+    let app = app_with(vec![
+        ("HTTP_HEADER_TIMEOUT_SECS", "1".into()),
+        ("HTTP_IDLE_TIMEOUT_SECS", "30".into()),
+    ])
+    .await;
+    let mut stream = raw::connect(&app).await;
+
+    // Longer than the header timeout, well within the idle one.
+    assert!(
+        !raw::closed_within(&mut stream, 2_500).await,
+        "a connection with no request yet is idle, not slow"
+    );
+    let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_a_quick_503_with_retry_after() {
+    let app = app_with(vec![("HTTP_MAX_CONNECTIONS", "4".into())]).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = raw::connect(&app).await;
+        // A full round trip proves the server has counted this connection.
+        let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        held.push(stream);
+    }
+
+    let mut extra = raw::connect(&app).await;
+    let refused = raw::read_to_close(&mut extra).await;
+
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+    assert!(refused.contains(r#""code":"overloaded""#), "{refused}");
+
+    drop(held.pop());
+    testkit::wait::until(
+        "a freed slot to take a new connection",
+        Duration::from_secs(10),
+        || async {
+            let mut stream = raw::connect(&app).await;
+            let answer = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            answer.starts_with("HTTP/1.1 200").then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hundreds_of_slow_clients_do_not_stop_a_normal_request() {
+    let app = app_with(Vec::new()).await;
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut stream = raw::connect(&app).await;
+        stream
+            .write_all(b"POST /api/signup HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("the server takes the first bytes");
+        slow.push(stream);
+    }
+
+    let health = app.get("/healthz", None).await;
+    let signup = app.sign_up("busy@example.com", "Busy").await;
+
+    assert_eq!(health.status(), 200);
+    assert_eq!(signup["user"]["email"], "busy@example.com");
+    drop(slow);
+}
+
+#[tokio::test]
+async fn a_json_body_that_stalls_is_answered_408() {
+    let app = app_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
+    let mut stream: TcpStream = raw::connect(&app).await;
+    stream
+        .write_all(
+            b"POST /api/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 60\r\n\r\n{\"email\": \"a@example.com\",",
+        )
+        .await
+        .expect("sent");
+
+    let answer = raw::read_to_close(&mut stream).await;
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_request_is_closed_after_the_idle_timeout() {
+    let app = app_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
+    let mut stream = raw::connect(&app).await;
+
+    assert!(
+        raw::closed_within(&mut stream, 10_000).await,
+        "the silent connection was closed"
+    );
+}

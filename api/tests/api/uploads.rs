@@ -1,0 +1,204 @@
+//! One account, or one instance, against the upload limits: rate, quota,
+//! concurrent uploads, and uploads that stall or are abandoned.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::app::Options;
+use testkit::images::{jpeg, noise, photo};
+use testkit::{TestApp, wait};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::raw;
+
+async fn app_with(env: Vec<(&'static str, String)>) -> TestApp {
+    TestApp::spawn_with(Options {
+        worker: false,
+        env,
+        ..Options::default()
+    })
+    .await
+}
+
+async fn sign_up(app: &TestApp, email: &str) -> String {
+    app.sign_up(email, "Uploader").await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+async fn photo_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from photos")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+/// Files in the spool and under `photos/`: what an upload may leave behind.
+fn leftovers(app: &TestApp) -> Vec<PathBuf> {
+    let mut files = files_under(&app.storage_dir().join(".spool"));
+    files.extend(files_under(&app.storage_dir().join("photos")));
+    files
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { files_under(&path) } else { vec![path] }
+        })
+        .collect()
+}
+
+/// Starts a multipart upload over raw TCP announcing `total` bytes of photo,
+/// and sends only its first `sent` bytes.
+async fn start_upload(app: &TestApp, token: &str, file: &[u8], sent: usize) -> tokio::net::TcpStream {
+    const BOUNDARY: &str = "stall-boundary";
+    let preamble = format!(
+        "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"p.jpg\"\r\n\
+         content-type: image/jpeg\r\n\r\n"
+    );
+    let closing = format!("\r\n--{BOUNDARY}--\r\n");
+    let length = preamble.len() + file.len() + closing.len();
+    let head = format!(
+        "POST /api/photos HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+         content-type: multipart/form-data; boundary={BOUNDARY}\r\ncontent-length: {length}\r\n\r\n{preamble}"
+    );
+    let mut stream = raw::connect(app).await;
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    stream.write_all(&file[..sent]).await.expect("sent");
+    stream
+}
+
+fn big_photo() -> Vec<u8> {
+    // Noise compresses badly: about a megabyte, well past the sniffed head.
+    jpeg(1000, 800, &noise(1000, 800))
+}
+
+#[tokio::test]
+async fn uploads_past_the_hourly_limit_get_429_with_retry_after() {
+    let app = app_with(vec![("PHOTO_UPLOADS_PER_HOUR", "2".into())]).await;
+    let token = sign_up(&app, "hourly@example.com").await;
+    let file = jpeg(64, 64, &photo(64, 64));
+
+    let first = app.upload(&token, "photo", &file).await.status().as_u16();
+    let second = app.upload(&token, "photo", &file).await.status().as_u16();
+    let third = app.upload(&token, "photo", &file).await;
+
+    assert_eq!((first, second), (202, 202));
+    assert_eq!(third.status(), 429);
+    let retry_after: u64 = third.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    let body: Value = third.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(photo_rows(&app).await, 2);
+    let other = sign_up(&app, "someone-else@example.com").await;
+    assert_eq!(app.upload(&other, "photo", &file).await.status(), 202, "limits are per account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_uploads_from_one_account_gets_exactly_the_hourly_limit() {
+    let app = app_with(vec![("PHOTO_UPLOADS_PER_HOUR", "3".into())]).await;
+    let token = sign_up(&app, "burst@example.com").await;
+    let file = jpeg(64, 64, &photo(64, 64));
+
+    let answers = futures::future::join_all(
+        (0..12).map(|_| async { app.upload(&token, "photo", &file).await.status().as_u16() }),
+    )
+    .await;
+
+    let accepted = answers.iter().filter(|&&status| status == 202).count();
+    let limited = answers.iter().filter(|&&status| status == 429).count();
+    assert_eq!((accepted, limited), (3, 9), "{answers:?}");
+    assert_eq!(photo_rows(&app).await, 3);
+}
+
+#[tokio::test]
+async fn uploads_past_the_storage_quota_get_403_and_leave_nothing() {
+    let file = big_photo();
+    let quota = file.len() * 3 / 2;
+    let app = app_with(vec![("PHOTO_QUOTA_BYTES", quota.to_string())]).await;
+    let token = sign_up(&app, "quota@example.com").await;
+
+    let first = app.upload(&token, "photo", &file).await.status();
+    let second = app.upload(&token, "photo", &file).await;
+
+    assert_eq!(first, 202);
+    assert_eq!(second.status(), 403);
+    let body: Value = second.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert_eq!(photo_rows(&app).await, 1, "the refused upload has no row");
+    wait::until("the refused upload's files to go", Duration::from_secs(10), || async {
+        (leftovers(&app).len() == 1).then_some(())
+    })
+    .await;
+    let third = app.upload(&token, "photo", &file).await.status();
+    assert_eq!(third, 403, "a full quota refuses before reading the file");
+}
+
+#[tokio::test]
+async fn uploads_past_the_instance_cap_get_503_with_retry_after() {
+    let app = app_with(vec![("PHOTO_MAX_CONCURRENT_UPLOADS", "1".into())]).await;
+    let token = sign_up(&app, "cap@example.com").await;
+    let file = big_photo();
+    let stalled = start_upload(&app, &token, &file, file.len() / 2).await;
+    // The first upload holds the only slot once its row is reserved.
+    wait::until("the first upload to start", Duration::from_secs(10), || async {
+        (photo_rows(&app).await == 1).then_some(())
+    })
+    .await;
+
+    let second = app.upload(&token, "photo", &file).await;
+
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().contains_key("retry-after"));
+    let body: Value = second.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "overloaded");
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
+    let app = app_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
+    let token = sign_up(&app, "stall@example.com").await;
+    let file = big_photo();
+
+    let mut stream = start_upload(&app, &token, &file, file.len() / 2).await;
+    let answer = raw::read_to_close(&mut stream).await;
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    wait::until("the stalled upload's row and files to go", Duration::from_secs(10), || async {
+        (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
+    let app = app_with(Vec::new()).await;
+    let token = sign_up(&app, "gone@example.com").await;
+    let file = big_photo();
+    let stream = start_upload(&app, &token, &file, file.len() / 2).await;
+    wait::until("the upload to start", Duration::from_secs(10), || async {
+        (photo_rows(&app).await == 1).then_some(())
+    })
+    .await;
+
+    drop(stream);
+
+    wait::until("the abandoned upload's row and files to go", Duration::from_secs(10), || async {
+        (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(app.upload(&token, "photo", &file).await.status(), 202, "the account can upload again");
+}
