@@ -26,6 +26,12 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/api /usr/local/bin/worker /usr/local/bin/
 USER app
 WORKDIR /app
+# Configuration and secrets come from the environment at run time; none are
+# baked in (.dockerignore keeps .env and .dev/ out of the build context).
 ENV HOST=0.0.0.0 PORT=3000 LOG_FORMAT=json
 EXPOSE 3000
+# Liveness of the default command, the api. (The worker has no HTTP port
+# yet; docker-compose.yml turns this check off for it.)
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD curl -fsS "http://127.0.0.1:${PORT}/healthz" || exit 1
 CMD ["api"]

@@ -36,9 +36,10 @@ ensure_packages() {
   fi
 }
 
-# Builds worker/benches/<name>.rs optimised and prints the binary's path.
+# Builds <package>/benches/<name>.rs optimised (package: worker unless
+# given) and prints the binary's path.
 bench_bin() {
-  cargo bench -p worker --bench "$1" --no-run 2>&1 | grep -o "target/release/deps/$1-[0-9a-f]*" | tail -n 1
+  cargo bench -p "${2:-worker}" --bench "$1" --no-run 2>&1 | grep -o "target/release/deps/$1-[0-9a-f]*" | tail -n 1
 }
 
 free_port() {
