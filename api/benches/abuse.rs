@@ -19,7 +19,10 @@ use tokio::net::TcpStream;
 #[tokio::main]
 async fn main() {
     let base = std::env::var("API_URL").expect("API_URL: the api's base URL");
-    let pid: u32 = std::env::var("API_PID").expect("API_PID").parse().expect("a pid");
+    let pid: u32 = std::env::var("API_PID")
+        .expect("API_PID")
+        .parse()
+        .expect("a pid");
     let mixed_secs: u64 = std::env::var("MIXED_SECS").map_or(120, |v| v.parse().expect("seconds"));
     let api = Api { base, pid };
 
@@ -27,7 +30,10 @@ async fn main() {
     println!("api RSS at start: {:.0} MB\n", api.rss_mb());
 
     let cut_after = trickle_cutoff(&api).await;
-    println!("header-trickling client cut off after {:.1} s\n", cut_after.as_secs_f64());
+    println!(
+        "header-trickling client cut off after {:.1} s\n",
+        cut_after.as_secs_f64()
+    );
 
     api.reset_peak();
     let health = healthz_under_slow_clients(&api, 200).await;
@@ -55,7 +61,9 @@ async fn main() {
 
     api.reset_peak();
     let mixed = mixed_load(&api, Duration::from_secs(mixed_secs)).await;
-    println!("friendly mixed load for {mixed_secs} s (2 signup loops, 1 upload/s, 8 pollers): {mixed}");
+    println!(
+        "friendly mixed load for {mixed_secs} s (2 signup loops, 1 upload/s, 8 pollers): {mixed}"
+    );
     println!("  api peak RSS {:.0} MB", api.peak_mb());
 }
 
@@ -92,7 +100,8 @@ impl Api {
     }
 
     fn client() -> reqwest::Client {
-        reqwest::Client::builder()
+        shared::http::builder()
+            .unwrap()
             .pool_max_idle_per_host(1)
             .timeout(Duration::from_secs(30))
             .build()
@@ -199,7 +208,10 @@ async fn healthz_under_slow_clients(api: &Api, slow: usize) -> Stats {
     let mut held = Vec::new();
     for _ in 0..slow {
         let mut stream = TcpStream::connect(api.address()).await.unwrap();
-        stream.write_all(b"POST /api/signup HTTP/1.1\r\nhost: bench\r\n").await.unwrap();
+        stream
+            .write_all(b"POST /api/signup HTTP/1.1\r\nhost: bench\r\n")
+            .await
+            .unwrap();
         held.push(stream);
     }
     let client = Api::client();
@@ -239,7 +251,14 @@ async fn signups(api: &Api, connections: usize, duration: Duration) -> Stats {
                     Ok(_) => 201,
                     Err(status) => status,
                 };
-                stats.record(started.elapsed(), if outcome == 0 { "dropped".into() } else { outcome.to_string() });
+                stats.record(
+                    started.elapsed(),
+                    if outcome == 0 {
+                        "dropped".into()
+                    } else {
+                        outcome.to_string()
+                    },
+                );
             }
             stats
         })
@@ -280,7 +299,9 @@ async fn upload(api: &Api, client: &reqwest::Client, token: &str, file: &[u8]) -
 
 /// `count` uploads of `file` at once from one account: outcome counts.
 async fn upload_burst(api: &Api, file: &[u8], count: usize) -> BTreeMap<String, usize> {
-    let token = api.token(&format!("burst-{}@example.com", std::process::id())).await;
+    let token = api
+        .token(&format!("burst-{}@example.com", std::process::id()))
+        .await;
     let answers = futures::future::join_all((0..count).map(|_| async {
         let client = Api::client();
         upload(api, &client, &token, file).await
@@ -297,7 +318,10 @@ async fn upload_burst(api: &Api, file: &[u8], count: usize) -> BTreeMap<String, 
 async fn stalled_uploads(api: &Api, file: &[u8], count: usize) -> BTreeMap<String, usize> {
     let mut tokens = Vec::new();
     for n in 0..count {
-        tokens.push(api.token(&format!("stall-{}-{n}@example.com", std::process::id())).await);
+        tokens.push(
+            api.token(&format!("stall-{}-{n}@example.com", std::process::id()))
+                .await,
+        );
     }
     let (content_type, body) = multipart(file);
     let half = body.len() / 2;
@@ -312,13 +336,18 @@ async fn stalled_uploads(api: &Api, file: &[u8], count: usize) -> BTreeMap<Strin
             let Ok(mut stream) = TcpStream::connect(api.address()).await else {
                 return "connect failed".to_owned();
             };
-            if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(body).await.is_err() {
+            if stream.write_all(head.as_bytes()).await.is_err()
+                || stream.write_all(body).await.is_err()
+            {
                 return "dropped while sending".to_owned();
             }
             let mut answer = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+                .await;
             let text = String::from_utf8_lossy(&answer);
-            text.split(' ').nth(1).map_or_else(|| "closed without answer".to_owned(), str::to_owned)
+            text.split(' ')
+                .nth(1)
+                .map_or_else(|| "closed without answer".to_owned(), str::to_owned)
         }
     }))
     .await;
@@ -334,7 +363,9 @@ async fn stalled_uploads(api: &Api, file: &[u8], count: usize) -> BTreeMap<Strin
 async fn mixed_load(api: &Api, duration: Duration) -> String {
     let until = Instant::now() + duration;
     let small = jpeg(1200, 900, &photo(1200, 900));
-    let poller_token = api.token(&format!("poller-{}@example.com", std::process::id())).await;
+    let poller_token = api
+        .token(&format!("poller-{}@example.com", std::process::id()))
+        .await;
     let poll_job = {
         let client = Api::client();
         let response: Value = client
@@ -372,7 +403,13 @@ async fn mixed_load(api: &Api, duration: Duration) -> String {
             while Instant::now() < until {
                 n += 1;
                 let started = Instant::now();
-                let outcome = match api.sign_up(&client, &format!("mix-{}-{loop_id}-{n}@example.com", std::process::id())).await {
+                let outcome = match api
+                    .sign_up(
+                        &client,
+                        &format!("mix-{}-{loop_id}-{n}@example.com", std::process::id()),
+                    )
+                    .await
+                {
                     Ok(_) => 201,
                     Err(status) => status,
                 };
@@ -392,7 +429,9 @@ async fn mixed_load(api: &Api, duration: Duration) -> String {
             let mut n = 0;
             while Instant::now() < until {
                 // A fresh account every 15 uploads keeps under the hourly limit.
-                let token = api.token(&format!("mixup-{}-{n}@example.com", std::process::id())).await;
+                let token = api
+                    .token(&format!("mixup-{}-{n}@example.com", std::process::id()))
+                    .await;
                 for _ in 0..15 {
                     if Instant::now() >= until {
                         break;

@@ -4,7 +4,6 @@
 //! `api_tokens` table does not let anyone sign in. (Passwords are hashed in
 //! [`crate::passwords`].)
 
-
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;

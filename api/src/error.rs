@@ -208,28 +208,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_faults_never_show_their_cause() {
-        let error = ApiError::Internal(anyhow::anyhow!("password for db is hunter2"));
-        assert_eq!(error.to_string(), "something went wrong on our side");
-        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    }
-
-    #[test]
-    fn an_unreachable_database_is_a_retryable_503() {
-        let error = ApiError::database(sqlx::Error::PoolTimedOut);
-        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
-}
-
 /// Middleware: an error answer that is not already in our JSON shape (a
 /// 405 from the router, an extractor's plain-text rejection) gets it, so a
 /// client never has to parse two kinds of error.
-pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -253,4 +238,22 @@ pub async fn json_errors(request: axum::extract::Request, next: axum::middleware
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_faults_never_show_their_cause() {
+        let error = ApiError::Internal(anyhow::anyhow!("password for db is hunter2"));
+        assert_eq!(error.to_string(), "something went wrong on our side");
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_retryable_503() {
+        let error = ApiError::database(sqlx::Error::PoolTimedOut);
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

@@ -59,6 +59,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often the outbox relay looks for jobs Redis did not take.
 const RELAY_INTERVAL: Duration = Duration::from_secs(5);
+/// How often leftovers of uploads cut short by a crash are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The API, bound to its port and ready to serve.
 pub struct Application {
@@ -90,9 +92,7 @@ impl Application {
             photo_max_bytes: settings.photo_max_bytes,
             photo_max_pixels: settings.photo_max_pixels,
             upload_limits: Arc::new(settings.uploads.clone()),
-            upload_slots: Arc::new(tokio::sync::Semaphore::new(
-                settings.uploads.max_concurrent,
-            )),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(settings.uploads.max_concurrent)),
             passwords: Passwords::start(settings.argon2.threads, settings.argon2.max_queue)
                 .context("cannot start the password hashing threads")?,
             login_failures: settings.login_failures,
@@ -134,6 +134,7 @@ impl Application {
             self.state.queues.clone(),
             RELAY_INTERVAL,
         ));
+        let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         tracing::info!(address = %self.local_addr()?, "api listening");
         let http = self.http;
         let app = router(self.state).layer(middleware::from_fn(move |request, next| {
@@ -143,7 +144,39 @@ impl Application {
             .await
             .context("the HTTP server failed");
         relay.abort();
+        sweeper.abort();
         served
+    }
+}
+
+/// Every [`SWEEP_INTERVAL`], from start: removes what uploads cut short by a
+/// crash left (a live upload cleans up after itself): spool files and
+/// `uploading` rows older than any upload may take, so they stop counting
+/// against their account's limits.
+async fn sweep_abandoned_uploads(state: AppState) {
+    let stale = UPLOAD_TIMEOUT * 2;
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        ticks.tick().await;
+        match state.storage.sweep_spool(stale).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed spool files of interrupted uploads"),
+            Err(error) => tracing::warn!(%error, "could not sweep the upload spool"),
+        }
+        let rows = sqlx::query!(
+            "delete from photos where state = 'uploading'
+             and created_at < now() - make_interval(secs => $1)",
+            stale.as_secs_f64(),
+        )
+        .execute(&state.pool)
+        .await;
+        match rows {
+            Ok(done) if done.rows_affected() > 0 => {
+                tracing::info!(removed = done.rows_affected(), "removed rows of interrupted uploads");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not sweep interrupted uploads"),
+        }
     }
 }
 

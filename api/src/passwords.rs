@@ -59,7 +59,10 @@ pub enum HashError {
 
 enum Work {
     Hash(String),
-    Verify { password: String, stored: Option<String> },
+    Verify {
+        password: String,
+        stored: Option<String>,
+    },
 }
 
 enum Outcome {
@@ -119,7 +122,11 @@ impl Passwords {
 
     /// Whether `password` matches `stored`; with no stored hash (unknown
     /// email) it checks against a dummy so the answer takes as long.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
         match self.submit(Work::Verify { password, stored }).await?.value {
             Outcome::Verified(matches) => Ok(matches),
             Outcome::Hashed(_) => Err(HashError::Failed("a verify answered a hash".into())),
@@ -264,9 +271,22 @@ mod tests {
     async fn a_password_verifies_only_against_its_own_hash() {
         let passwords = Passwords::start(1, 4).unwrap();
         let hash = passwords.hash("correct horse".into()).await.unwrap().value;
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(passwords.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!passwords.verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            passwords
+                .verify("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("wrong horse".into(), Some(hash))
+                .await
+                .unwrap()
+        );
         assert!(!passwords.verify("anything".into(), None).await.unwrap());
     }
 
@@ -278,13 +298,21 @@ mod tests {
             .unwrap()
             .to_string();
         let passwords = Passwords::start(1, 4).unwrap();
-        assert!(passwords.verify("correct horse".into(), Some(stored)).await.unwrap());
+        assert!(
+            passwords
+                .verify("correct horse".into(), Some(stored))
+                .await
+                .unwrap()
+        );
     }
 
     #[test]
     fn the_dummy_hash_is_well_formed_with_default_parameters() {
         let phc = PasswordHash::new(DUMMY_HASH).expect("a valid PHC string");
-        assert_eq!(Params::try_from(&phc).unwrap().m_cost(), Params::DEFAULT_M_COST);
+        assert_eq!(
+            Params::try_from(&phc).unwrap().m_cost(),
+            Params::DEFAULT_M_COST
+        );
         assert!(!verify("", DUMMY_HASH, &mut Vec::new()));
     }
 
@@ -294,7 +322,9 @@ mod tests {
         let mut calls = Vec::new();
         for _ in 0..4 {
             let passwords = passwords.clone();
-            calls.push(tokio::spawn(async move { passwords.hash("pw".into()).await }));
+            calls.push(tokio::spawn(
+                async move { passwords.hash("pw".into()).await },
+            ));
         }
         let mut overloaded = 0;
         for call in calls {
@@ -302,7 +332,10 @@ mod tests {
                 overloaded += 1;
             }
         }
-        assert!(overloaded >= 1, "one thread and one queue slot cannot take four hashes");
+        assert!(
+            overloaded >= 1,
+            "one thread and one queue slot cannot take four hashes"
+        );
         assert_eq!(passwords.waiting(), 0);
     }
 }

@@ -75,8 +75,8 @@ impl RateLimiter {
     /// Counts a request from `client`; `Err` holds how long until it may retry.
     pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.epoch);
-        let window = u64::try_from(elapsed.as_nanos() / self.window.as_nanos().max(1))
-            .unwrap_or(u64::MAX);
+        let window =
+            u64::try_from(elapsed.as_nanos() / self.window.as_nanos().max(1)).unwrap_or(u64::MAX);
         let shard_index = usize::try_from(client.0 % SHARDS as u128).unwrap_or(0);
         let mut shard = self.shards[shard_index]
             .lock()
@@ -102,7 +102,9 @@ impl RateLimiter {
             None => shard.counts.entry(client).or_insert(0),
         };
         if *count >= self.limit {
-            let window_end = self.window.saturating_mul(u32::try_from(window + 1).unwrap_or(u32::MAX));
+            let window_end = self
+                .window
+                .saturating_mul(u32::try_from(window + 1).unwrap_or(u32::MAX));
             return Err(window_end.saturating_sub(elapsed));
         }
         *count += 1;
@@ -163,15 +165,27 @@ mod tests {
             limiter.check(B.into(), start).is_ok(),
             "other clients are unaffected"
         );
-        assert!(limiter.check(A.into(), start + Duration::from_secs(60)).is_ok());
+        assert!(
+            limiter
+                .check(A.into(), start + Duration::from_secs(60))
+                .is_ok()
+        );
     }
 
     #[test]
     fn addresses_of_one_ipv6_64_share_a_limit() {
         assert_eq!(v6("2001:db8:1:2::1"), v6("2001:db8:1:2:ffff:1:2:3"));
         assert_ne!(v6("2001:db8:1:2::1"), v6("2001:db8:1:3::1"));
-        assert_eq!(v6("::ffff:10.0.0.1"), ClientKey::from(A), "mapped IPv4 is IPv4");
-        assert_ne!(v6("::a00:1"), ClientKey::from(A), "v6 never collides with v4");
+        assert_eq!(
+            v6("::ffff:10.0.0.1"),
+            ClientKey::from(A),
+            "mapped IPv4 is IPv4"
+        );
+        assert_ne!(
+            v6("::a00:1"),
+            ClientKey::from(A),
+            "v6 never collides with v4"
+        );
     }
 
     #[test]

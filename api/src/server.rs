@@ -41,7 +41,8 @@ use tower::ServiceExt as _;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a connection over the cap is told before it is closed.
-const OVER_CAPACITY_BODY: &str = r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry in a second"}}"#;
+const OVER_CAPACITY_BODY: &str =
+    r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry in a second"}}"#;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to [`DRAIN_TIMEOUT`].

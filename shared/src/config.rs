@@ -301,7 +301,9 @@ impl Settings {
                 }
             },
             http: HttpLimits {
-                header_timeout: Duration::from_secs(env.parsed("HTTP_HEADER_TIMEOUT_SECS", 10).max(1)),
+                header_timeout: Duration::from_secs(
+                    env.parsed("HTTP_HEADER_TIMEOUT_SECS", 10).max(1),
+                ),
                 idle_timeout: Duration::from_secs(env.parsed("HTTP_IDLE_TIMEOUT_SECS", 75).max(1)),
                 body_min_rate: env.parsed("HTTP_BODY_MIN_BYTES_PER_SEC", 1024),
                 body_window: Duration::from_secs(env.parsed("HTTP_BODY_WINDOW_SECS", 10).max(1)),

@@ -117,15 +117,22 @@ impl Upload {
                 // Same filesystem: an atomic rename, readers never see half a file.
                 let target = root.join(&self.key);
                 if let Some(parent) = target.parent() {
-                    tokio::fs::create_dir_all(parent).await.map_err(spool_error)?;
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(spool_error)?;
                 }
-                tokio::fs::rename(&path, &target).await.map_err(spool_error)?;
+                tokio::fs::rename(&path, &target)
+                    .await
+                    .map_err(spool_error)?;
                 self.spool.0 = None;
                 Ok(())
             }
             Backend::S3 { transfers, .. } => {
                 // A transfer holds up to two 5 MiB parts; few at once keep that bounded.
-                let _turn = transfers.acquire().await.map_err(|e| spool_error(std::io::Error::other(e)))?;
+                let _turn = transfers
+                    .acquire()
+                    .await
+                    .map_err(|e| spool_error(std::io::Error::other(e)))?;
                 let options = PutMultipartOptions {
                     attributes: self.storage.attributes(&self.content_type),
                     ..PutMultipartOptions::default()
@@ -311,7 +318,9 @@ impl Storage {
         getrandom::fill(&mut name).map_err(|e| spool_error(std::io::Error::other(e)))?;
         let name: String = name.iter().map(|byte| format!("{byte:02x}")).collect();
         let path = self.spool_dir.join(format!("{name}.part"));
-        let file = tokio::fs::File::create_new(&path).await.map_err(spool_error)?;
+        let file = tokio::fs::File::create_new(&path)
+            .await
+            .map_err(spool_error)?;
         Ok(Upload {
             file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
             spool: SpoolFile(Some(path)),
@@ -319,6 +328,33 @@ impl Storage {
             content_type: content_type.to_owned(),
             storage: self.clone(),
         })
+    }
+
+    /// Removes spool files older than `age`: uploads cut short by a crash
+    /// (a finished or abandoned upload removes its own). Returns how many.
+    pub async fn sweep_spool(&self, age: Duration) -> std::io::Result<usize> {
+        let mut entries = match tokio::fs::read_dir(&self.spool_dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            let path = entry.path();
+            if path.extension().is_none_or(|ext| ext != "part") {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .await?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|elapsed| elapsed > age);
+            if old && tokio::fs::remove_file(&path).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Reads the whole file at `key`; `None` when there is none.

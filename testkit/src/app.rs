@@ -193,6 +193,32 @@ impl TestApp {
         WorkerProcess { child }
     }
 
+    /// Starts the real `api` binary at `bin` against this app's services, on
+    /// a port of its own, and waits until it answers.
+    pub async fn spawn_api_process(&self, bin: impl AsRef<Path>) -> ApiProcess {
+        let port = crate::free_port();
+        let child = tokio::process::Command::new(bin.as_ref())
+            .envs(&self.env)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the api binary runs");
+        let address = format!("http://127.0.0.1:{port}");
+        wait::until("the api process to answer", Duration::from_secs(30), || async {
+            let health = self.client.get(format!("{address}/healthz")).send().await;
+            health.is_ok().then_some(())
+        })
+        .await;
+        ApiProcess { child, address }
+    }
+
     /// Runs a one-off `worker` command (e.g. `failed list welcome-email`)
     /// against this app's services and returns its output.
     pub async fn worker_command(&self, bin: impl AsRef<Path>, args: &[&str]) -> Output {
@@ -313,6 +339,22 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.stop_worker().await;
         self.api.stop().await;
+    }
+}
+
+/// An `api` OS process, for tests that measure it from outside.
+pub struct ApiProcess {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+}
+
+impl ApiProcess {
+    /// The process's peak resident set so far (`VmHWM`), in MB.
+    pub fn peak_rss_mb(&self) -> f64 {
+        let pid = self.child.id().expect("the api is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        crate::status_kb(&status, "VmHWM:") / 1024.0
     }
 }
 

@@ -22,7 +22,7 @@ pub mod wait;
 
 use std::net::TcpListener;
 
-pub use app::{TestApp, WorkerProcess};
+pub use app::{ApiProcess, TestApp, WorkerProcess};
 
 /// The id of `queue`'s job in a signup answer (`{"jobs": [{"id", "name"}, …]}`).
 pub fn job_id(signup: &serde_json::Value, queue: &str) -> String {
@@ -37,12 +37,16 @@ pub fn job_id(signup: &serde_json::Value, queue: &str) -> String {
 /// This process's peak resident set (`VmHWM`), in MB; for benchmarks.
 pub fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
+    status_kb(&status, "VmHWM:") / 1024.0
+}
+
+/// A `kB` field of a `/proc/<pid>/status` text; 0 when missing.
+fn status_kb(status: &str, field: &str) -> f64 {
+    status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+        .unwrap_or(0.0)
 }
 
 /// A port nobody listens on right now.

@@ -196,11 +196,14 @@ async fn reserve(
 
 /// Serialises one account's uploads, so their limits are checked one at a time.
 async fn lock_user(tx: &mut sqlx::PgConnection, user_id: Uuid) -> Result<(), ApiError> {
-    sqlx::query_scalar!("select user_id from users where user_id = $1 for update", user_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        // The token outlived its user (account deleted).
-        .ok_or(ApiError::Unauthorized)?;
+    sqlx::query_scalar!(
+        "select user_id from users where user_id = $1 for update",
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    // The token outlived its user (account deleted).
+    .ok_or(ApiError::Unauthorized)?;
     Ok(())
 }
 

@@ -47,7 +47,10 @@ async fn well_formed(response: reqwest::Response) -> Result<u16, TestCaseError> 
     let body = response.bytes().await.unwrap_or_default();
     prop_assert!(status < 500, "{status}: {}", String::from_utf8_lossy(&body));
     if status >= 400 {
-        prop_assert!(content_type.starts_with("application/json"), "{status} {content_type}");
+        prop_assert!(
+            content_type.starts_with("application/json"),
+            "{status} {content_type}"
+        );
         let error: Value = serde_json::from_slice(&body)
             .map_err(|e| TestCaseError::fail(format!("{status}: not JSON: {e}")))?;
         prop_assert!(error["error"]["code"].is_string(), "{error}");
@@ -62,7 +65,9 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("JSON has no NaN", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN", |f| f.is_finite())
+            .prop_map(Value::from),
         any::<String>().prop_map(Value::from),
         "[a-z]{1,8}@[a-z]{1,8}\\.[a-z]{2,3}".prop_map(Value::from),
     ];
@@ -95,16 +100,29 @@ async fn signup_and_login_never_answer_a_server_error_whatever_the_fields() {
     let app = TestApp::spawn_without_worker().await;
     let fields = (any_json(), any_json(), any_json(), prop::bool::ANY);
 
-    check(&app, fields, async |app, (email, password, name, is_login)| {
-        let (path, body) = if is_login {
-            ("/api/login", json!({ "email": email, "password": password }))
-        } else {
-            ("/api/signup", json!({ "email": email, "password": password, "name": name }))
-        };
-        let status = well_formed(app.post_json(path, &body).await).await?;
-        prop_assert!(matches!(status, 200 | 201 | 401 | 409 | 413 | 422), "{status}");
-        Ok(())
-    });
+    check(
+        &app,
+        fields,
+        async |app, (email, password, name, is_login)| {
+            let (path, body) = if is_login {
+                (
+                    "/api/login",
+                    json!({ "email": email, "password": password }),
+                )
+            } else {
+                (
+                    "/api/signup",
+                    json!({ "email": email, "password": password, "name": name }),
+                )
+            };
+            let status = well_formed(app.post_json(path, &body).await).await?;
+            prop_assert!(
+                matches!(status, 200 | 201 | 401 | 409 | 413 | 422),
+                "{status}"
+            );
+            Ok(())
+        },
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +153,10 @@ async fn bodies_of_arbitrary_bytes_get_a_4xx_in_our_shape() {
         if !content_type.is_empty() {
             request = request.header("content-type", content_type);
         }
-        let response = request.send().await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let status = well_formed(response).await?;
         prop_assert!((400..500).contains(&status), "{status}");
         Ok(())
@@ -150,7 +171,9 @@ async fn any_method_on_any_path_is_answered_in_our_shape() {
         .expect("token")
         .to_owned();
     let inputs = (
-        prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+        prop::sample::select(vec![
+            "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
+        ]),
         prop::sample::select(vec![
             "/api/jobs/",
             "/media/photos/",
@@ -165,29 +188,38 @@ async fn any_method_on_any_path_is_answered_in_our_shape() {
         prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
     );
 
-    check(&app, inputs, async |app, (method, prefix, first, second, auth)| {
-        let mut path = format!("{prefix}{first}");
-        if let Some(second) = second {
-            path = format!("{path}/{second}");
-        }
-        let method = Method::from_bytes(method.as_bytes()).expect("a standard method");
-        let mut request = app.client.request(method.clone(), format!("{}{path}", app.address));
-        match auth {
-            Some(bytes) => {
-                if let Ok(value) = reqwest::header::HeaderValue::from_bytes(&bytes) {
-                    request = request.header("authorization", value);
-                }
+    check(
+        &app,
+        inputs,
+        async |app, (method, prefix, first, second, auth)| {
+            let mut path = format!("{prefix}{first}");
+            if let Some(second) = second {
+                path = format!("{path}/{second}");
             }
-            None => request = request.bearer_auth(&token),
-        }
-        let response = request.send().await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-        if method == Method::HEAD {
-            prop_assert!(response.status().as_u16() < 500);
-            return Ok(());
-        }
-        well_formed(response).await?;
-        Ok(())
-    });
+            let method = Method::from_bytes(method.as_bytes()).expect("a standard method");
+            let mut request = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.address));
+            match auth {
+                Some(bytes) => {
+                    if let Ok(value) = reqwest::header::HeaderValue::from_bytes(&bytes) {
+                        request = request.header("authorization", value);
+                    }
+                }
+                None => request = request.bearer_auth(&token),
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if method == Method::HEAD {
+                prop_assert!(response.status().as_u16() < 500);
+                return Ok(());
+            }
+            well_formed(response).await?;
+            Ok(())
+        },
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,9 @@ async fn with_redis_down_readyz_stays_200_but_says_degraded() {
     assert_eq!(body["checks"]["redis"], "down");
     assert_eq!(body["checks"]["postgres"], "up");
     assert!(
-        body["message"].as_str().is_some_and(|m| m.contains("redis")),
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("redis")),
         "{body}"
     );
     assert_eq!(health.status(), 200);

@@ -3,13 +3,14 @@
 mod admin;
 mod fuzz;
 mod health;
+mod memory;
 mod jobs;
 mod overload;
 mod rate_limit;
 mod raw;
 mod rollback;
-mod slow_clients;
-mod uploads;
 mod session;
 mod signup;
+mod slow_clients;
+mod uploads;
 mod validation;

@@ -42,10 +42,20 @@ async fn signups_past_the_hashing_queue_get_503_overloaded_with_retry_after() {
     .await;
 
     let created = answers.iter().filter(|(status, ..)| *status == 201).count();
-    let overloaded: Vec<_> = answers.iter().filter(|(status, ..)| *status == 503).collect();
-    assert_eq!(created + overloaded.len(), 16, "only 201 or 503: {answers:?}");
+    let overloaded: Vec<_> = answers
+        .iter()
+        .filter(|(status, ..)| *status == 503)
+        .collect();
+    assert_eq!(
+        created + overloaded.len(),
+        16,
+        "only 201 or 503: {answers:?}"
+    );
     assert!(created >= 1, "the thread and its queue take some");
-    assert!(!overloaded.is_empty(), "one thread and two queue slots cannot take 16 at once");
+    assert!(
+        !overloaded.is_empty(),
+        "one thread and two queue slots cannot take 16 at once"
+    );
     for (_, retry_after, body) in overloaded {
         assert!(retry_after.is_some(), "503 says when to retry");
         assert_eq!(body["error"]["code"], "overloaded");
@@ -54,7 +64,10 @@ async fn signups_past_the_hashing_queue_get_503_overloaded_with_retry_after() {
         .fetch_one(&app.pool)
         .await
         .expect("count");
-    assert_eq!(users, created as i64, "every 201 is a user, every 503 is not");
+    assert_eq!(
+        users, created as i64,
+        "every 201 is a user, every 503 is not"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

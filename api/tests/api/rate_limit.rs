@@ -9,7 +9,8 @@ async fn app_with_limit(extra: Vec<(&'static str, String)>) -> TestApp {
         worker: false,
         env,
         ..Options::default()
-    }).await
+    })
+    .await
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ use tokio::net::TcpStream;
 /// A new connection to the app's api.
 pub async fn connect(app: &TestApp) -> TcpStream {
     let address = app.address.trim_start_matches("http://");
-    TcpStream::connect(address).await.expect("the api accepts connections")
+    TcpStream::connect(address)
+        .await
+        .expect("the api accepts connections")
 }
 
 /// Sends `request` (a whole HTTP/1.1 request) and reads one response: its
@@ -24,7 +26,11 @@ pub async fn request(stream: &mut TcpStream, request: &str) -> String {
         if let Some(end) = text.find("\r\n\r\n") {
             let length = text[..end]
                 .lines()
-                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(0);
             if received.len() >= end + 4 + length {

@@ -30,5 +30,9 @@ async fn this_release_runs_on_a_database_migrated_by_the_next_one() {
         .await
         .expect("count");
     let known = shared::db::migrator().iter().count() as i64;
-    assert_eq!(applied, known + 1, "the next release's migration is still there");
+    assert_eq!(
+        applied,
+        known + 1,
+        "the next release's migration is still there"
+    );
 }

@@ -77,8 +77,11 @@ async fn me_without_a_valid_token_is_a_401() {
 }
 
 async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    app.post_json("/api/login", &json!({ "email": email, "password": password }))
-        .await
+    app.post_json(
+        "/api/login",
+        &json!({ "email": email, "password": password }),
+    )
+    .await
 }
 
 async fn delete(app: &TestApp, address: &str, path: &str, token: &str) -> u16 {
@@ -129,12 +132,19 @@ async fn signing_out_everywhere_revokes_every_token_of_the_user() {
         .expect("token")
         .to_owned();
 
-    assert_eq!(delete(&app, &app.address, "/api/sessions", &first).await, 204);
+    assert_eq!(
+        delete(&app, &app.address, "/api/sessions", &first).await,
+        204
+    );
 
     for token in [first.as_str(), second["token"].as_str().expect("token")] {
         assert_eq!(app.get("/api/me", Some(token)).await.status(), 401);
     }
-    assert_eq!(app.get("/api/me", Some(&other)).await.status(), 200, "other users stay signed in");
+    assert_eq!(
+        app.get("/api/me", Some(&other)).await.status(),
+        200,
+        "other users stay signed in"
+    );
 }
 
 #[tokio::test]
@@ -155,9 +165,16 @@ async fn a_token_revoked_on_one_instance_stops_working_on_another_within_seconds
             .status()
             .as_u16()
     };
-    assert_eq!(me_there().await, 200, "the other instance now trusts the token");
+    assert_eq!(
+        me_there().await,
+        200,
+        "the other instance now trusts the token"
+    );
 
-    assert_eq!(delete(&app, &app.address, "/api/session", &token).await, 204);
+    assert_eq!(
+        delete(&app, &app.address, "/api/session", &token).await,
+        204
+    );
 
     testkit::wait::until(
         "the other instance to refuse the revoked token",
@@ -197,14 +214,23 @@ async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
 
     let mut statuses = Vec::new();
     for n in 0..3 {
-        statuses.push(attempt(n, "victim@example.com", "wrong guess").await.status().as_u16());
+        statuses.push(
+            attempt(n, "victim@example.com", "wrong guess")
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     let locked = attempt(10, "victim@example.com", "correct horse battery battery").await;
     let right_password = attempt(11, "victim@example.com", "correct horse battery").await;
 
     assert_eq!(statuses, [401, 401, 401]);
     assert_eq!(locked.status(), 429);
-    assert_eq!(right_password.status(), 429, "even the right password waits");
+    assert_eq!(
+        right_password.status(),
+        429,
+        "even the right password waits"
+    );
     let retry_after: u64 = right_password.headers()["retry-after"]
         .to_str()
         .expect("ascii")
@@ -226,8 +252,18 @@ async fn a_successful_login_clears_earlier_failures() {
     app.sign_up("forgetful@example.com", "Forgetful").await;
 
     let mut statuses = Vec::new();
-    for password in ["typo", "correct horse battery", "typo", "correct horse battery"] {
-        statuses.push(login(&app, "forgetful@example.com", password).await.status().as_u16());
+    for password in [
+        "typo",
+        "correct horse battery",
+        "typo",
+        "correct horse battery",
+    ] {
+        statuses.push(
+            login(&app, "forgetful@example.com", password)
+                .await
+                .status()
+                .as_u16(),
+        );
     }
 
     assert_eq!(statuses, [401, 200, 401, 200]);

@@ -28,8 +28,7 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
     // One byte every 100 ms: the head would take 8 s to arrive whole.
     let mut cut_after = None;
     for (sent, byte) in head.iter().enumerate() {
-        if stream.write_all(&[*byte]).await.is_err() || raw::closed_within(&mut stream, 100).await
-        {
+        if stream.write_all(&[*byte]).await.is_err() || raw::closed_within(&mut stream, 100).await {
             cut_after = Some(sent);
             break;
         }
@@ -97,7 +96,8 @@ async fn connections_past_the_cap_get_a_quick_503_with_retry_after() {
         Duration::from_secs(10),
         || async {
             let mut stream = raw::connect(&app).await;
-            let answer = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            let answer =
+                raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
             answer.starts_with("HTTP/1.1 200").then_some(())
         },
     )

@@ -50,14 +50,23 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .flat_map(|entry| {
             let path = entry.path();
-            if path.is_dir() { files_under(&path) } else { vec![path] }
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
         })
         .collect()
 }
 
 /// Starts a multipart upload over raw TCP announcing `total` bytes of photo,
 /// and sends only its first `sent` bytes.
-async fn start_upload(app: &TestApp, token: &str, file: &[u8], sent: usize) -> tokio::net::TcpStream {
+async fn start_upload(
+    app: &TestApp,
+    token: &str,
+    file: &[u8],
+    sent: usize,
+) -> tokio::net::TcpStream {
     const BOUNDARY: &str = "stall-boundary";
     let preamble = format!(
         "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"p.jpg\"\r\n\
@@ -102,7 +111,11 @@ async fn uploads_past_the_hourly_limit_get_429_with_retry_after() {
     assert_eq!(body["error"]["code"], "rate_limited");
     assert_eq!(photo_rows(&app).await, 2);
     let other = sign_up(&app, "someone-else@example.com").await;
-    assert_eq!(app.upload(&other, "photo", &file).await.status(), 202, "limits are per account");
+    assert_eq!(
+        app.upload(&other, "photo", &file).await.status(),
+        202,
+        "limits are per account"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,9 +150,11 @@ async fn uploads_past_the_storage_quota_get_403_and_leave_nothing() {
     let body: Value = second.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "quota_exceeded");
     assert_eq!(photo_rows(&app).await, 1, "the refused upload has no row");
-    wait::until("the refused upload's files to go", Duration::from_secs(10), || async {
-        (leftovers(&app).len() == 1).then_some(())
-    })
+    wait::until(
+        "the refused upload's files to go",
+        Duration::from_secs(10),
+        || async { (leftovers(&app).len() == 1).then_some(()) },
+    )
     .await;
     let third = app.upload(&token, "photo", &file).await.status();
     assert_eq!(third, 403, "a full quota refuses before reading the file");
@@ -152,9 +167,11 @@ async fn uploads_past_the_instance_cap_get_503_with_retry_after() {
     let file = big_photo();
     let stalled = start_upload(&app, &token, &file, file.len() / 2).await;
     // The first upload holds the only slot once its row is reserved.
-    wait::until("the first upload to start", Duration::from_secs(10), || async {
-        (photo_rows(&app).await == 1).then_some(())
-    })
+    wait::until(
+        "the first upload to start",
+        Duration::from_secs(10),
+        || async { (photo_rows(&app).await == 1).then_some(()) },
+    )
     .await;
 
     let second = app.upload(&token, "photo", &file).await;
@@ -177,9 +194,11 @@ async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
 
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
-    wait::until("the stalled upload's row and files to go", Duration::from_secs(10), || async {
-        (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(())
-    })
+    wait::until(
+        "the stalled upload's row and files to go",
+        Duration::from_secs(10),
+        || async { (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(()) },
+    )
     .await;
 }
 
@@ -196,9 +215,15 @@ async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
 
     drop(stream);
 
-    wait::until("the abandoned upload's row and files to go", Duration::from_secs(10), || async {
-        (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(())
-    })
+    wait::until(
+        "the abandoned upload's row and files to go",
+        Duration::from_secs(10),
+        || async { (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(()) },
+    )
     .await;
-    assert_eq!(app.upload(&token, "photo", &file).await.status(), 202, "the account can upload again");
+    assert_eq!(
+        app.upload(&token, "photo", &file).await.status(),
+        202,
+        "the account can upload again"
+    );
 }

@@ -12,7 +12,8 @@ async fn app_without_worker(env: Vec<(&'static str, String)>) -> TestApp {
         worker: false,
         env,
         ..Options::default()
-    }).await
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
