@@ -6,6 +6,7 @@
 //!   `health`, `admin`, `photos`).
 //! - [`server`]: the connection loop, with header, idle and connection limits.
 //! - [`pace`]: the minimum pace of request bodies.
+//! - [`drain`]: reading a refused body's rest, so the client sees the answer.
 //! - [`passwords`]: Argon2id on dedicated threads behind a bounded queue.
 //! - [`auth`]: hashed opaque bearer tokens, checked and revoked.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
@@ -14,6 +15,7 @@
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod auth;
+pub mod drain;
 pub mod error;
 pub mod extract;
 pub mod pace;
@@ -200,11 +202,15 @@ pub fn router(state: AppState) -> Router {
         .layer(timeout(REQUEST_TIMEOUT));
     // A 20 MiB photo from a phone on a slow link takes minutes, not seconds.
     let uploads = routes::photos(state.photo_max_bytes).layer(timeout(UPLOAD_TIMEOUT));
+    let largest_body = state.photo_max_bytes + routes::PHOTO_FRAMING_BYTES;
     Router::new()
         .merge(quick)
         .merge(uploads)
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn(move |request, next| {
+            drain::drain_refused(largest_body, request, next)
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

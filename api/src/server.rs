@@ -164,11 +164,11 @@ struct Watched {
     last_activity: Instant,
     /// When the current request's head began.
     head_started: Instant,
-    /// The phase `deadline` was computed for, to spot changes cheaply.
+    /// The phase and instant `deadline` is armed for, so it is reset only
+    /// when they change.
     timer_phase: u8,
-    deadline: Pin<Box<Sleep>>,
-    /// Set by reads while idle, so the phase moves to head.
     timer_at: Instant,
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl Watched {

@@ -11,6 +11,7 @@ mod signup;
 pub use admin::router as admin;
 pub use health::router as health;
 pub use jobs::router as jobs;
+pub use photos::FRAMING_BYTES as PHOTO_FRAMING_BYTES;
 pub use photos::avatar_urls;
 pub use photos::router as photos;
 pub use session::{login_router as login, logout_router as logout, profile_router as profile};

@@ -36,7 +36,7 @@ const HEAD_BYTES: usize = 64 * 1024;
 /// How long a signed S3 URL for a photo stays valid.
 const SIGNED_URL_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Room for the multipart framing around the photo itself.
-const FRAMING_BYTES: u64 = 64 * 1024;
+pub const FRAMING_BYTES: u64 = 64 * 1024;
 
 /// Routes of this module; uploads may be up to `max_bytes`.
 pub fn router(max_bytes: u64) -> Router<AppState> {

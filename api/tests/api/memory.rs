@@ -15,7 +15,7 @@ const PEAK_RSS_MB: f64 = 128.0;
 async fn bursts_of_signups_and_uploads_keep_the_api_process_small() {
     let app = TestApp::spawn_without_worker().await;
     let api = app.spawn_api_process(API).await;
-    let client = reqwest::Client::new();
+    let client = app.client.clone();
 
     let signups = futures::future::join_all((0..64).map(|n| {
         let client = client.clone();
