@@ -174,7 +174,10 @@ async fn sweep_abandoned_uploads(state: AppState) {
         .await;
         match rows {
             Ok(done) if done.rows_affected() > 0 => {
-                tracing::info!(removed = done.rows_affected(), "removed rows of interrupted uploads");
+                tracing::info!(
+                    removed = done.rows_affected(),
+                    "removed rows of interrupted uploads"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not sweep interrupted uploads"),

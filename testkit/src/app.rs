@@ -211,10 +211,14 @@ impl TestApp {
             .spawn()
             .expect("the api binary runs");
         let address = format!("http://127.0.0.1:{port}");
-        wait::until("the api process to answer", Duration::from_secs(30), || async {
-            let health = self.client.get(format!("{address}/healthz")).send().await;
-            health.is_ok().then_some(())
-        })
+        wait::until(
+            "the api process to answer",
+            Duration::from_secs(30),
+            || async {
+                let health = self.client.get(format!("{address}/healthz")).send().await;
+                health.is_ok().then_some(())
+            },
+        )
         .await;
         ApiProcess { child, address }
     }

@@ -3,8 +3,8 @@
 mod admin;
 mod fuzz;
 mod health;
-mod memory;
 mod jobs;
+mod memory;
 mod overload;
 mod rate_limit;
 mod raw;

@@ -47,7 +47,8 @@ async fn bursts_of_signups_and_uploads_keep_the_api_process_small() {
         let file = file.clone();
         let token = token.clone();
         async move {
-            let mut body = b"--b0undary\r\ncontent-disposition: form-data; name=\"photo\"\r\n\r\n".to_vec();
+            let mut body =
+                b"--b0undary\r\ncontent-disposition: form-data; name=\"photo\"\r\n\r\n".to_vec();
             body.extend_from_slice(&file);
             body.extend_from_slice(b"\r\n--b0undary--\r\n");
             client
@@ -64,8 +65,14 @@ async fn bursts_of_signups_and_uploads_keep_the_api_process_small() {
     }))
     .await;
 
-    assert!(signups.iter().all(|s| matches!(s, 201 | 503)), "{signups:?}");
-    assert!(uploads.iter().all(|s| matches!(s, 202 | 429 | 503)), "{uploads:?}");
+    assert!(
+        signups.iter().all(|s| matches!(s, 201 | 503)),
+        "{signups:?}"
+    );
+    assert!(
+        uploads.iter().all(|s| matches!(s, 202 | 429 | 503)),
+        "{uploads:?}"
+    );
     let peak = api.peak_rss_mb();
     assert!(peak > 0.0, "the peak was read");
     assert!(peak < PEAK_RSS_MB, "the api peaked at {peak:.0} MB");

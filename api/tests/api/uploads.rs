@@ -232,7 +232,12 @@ async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
 async fn a_refused_upload_is_answered_even_while_the_client_is_still_sending() {
     let app = app_with(vec![("PHOTO_UPLOADS_PER_HOUR", "1".into())]).await;
     let token = sign_up(&app, "insistent@example.com").await;
-    assert_eq!(app.upload(&token, "photo", &jpeg(64, 64, &photo(64, 64))).await.status(), 202);
+    assert_eq!(
+        app.upload(&token, "photo", &jpeg(64, 64, &photo(64, 64)))
+            .await
+            .status(),
+        202
+    );
     // Megabytes the api refuses after its first 64 KiB: without draining
     // them, closing the connection resets it and the client sees no answer.
     let big = jpeg(3400, 2600, &noise(3400, 2600));
