@@ -4,6 +4,8 @@
 //! log their full cause chain once, here, and answer with a generic message:
 //! internals never leak into a response.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -120,7 +122,13 @@ impl ApiError {
 impl From<crate::passwords::HashError> for ApiError {
     fn from(error: crate::passwords::HashError) -> Self {
         match error {
-            crate::passwords::HashError::Overloaded(_) => Self::Overloaded(1),
+            crate::passwords::HashError::Overloaded(_) => {
+                static FULL: LogOnce = LogOnce::new();
+                if FULL.due() {
+                    tracing::warn!("the password hashing queue is full; answering 503");
+                }
+                Self::Overloaded(1)
+            }
             other => Self::Internal(anyhow::Error::new(other)),
         }
     }
@@ -238,6 +246,26 @@ pub async fn json_errors(
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+/// True at most once a second: limits that refuse a flood log one line a
+/// second, not one per request.
+#[derive(Debug, Default)]
+pub struct LogOnce(AtomicU64);
+
+impl LogOnce {
+    /// A limiter that has not logged yet.
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// Whether to log now.
+    pub fn due(&self) -> bool {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        self.0.swap(second, Ordering::Relaxed) != second
+    }
 }
 
 #[cfg(test)]

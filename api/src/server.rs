@@ -20,7 +20,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
+
+use crate::error::LogOnce;
 
 /// How long in-flight requests may finish after shutdown was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,7 +56,6 @@ pub async fn serve(
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let over_capacity_log = LogOnce::default();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -76,7 +77,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if over_capacity_log.due() {
+            static OVER_CAPACITY: LogOnce = LogOnce::new();
+            if OVER_CAPACITY.due() {
                 tracing::warn!(
                     max_connections = limits.max_connections,
                     "connection limit reached; answering 503"
@@ -225,8 +227,11 @@ impl AsyncRead for Watched {
             }
             Poll::Pending => {
                 let reason = ready!(this.poll_deadline(cx));
-                // One line per cut connection: at most once per offending client.
-                tracing::info!(peer = %this.peer, "{reason}");
+                // A flood of slow clients is one line a second, not one per connection.
+                static CUT: LogOnce = LogOnce::new();
+                if CUT.due() {
+                    tracing::info!(peer = %this.peer, "{reason}");
+                }
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)))
             }
         }
@@ -292,19 +297,5 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-/// True at most once a second: a flood is one log line a second, not one
-/// per connection.
-#[derive(Default)]
-pub(crate) struct LogOnce(AtomicU64);
-
-impl LogOnce {
-    pub(crate) fn due(&self) -> bool {
-        let second = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        self.0.swap(second, Ordering::Relaxed) != second
     }
 }

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::jobs::JobRef;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, LogOnce};
 use crate::state::AppState;
 
 /// Enough of a file to find its format and, for nearly every JPEG (whose
@@ -72,7 +72,13 @@ async fn upload(
         .upload_slots
         .clone()
         .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded(5))?;
+        .map_err(|_| {
+            static FULL: LogOnce = LogOnce::new();
+            if FULL.due() {
+                tracing::warn!("the upload limit of this instance is reached; answering 503");
+            }
+            ApiError::Overloaded(5)
+        })?;
     let mut multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType(
             "send the photo as multipart/form-data in a field named `photo`".into(),
