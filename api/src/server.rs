@@ -42,6 +42,9 @@ use crate::error::LogOnce;
 /// How long in-flight requests may finish after shutdown was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most a connection buffers of what the client sent (headers included).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// What a connection over the cap is told before it is closed.
 const OVER_CAPACITY_BODY: &str =
     r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry in a second"}}"#;
@@ -61,6 +64,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         // Our own head deadline starts at the first byte, not at idle.
         .header_read_timeout(None)
+        // Hyper's read buffer grows to ~400 KB per connection by default;
+        // with every connection uploading, that alone would be 400 MB.
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

@@ -164,7 +164,38 @@ async fn reserve(
 ) -> Result<u64, ApiError> {
     let limits = &state.upload_limits;
     let mut tx = state.pool.begin().await?;
-    lock_user(&mut tx, user_id).await?;
+    let quota_left = if limits.per_hour == 0 && limits.quota_bytes == 0 {
+        u64::MAX
+    } else {
+        lock_user(&mut tx, user_id).await?;
+        check_usage(&mut tx, user_id, limits).await?
+    };
+    sqlx::query!(
+        "insert into photos (photo_id, user_id, state, content_type, bytes)
+         values ($1, $2, 'uploading', $3, 0)",
+        photo_id,
+        user_id,
+        format.content_type(),
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|error| match &error {
+        // The token outlived its user (account deleted).
+        sqlx::Error::Database(db) if db.constraint() == Some("photos_user_id_fkey") => {
+            ApiError::Unauthorized
+        }
+        _ => ApiError::database(error),
+    })?;
+    tx.commit().await?;
+    Ok(quota_left)
+}
+
+/// How many more bytes the account may store, if it may upload now.
+async fn check_usage(
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    limits: &shared::config::UploadLimits,
+) -> Result<u64, ApiError> {
     let usage = sqlx::query!(
         r#"select count(*) filter (where created_at > now() - interval '1 hour') as "recent!",
                   coalesce(sum(bytes) filter (where state <> 'uploading'), 0)::bigint as "stored!",
@@ -187,16 +218,6 @@ async fn reserve(
     } else {
         limits.quota_bytes - stored
     };
-    sqlx::query!(
-        "insert into photos (photo_id, user_id, state, content_type, bytes)
-         values ($1, $2, 'uploading', $3, 0)",
-        photo_id,
-        user_id,
-        format.content_type(),
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
     Ok(quota_left)
 }
 
@@ -230,16 +251,18 @@ async fn commit_photo(
 ) -> Result<outbox::JobRecord, ApiError> {
     let quota = state.upload_limits.quota_bytes;
     let mut tx = state.pool.begin().await?;
-    lock_user(&mut tx, user_id).await?;
-    let stored = sqlx::query_scalar!(
-        r#"select coalesce(sum(bytes), 0)::bigint as "stored!" from photos
-           where user_id = $1 and state <> 'uploading'"#,
-        user_id,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if quota > 0 && u64::try_from(stored).unwrap_or(0).saturating_add(bytes) > quota {
-        return Err(quota_exceeded(quota));
+    if quota > 0 {
+        lock_user(&mut tx, user_id).await?;
+        let stored = sqlx::query_scalar!(
+            r#"select coalesce(sum(bytes), 0)::bigint as "stored!" from photos
+               where user_id = $1 and state <> 'uploading'"#,
+            user_id,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if u64::try_from(stored).unwrap_or(0).saturating_add(bytes) > quota {
+            return Err(quota_exceeded(quota));
+        }
     }
     let updated = sqlx::query!(
         "update photos set state = 'processing', bytes = $2, updated_at = now()
