@@ -49,6 +49,10 @@ enum Backend {
     },
 }
 
+/// Bytes an upload gathers before writing them to its spool file: each
+/// write is a hop to tokio's blocking pool, so fewer, larger ones are faster.
+const SPOOL_BUFFER_BYTES: usize = 256 * 1024;
+
 /// Spooled uploads copied to S3 at once per process.
 const S3_TRANSFERS: usize = 4;
 
@@ -322,7 +326,7 @@ impl Storage {
             .await
             .map_err(spool_error)?;
         Ok(Upload {
-            file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+            file: tokio::io::BufWriter::with_capacity(SPOOL_BUFFER_BYTES, file),
             spool: SpoolFile(Some(path)),
             key: key.to_owned(),
             content_type: content_type.to_owned(),
