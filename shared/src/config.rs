@@ -441,6 +441,30 @@ mod tests {
     }
 
     #[test]
+    fn abuse_limits_have_their_documented_defaults() {
+        let s = settings(&[("DATABASE_URL", "postgres://localhost/app")]).expect("valid");
+        assert_eq!(s.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(s.http.idle_timeout, Duration::from_secs(75));
+        assert_eq!(
+            (s.http.body_min_rate, s.http.body_window),
+            (1024, Duration::from_secs(10))
+        );
+        assert_eq!(s.http.max_connections, 1024);
+        assert_eq!(s.argon2.threads, cores());
+        assert_eq!(s.argon2.max_queue, 16 * cores());
+        assert_eq!(
+            s.login_failures,
+            LoginFailureLimit {
+                max: 10,
+                window: Duration::from_secs(900)
+            }
+        );
+        assert_eq!(s.uploads.per_hour, 20);
+        assert_eq!(s.uploads.quota_bytes, 200 * 1024 * 1024);
+        assert_eq!(s.uploads.max_concurrent, 32);
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let error = settings(&[("PORT", "eighty"), ("SHUTDOWN_TIMEOUT_SECS", "-1")])
             .expect_err("three problems");
