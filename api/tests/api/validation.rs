@@ -37,6 +37,16 @@ async fn each_invalid_field_is_named_with_its_problem() {
             json!("Ada\nBcc: spam@example.com"),
             "must not contain control characters",
         ),
+        (
+            "name",
+            json!("Ada \u{202E}nimda"),
+            "must not contain invisible or text-direction characters",
+        ),
+        (
+            "name",
+            json!("Ada\u{200B}"),
+            "must not contain invisible or text-direction characters",
+        ),
     ];
     for (field, value, problem) in cases {
         let mut body = valid();

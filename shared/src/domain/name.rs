@@ -21,6 +21,9 @@ impl UserName {
         if name.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
+        if name.chars().any(is_invisible_or_directional) {
+            return Err("must not contain invisible or text-direction characters".into());
+        }
         Ok(Self(name.to_owned()))
     }
 
@@ -28,6 +31,24 @@ impl UserName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that hide text or reorder how it is shown: a name with a
+/// right-to-left override reads differently in an email, a PDF and a Slack
+/// channel. Zero-width joiner and non-joiner stay allowed: Persian and Indic
+/// names and emoji sequences need them, and they cannot reorder or hide text.
+fn is_invisible_or_directional(c: char) -> bool {
+    matches!(
+        c,
+        // Directional marks, embeddings, overrides and isolates.
+        '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        // Zero-width space, word joiner, invisible operators, BOM.
+        | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}'
+        // Line and paragraph separators.
+        | '\u{2028}' | '\u{2029}'
+        // Interlinear annotations, which hide text between their marks.
+        | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 impl AsRef<str> for UserName {
@@ -54,6 +75,31 @@ mod tests {
         );
         assert!(UserName::parse("ミク 初音").is_ok());
         assert!(UserName::parse(&"é".repeat(UserName::MAX_CHARS)).is_ok());
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_rejected() {
+        for name in [
+            "Ada\u{202E}ecalevoL",
+            "Ada\u{200B}Lovelace",
+            "Ada\u{2066}x\u{2069}",
+            "Ada\u{2028}Lovelace",
+            "\u{FEFF}Ada",
+        ] {
+            assert!(
+                UserName::parse(name).unwrap_err().contains("invisible"),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn joiners_that_real_names_need_are_accepted() {
+        assert!(UserName::parse("مهسا\u{200C}ی").is_ok(), "Persian ZWNJ");
+        assert!(
+            UserName::parse("Ada 👩\u{200D}💻").is_ok(),
+            "emoji ZWJ sequence"
+        );
     }
 
     #[test]

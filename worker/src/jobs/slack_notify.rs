@@ -1,7 +1,8 @@
 //! `slack-notify`: announces a signup in the team's Slack channel.
 //!
 //! The email is partly masked: a chat channel is not the place for personal
-//! data. The queue's default rate limit (1 message/s) keeps a burst of
+//! data. User text is escaped (`&`, `<`, `>`), so no name can mention a
+//! channel (`<!channel>`) or disguise a link (`<https://evil|acme.com>`). The queue's default rate limit (1 message/s) keeps a burst of
 //! signups within Slack's webhook limit; if Slack still answers 429, the
 //! whole queue waits for its `Retry-After`.
 
@@ -38,8 +39,8 @@ pub(super) async fn run(
     };
     let text = format!(
         ":tada: New signup: *{}* ({})",
-        user.name,
-        mask_email(&user.email)
+        escape(&user.name),
+        escape(&mask_email(&user.email))
     );
 
     let response = ctx
@@ -72,6 +73,14 @@ pub(super) async fn run(
     })
 }
 
+/// Slack's three control characters, escaped as its docs ask: text then
+/// shows as typed and never becomes a mention, a channel ping or a link.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// `ada.lovelace@example.com` → `a***@example.com`: enough for a colleague
 /// to recognise a signup, not enough to harvest addresses from a channel.
 fn mask_email(email: &str) -> String {
@@ -86,7 +95,15 @@ fn mask_email(email: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::mask_email;
+    use super::{escape, mask_email};
+
+    #[test]
+    fn mentions_and_links_in_user_text_are_escaped() {
+        assert_eq!(
+            escape("<!channel> verify <https://evil.example|acme.com/login> & co"),
+            "&lt;!channel&gt; verify &lt;https://evil.example|acme.com/login&gt; &amp; co"
+        );
+    }
 
     #[test]
     fn emails_keep_their_first_letter_and_domain_only() {

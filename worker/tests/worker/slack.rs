@@ -195,3 +195,28 @@ async fn an_unreachable_webhook_never_leaks_its_secret_url() {
         "the webhook leaked: {error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_cannot_ping_the_channel_or_disguise_a_link() {
+    let (server, scripted) = slack(vec![ResponseTemplate::new(200).set_body_string("ok")]).await;
+    let app = app_with_slack(&server).await;
+
+    let body = app
+        .sign_up(
+            "mallory@example.com",
+            "<!channel> verify <https://evil.example|acme.com/login>",
+        )
+        .await;
+
+    app.wait_for_job_state(&job_id(&body, "slack-notify"), "completed", DEADLINE)
+        .await;
+    let text = scripted.arrivals()[0].1["text"]
+        .as_str()
+        .expect("a text field")
+        .to_owned();
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    assert!(
+        text.contains("&lt;!channel&gt; verify &lt;https://evil.example|acme.com/login&gt;"),
+        "the name shows as typed: {text}"
+    );
+}
