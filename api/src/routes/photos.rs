@@ -120,21 +120,25 @@ async fn upload(
     tracing::Span::current().record("photo_id", tracing::field::display(photo_id));
     let quota_left = reserve(&state, auth.user_id, photo_id, format).await?;
     let reservation = Reservation(Some((state.pool.clone(), photo_id)));
-    let key = keys::photo_original(photo_id);
-    let upload = state.storage.upload(&key, format.content_type()).await?;
     let limit = Limit {
         max_bytes: state.photo_max_bytes,
         quota_left,
     };
-    let bytes = receive(upload, head, &mut field, limit).await?;
-
-    let record = match commit_photo(&state, auth.user_id, photo_id, bytes).await {
+    let record = match store_and_commit(
+        &state,
+        auth.user_id,
+        photo_id,
+        format,
+        head,
+        &mut field,
+        limit,
+    )
+    .await
+    {
         Ok(record) => record,
         Err(error) => {
-            // Without its row nobody can reach the file: do not keep it.
-            if let Err(delete) = state.storage.delete(&key).await {
-                tracing::warn!(error = %delete, key, "could not delete an unrecorded upload");
-            }
+            // Gone before the answer, so a retry sees the account's real usage.
+            reservation.release().await;
             return Err(error);
         }
     };
@@ -152,6 +156,32 @@ async fn upload(
         job: JobRef::new(&state, &record, dispatched),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Receives the file into storage and turns the reserved row into the
+/// photo with its job. A failure leaves no file behind.
+async fn store_and_commit(
+    state: &AppState,
+    user_id: Uuid,
+    photo_id: Uuid,
+    format: ImageFormat,
+    head: Bytes,
+    field: &mut Field<'_>,
+    limit: Limit,
+) -> Result<outbox::JobRecord, ApiError> {
+    let key = keys::photo_original(photo_id);
+    let upload = state.storage.upload(&key, format.content_type()).await?;
+    let bytes = receive(upload, head, field, limit).await?;
+    match commit_photo(state, user_id, photo_id, bytes).await {
+        Ok(record) => Ok(record),
+        Err(error) => {
+            // Without its row nobody can reach the file: do not keep it.
+            if let Err(delete) = state.storage.delete(&key).await {
+                tracing::warn!(error = %delete, key, "could not delete an unrecorded upload");
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Reserves the photo's row (`uploading`) if the account may upload now.
@@ -290,6 +320,25 @@ impl Reservation {
     fn keep(mut self) {
         self.0 = None;
     }
+
+    /// Deletes the row now (the upload failed and we are still answering).
+    async fn release(mut self) {
+        if let Some((pool, photo_id)) = self.0.take() {
+            delete_reservation(&pool, photo_id).await;
+        }
+    }
+}
+
+async fn delete_reservation(pool: &sqlx::PgPool, photo_id: Uuid) {
+    let deleted = sqlx::query!(
+        "delete from photos where photo_id = $1 and state = 'uploading'",
+        photo_id
+    )
+    .execute(pool)
+    .await;
+    if let Err(error) = deleted {
+        tracing::warn!(%error, %photo_id, "could not delete an abandoned upload's row");
+    }
 }
 
 impl Drop for Reservation {
@@ -297,18 +346,13 @@ impl Drop for Reservation {
         let Some((pool, photo_id)) = self.0.take() else {
             return;
         };
-        // Dropped with the request (the client went away): clean up on the side.
-        tokio::spawn(async move {
-            let deleted = sqlx::query!(
-                "delete from photos where photo_id = $1 and state = 'uploading'",
-                photo_id
-            )
-            .execute(&pool)
-            .await;
-            if let Err(error) = deleted {
-                tracing::warn!(%error, %photo_id, "could not delete an abandoned upload's row");
-            }
-        });
+        // Dropped with the request (the client went away): clean up on the
+        // side. Without a runtime (the process is stopping) the hourly sweep
+        // of interrupted uploads removes the row instead.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move { delete_reservation(&pool, photo_id).await });
     }
 }
 
