@@ -9,6 +9,7 @@
 #![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -67,6 +68,7 @@ async fn main() {
     println!("  api peak RSS {:.0} MB", api.peak_mb());
 }
 
+#[derive(Clone)]
 struct Api {
     base: String,
     pid: u32,
@@ -77,21 +79,12 @@ impl Api {
         self.base.trim_start_matches("http://")
     }
 
-    fn status_kb(&self, field: &str) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0)
-    }
-
     fn rss_mb(&self) -> f64 {
-        self.status_kb("VmRSS:") / 1024.0
+        testkit::process_status_kb(&self.pid.to_string(), "VmRSS:") / 1024.0
     }
 
     fn peak_mb(&self) -> f64 {
-        self.status_kb("VmHWM:") / 1024.0
+        testkit::process_status_kb(&self.pid.to_string(), "VmHWM:") / 1024.0
     }
 
     /// Starts a new peak measurement (Linux: writing 5 resets `VmHWM`).
@@ -108,31 +101,74 @@ impl Api {
             .unwrap()
     }
 
-    async fn sign_up(&self, client: &reqwest::Client, email: &str) -> Result<Value, u16> {
+    /// Signs a new account up: its token, or the outcome (a status, or
+    /// `dropped` when no answer came).
+    async fn sign_up(&self, client: &reqwest::Client, kind: &str) -> Result<String, String> {
         let response = client
             .post(format!("{}/api/signup", self.base))
-            .json(&json!({ "email": email, "password": "correct horse battery", "name": "Bench" }))
+            .json(&json!({ "email": unique_email(kind), "password": "correct horse battery", "name": "Bench" }))
             .send()
             .await
-            .map_err(|_| 0_u16)?;
+            .map_err(|_| "dropped".to_owned())?;
         let status = response.status().as_u16();
-        if status == 201 {
-            Ok(response.json().await.map_err(|_| 0_u16)?)
-        } else {
-            Err(status)
+        if status != 201 {
+            return Err(status.to_string());
         }
+        let body: Value = response.json().await.map_err(|_| "dropped".to_owned())?;
+        Ok(body["token"].as_str().unwrap().to_owned())
     }
 
-    /// A token, retrying while the api is overloaded.
-    async fn token(&self, email: &str) -> String {
+    /// A new account's token, retrying while the api is overloaded.
+    async fn token(&self, kind: &str) -> String {
         let client = Self::client();
         loop {
-            match self.sign_up(&client, email).await {
-                Ok(body) => return body["token"].as_str().unwrap().to_owned(),
+            match self.sign_up(&client, kind).await {
+                Ok(token) => return token,
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
     }
+}
+
+/// An address no other signup of this run has used.
+fn unique_email(kind: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{kind}-{}-{n}@example.com", std::process::id())
+}
+
+/// How many times each outcome came up.
+fn tally(outcomes: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for outcome in outcomes {
+        *counts.entry(outcome).or_default() += 1;
+    }
+    counts
+}
+
+/// Runs `request` again and again until `until`, `pause` apart, timing each.
+async fn repeat_until<F: Future<Output = String>>(
+    until: Instant,
+    pause: Duration,
+    mut request: impl FnMut() -> F,
+) -> Stats {
+    let mut stats = Stats::default();
+    while Instant::now() < until {
+        let started = Instant::now();
+        let outcome = request().await;
+        stats.record(started.elapsed(), outcome);
+        tokio::time::sleep(pause).await;
+    }
+    stats
+}
+
+/// Waits for every task and adds their stats up.
+async fn merged(tasks: Vec<tokio::task::JoinHandle<Stats>>) -> Stats {
+    let mut total = Stats::default();
+    for task in futures::future::join_all(tasks).await {
+        total.merge(task.unwrap());
+    }
+    total
 }
 
 /// Latencies and outcomes of a run.
@@ -215,75 +251,47 @@ async fn healthz_under_slow_clients(api: &Api, slow: usize) -> Stats {
         held.push(stream);
     }
     let client = Api::client();
-    let mut stats = Stats::default();
     let until = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < until {
-        let started = Instant::now();
-        let outcome = match client.get(format!("{}/healthz", api.base)).send().await {
-            Ok(response) => response.status().as_u16().to_string(),
-            Err(_) => "connection error".into(),
-        };
-        stats.record(started.elapsed(), outcome);
-    }
+    let stats = repeat_until(until, Duration::ZERO, || {
+        let health = client.get(format!("{}/healthz", api.base)).send();
+        async move {
+            match health.await {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(_) => "connection error".into(),
+            }
+        }
+    })
+    .await;
     drop(held);
     stats
 }
 
 /// Signups from `connections` clients, each on its own connection, for `duration`.
 async fn signups(api: &Api, connections: usize, duration: Duration) -> Stats {
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
     let until = Instant::now() + duration;
-    let tasks = (0..connections).map(|c| {
-        let base = api.base.clone();
-        tokio::spawn(async move {
-            let api = Api { base, pid: 0 };
-            let client = Api::client();
-            let mut stats = Stats::default();
-            let mut n = 0;
-            while Instant::now() < until {
-                n += 1;
-                let email = format!("s{run}-{c}-{n}@example.com");
-                let started = Instant::now();
-                let outcome = match api.sign_up(&client, &email).await {
-                    Ok(_) => 201,
-                    Err(status) => status,
-                };
-                stats.record(
-                    started.elapsed(),
-                    if outcome == 0 {
-                        "dropped".into()
-                    } else {
-                        outcome.to_string()
-                    },
-                );
-            }
-            stats
+    let tasks = (0..connections)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let client = Api::client();
+                repeat_until(until, Duration::ZERO, || {
+                    let (api, client) = (api.clone(), client.clone());
+                    async move {
+                        match api.sign_up(&client, "signup").await {
+                            Ok(_) => "201".to_owned(),
+                            Err(outcome) => outcome,
+                        }
+                    }
+                })
+                .await
+            })
         })
-    });
-    let mut total = Stats::default();
-    for task in futures::future::join_all(tasks).await {
-        total.merge(task.unwrap());
-    }
-    total
-}
-
-fn multipart(file: &[u8]) -> (String, Vec<u8>) {
-    const BOUNDARY: &str = "bench-boundary-3vQx";
-    let mut body = format!(
-        "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"p.jpg\"\r\n\
-         content-type: image/jpeg\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+        .collect();
+    merged(tasks).await
 }
 
 async fn upload(api: &Api, client: &reqwest::Client, token: &str, file: &[u8]) -> String {
-    let (content_type, body) = multipart(file);
+    let (content_type, body) = testkit::multipart("photo", file);
     match client
         .post(format!("{}/api/photos", api.base))
         .bearer_auth(token)
@@ -299,31 +307,22 @@ async fn upload(api: &Api, client: &reqwest::Client, token: &str, file: &[u8]) -
 
 /// `count` uploads of `file` at once from one account: outcome counts.
 async fn upload_burst(api: &Api, file: &[u8], count: usize) -> BTreeMap<String, usize> {
-    let token = api
-        .token(&format!("burst-{}@example.com", std::process::id()))
-        .await;
+    let token = api.token("burst").await;
     let answers = futures::future::join_all((0..count).map(|_| async {
         let client = Api::client();
         upload(api, &client, &token, file).await
     }))
     .await;
-    let mut outcomes = BTreeMap::new();
-    for answer in answers {
-        *outcomes.entry(answer).or_default() += 1;
-    }
-    outcomes
+    tally(answers)
 }
 
 /// `count` accounts each start an upload, send half of it and stop.
 async fn stalled_uploads(api: &Api, file: &[u8], count: usize) -> BTreeMap<String, usize> {
     let mut tokens = Vec::new();
-    for n in 0..count {
-        tokens.push(
-            api.token(&format!("stall-{}-{n}@example.com", std::process::id()))
-                .await,
-        );
+    for _ in 0..count {
+        tokens.push(api.token("stall").await);
     }
-    let (content_type, body) = multipart(file);
+    let (content_type, body) = testkit::multipart("photo", file);
     let half = body.len() / 2;
     let answers = futures::future::join_all(tokens.iter().map(|token| {
         let head = format!(
@@ -351,11 +350,7 @@ async fn stalled_uploads(api: &Api, file: &[u8], count: usize) -> BTreeMap<Strin
         }
     }))
     .await;
-    let mut outcomes = BTreeMap::new();
-    for answer in answers {
-        *outcomes.entry(answer).or_default() += 1;
-    }
-    outcomes
+    tally(answers)
 }
 
 /// Signups, uploads and polling together; reports requests and the api's
@@ -363,111 +358,76 @@ async fn stalled_uploads(api: &Api, file: &[u8], count: usize) -> BTreeMap<Strin
 async fn mixed_load(api: &Api, duration: Duration) -> String {
     let until = Instant::now() + duration;
     let small = jpeg(1200, 900, &photo(1200, 900));
-    let poller_token = api
-        .token(&format!("poller-{}@example.com", std::process::id()))
-        .await;
-    let poll_job = {
-        let client = Api::client();
-        let response: Value = client
-            .get(format!("{}/api/me", api.base))
-            .bearer_auth(&poller_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        drop(response);
-        let (content_type, body) = multipart(&small);
-        let answer: Value = client
-            .post(format!("{}/api/photos", api.base))
-            .bearer_auth(&poller_token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["job"]["id"].as_str().unwrap().to_owned()
-    };
+    let poller_token = api.token("poller").await;
+    let (content_type, body) = testkit::multipart("photo", &small);
+    let answer: Value = Api::client()
+        .post(format!("{}/api/photos", api.base))
+        .bearer_auth(&poller_token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll_job = answer["job"]["id"].as_str().unwrap().to_owned();
+
     let mut tasks = Vec::new();
-    for loop_id in 0..2 {
-        let base = api.base.clone();
+    for _ in 0..2 {
+        let api = api.clone();
         tasks.push(tokio::spawn(async move {
-            let api = Api { base, pid: 0 };
             let client = Api::client();
-            let mut stats = Stats::default();
-            let mut n = 0;
-            while Instant::now() < until {
-                n += 1;
-                let started = Instant::now();
-                let outcome = match api
-                    .sign_up(
-                        &client,
-                        &format!("mix-{}-{loop_id}-{n}@example.com", std::process::id()),
-                    )
-                    .await
-                {
-                    Ok(_) => 201,
-                    Err(status) => status,
-                };
-                stats.record(started.elapsed(), format!("signup {outcome}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            stats
+            repeat_until(until, Duration::from_millis(100), || {
+                let (api, client) = (api.clone(), client.clone());
+                async move {
+                    match api.sign_up(&client, "mix").await {
+                        Ok(_) => "signup 201".to_owned(),
+                        Err(outcome) => format!("signup {outcome}"),
+                    }
+                }
+            })
+            .await
         }));
     }
     {
-        let base = api.base.clone();
-        let small = small.clone();
+        let api = api.clone();
         tasks.push(tokio::spawn(async move {
-            let api = Api { base, pid: 0 };
             let client = Api::client();
             let mut stats = Stats::default();
-            let mut n = 0;
             while Instant::now() < until {
-                // A fresh account every 15 uploads keeps under the hourly limit.
-                let token = api
-                    .token(&format!("mixup-{}-{n}@example.com", std::process::id()))
-                    .await;
-                for _ in 0..15 {
-                    if Instant::now() >= until {
-                        break;
-                    }
-                    let started = Instant::now();
-                    let outcome = upload(&api, &client, &token, &small).await;
-                    stats.record(started.elapsed(), format!("upload {outcome}"));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                n += 1;
+                // A fresh account every 15 uploads (one a second) keeps
+                // under the hourly limit.
+                let token = api.token("mixup").await;
+                let account_until = until.min(Instant::now() + Duration::from_secs(15));
+                let account = repeat_until(account_until, Duration::from_secs(1), || {
+                    let (api, client, token, small) =
+                        (api.clone(), client.clone(), token.clone(), small.clone());
+                    async move { format!("upload {}", upload(&api, &client, &token, &small).await) }
+                })
+                .await;
+                stats.merge(account);
             }
             stats
         }));
     }
     for _ in 0..8 {
-        let base = api.base.clone();
-        let token = poller_token.clone();
-        let job = poll_job.clone();
+        let (base, token, job) = (api.base.clone(), poller_token.clone(), poll_job.clone());
         tasks.push(tokio::spawn(async move {
             let client = Api::client();
-            let mut stats = Stats::default();
-            while Instant::now() < until {
-                let started = Instant::now();
-                let outcome = match client
+            repeat_until(until, Duration::from_millis(20), || {
+                let poll = client
                     .get(format!("{base}/api/jobs/{job}"))
                     .bearer_auth(&token)
-                    .send()
-                    .await
-                {
-                    Ok(response) => response.status().as_u16().to_string(),
-                    Err(_) => "dropped".into(),
-                };
-                stats.record(started.elapsed(), format!("poll {outcome}"));
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            stats
+                    .send();
+                async move {
+                    match poll.await {
+                        Ok(response) => format!("poll {}", response.status().as_u16()),
+                        Err(_) => "poll dropped".to_owned(),
+                    }
+                }
+            })
+            .await
         }));
     }
     let mut samples = Vec::new();
@@ -475,10 +435,7 @@ async fn mixed_load(api: &Api, duration: Duration) -> String {
         tokio::time::sleep(Duration::from_secs(1)).await;
         samples.push(api.rss_mb());
     }
-    let mut total = Stats::default();
-    for task in futures::future::join_all(tasks).await {
-        total.merge(task.unwrap());
-    }
+    let total = merged(tasks).await;
     let second_half = &samples[samples.len() / 2..];
     let steady = second_half.iter().sum::<f64>() / second_half.len().max(1) as f64;
     let max = samples.iter().copied().fold(0.0, f64::max);

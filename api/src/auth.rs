@@ -76,14 +76,13 @@ pub async fn revoke_token(state: &AppState, hash: &TokenHash) -> Result<(), ApiE
 }
 
 /// Revokes every token of `user_id` (sign out everywhere; after a password
-/// change or an account deletion). Returns how many there were.
-pub async fn revoke_all_tokens(state: &AppState, user_id: Uuid) -> Result<u64, ApiError> {
-    let revoked = sqlx::query!("delete from api_tokens where user_id = $1", user_id)
+/// change or an account deletion).
+pub async fn revoke_all_tokens(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
+    sqlx::query!("delete from api_tokens where user_id = $1", user_id)
         .execute(&state.pool)
-        .await?
-        .rows_affected();
+        .await?;
     state.tokens.remove_user(user_id);
-    Ok(revoked)
+    Ok(())
 }
 
 /// The user behind a valid `Authorization: Bearer <token>` header.

@@ -27,6 +27,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Middleware: on an error answer, drains up to `max_bytes` of the unread
 /// rest of the body first.
 pub async fn drain_refused(max_bytes: u64, request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        // Nothing to drain (a GET, a poll): no wrapping on the hot path.
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let shared = Arc::new(Mutex::new(body));
     let request = Request::from_parts(parts, Body::new(Shared(shared.clone())));

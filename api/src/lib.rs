@@ -36,7 +36,7 @@ use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::{Router, middleware};
 use secrecy::ExposeSecret;
-use shared::config::{HttpLimits, Settings};
+use shared::config::Settings;
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use tokio::net::TcpListener;
@@ -68,7 +68,6 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    http: HttpLimits,
 }
 
 impl Application {
@@ -93,6 +92,7 @@ impl Application {
             storage: Storage::from_settings(settings)?,
             photo_max_bytes: settings.photo_max_bytes,
             photo_max_pixels: settings.photo_max_pixels,
+            http: settings.http,
             upload_limits: Arc::new(settings.uploads.clone()),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(settings.uploads.max_concurrent)),
             passwords: Passwords::start(settings.argon2.threads, settings.argon2.max_queue)
@@ -113,11 +113,7 @@ impl Application {
                 .map(|token| auth::hash_token(token.expose_secret().trim())),
             public_url: settings.public_url.as_str().into(),
         };
-        Ok(Self {
-            listener,
-            state,
-            http: settings.http,
-        })
+        Ok(Self { listener, state })
     }
 
     /// The address actually bound (useful with `PORT=0`).
@@ -138,11 +134,8 @@ impl Application {
         ));
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         tracing::info!(address = %self.local_addr()?, "api listening");
-        let http = self.http;
-        let app = router(self.state).layer(middleware::from_fn(move |request, next| {
-            pace::enforce(http, request, next)
-        }));
-        let served = server::serve(self.listener, app, http, shutdown)
+        let http = self.state.http;
+        let served = server::serve(self.listener, router(self.state), http, shutdown)
             .await
             .context("the HTTP server failed");
         relay.abort();
@@ -206,6 +199,7 @@ pub fn router(state: AppState) -> Router {
     // A 20 MiB photo from a phone on a slow link takes minutes, not seconds.
     let uploads = routes::photos(state.photo_max_bytes).layer(timeout(UPLOAD_TIMEOUT));
     let largest_body = state.photo_max_bytes + routes::PHOTO_FRAMING_BYTES;
+    let http = state.http;
     Router::new()
         .merge(quick)
         .merge(uploads)
@@ -213,6 +207,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(move |request, next| {
             drain::drain_refused(largest_body, request, next)
+        }))
+        // Outside the drain, so draining a refused body keeps the pace too.
+        .layer(middleware::from_fn(move |request, next| {
+            pace::enforce(http, request, next)
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

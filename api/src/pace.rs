@@ -35,8 +35,12 @@ pub fn is_too_slow(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Middleware: wraps every request body in a [`Paced`] body.
+/// Middleware: wraps every request body in a [`Paced`] body (a request
+/// without one, such as a poll, passes as it is).
 pub async fn enforce(limits: HttpLimits, request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
     let request = request.map(|body| Body::new(Paced::new(body, &limits)));
     next.run(request).await
 }

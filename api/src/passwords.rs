@@ -57,30 +57,14 @@ pub enum HashError {
     Failed(String),
 }
 
-enum Work {
-    Hash(String),
-    Verify {
-        password: String,
-        stored: Option<String>,
-    },
-}
-
-enum Outcome {
-    Hashed(String),
-    Verified(bool),
-}
-
-struct Task {
-    work: Work,
-    reply: oneshot::Sender<Result<Timed<Outcome>, String>>,
-    span: tracing::Span,
-    enqueued: Instant,
-}
+/// One hashing request for a thread: given the thread's memory, it computes
+/// and answers its requester, or does nothing if the requester has left.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
 /// The pool: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Passwords {
-    queue: SyncSender<Task>,
+    queue: SyncSender<Job>,
     waiting: Arc<AtomicUsize>,
 }
 
@@ -88,15 +72,15 @@ impl Passwords {
     /// Starts `threads` hashing threads behind a queue of at most `max_queue`
     /// waiting requests.
     pub fn start(threads: usize, max_queue: usize) -> std::io::Result<Self> {
-        let (queue, tasks) = std::sync::mpsc::sync_channel::<Task>(max_queue);
-        let tasks = Arc::new(Mutex::new(tasks));
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(max_queue);
+        let jobs = Arc::new(Mutex::new(jobs));
         let waiting = Arc::new(AtomicUsize::new(0));
         for n in 0..threads.max(1) {
-            let tasks = tasks.clone();
+            let jobs = jobs.clone();
             let waiting = waiting.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || run(&tasks, &waiting))?;
+                .spawn(move || run(&jobs, &waiting))?;
         }
         Ok(Self { queue, waiting })
     }
@@ -109,15 +93,7 @@ impl Passwords {
     /// Hashes `password` with Argon2id (19 MiB, 2 passes, a random salt)
     /// into a PHC string that records its own parameters.
     pub async fn hash(&self, password: String) -> Result<Timed<String>, HashError> {
-        let timed = self.submit(Work::Hash(password)).await?;
-        match timed.value {
-            Outcome::Hashed(hash) => Ok(Timed {
-                value: hash,
-                queued: timed.queued,
-                ran: timed.ran,
-            }),
-            Outcome::Verified(_) => Err(HashError::Failed("a hash answered a verify".into())),
-        }
+        self.submit(move |memory| hash(&password, memory)).await
     }
 
     /// Whether `password` matches `stored`; with no stored hash (unknown
@@ -127,23 +103,43 @@ impl Passwords {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
-        match self.submit(Work::Verify { password, stored }).await?.value {
-            Outcome::Verified(matches) => Ok(matches),
-            Outcome::Hashed(_) => Err(HashError::Failed("a verify answered a hash".into())),
-        }
+        let timed = self
+            .submit(move |memory| {
+                let matches = verify(&password, stored.as_deref().unwrap_or(DUMMY_HASH), memory);
+                Ok(stored.is_some() && matches)
+            })
+            .await?;
+        Ok(timed.value)
     }
 
-    async fn submit(&self, work: Work) -> Result<Timed<Outcome>, HashError> {
+    /// Queues `work` for a hashing thread, in the caller's span, and waits
+    /// for its answer; a full queue is [`HashError::Overloaded`] at once.
+    async fn submit<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, String> + Send + 'static,
+    ) -> Result<Timed<T>, HashError> {
         let (reply, answer) = oneshot::channel();
-        let task = Task {
-            work,
-            reply,
-            span: tracing::Span::current(),
-            enqueued: Instant::now(),
-        };
+        let span = tracing::Span::current();
+        let enqueued = Instant::now();
+        let job: Job = Box::new(move |memory| {
+            if reply.is_closed() {
+                // Nobody is waiting for this answer any more: skip the work.
+                return;
+            }
+            let queued = enqueued.elapsed();
+            let started = Instant::now();
+            let value = span.in_scope(|| work(memory));
+            let timed = value.map(|value| Timed {
+                value,
+                queued,
+                ran: started.elapsed(),
+            });
+            // The requester may have gone meanwhile; then nobody needs this.
+            let _ = reply.send(timed);
+        });
         // Counted before the send so a thread's decrement never comes first.
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = self.queue.try_send(task) {
+        if let Err(error) = self.queue.try_send(job) {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(match error {
                 TrySendError::Full(_) => HashError::Overloaded(Overloaded),
@@ -159,43 +155,22 @@ impl Passwords {
     }
 }
 
-/// One hashing thread: takes tasks until the pool is dropped.
-fn run(tasks: &Mutex<Receiver<Task>>, waiting: &AtomicUsize) {
+/// One hashing thread: runs jobs until the pool is dropped.
+fn run(jobs: &Mutex<Receiver<Job>>, waiting: &AtomicUsize) {
     // Allocated on first use and reused for every hash on this thread.
     let mut memory: Vec<Block> = Vec::new();
     loop {
-        let task = {
-            let tasks = tasks
+        let job = {
+            let jobs = jobs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match tasks.recv() {
-                Ok(task) => task,
+            match jobs.recv() {
+                Ok(job) => job,
                 Err(_) => return,
             }
         };
         waiting.fetch_sub(1, Ordering::Relaxed);
-        if task.reply.is_closed() {
-            // Nobody is waiting for this answer any more: skip the work.
-            continue;
-        }
-        let queued = task.enqueued.elapsed();
-        let started = Instant::now();
-        let outcome = task.span.in_scope(|| match task.work {
-            Work::Hash(password) => hash(&password, &mut memory).map(Outcome::Hashed),
-            Work::Verify { password, stored } => {
-                let exists = stored.is_some();
-                let stored = stored.as_deref().unwrap_or(DUMMY_HASH);
-                let matches = verify(&password, stored, &mut memory);
-                Ok(Outcome::Verified(exists && matches))
-            }
-        });
-        let timed = outcome.map(|value| Timed {
-            value,
-            queued,
-            ran: started.elapsed(),
-        });
-        // The requester may have gone meanwhile; then nobody needs this.
-        let _ = task.reply.send(timed);
+        job(&mut memory);
     }
 }
 
@@ -314,6 +289,40 @@ mod tests {
             Params::DEFAULT_M_COST
         );
         assert!(!verify("", DUMMY_HASH, &mut Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_caller_left_is_skipped_not_hashed() {
+        let passwords = Passwords::start(1, 16).unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counted = |ran: &Arc<AtomicUsize>| {
+            let ran = ran.clone();
+            move |_: &mut Vec<Block>| {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        // The only thread stays busy until released, so the rest queue up.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let blocker = passwords.submit(move |_| hold.recv().map_err(|e| e.to_string()));
+        let mut blocker = Box::pin(blocker);
+        let _ = tokio::time::timeout(Duration::ZERO, &mut blocker).await;
+
+        for _ in 0..10 {
+            let mut left = Box::pin(passwords.submit(counted(&ran)));
+            // Polled once, so it is queued; then its caller goes away.
+            let _ = tokio::time::timeout(Duration::ZERO, &mut left).await;
+        }
+        let stayed = passwords.submit(counted(&ran));
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        stayed.await.unwrap();
+
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "only the request still awaited ran"
+        );
     }
 
     #[tokio::test]

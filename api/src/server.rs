@@ -19,8 +19,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -45,9 +45,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most a connection buffers of what the client sent (headers included).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// What a connection over the cap is told before it is closed.
-const OVER_CAPACITY_BODY: &str =
-    r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry in a second"}}"#;
+/// What a connection over the cap is told before it is closed, built once:
+/// it is sent most often when the server is busiest.
+static OVER_CAPACITY: LazyLock<String> = LazyLock::new(|| {
+    let body = r#"{"error":{"code":"overloaded","message":"the server is at capacity; retry in a second"}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+});
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to [`DRAIN_TIMEOUT`].
@@ -83,8 +90,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            static OVER_CAPACITY: LogOnce = LogOnce::new();
-            if OVER_CAPACITY.due() {
+            static FULL: LogOnce = LogOnce::new();
+            if FULL.due() {
                 tracing::warn!(
                     max_connections = limits.max_connections,
                     "connection limit reached; answering 503"
@@ -131,12 +138,7 @@ pub async fn serve(
 /// long on a client that does not read.
 async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let response = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{OVER_CAPACITY_BODY}",
-            OVER_CAPACITY_BODY.len()
-        );
-        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.write_all(OVER_CAPACITY.as_bytes()).await;
         let _ = stream.shutdown().await;
     })
     .await;
@@ -172,9 +174,8 @@ struct Watched {
     last_activity: Instant,
     /// When the current request's head began.
     head_started: Instant,
-    /// The phase and instant `deadline` is armed for, so it is reset only
-    /// when they change.
-    timer_phase: u8,
+    /// The instant `deadline` is armed for, so it is reset only when the
+    /// phase's deadline moves.
     timer_at: Instant,
     deadline: Pin<Box<Sleep>>,
 }
@@ -189,7 +190,6 @@ impl Watched {
             peer,
             last_activity: now,
             head_started: now,
-            timer_phase: u8::MAX,
             deadline: Box::pin(tokio::time::sleep_until(now + limits.idle_timeout)),
             timer_at: now + limits.idle_timeout,
         }
@@ -253,10 +253,8 @@ impl Watched {
         let Some((deadline, reason)) = self.read_deadline() else {
             return Poll::Pending;
         };
-        let phase = self.phase.get();
-        if phase != self.timer_phase || deadline != self.timer_at {
+        if deadline != self.timer_at {
             self.deadline.as_mut().reset(deadline);
-            self.timer_phase = phase;
             self.timer_at = deadline;
         }
         ready!(self.deadline.as_mut().poll(cx));

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::HeaderName;
-use shared::config::{LoginFailureLimit, UploadLimits};
+use shared::config::{HttpLimits, LoginFailureLimit, UploadLimits};
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use sqlx::PgPool;
@@ -25,6 +25,8 @@ pub struct AppState {
     pub photo_max_bytes: u64,
     /// Largest photo accepted, in pixels (`PHOTO_MAX_PIXELS`).
     pub photo_max_pixels: u64,
+    /// Connection and body limits (timeouts, body pace, connection cap).
+    pub http: HttpLimits,
     /// Per-account and per-instance upload limits.
     pub upload_limits: Arc<UploadLimits>,
     /// Uploads in progress on this instance (`PHOTO_MAX_CONCURRENT_UPLOADS`).

@@ -170,6 +170,13 @@ impl Upload {
     }
 }
 
+/// `folder`, created if missing, for uploads in progress.
+fn spool_folder(folder: PathBuf) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create the upload spool {}", folder.display()))?;
+    Ok(folder)
+}
+
 fn spool_error(error: std::io::Error) -> object_store::Error {
     object_store::Error::Generic {
         store: "upload spool",
@@ -234,7 +241,7 @@ impl Storage {
                 s3,
                 transfers: Arc::new(tokio::sync::Semaphore::new(S3_TRANSFERS)),
             },
-            spool_dir: spool_dir.to_owned(),
+            spool_dir: spool_folder(spool_dir.to_owned())?,
         })
     }
 
@@ -253,7 +260,7 @@ impl Storage {
             store: Arc::new(store),
             prefix: String::new(),
             // Inside the folder, so a finished upload is renamed, not copied.
-            spool_dir: root.join(".spool"),
+            spool_dir: spool_folder(root.join(".spool"))?,
             backend: Backend::Local { root },
         })
     }
@@ -315,16 +322,22 @@ impl Storage {
         key: &str,
         content_type: &str,
     ) -> Result<Upload, object_store::Error> {
-        tokio::fs::create_dir_all(&self.spool_dir)
-            .await
-            .map_err(spool_error)?;
-        let mut name = [0_u8; 12];
-        getrandom::fill(&mut name).map_err(|e| spool_error(std::io::Error::other(e)))?;
-        let name: String = name.iter().map(|byte| format!("{byte:02x}")).collect();
-        let path = self.spool_dir.join(format!("{name}.part"));
-        let file = tokio::fs::File::create_new(&path)
-            .await
-            .map_err(spool_error)?;
+        let path = self
+            .spool_dir
+            .join(format!("{}.part", uuid::Uuid::now_v7()));
+        let file = match tokio::fs::File::create_new(&path).await {
+            Ok(file) => file,
+            // The folder is made at start; someone removed it since.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                tokio::fs::create_dir_all(&self.spool_dir)
+                    .await
+                    .map_err(spool_error)?;
+                tokio::fs::File::create_new(&path)
+                    .await
+                    .map_err(spool_error)?
+            }
+            Err(error) => return Err(spool_error(error)),
+        };
         Ok(Upload {
             file: tokio::io::BufWriter::with_capacity(SPOOL_BUFFER_BYTES, file),
             spool: SpoolFile(Some(path)),

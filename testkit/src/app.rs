@@ -81,8 +81,14 @@ impl TestApp {
 
     /// API only: jobs wait in Redis until a test starts a worker.
     pub async fn spawn_without_worker() -> Self {
+        Self::spawn_without_worker_with(Vec::new()).await
+    }
+
+    /// API only, with extra or overriding environment variables.
+    pub async fn spawn_without_worker_with(env: Vec<(&'static str, String)>) -> Self {
         Self::spawn_with(Options {
             worker: false,
+            env,
             ..Options::default()
         })
         .await
@@ -256,21 +262,11 @@ impl TestApp {
 
     /// `POST /api/photos` with `bytes` as the multipart field `field`.
     pub async fn upload(&self, token: &str, field: &str, bytes: &[u8]) -> reqwest::Response {
-        const BOUNDARY: &str = "acme-test-boundary-7MA4YWxkTrZu0gW";
-        let mut body = format!(
-            "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{field}\"; filename=\"photo\"\r\n\
-             content-type: application/octet-stream\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let (content_type, body) = crate::multipart(field, bytes);
         self.client
             .post(format!("{}/api/photos", self.address))
             .bearer_auth(token)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await
@@ -357,8 +353,7 @@ impl ApiProcess {
     /// The process's peak resident set so far (`VmHWM`), in MB.
     pub fn peak_rss_mb(&self) -> f64 {
         let pid = self.child.id().expect("the api is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        crate::status_kb(&status, "VmHWM:") / 1024.0
+        crate::process_status_kb(&pid.to_string(), "VmHWM:") / 1024.0
     }
 }
 

@@ -36,17 +36,50 @@ pub fn job_id(signup: &serde_json::Value, queue: &str) -> String {
 
 /// This process's peak resident set (`VmHWM`), in MB; for benchmarks.
 pub fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status_kb(&status, "VmHWM:") / 1024.0
+    process_status_kb("self", "VmHWM:") / 1024.0
 }
 
-/// A `kB` field of a `/proc/<pid>/status` text; 0 when missing.
-fn status_kb(status: &str, field: &str) -> f64 {
-    status
+/// A `kB` field of `/proc/<process>/status` (`process`: a pid or `self`),
+/// e.g. `VmRSS:`; 0 when missing.
+pub fn process_status_kb(process: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
+        .unwrap_or_default()
         .lines()
         .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// A `multipart/form-data` body with `bytes` as the file field `field`:
+/// the `Content-Type` to send and the body.
+pub fn multipart(field: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "acme-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = format!(
+        "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{field}\"; filename=\"photo\"\r\n\
+         content-type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+/// Every file below `dir` (empty folders do not count; a missing `dir` has none).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
 }
 
 /// A port nobody listens on right now.

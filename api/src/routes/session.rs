@@ -73,7 +73,7 @@ async fn login(
     }
     let limit = state.login_failures;
     let user = sqlx::query!(
-        r#"select user_id, email, name, created_at, password_hash,
+        r#"select user_id, email, name, created_at, password_hash, login_failures,
                   case when $2 > 0 and login_failures >= $2
                              and login_failures_since > now() - make_interval(secs => $3)
                        then extract(epoch from login_failures_since
@@ -100,13 +100,14 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
-    sqlx::query!(
-        "update users set login_failures = 0, login_failures_since = null
-         where user_id = $1 and login_failures > 0",
-        user.user_id,
-    )
-    .execute(&state.pool)
-    .await?;
+    if user.login_failures > 0 {
+        sqlx::query!(
+            "update users set login_failures = 0, login_failures_since = null where user_id = $1",
+            user.user_id,
+        )
+        .execute(&state.pool)
+        .await?;
+    }
     let token = issue_token(&state.pool, user.user_id).await?;
     Ok(Json(LoginResponse {
         user: UserBody {

@@ -1,6 +1,7 @@
 //! The api process's memory under bursts: measured from outside, on the
 //! real binary, so nothing of the test harness counts.
 
+use futures::future::join_all;
 use serde_json::json;
 use testkit::TestApp;
 use testkit::images::{jpeg, noise};
@@ -15,53 +16,35 @@ const PEAK_RSS_MB: f64 = 128.0;
 async fn bursts_of_signups_and_uploads_keep_the_api_process_small() {
     let app = TestApp::spawn_without_worker().await;
     let api = app.spawn_api_process(API).await;
-    let client = app.client.clone();
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.expect("answered").status().as_u16()
+    };
 
-    let signups = futures::future::join_all((0..64).map(|n| {
-        let client = client.clone();
-        let address = api.address.clone();
-        async move {
-            client
-                .post(format!("{address}/api/signup"))
+    let signups = join_all((0..64).map(|n| {
+        status(
+            app.client
+                .post(format!("{}/api/signup", api.address))
                 .json(&json!({
                     "email": format!("burst{n}@example.com"),
                     "password": "correct horse battery",
                     "name": "Burst",
-                }))
-                .send()
-                .await
-                .expect("answered")
-                .status()
-                .as_u16()
-        }
+                })),
+        )
     }))
     .await;
     let token = app.sign_up("uploader@example.com", "Uploader").await["token"]
         .as_str()
         .expect("token")
         .to_owned();
-    let file = jpeg(1600, 1200, &noise(1600, 1200));
-    let uploads = futures::future::join_all((0..40).map(|_| {
-        let client = client.clone();
-        let address = api.address.clone();
-        let file = file.clone();
-        let token = token.clone();
-        async move {
-            let mut body =
-                b"--b0undary\r\ncontent-disposition: form-data; name=\"photo\"\r\n\r\n".to_vec();
-            body.extend_from_slice(&file);
-            body.extend_from_slice(b"\r\n--b0undary--\r\n");
-            client
-                .post(format!("{address}/api/photos"))
-                .bearer_auth(token)
-                .header("content-type", "multipart/form-data; boundary=b0undary")
-                .body(body)
-                .send()
-                .await
-                .expect("answered")
-                .status()
-                .as_u16()
-        }
+    let (content_type, body) = testkit::multipart("photo", &jpeg(1600, 1200, &noise(1600, 1200)));
+    let uploads = join_all((0..40).map(|_| {
+        status(
+            app.client
+                .post(format!("{}/api/photos", api.address))
+                .bearer_auth(&token)
+                .header("content-type", &content_type)
+                .body(body.clone()),
+        )
     }))
     .await;
 

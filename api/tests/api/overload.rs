@@ -3,20 +3,15 @@
 
 use serde_json::{Value, json};
 use testkit::TestApp;
-use testkit::app::Options;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::raw;
 
 async fn app_with_one_hashing_thread(max_queue: usize) -> TestApp {
-    TestApp::spawn_with(Options {
-        worker: false,
-        env: vec![
-            ("ARGON2_THREADS", "1".into()),
-            ("ARGON2_MAX_QUEUE", max_queue.to_string()),
-        ],
-        ..Options::default()
-    })
+    TestApp::spawn_without_worker_with(vec![
+        ("ARGON2_THREADS", "1".into()),
+        ("ARGON2_MAX_QUEUE", max_queue.to_string()),
+    ])
     .await
 }
 

@@ -1,16 +1,10 @@
 use serde_json::{Value, json};
 use testkit::TestApp;
-use testkit::app::Options;
 
 async fn app_with_limit(extra: Vec<(&'static str, String)>) -> TestApp {
     let mut env = vec![("AUTH_RATE_LIMIT", "3".to_owned())];
     env.extend(extra);
-    TestApp::spawn_with(Options {
-        worker: false,
-        env,
-        ..Options::default()
-    })
-    .await
+    TestApp::spawn_without_worker_with(env).await
 }
 
 #[tokio::test]

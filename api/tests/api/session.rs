@@ -186,16 +186,12 @@ async fn a_token_revoked_on_one_instance_stops_working_on_another_within_seconds
 
 #[tokio::test]
 async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
-    let app = TestApp::spawn_with(testkit::app::Options {
-        worker: false,
-        env: vec![
-            ("LOGIN_FAILURE_LIMIT", "3".into()),
-            // The per-address limit is on but every guess has a new address.
-            ("AUTH_RATE_LIMIT", "2".into()),
-            ("CLIENT_IP_HEADER", "x-forwarded-for".into()),
-        ],
-        ..testkit::app::Options::default()
-    })
+    let app = TestApp::spawn_without_worker_with(vec![
+        ("LOGIN_FAILURE_LIMIT", "3".into()),
+        // The per-address limit is on but every guess has a new address.
+        ("AUTH_RATE_LIMIT", "2".into()),
+        ("CLIENT_IP_HEADER", "x-forwarded-for".into()),
+    ])
     .await;
     app.sign_up("victim@example.com", "Victim").await;
     app.sign_up("bystander@example.com", "Bystander").await;
@@ -243,12 +239,7 @@ async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
 
 #[tokio::test]
 async fn a_successful_login_clears_earlier_failures() {
-    let app = TestApp::spawn_with(testkit::app::Options {
-        worker: false,
-        env: vec![("LOGIN_FAILURE_LIMIT", "2".into())],
-        ..testkit::app::Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_without_worker_with(vec![("LOGIN_FAILURE_LIMIT", "2".into())]).await;
     app.sign_up("forgetful@example.com", "Forgetful").await;
 
     let mut statuses = Vec::new();

@@ -4,24 +4,15 @@
 use std::time::Duration;
 
 use testkit::TestApp;
-use testkit::app::Options;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use crate::raw;
 
-async fn app_with(env: Vec<(&'static str, String)>) -> TestApp {
-    TestApp::spawn_with(Options {
-        worker: false,
-        env,
-        ..Options::default()
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_cut_off() {
-    let app = app_with(vec![("HTTP_HEADER_TIMEOUT_SECS", "1".into())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("HTTP_HEADER_TIMEOUT_SECS", "1".into())]).await;
     let mut stream = raw::connect(&app).await;
     let head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 
@@ -40,7 +31,8 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let app = app_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
     let mut stream = raw::connect(&app).await;
 
     let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
@@ -54,7 +46,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_quiet_new_connection_is_governed_by_the_idle_timeout_not_the_header_timeout() {
-    let app = app_with(vec![
+    let app = TestApp::spawn_without_worker_with(vec![
         ("HTTP_HEADER_TIMEOUT_SECS", "1".into()),
         ("HTTP_IDLE_TIMEOUT_SECS", "30".into()),
     ])
@@ -73,7 +65,7 @@ async fn a_quiet_new_connection_is_governed_by_the_idle_timeout_not_the_header_t
 
 #[tokio::test]
 async fn connections_past_the_cap_get_a_quick_503_with_retry_after() {
-    let app = app_with(vec![("HTTP_MAX_CONNECTIONS", "4".into())]).await;
+    let app = TestApp::spawn_without_worker_with(vec![("HTTP_MAX_CONNECTIONS", "4".into())]).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut stream = raw::connect(&app).await;
@@ -106,7 +98,7 @@ async fn connections_past_the_cap_get_a_quick_503_with_retry_after() {
 
 #[tokio::test]
 async fn hundreds_of_slow_clients_do_not_stop_a_normal_request() {
-    let app = app_with(Vec::new()).await;
+    let app = TestApp::spawn_without_worker_with(Vec::new()).await;
     let mut slow = Vec::new();
     for _ in 0..300 {
         let mut stream = raw::connect(&app).await;
@@ -127,7 +119,7 @@ async fn hundreds_of_slow_clients_do_not_stop_a_normal_request() {
 
 #[tokio::test]
 async fn a_json_body_that_stalls_is_answered_408() {
-    let app = app_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
     let mut stream: TcpStream = raw::connect(&app).await;
     stream
         .write_all(
@@ -141,13 +133,12 @@ async fn a_json_body_that_stalls_is_answered_408() {
 
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
-    let mut rest = Vec::new();
-    let _ = stream.read_to_end(&mut rest).await;
 }
 
 #[tokio::test]
 async fn a_connection_that_never_sends_a_request_is_closed_after_the_idle_timeout() {
-    let app = app_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
     let mut stream = raw::connect(&app).await;
 
     assert!(

@@ -1,25 +1,15 @@
 //! One account, or one instance, against the upload limits: rate, quota,
 //! concurrent uploads, and uploads that stall or are abandoned.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::app::Options;
 use testkit::images::{jpeg, noise, photo};
 use testkit::{TestApp, wait};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::raw;
-
-async fn app_with(env: Vec<(&'static str, String)>) -> TestApp {
-    TestApp::spawn_with(Options {
-        worker: false,
-        env,
-        ..Options::default()
-    })
-    .await
-}
 
 async fn sign_up(app: &TestApp, email: &str) -> String {
     app.sign_up(email, "Uploader").await["token"]
@@ -37,50 +27,28 @@ async fn photo_rows(app: &TestApp) -> i64 {
 
 /// Files in the spool and under `photos/`: what an upload may leave behind.
 fn leftovers(app: &TestApp) -> Vec<PathBuf> {
-    let mut files = files_under(&app.storage_dir().join(".spool"));
-    files.extend(files_under(&app.storage_dir().join("photos")));
+    let mut files = testkit::files_under(&app.storage_dir().join(".spool"));
+    files.extend(testkit::files_under(&app.storage_dir().join("photos")));
     files
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                files_under(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
-}
-
-/// Starts a multipart upload over raw TCP announcing `total` bytes of photo,
-/// and sends only its first `sent` bytes.
+/// Starts a multipart upload of `file` over raw TCP and sends only the
+/// first `sent` bytes of its body.
 async fn start_upload(
     app: &TestApp,
     token: &str,
     file: &[u8],
     sent: usize,
 ) -> tokio::net::TcpStream {
-    const BOUNDARY: &str = "stall-boundary";
-    let preamble = format!(
-        "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"photo\"; filename=\"p.jpg\"\r\n\
-         content-type: image/jpeg\r\n\r\n"
-    );
-    let closing = format!("\r\n--{BOUNDARY}--\r\n");
-    let length = preamble.len() + file.len() + closing.len();
+    let (content_type, body) = testkit::multipart("photo", file);
     let head = format!(
         "POST /api/photos HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
-         content-type: multipart/form-data; boundary={BOUNDARY}\r\ncontent-length: {length}\r\n\r\n{preamble}"
+         content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
     );
     let mut stream = raw::connect(app).await;
     stream.write_all(head.as_bytes()).await.expect("sent");
-    stream.write_all(&file[..sent]).await.expect("sent");
+    stream.write_all(&body[..sent]).await.expect("sent");
     stream
 }
 
@@ -91,7 +59,8 @@ fn big_photo() -> Vec<u8> {
 
 #[tokio::test]
 async fn uploads_past_the_hourly_limit_get_429_with_retry_after() {
-    let app = app_with(vec![("PHOTO_UPLOADS_PER_HOUR", "2".into())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("PHOTO_UPLOADS_PER_HOUR", "2".into())]).await;
     let token = sign_up(&app, "hourly@example.com").await;
     let file = jpeg(64, 64, &photo(64, 64));
 
@@ -120,7 +89,8 @@ async fn uploads_past_the_hourly_limit_get_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_concurrent_uploads_from_one_account_gets_exactly_the_hourly_limit() {
-    let app = app_with(vec![("PHOTO_UPLOADS_PER_HOUR", "3".into())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("PHOTO_UPLOADS_PER_HOUR", "3".into())]).await;
     let token = sign_up(&app, "burst@example.com").await;
     let file = jpeg(64, 64, &photo(64, 64));
 
@@ -139,7 +109,8 @@ async fn a_burst_of_concurrent_uploads_from_one_account_gets_exactly_the_hourly_
 async fn uploads_past_the_storage_quota_get_403_and_leave_nothing() {
     let file = big_photo();
     let quota = file.len() * 3 / 2;
-    let app = app_with(vec![("PHOTO_QUOTA_BYTES", quota.to_string())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("PHOTO_QUOTA_BYTES", quota.to_string())]).await;
     let token = sign_up(&app, "quota@example.com").await;
 
     let first = app.upload(&token, "photo", &file).await.status();
@@ -162,7 +133,9 @@ async fn uploads_past_the_storage_quota_get_403_and_leave_nothing() {
 
 #[tokio::test]
 async fn uploads_past_the_instance_cap_get_503_with_retry_after() {
-    let app = app_with(vec![("PHOTO_MAX_CONCURRENT_UPLOADS", "1".into())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("PHOTO_MAX_CONCURRENT_UPLOADS", "1".into())])
+            .await;
     let token = sign_up(&app, "cap@example.com").await;
     let file = big_photo();
     let stalled = start_upload(&app, &token, &file, file.len() / 2).await;
@@ -185,7 +158,7 @@ async fn uploads_past_the_instance_cap_get_503_with_retry_after() {
 
 #[tokio::test]
 async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
-    let app = app_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
     let token = sign_up(&app, "stall@example.com").await;
     let file = big_photo();
 
@@ -204,7 +177,7 @@ async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
 
 #[tokio::test]
 async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
-    let app = app_with(Vec::new()).await;
+    let app = TestApp::spawn_without_worker_with(Vec::new()).await;
     let token = sign_up(&app, "gone@example.com").await;
     let file = big_photo();
     let stream = start_upload(&app, &token, &file, file.len() / 2).await;
@@ -230,7 +203,8 @@ async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upload_is_answered_even_while_the_client_is_still_sending() {
-    let app = app_with(vec![("PHOTO_UPLOADS_PER_HOUR", "1".into())]).await;
+    let app =
+        TestApp::spawn_without_worker_with(vec![("PHOTO_UPLOADS_PER_HOUR", "1".into())]).await;
     let token = sign_up(&app, "insistent@example.com").await;
     assert_eq!(
         app.upload(&token, "photo", &jpeg(64, 64, &photo(64, 64)))

@@ -225,30 +225,12 @@ async fn uploads_we_cannot_take_are_refused_with_the_right_status() {
         .await
         .expect("count");
     assert_eq!(photos, 0);
-    let stored = files_under(&app.storage_dir().join("photos"));
+    let stored = testkit::files_under(&app.storage_dir().join("photos"));
     assert_eq!(
         stored,
         Vec::<std::path::PathBuf>::new(),
         "refused uploads leave no files"
     );
-}
-
-/// Every file below `dir` (empty folders do not count).
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                files_under(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
