@@ -92,6 +92,7 @@ impl Application {
             storage: Storage::from_settings(settings)?,
             photo_max_bytes: settings.photo_max_bytes,
             photo_max_pixels: settings.photo_max_pixels,
+            photo_max_decode_bytes: settings.photo_max_decode_bytes,
             http: settings.http,
             upload_limits: Arc::new(settings.uploads.clone()),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(settings.uploads.max_concurrent)),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub photo_max_bytes: u64,
     /// Largest photo accepted, in pixels (`PHOTO_MAX_PIXELS`).
     pub photo_max_pixels: u64,
+    /// Most bytes one photo's decoder may hold (`PHOTO_MAX_DECODE_BYTES`).
+    pub photo_max_decode_bytes: u64,
     /// Connection and body limits (timeouts, body pace, connection cap).
     pub http: HttpLimits,
     /// Per-account and per-instance upload limits.

@@ -9,7 +9,7 @@ use turbojpeg::{Compressor, PixelFormat, Subsamp};
 pub use shared::images::Variant;
 
 use super::ImageError;
-use super::decode::decode;
+use super::decode::{Limits, decode};
 
 /// One encoded square.
 #[derive(Debug)]
@@ -40,8 +40,9 @@ const QUALITY: i32 = 80;
 /// Decodes `bytes` once and makes every [`Variant`]: centre-cropped to a
 /// square ("cover"), never enlarged (an original whose short side is under
 /// 1200 gives squares of its short side instead), upright per EXIF.
-pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, ImageError> {
-    let decoded = decode(bytes, max_pixels, Variant::Large.side())?;
+/// Nothing of the original's metadata (EXIF, XMP, IPTC, ICC) is carried over.
+pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, ImageError> {
+    let decoded = decode(bytes, limits)?;
     let (width, height) = decoded.original;
     let short = width.min(height);
     let mut resizer = Resizer::new();
@@ -52,6 +53,7 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, ImageError> {
     let mut source = decoded.pixels;
     let mut outputs = Vec::with_capacity(Variant::ALL.len());
     for variant in Variant::ALL {
+        limits.check_time()?;
         let side = variant.side().min(short);
         let square = square(&mut resizer, &source, side)?;
         let upright = upright(square.clone(), decoded.orientation);

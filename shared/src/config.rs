@@ -52,6 +52,13 @@ pub struct Settings {
     /// Largest photo accepted, in pixels (width × height), against
     /// decompression bombs (`PHOTO_MAX_PIXELS`).
     pub photo_max_pixels: u64,
+    /// Most bytes one photo's decoder may hold, judged from the file's header
+    /// (`PHOTO_MAX_DECODE_BYTES`): worker memory is at most this times the
+    /// image-resize concurrency, whatever is uploaded.
+    pub photo_max_decode_bytes: u64,
+    /// How long a queue stays paused when a provider refuses our credentials
+    /// (`CONFIG_FAULT_PAUSE_SECS`): its jobs wait rather than fail.
+    pub config_fault_pause: Duration,
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one Redis Cluster slot.
     pub queue_prefix: String,
     /// Signups plus logins allowed per client per minute; 0 turns the limit
@@ -102,6 +109,8 @@ pub struct QueueSettings {
     pub lock_duration: Duration,
     /// How often a worker looks for jobs whose lock expired (`STALLED_INTERVAL_MS`).
     pub stalled_interval: Duration,
+    /// An attempt running longer fails, and its slot is freed (`TIMEOUT_SECS`).
+    pub timeout: Duration,
 }
 
 /// Every queue's settings: the catalogue's defaults, overridden from the
@@ -287,6 +296,10 @@ impl Settings {
             },
             photo_max_bytes: env.parsed("PHOTO_MAX_BYTES", 20 * 1024 * 1024),
             photo_max_pixels: env.parsed("PHOTO_MAX_PIXELS", 50_000_000),
+            photo_max_decode_bytes: env.parsed("PHOTO_MAX_DECODE_BYTES", 100 * 1024 * 1024),
+            config_fault_pause: Duration::from_secs(
+                env.parsed("CONFIG_FAULT_PAUSE_SECS", 300).max(1),
+            ),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
             login_failures: LoginFailureLimit {
@@ -373,6 +386,7 @@ fn queue_settings<F: Fn(&str) -> Option<String>>(
         keep_failed: secs(env, "KEEP_FAILED_SECS", d.keep_failed),
         lock_duration: millis(env, "LOCK_DURATION_MS", d.lock_duration),
         stalled_interval: millis(env, "STALLED_INTERVAL_MS", d.stalled_interval),
+        timeout: Duration::from_secs(env.parsed(&key("TIMEOUT_SECS"), d.timeout.as_secs()).max(1)),
     }
 }
 

@@ -58,7 +58,10 @@ impl QueueName {
     pub fn default_settings(self) -> QueueSettings {
         /// What every queue shares unless it says otherwise: completed jobs
         /// kept a day (the durable status is in Postgres anyway), failed ones
-        /// a week (the dead-letter set), BullMQ's 30 s lock and stall check.
+        /// a week (the dead-letter set). A 10 s lock checked every 5 s: a job
+        /// whose worker was killed runs again within about 20 s (BullMQ's
+        /// 30 s and 30 s take up to 90 s), for one lock renewal per running
+        /// job every 5 s. A minute per attempt is generous for a network call.
         const BASE: QueueSettings = QueueSettings {
             concurrency: 8,
             attempts: 5,
@@ -67,8 +70,9 @@ impl QueueName {
             keep_completed: Duration::from_secs(24 * 60 * 60),
             keep_completed_count: 1_000,
             keep_failed: Duration::from_secs(7 * 24 * 60 * 60),
-            lock_duration: Duration::from_secs(30),
-            stalled_interval: Duration::from_secs(30),
+            lock_duration: Duration::from_secs(10),
+            stalled_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
         };
         match self {
             QueueName::WelcomeEmail => QueueSettings {
@@ -102,9 +106,12 @@ impl QueueName {
             },
             // Decoding and resizing a photo keeps a core busy for tens of
             // milliseconds; a second job per core would only wait for it.
+            // The slowest file the decode limits let through takes a few
+            // seconds; 30 s is for a loaded machine, not for bombs.
             QueueName::ImageResize => QueueSettings {
                 concurrency: cores(),
                 attempts: 3,
+                timeout: Duration::from_secs(30),
                 ..BASE
             },
         }

@@ -11,6 +11,8 @@
 //! - [`queue`]: the typed layer over BullMQ (`enqueue`, connection health).
 //! - [`storage`]: files the jobs produce (local folder or object store), at deterministic keys.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
+//! - [`records`]: the job records (`jobs` table), whose states only move
+//!   forward; the one module that writes them.
 //! - [`outbox`]: job records written with the change that causes them, and
 //!   the relay that delivers the ones Redis did not take.
 
@@ -22,6 +24,7 @@ pub mod images;
 pub mod jobs;
 pub mod outbox;
 pub mod queue;
+pub mod records;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -8,11 +8,12 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::jobs::{Job, QueueName};
 use crate::queue::JobQueues;
+use crate::records::{self, Failure, PublicError};
 
 /// A job row as written by [`record`], ready to be dispatched.
 #[derive(Debug, Clone)]
@@ -47,17 +48,15 @@ pub async fn record<J: Job>(
         queue: J::QUEUE,
         payload: serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
     };
-    let max_attempts = i32::try_from(queues.settings(J::QUEUE).attempts).unwrap_or(i32::MAX);
-    sqlx::query!(
-        "insert into jobs (job_id, user_id, queue, payload, max_attempts)
-         values ($1, $2, $3, $4, $5)",
+    let max_attempts = queues.settings(J::QUEUE).attempts;
+    records::insert(
+        conn,
         record.id,
         job.owner(),
-        record.queue.as_str(),
-        record.payload,
+        record.queue,
+        &record.payload,
         max_attempts,
     )
-    .execute(conn)
     .await?;
     Ok(record)
 }
@@ -71,9 +70,9 @@ pub async fn record<J: Job>(
 pub async fn dispatch(
     pool: &PgPool,
     queues: &JobQueues,
-    records: &[JobRecord],
+    batch: &[JobRecord],
 ) -> Vec<DispatchState> {
-    let states = futures::future::join_all(records.iter().map(|record| async move {
+    let states = futures::future::join_all(batch.iter().map(|record| async move {
         match queues
             .enqueue(record.queue, record.id, &record.payload)
             .await
@@ -91,7 +90,7 @@ pub async fn dispatch(
         }
     }))
     .await;
-    let enqueued: Vec<Uuid> = records
+    let enqueued: Vec<Uuid> = batch
         .iter()
         .zip(&states)
         .filter(|(_, state)| **state == DispatchState::Waiting)
@@ -100,7 +99,7 @@ pub async fn dispatch(
     if !enqueued.is_empty() {
         let pool = pool.clone();
         tokio::spawn(async move {
-            if let Err(error) = mark_enqueued(&pool, &enqueued).await {
+            if let Err(error) = records::enqueued(&pool, &enqueued).await {
                 // The jobs are in Redis and will run; only the status lags
                 // until a worker picks them up.
                 tracing::warn!(%error, "failed to mark jobs as enqueued");
@@ -108,18 +107,6 @@ pub async fn dispatch(
         });
     }
     states
-}
-
-/// Moves rows to `waiting` unless a worker already moved them further.
-async fn mark_enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update jobs set state = 'waiting', enqueued_at = now(), updated_at = now()
-         where job_id = any($1) and state = 'pending'",
-        ids,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 /// Enqueues rows that have been `pending` for longer than `grace` (the API
@@ -161,18 +148,19 @@ pub async fn relay_pending(
                 // it keeps it visible without blocking the rows behind it.
                 Err(problem) => {
                     tracing::error!(job.id = %row.job_id, %problem, "cannot relay job");
-                    sqlx::query!(
-                        "update jobs set state = 'failed', error = $2, finished_at = now(),
-                         updated_at = now() where job_id = $1",
-                        row.job_id,
-                        problem,
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                    let public = PublicError {
+                        code: "internal",
+                        message: "This step could not be started.".to_owned(),
+                    };
+                    let failure = Failure {
+                        public: &public,
+                        detail: &problem,
+                    };
+                    records::undeliverable(&mut *tx, row.job_id, failure).await?;
                 }
             }
         }
-        mark_enqueued(&mut *tx, &ids).await?;
+        records::enqueued(&mut *tx, &ids).await?;
         tx.commit().await?;
         delivered += ids.len();
         if batch_len < usize::try_from(BATCH).unwrap_or(usize::MAX) {

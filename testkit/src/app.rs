@@ -17,6 +17,10 @@ use crate::scratch::ScratchDir;
 use crate::smtp::SmtpSink;
 use crate::wait;
 
+/// The `ADMIN_TOKEN` test apps run with (a test may set it to "" to turn
+/// the operator endpoints off).
+pub const ADMIN_TOKEN: &str = "test-operator-token";
+
 /// How the app is started.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -113,6 +117,8 @@ impl TestApp {
             ("SHUTDOWN_TIMEOUT_SECS", "10".into()),
             // Every test client is 127.0.0.1; tests of the limit turn it on.
             ("AUTH_RATE_LIMIT", "0".into()),
+            // Operators' views are how tests read what end users must not see.
+            ("ADMIN_TOKEN", ADMIN_TOKEN.into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -313,6 +319,16 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .expect("the job record exists")
+    }
+
+    /// The job as operators see it (`GET /api/admin/jobs/{id}`), with the
+    /// internal `error_detail` end users never get.
+    pub async fn operator_view(&self, job_id: &str) -> Value {
+        let response = self
+            .get(&format!("/api/admin/jobs/{job_id}"), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(response.status(), 200, "job {job_id} is visible to operators");
+        response.json().await.expect("the operator's job view is JSON")
     }
 
     /// Waits until the job record reaches `state`.

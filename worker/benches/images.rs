@@ -79,7 +79,12 @@ fn run(dir: &Path, threads: usize, total: usize) -> anyhow::Result<()> {
                             break mine;
                         }
                         let start = Instant::now();
-                        let processed = process(&inputs[n % inputs.len()], u64::MAX)
+                        let limits = imaging::Limits {
+                            max_pixels: u64::MAX,
+                            max_decode_bytes: u64::MAX,
+                            deadline: start + std::time::Duration::from_secs(3600),
+                        };
+                        let processed = process(&inputs[n % inputs.len()], &limits)
                             .expect("the benchmark inputs are valid");
                         assert_eq!(processed.outputs.len(), 3);
                         mine.push(start.elapsed().as_secs_f64() * 1_000.0);

@@ -25,6 +25,10 @@ pub struct Context {
     pub storage: Storage,
     /// Largest photo decoded, in pixels (`PHOTO_MAX_PIXELS`).
     pub photo_max_pixels: u64,
+    /// Most bytes one photo's decoder may hold (`PHOTO_MAX_DECODE_BYTES`).
+    pub photo_max_decode_bytes: u64,
+    /// How long a queue pauses when a provider refuses our credentials.
+    pub config_fault_pause: std::time::Duration,
     /// Base for links in emails (`PUBLIC_URL`).
     pub public_url: String,
     /// For third-party APIs.
@@ -55,6 +59,8 @@ impl Context {
             documents: Arc::new(OnboardingPdf::load()?),
             storage: Storage::from_settings(settings)?,
             photo_max_pixels: settings.photo_max_pixels,
+            photo_max_decode_bytes: settings.photo_max_decode_bytes,
+            config_fault_pause: settings.config_fault_pause,
             public_url: settings.public_url.clone(),
             http: shared::http::client()?,
             queues: JobQueues::new(settings),

@@ -10,7 +10,7 @@ use shared::queue::JobQueues;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::records;
+use shared::records;
 
 /// A failed job as BullMQ holds it.
 #[derive(Debug, Clone)]

@@ -139,6 +139,19 @@ impl Mailer {
         match self {
             Self::Smtp { transport, .. } => match transport.send(message).await {
                 Ok(_) => Ok(()),
+                // The server refused our credentials (530, 534, 535): a
+                // rotated password or a broken config, not this email's fault.
+                Err(error)
+                    if error
+                        .status()
+                        .map(u16::from)
+                        .is_some_and(|code| matches!(code, 530 | 534 | 535)) =>
+                {
+                    Err(JobError::Misconfigured(
+                        anyhow::Error::new(error)
+                            .context("the SMTP server refused our credentials"),
+                    ))
+                }
                 // A 5xx reply (no such mailbox, rejected sender) will not
                 // change on retry; everything else (network, 4xx) may.
                 Err(error) if error.is_permanent() => {

@@ -1,7 +1,11 @@
-//! How a job failure is classified: retrying helps, or it does not.
+//! How a job failure is classified (retrying helps, or it does not, or the
+//! fault is ours), and what the end user is told about it.
 
 use std::fmt;
 use std::time::Duration;
+
+use shared::jobs::QueueName;
+use shared::records::PublicError;
 
 /// A failed job attempt. The worker retries [`JobError::Transient`] with
 /// exponential backoff and fails [`JobError::Permanent`] at once, so bad
@@ -15,6 +19,14 @@ pub enum JobError {
     /// The provider asked us to slow down for this long: the whole queue
     /// pauses and the job goes back to wait, without spending an attempt.
     RateLimited(Duration, anyhow::Error),
+    /// The provider refused our credentials (a rotated key, a broken
+    /// config): not the job's fault, and true of every job of the queue. The
+    /// queue pauses for `CONFIG_FAULT_PAUSE_SECS` and the job goes back to
+    /// wait without spending an attempt, until an operator fixes the setting.
+    Misconfigured(anyhow::Error),
+    /// The attempt ran past its queue's timeout: retried like a transient
+    /// failure (a slow provider may be quicker next time).
+    TimedOut(anyhow::Error),
 }
 
 impl JobError {
@@ -22,6 +34,12 @@ impl JobError {
     /// and retrying will not bring the user back.
     pub fn user_gone(user_id: uuid::Uuid) -> Self {
         Self::Permanent(anyhow::anyhow!("user {user_id} no longer exists"))
+    }
+
+    /// A permanent failure whose reason the end user may read as it is
+    /// (e.g. "the image could not be read"); `cause` stays internal.
+    pub fn rejected(public: PublicError, cause: anyhow::Error) -> Self {
+        Self::Permanent(cause.context(public))
     }
 
     /// Whether BullMQ should give up on the job now.
@@ -32,8 +50,68 @@ impl JobError {
     /// The underlying error with its context chain.
     pub fn cause(&self) -> &anyhow::Error {
         match self {
-            Self::Permanent(cause) | Self::Transient(cause) | Self::RateLimited(_, cause) => cause,
+            Self::Permanent(cause)
+            | Self::Transient(cause)
+            | Self::RateLimited(_, cause)
+            | Self::Misconfigured(cause)
+            | Self::TimedOut(cause) => cause,
         }
+    }
+
+    /// What the end user polling a job of `queue` is told. `retrying`: BullMQ
+    /// will try again. Only sentences written here (or attached with
+    /// [`JobError::rejected`]) are shown: never the cause's text.
+    pub fn public(&self, queue: QueueName, retrying: bool) -> PublicError {
+        if let Some(public) = self.cause().downcast_ref::<PublicError>() {
+            return public.clone();
+        }
+        let service = service(queue);
+        let (code, message) = match self {
+            Self::RateLimited(..) => (
+                "busy",
+                format!("{service} is busy right now; we will retry shortly."),
+            ),
+            Self::Misconfigured(_) => (
+                "temporarily_unavailable",
+                format!("{service} is temporarily unavailable; we will retry."),
+            ),
+            Self::TimedOut(_) if retrying => (
+                "timed_out",
+                format!("{service} took too long; we will retry."),
+            ),
+            Self::TimedOut(_) => (
+                "timed_out",
+                format!(
+                    "{service} took too long and we have stopped retrying; our team has been told."
+                ),
+            ),
+            Self::Transient(_) if retrying => (
+                "temporarily_unavailable",
+                format!("{service} is temporarily unavailable; we will retry."),
+            ),
+            Self::Transient(_) => (
+                "unavailable",
+                format!(
+                    "{service} was unavailable and we have stopped retrying; our team has been told."
+                ),
+            ),
+            Self::Permanent(_) => (
+                "failed",
+                format!("{service} could not complete this step; our team has been told."),
+            ),
+        };
+        PublicError { code, message }
+    }
+}
+
+/// What a queue does, as the subject of a sentence for end users.
+pub fn service(queue: QueueName) -> &'static str {
+    match queue {
+        QueueName::WelcomeEmail => "Email delivery",
+        QueueName::StripeCustomer => "Billing",
+        QueueName::SlackNotify => "Team notification",
+        QueueName::OnboardingPdf => "Document generation",
+        QueueName::ImageResize => "Photo processing",
     }
 }
 
@@ -69,5 +147,39 @@ where
 
     fn transient(self, context: &'static str) -> Result<T, JobError> {
         self.map_err(|e| JobError::Transient(anyhow::Error::new(e).context(context)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_users_never_see_the_cause() {
+        let secret =
+            anyhow::anyhow!("Stripe answered 401: Invalid API Key provided: sk_test_****7dc");
+        for error in [
+            JobError::Permanent(secret.context("at /var/lib/acme")),
+            JobError::Transient(anyhow::anyhow!("select * from users: connection reset")),
+            JobError::Misconfigured(anyhow::anyhow!("535 5.7.8 bad credentials for ops@acme")),
+        ] {
+            for retrying in [true, false] {
+                let public = error.public(QueueName::StripeCustomer, retrying);
+                for leak in ["sk_", "7dc", "/var", "select", "535", "ops@"] {
+                    assert!(!public.message.contains(leak), "{public:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rejection_shows_its_own_sentence() {
+        let public = PublicError {
+            code: "image_unreadable",
+            message: "The image could not be read.".into(),
+        };
+        let error = JobError::rejected(public.clone(), anyhow::anyhow!("libjpeg: bogus marker"));
+        assert_eq!(error.public(QueueName::ImageResize, false), public);
+        assert!(error.to_string().contains("bogus marker"));
     }
 }

@@ -3,10 +3,10 @@
 //!
 //! - [`runtime`]: one BullMQ worker per queue, job logging, graceful shutdown.
 //! - [`jobs`]: one handler per queue (`jobs/welcome_email.rs`, …).
-//! - [`records`]: keeps the job records behind `GET /api/jobs/{id}` current.
 //! - [`email`]: templates and delivery (SMTP or the dev mailbox folder).
 //! - [`pdf`]: documents (the onboarding guide), laid out and written with krilla.
-//! - [`error`]: permanent versus transient failures.
+//! - [`error`]: permanent, transient and configuration failures, and what
+//!   the end user is told of each.
 //! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
 //! - [`context`]: what handlers share.
 
@@ -16,5 +16,4 @@ pub mod email;
 pub mod error;
 pub mod jobs;
 pub mod pdf;
-pub mod records;
 pub mod runtime;

@@ -2,22 +2,23 @@
 //! job once, and shuts down gracefully.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bullmq::worker::WorkerEvent;
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::config::Settings;
 use shared::jobs::QueueName;
 use shared::queue::worker_options;
+use shared::records::{self, Failure, PublicError, Started};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::context::Context;
-use crate::error::JobError;
+use crate::error::{JobError, service};
 use crate::jobs::{Catalogue, Handler, JobMeta};
-use crate::records;
 
 /// How long to wait before trying Redis again when it is down at start-up.
 const CONNECT_RETRY: Duration = Duration::from_secs(2);
@@ -82,9 +83,15 @@ async fn connect<H: Handler>(
     handler: &Arc<H>,
     queue: QueueName,
 ) -> RunningWorker {
+    let lane = Arc::new(Lane {
+        queue,
+        timeout: settings.queue(queue).timeout,
+        misconfigured: AtomicBool::new(false),
+    });
     loop {
-        let (for_jobs, handler) = (ctx.clone(), handler.clone());
-        let processor = move |job, _cancel| process(for_jobs.clone(), handler.clone(), queue, job);
+        let (for_jobs, handler, lane) = (ctx.clone(), handler.clone(), lane.clone());
+        let processor =
+            move |job, _cancel| process(for_jobs.clone(), handler.clone(), lane.clone(), job);
         let options = worker_options(settings, queue);
         let concurrency = options.concurrency;
         match bullmq::Worker::with_options(queue.as_str(), processor, options)
@@ -123,7 +130,18 @@ async fn watch_events(queue: QueueName, worker: Arc<bullmq::Worker>, pool: sqlx:
                 let Ok(id) = Uuid::parse_str(&job_id) else {
                     continue;
                 };
-                match records::failed_by_queue(&pool, id, &error).await {
+                let public = PublicError {
+                    code: "interrupted",
+                    message: format!(
+                        "{} was interrupted too often and has stopped; our team has been told.",
+                        service(queue)
+                    ),
+                };
+                let failure = Failure {
+                    public: &public,
+                    detail: &error,
+                };
+                match records::failed_by_queue(&pool, id, failure).await {
                     Ok(true) => tracing::error!(%queue, job.id = %job_id, %error, "job failed"),
                     Ok(false) => {} // our handler failed it and already said so
                     Err(db) => {
@@ -137,68 +155,156 @@ async fn watch_events(queue: QueueName, worker: Arc<bullmq::Worker>, pool: sqlx:
     }
 }
 
+/// What the runtime keeps per queue between jobs.
+struct Lane {
+    queue: QueueName,
+    /// An attempt running longer fails (`QUEUE_<NAME>_TIMEOUT_SECS`).
+    timeout: Duration,
+    /// A provider refused our credentials and no job has succeeded since:
+    /// the operator has been told once, and is told again only after it heals.
+    misconfigured: AtomicBool,
+}
+
 /// One attempt at one job: record, run, record, log once.
 async fn process<H: Handler>(
     ctx: Arc<Context>,
     handler: Arc<H>,
-    queue: QueueName,
+    lane: Arc<Lane>,
     job: bullmq::Job,
 ) -> Result<Value, bullmq::Error> {
-    let meta = JobMeta {
-        id: job.id().to_owned(),
-        attempt: job.attempts_made() + 1,
-        // Jobs we enqueued carry their record's id as BullMQ job id.
-        record: Uuid::parse_str(job.id()).ok(),
-    };
+    let queue = lane.queue;
+    let attempt = job.attempts_made() + 1;
     let max_attempts = job.opts().attempts.unwrap_or(1).max(1);
-    let record = meta.record;
-    let span = tracing::info_span!("job", %queue, job.id = %meta.id, attempt = meta.attempt);
+    let span = tracing::info_span!("job", %queue, job.id = %job.id(), attempt);
     async move {
         let started = Instant::now();
+        // Jobs we enqueued carry their record's id as BullMQ job id.
+        let run = match Uuid::parse_str(job.id()) {
+            Ok(id) => match records::start(&ctx.pool, id).await {
+                Ok(Started::Run(run)) => Some(run),
+                Ok(Started::Unrecorded) => None,
+                Ok(Started::AlreadyCompleted) => {
+                    tracing::info!("job already completed; duplicate delivery skipped");
+                    return Ok(json!({ "skipped": "already completed" }));
+                }
+                Err(db) => {
+                    tracing::warn!(error = %db, "could not record the start; retrying");
+                    return Err(bullmq::Error::ProcessingError(format!(
+                        "could not record the start: {db}"
+                    )));
+                }
+            },
+            Err(_) => None,
+        };
+        let meta = JobMeta {
+            id: job.id().to_owned(),
+            attempt,
+            run,
+            deadline: started + lane.timeout,
+        };
         tracing::info!("job started");
-        let outcome = attempt(&ctx, &*handler, queue, &meta, job.data()).await;
+        let work = handler.handle(&ctx, queue, &meta, job.data());
+        let outcome = match tokio::time::timeout(lane.timeout, work).await {
+            Ok(outcome) => outcome,
+            // Dropping the handler's future stops its I/O; CPU work on a
+            // blocking thread checks `meta.deadline` and stops by itself.
+            Err(_) => Err(JobError::TimedOut(anyhow::anyhow!(
+                "the attempt ran longer than the queue's {:?} timeout",
+                lane.timeout
+            ))),
+        };
         let duration_ms = started.elapsed().as_millis();
+        let outcome = match (outcome, run) {
+            // If this write fails the job is retried, and the idempotent
+            // handler finds its work done, so the record catches up.
+            (Ok(result), Some(run)) => records::completed(&ctx.pool, run, attempt, &result)
+                .await
+                .map(|taken| {
+                    if !taken {
+                        tracing::warn!(
+                            "a newer attempt owns the record; this result is not recorded"
+                        );
+                    }
+                    result
+                })
+                .map_err(JobError::from),
+            (outcome, _) => outcome,
+        };
         match outcome {
             Ok(result) => {
                 tracing::info!(duration_ms, "job completed");
+                if lane.misconfigured.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the provider accepts our credentials again");
+                }
                 Ok(result)
             }
-            Err(JobError::RateLimited(wait, cause)) => {
-                let reason = format!("{cause:#}; queue paused for {wait:?}");
-                tracing::warn!(duration_ms, error = %reason, "rate limited by the provider");
+            Err(error @ (JobError::RateLimited(..) | JobError::Misconfigured(_))) => {
+                let wait = match &error {
+                    JobError::RateLimited(wait, _) => *wait,
+                    _ => ctx.config_fault_pause,
+                };
+                let detail = format!("{error}; queue paused for {wait:?}");
+                if matches!(error, JobError::RateLimited(..)) {
+                    tracing::warn!(duration_ms, error = %detail, "rate limited by the provider");
+                } else if !lane.misconfigured.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        duration_ms,
+                        error = %detail,
+                        "the provider refused our credentials: fix the configuration; \
+                         jobs wait (they are not failed) and are retried every pause"
+                    );
+                } else {
+                    tracing::debug!(error = %detail, "still misconfigured");
+                }
                 let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
                 if let Err(redis) = pause_queue(&ctx, queue, wait_ms).await {
                     // The job still goes back to wait; it will just be tried sooner.
                     tracing::warn!(error = %redis, "could not pause the queue");
                 }
-                if let Some(id) = record
-                    && let Err(db) = records::requeued(&ctx.pool, id, &reason).await
-                {
-                    tracing::warn!(error = %db, "could not record the requeue");
+                let public = error.public(queue, true);
+                if let Some(run) = run {
+                    let failure = Failure {
+                        public: &public,
+                        detail: &detail,
+                    };
+                    if let Err(db) = records::requeued(&ctx.pool, run, failure).await {
+                        tracing::warn!(error = %db, "could not record the requeue");
+                    }
                 }
                 Err(bullmq::Error::RateLimited { delay_ms: wait_ms })
             }
             Err(error) => {
-                let retrying = !error.is_permanent() && meta.attempt < max_attempts;
-                let reason = error.to_string();
+                let retrying = !error.is_permanent() && attempt < max_attempts;
+                let detail = error.to_string();
+                let public = error.public(queue, retrying);
                 tracing::error!(
                     duration_ms,
-                    error = %reason,
+                    error = %detail,
+                    code = public.code,
                     permanent = error.is_permanent(),
                     retrying,
                     "job failed"
                 );
-                if let Some(id) = record
-                    && let Err(db) =
-                        records::attempt_failed(&ctx.pool, id, meta.attempt, &reason, retrying)
-                            .await
-                {
-                    tracing::warn!(error = %db, "could not record the failure");
+                if let Some(run) = run {
+                    let failure = Failure {
+                        public: &public,
+                        detail: &detail,
+                    };
+                    match records::attempt_failed(&ctx.pool, run, attempt, failure, retrying).await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(
+                            "a newer attempt owns the record; this failure is not recorded"
+                        ),
+                        Err(db) => tracing::warn!(error = %db, "could not record the failure"),
+                    }
                 }
+                // BullMQ keeps the full reason: operators read it in the
+                // dead-letter set.
                 Err(if error.is_permanent() {
-                    bullmq::Error::Unrecoverable(reason)
+                    bullmq::Error::Unrecoverable(detail)
                 } else {
-                    bullmq::Error::ProcessingError(reason)
+                    bullmq::Error::ProcessingError(detail)
                 })
             }
         }
@@ -211,23 +317,4 @@ async fn process<H: Handler>(
 async fn pause_queue(ctx: &Context, queue: QueueName, wait_ms: u64) -> anyhow::Result<()> {
     ctx.queues.queue(queue).await?.rate_limit(wait_ms).await?;
     Ok(())
-}
-
-async fn attempt<H: Handler>(
-    ctx: &Context,
-    handler: &H,
-    queue: QueueName,
-    meta: &JobMeta,
-    data: &Value,
-) -> Result<Value, JobError> {
-    if let Some(id) = meta.record {
-        records::started(&ctx.pool, id).await?;
-    }
-    let result = handler.handle(ctx, queue, meta, data).await?;
-    if let Some(id) = meta.record {
-        // If this fails, the job is retried and the idempotent handler
-        // finds its work done, so the record catches up.
-        records::completed(&ctx.pool, id, meta.attempt, &result).await?;
-    }
-    Ok(result)
 }

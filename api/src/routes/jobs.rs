@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::outbox::{DispatchState, JobRecord};
+use shared::records::JobState;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -40,19 +41,38 @@ impl JobRef {
     }
 }
 
+/// The status of one job as its owner sees it.
 #[derive(Serialize)]
 struct JobStatus {
     id: Uuid,
     name: String,
-    state: String,
+    state: JobState,
     attempts_made: i32,
     max_attempts: i32,
     progress: i16,
     result: Option<serde_json::Value>,
-    error: Option<String>,
+    /// Written for the end user; the internal story is for operators only.
+    error: Option<JobErrorBody>,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+}
+
+/// Why the job failed (or is being retried), for the end user.
+#[derive(Serialize)]
+pub(crate) struct JobErrorBody {
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+impl JobErrorBody {
+    /// The pair as stored; a record from before codes existed says `failed`.
+    pub(crate) fn from_columns(code: Option<String>, message: Option<String>) -> Option<Self> {
+        message.map(|message| Self {
+            code: code.unwrap_or_else(|| "failed".to_owned()),
+            message,
+        })
+    }
 }
 
 async fn job_status(
@@ -64,10 +84,9 @@ async fn job_status(
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
     // Filtering by owner in the query means a stranger's job is
     // indistinguishable from one that does not exist.
-    let status = sqlx::query_as!(
-        JobStatus,
-        r#"select job_id as "id", queue as "name", state, attempts_made, max_attempts,
-                  progress, result, error, created_at, started_at, finished_at
+    let row = sqlx::query!(
+        r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
+                  progress, result, error_code, error, created_at, started_at, finished_at
            from jobs where job_id = $1 and user_id = $2"#,
         id,
         auth.user_id,
@@ -75,5 +94,17 @@ async fn job_status(
     .fetch_optional(&state.pool)
     .await?
     .ok_or(ApiError::NotFound("job"))?;
-    Ok(Json(status))
+    Ok(Json(JobStatus {
+        id: row.job_id,
+        name: row.queue,
+        state: row.state,
+        attempts_made: row.attempts_made,
+        max_attempts: row.max_attempts,
+        progress: row.progress,
+        result: row.result,
+        error: JobErrorBody::from_columns(row.error_code, row.error),
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+    }))
 }

@@ -100,20 +100,8 @@ async fn upload(
     let format = sniff(&head).ok_or_else(|| {
         ApiError::UnsupportedMediaType("the photo must be a JPEG, PNG or WebP image".into())
     })?;
-    if let Ok(size) = imagesize::blob_size(&head) {
-        let (width, height) = (size.width as u64, size.height as u64);
-        if width * height > state.photo_max_pixels {
-            return Err(ApiError::Validation(
-                [(
-                    "photo",
-                    format!(
-                        "is {width}×{height} pixels; at most {} pixels are accepted",
-                        state.photo_max_pixels
-                    ),
-                )]
-                .into(),
-            ));
-        }
+    if let Some(header) = shared::images::header(&head) {
+        check_decode_cost(&state, &header)?;
     }
 
     let photo_id = Uuid::now_v7();
@@ -354,6 +342,31 @@ impl Drop for Reservation {
         };
         runtime.spawn(async move { delete_reservation(&pool, photo_id).await });
     }
+}
+
+/// Refuses, before storing a byte, a photo whose header shows the worker
+/// could not decode it within its limits (the worker checks again: a
+/// header past the first [`HEAD_BYTES`] is judged there).
+fn check_decode_cost(state: &AppState, header: &shared::images::Header) -> Result<(), ApiError> {
+    let problem = if header.pixels() > state.photo_max_pixels {
+        format!(
+            "is {}×{} pixels; at most {} pixels are accepted",
+            header.width, header.height, state.photo_max_pixels
+        )
+    } else if header.decode_bytes > state.photo_max_decode_bytes {
+        format!(
+            "is a {} of {}×{} pixels, which needs {} MB to decode; at most {} MB are \
+             allowed (a baseline JPEG or a non-interlaced PNG of this size needs far less)",
+            header.kind,
+            header.width,
+            header.height,
+            header.decode_bytes.div_ceil(1_000_000),
+            state.photo_max_decode_bytes / 1_000_000
+        )
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::Validation([("photo", problem)].into()))
 }
 
 /// The first [`HEAD_BYTES`] of the field, or all of it if shorter.

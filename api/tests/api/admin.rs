@@ -6,11 +6,12 @@ use testkit::app::Options;
 
 #[tokio::test]
 async fn admin_endpoints_do_not_exist_without_an_admin_token() {
-    let app = TestApp::spawn_without_worker().await;
+    let app = TestApp::spawn_without_worker_with(vec![("ADMIN_TOKEN", String::new())]).await;
 
-    let response = app.get("/api/admin/queues", Some("anything")).await;
-
-    assert_eq!(response.status(), 404);
+    for path in ["/api/admin/queues", "/api/admin/jobs/0190c0de-0000-7000-8000-000000000000"] {
+        let response = app.get(path, Some("anything")).await;
+        assert_eq!(response.status(), 404, "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 use shared::jobs::ImageResize;
+use shared::records::PublicError;
 use shared::storage::keys;
 use uuid::Uuid;
 
@@ -51,11 +52,13 @@ pub(super) async fn run(
         })?;
     job.progress(ctx, 10).await;
 
-    let max_pixels = ctx.photo_max_pixels;
-    let processed = on_blocking_pool("the resizer", move || {
-        imaging::process(&original, max_pixels)
-    })
-    .await?;
+    let limits = imaging::Limits {
+        max_pixels: ctx.photo_max_pixels,
+        max_decode_bytes: ctx.photo_max_decode_bytes,
+        deadline: job.deadline,
+    };
+    let processed =
+        on_blocking_pool("the resizer", move || imaging::process(&original, &limits)).await?;
     let processed = match processed {
         Ok(processed) => processed,
         Err(error) => return Err(reject(ctx, photo_id, error).await),
@@ -104,18 +107,19 @@ pub(super) async fn run(
     }))
 }
 
-/// Records why the photo cannot be used and fails the job for good.
+/// Records why the photo cannot be used, in the uploader's words, and
+/// fails the job for good; the decoder's own message stays in the logs.
 async fn reject(ctx: &Context, photo_id: Uuid, error: ImageError) -> JobError {
-    let reason = error.to_string();
+    let (code, message) = error.public();
     if let Err(db) = sqlx::query!(
         "update photos set state = 'failed', error = $2, updated_at = now() where photo_id = $1",
         photo_id,
-        reason,
+        message,
     )
     .execute(&ctx.pool)
     .await
     {
         return JobError::from(db);
     }
-    JobError::Permanent(anyhow::Error::new(error))
+    JobError::rejected(PublicError { code, message }, anyhow::Error::new(error))
 }

@@ -10,11 +10,10 @@ mod welcome_email;
 
 use serde_json::Value;
 use shared::jobs::QueueName;
-use uuid::Uuid;
+use shared::records::{self, Run};
 
 use crate::context::Context;
 use crate::error::JobError;
-use crate::records;
 
 /// What a handler may know about the job it runs, besides its payload.
 #[derive(Debug, Clone)]
@@ -23,19 +22,22 @@ pub struct JobMeta {
     pub id: String,
     /// 1-based number of this attempt.
     pub attempt: u32,
-    /// The job record, for jobs we enqueued; one added by another BullMQ
-    /// producer has none and simply runs.
-    pub record: Option<Uuid>,
+    /// This attempt's hold on the job record, for jobs we enqueued; one
+    /// added by another BullMQ producer has none and simply runs.
+    pub run: Option<Run>,
+    /// When the attempt times out: CPU-bound work, which the runtime cannot
+    /// cancel, checks it and stops.
+    pub deadline: std::time::Instant,
 }
 
 impl JobMeta {
     /// Reports that the job is `percent` done, for clients polling a long
     /// job. Best effort: a lost update only makes the bar lag.
     pub async fn progress(&self, ctx: &Context, percent: i16) {
-        let Some(id) = self.record else {
+        let Some(run) = self.run else {
             return;
         };
-        if let Err(error) = records::progress(&ctx.pool, id, percent).await {
+        if let Err(error) = records::progress(&ctx.pool, run, percent).await {
             tracing::debug!(%error, "could not record progress");
         }
     }

@@ -75,14 +75,16 @@ pub(super) async fn run(
             .and_then(|body| body.error.message)
             .unwrap_or_else(|| "no error message".to_owned());
         let error = anyhow!("Stripe answered {status}: {message}");
-        // 429 and 5xx pass; any other 4xx is our request and will not change.
-        return Err(
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                JobError::Transient(error)
-            } else {
-                JobError::Permanent(error)
-            },
-        );
+        return Err(match status {
+            // 429 and 5xx pass.
+            StatusCode::TOO_MANY_REQUESTS => JobError::Transient(error),
+            status if status.is_server_error() => JobError::Transient(error),
+            // Our key is wrong, revoked or lacks a permission: true of every
+            // job until an operator fixes it, and no fault of this one.
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => JobError::Misconfigured(error),
+            // Any other 4xx is our request and will not change.
+            _ => JobError::Permanent(error),
+        });
     }
     let customer: Customer = response
         .json()

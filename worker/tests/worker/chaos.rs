@@ -145,7 +145,7 @@ async fn a_job_whose_workers_keep_dying_ends_failed_not_active_forever() {
 
     app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
     let error: Option<String> =
-        sqlx::query_scalar("select error from jobs where job_id = $1::uuid")
+        sqlx::query_scalar("select error_detail from jobs where job_id = $1::uuid")
             .bind(&job_id)
             .fetch_one(&app.pool)
             .await
@@ -156,6 +156,8 @@ async fn a_job_whose_workers_keep_dying_ends_failed_not_active_forever() {
             .is_some_and(|e| e.contains("stalled more than allowable limit")),
         "{error:?}"
     );
+    let job = app.job_status(&job_id, body["token"].as_str()).await;
+    assert_eq!(job["error"]["code"], "interrupted", "{job}");
     assert!(app.smtp.received().is_empty());
     survivor.terminate();
     assert!(survivor.wait(DEADLINE).await.success());

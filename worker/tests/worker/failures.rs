@@ -20,9 +20,15 @@ async fn a_rejected_recipient_fails_the_job_at_once_with_the_reason() {
         "a permanent failure is not retried: {job}"
     );
     assert!(job["finished_at"].is_string());
-    let error = job["error"].as_str().expect("the reason is recorded");
-    assert!(error.contains("rejected"), "{error}");
-    assert!(error.contains("mailbox does not exist"), "{error}");
+    assert_eq!(job["error"]["code"], "failed", "{job}");
+    let message = job["error"]["message"].as_str().expect("a sentence");
+    assert!(!message.contains("mailbox"), "SMTP text is for operators: {message}");
+    let detail = app.operator_view(job_id).await["error_detail"]
+        .as_str()
+        .expect("the reason is recorded")
+        .to_owned();
+    assert!(detail.contains("rejected"), "{detail}");
+    assert!(detail.contains("mailbox does not exist"), "{detail}");
     assert_eq!(app.smtp.refused(), 1);
     assert!(app.smtp.received().is_empty());
 }
@@ -68,11 +74,9 @@ async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
     let job = app.job_status(job_id, body["token"].as_str()).await;
     assert_eq!(job["max_attempts"], 3);
     assert_eq!(job["attempts_made"], 3, "{job}");
-    assert!(
-        job["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("try again later"))
-    );
+    assert_eq!(job["error"]["code"], "unavailable", "{job}");
+    let detail = app.operator_view(job_id).await["error_detail"].to_string();
+    assert!(detail.contains("try again later"), "{detail}");
     assert_eq!(
         app.smtp.refused(),
         3,

@@ -1,13 +1,26 @@
 //! `worker::images::process` on images made in the test: sizes, EXIF
 //! orientation, colour handling and broken input.
 
-use imaging::{ImageError, Processed, Variant, process};
+use std::time::{Duration, Instant};
+
+use imaging::{ImageError, Limits, Processed, Variant, process};
 use testkit::images::{
     close, cmyk_jpeg, decode_jpeg, jpeg, photo, pixel, rgb, rgb16_png, rgba_png, webp,
     with_exif_orientation,
 };
 
 const MAX_PIXELS: u64 = 50_000_000;
+/// The default decode budget.
+const MAX_DECODE_BYTES: u64 = 100 * 1024 * 1024;
+
+fn limits(max_pixels: u64) -> Limits {
+    Limits {
+        max_pixels,
+        max_decode_bytes: MAX_DECODE_BYTES,
+        deadline: Instant::now() + Duration::from_secs(60),
+    }
+}
+
 const RED: [u8; 3] = [255, 0, 0];
 const BLUE: [u8; 3] = [0, 0, 255];
 
@@ -26,8 +39,11 @@ fn decoded(processed: &Processed) -> Vec<(Variant, usize, usize, Vec<u8>)> {
 #[test]
 fn a_large_photo_becomes_three_centre_cropped_squares() {
     let (width, height) = (2400, 1600);
-    let processed = process(&jpeg(width, height, &photo(width, height)), MAX_PIXELS)
-        .expect("a valid JPEG processes");
+    let processed = process(
+        &jpeg(width, height, &photo(width, height)),
+        &limits(MAX_PIXELS),
+    )
+    .expect("a valid JPEG processes");
     assert_eq!((processed.width, processed.height), (2400, 1600));
     let sizes: Vec<(Variant, usize, usize)> = decoded(&processed)
         .into_iter()
@@ -50,7 +66,7 @@ fn the_crop_is_the_centre_of_the_photo() {
     let pixels = rgb(width, height, |x, _| {
         if (300..600).contains(&x) { BLUE } else { RED }
     });
-    let processed = process(&jpeg(width, height, &pixels), MAX_PIXELS).expect("processes");
+    let processed = process(&jpeg(width, height, &pixels), &limits(MAX_PIXELS)).expect("processes");
     for (variant, side, _, pixels) in decoded(&processed) {
         for (x, y) in [(2, 2), (side - 3, side / 2), (side / 2, side - 3)] {
             assert!(
@@ -63,11 +79,12 @@ fn the_crop_is_the_centre_of_the_photo() {
 
 #[test]
 fn a_small_photo_is_never_enlarged() {
-    let processed = process(&jpeg(40, 30, &photo(40, 30)), MAX_PIXELS).expect("processes");
+    let processed = process(&jpeg(40, 30, &photo(40, 30)), &limits(MAX_PIXELS)).expect("processes");
     for (variant, width, height, _) in decoded(&processed) {
         assert_eq!((width, height), (30, 30), "{variant:?}");
     }
-    let processed = process(&jpeg(800, 1000, &photo(800, 1000)), MAX_PIXELS).expect("processes");
+    let processed =
+        process(&jpeg(800, 1000, &photo(800, 1000)), &limits(MAX_PIXELS)).expect("processes");
     let sides: Vec<usize> = decoded(&processed).iter().map(|o| o.1).collect();
     assert_eq!(sides, [800, 600, 150]);
 }
@@ -79,7 +96,7 @@ fn exif_orientation_turns_a_phone_photo_upright() {
     let (width, height) = (400, 200);
     let pixels = rgb(width, height, |x, _| if x < 200 { RED } else { BLUE });
     let sideways = with_exif_orientation(&jpeg(width, height, &pixels), 6);
-    let processed = process(&sideways, MAX_PIXELS).expect("processes");
+    let processed = process(&sideways, &limits(MAX_PIXELS)).expect("processes");
     assert_eq!(
         (processed.width, processed.height),
         (200, 400),
@@ -120,7 +137,8 @@ fn colours_are_normalised_to_8_bit_rgb() {
         ("WebP", webp(64, 64, [0, 200, 0]), [0, 200, 0]),
     ];
     for (case, bytes, expected) in cases {
-        let processed = process(&bytes, MAX_PIXELS).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let processed =
+            process(&bytes, &limits(MAX_PIXELS)).unwrap_or_else(|e| panic!("{case}: {e}"));
         for (variant, side, _, pixels) in decoded(&processed) {
             let got = pixel(&pixels, side, side / 2, side / 2);
             assert!(close(got, expected, 24), "{case} {variant:?}: {got:?}");
@@ -135,19 +153,19 @@ fn broken_or_foreign_input_is_refused_with_a_reason() {
     let mut garbage = vec![0xFF, 0xD8, 0xFF, 0xE0];
     garbage.extend((0..2000_u32).map(|i| (i * 31 % 251) as u8));
     assert!(matches!(
-        process(truncated, MAX_PIXELS),
+        process(truncated, &limits(MAX_PIXELS)),
         Err(ImageError::Corrupt(_))
     ));
     assert!(matches!(
-        process(&garbage, MAX_PIXELS),
+        process(&garbage, &limits(MAX_PIXELS)),
         Err(ImageError::Corrupt(_))
     ));
     assert!(matches!(
-        process(b"GIF89a\x01\0\x01\0", MAX_PIXELS),
+        process(b"GIF89a\x01\0\x01\0", &limits(MAX_PIXELS)),
         Err(ImageError::Unsupported)
     ));
     assert!(matches!(
-        process(b"", MAX_PIXELS),
+        process(b"", &limits(MAX_PIXELS)),
         Err(ImageError::Unsupported)
     ));
 }
@@ -155,7 +173,7 @@ fn broken_or_foreign_input_is_refused_with_a_reason() {
 #[test]
 fn more_pixels_than_allowed_are_refused_before_decoding() {
     let bytes = jpeg(2000, 1000, &photo(2000, 1000));
-    let error = process(&bytes, 1_000_000).expect_err("over the limit");
+    let error = process(&bytes, &limits(1_000_000)).expect_err("over the limit");
     assert!(matches!(
         error,
         ImageError::TooManyPixels {
@@ -167,7 +185,7 @@ fn more_pixels_than_allowed_are_refused_before_decoding() {
     assert!(error.to_string().contains("2000×1000"), "{error}");
     let png = rgba_png(2000, 1000, [0, 0, 0, 255]);
     assert!(matches!(
-        process(&png, 1_000_000),
+        process(&png, &limits(1_000_000)),
         Err(ImageError::TooManyPixels { .. })
     ));
 }

@@ -118,8 +118,16 @@ async fn a_corrupt_photo_fails_its_job_once_with_a_reason_and_the_worker_carries
         app.wait_for_job_state(job, "failed", DEADLINE).await;
         let status = app.job_status(job, Some(&token)).await;
         assert_eq!(status["attempts_made"], 1, "no retries: {status}");
-        let error = status["error"].as_str().expect("a reason");
-        assert!(error.contains("cannot be decoded"), "{error}");
+        assert_eq!(status["error"]["code"], "image_unreadable", "{status}");
+        assert_eq!(
+            status["error"]["message"],
+            "The image could not be read; it may be damaged or incomplete."
+        );
+        let detail = app.operator_view(job).await["error_detail"]
+            .as_str()
+            .expect("the operator's reason")
+            .to_owned();
+        assert!(detail.contains("cannot be decoded"), "{detail}");
         let photo_id =
             uuid::Uuid::parse_str(body["photo"]["id"].as_str().expect("id")).expect("uuid");
         let state: String = sqlx::query_scalar("select state from photos where photo_id = $1")

@@ -112,7 +112,7 @@ async fn rate_limits_and_outages_are_retried_with_the_same_idempotency_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_request_fails_at_once_with_stripes_message() {
+async fn a_rejected_request_fails_at_once_and_only_operators_see_stripes_message() {
     let stripe = MockServer::start().await;
     customers()
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({
@@ -129,10 +129,17 @@ async fn a_rejected_request_fails_at_once_with_stripes_message() {
     app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
     let job = app.job_status(&job_id, signup_body["token"].as_str()).await;
     assert_eq!(job["attempts_made"], 1, "{job}");
-    let error = job["error"].as_str().expect("a reason");
+    assert_eq!(job["error"]["code"], "failed", "{job}");
+    let message = job["error"]["message"].as_str().expect("a sentence");
+    assert!(message.starts_with("Billing "), "{message}");
+    assert!(!message.contains("Invalid email"), "{message}");
+    let detail = app.operator_view(&job_id).await["error_detail"]
+        .as_str()
+        .expect("the operator's reason")
+        .to_owned();
     assert!(
-        error.contains("400") && error.contains("Invalid email address"),
-        "{error}"
+        detail.contains("400") && detail.contains("Invalid email address"),
+        "{detail}"
     );
 }
 

@@ -1,0 +1,329 @@
+//! Job records: the `jobs` row behind `GET /api/jobs/{id}`. This module is
+//! the only writer of that table, and every write says in its SQL which
+//! states it may leave, so a record only moves forward:
+//!
+//! ```text
+//! pending → waiting → active ⇄ delayed/waiting → completed | failed
+//! ```
+//!
+//! `completed` is final. `failed` is left only when an operator retries the
+//! job (or BullMQ hands it out again, which only an operator's retry does).
+//! An attempt owns the record from its start ([`Run`]): every later write of
+//! that attempt names it, so a worker that lost its lock (a Redis blip longer
+//! than the lock) cannot overwrite what the attempt after it recorded.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::jobs::QueueName;
+
+/// Where a job stands, as its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum JobState {
+    /// Recorded in Postgres only; the outbox relay will enqueue it.
+    Pending,
+    /// In Redis, waiting for a worker.
+    Waiting,
+    /// Waiting out a retry backoff.
+    Delayed,
+    /// A worker is running it.
+    Active,
+    /// Done; final.
+    Completed,
+    /// Given up on; left only by an operator's retry.
+    Failed,
+}
+
+impl JobState {
+    /// The name in the `state` column and in the api's answers.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Waiting => "waiting",
+            JobState::Delayed => "delayed",
+            JobState::Active => "active",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// Whether the job will do nothing more on its own.
+    pub const fn is_finished(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a job failed, in words for the end user who polls it: never provider
+/// text, URLs, SQL, file paths or key fragments. The full story is in
+/// [`Failure::detail`], for logs and operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicError {
+    /// Stable and machine-readable, e.g. `image_unreadable`.
+    pub code: &'static str,
+    /// One sentence for a person.
+    pub message: String,
+}
+
+impl fmt::Display for PublicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A failure as recorded: the user's view and the operator's.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure<'a> {
+    /// What the end user sees.
+    pub public: &'a PublicError,
+    /// The internal error chain, for operators.
+    pub detail: &'a str,
+}
+
+/// The right of one attempt to write its job's record, from [`start`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// The job (its record's id, and its BullMQ job id).
+    pub job_id: Uuid,
+    id: Uuid,
+}
+
+/// What [`start`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The attempt owns the record now.
+    Run(Run),
+    /// The record says the job is done: this is a duplicate delivery.
+    AlreadyCompleted,
+    /// No record (a job another producer added, or one whose user was
+    /// deleted): the job runs unrecorded.
+    Unrecorded,
+}
+
+/// Writes a new `pending` record inside the caller's transaction (the
+/// transactional outbox: see [`crate::outbox`]).
+pub async fn insert(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    owner: Uuid,
+    queue: QueueName,
+    payload: &serde_json::Value,
+    max_attempts: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into jobs (job_id, user_id, queue, payload, max_attempts)
+         values ($1, $2, $3, $4, $5)",
+        job_id,
+        owner,
+        queue.as_str(),
+        payload,
+        to_i32(max_attempts),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The jobs are in Redis: `pending` → `waiting`, unless a worker already
+/// moved them further.
+pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'waiting', enqueued_at = now(), updated_at = now()
+         where job_id = any($1) and state = 'pending'",
+        ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A pending record the relay cannot deliver (an unknown queue: only a
+/// hand-edited or future-version row) fails, so it stops blocking others.
+pub async fn undeliverable<'c>(
+    db: impl PgExecutor<'c>,
+    job_id: Uuid,
+    failure: Failure<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'failed', error_code = $2, error = $3, error_detail = $4,
+                finished_at = now(), updated_at = now()
+         where job_id = $1 and state = 'pending'",
+        job_id,
+        failure.public.code,
+        failure.public.message,
+        failure.detail,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// An attempt starts and takes the record over from any earlier one. A
+/// `completed` record is never reopened.
+pub async fn start(pool: &PgPool, job_id: Uuid) -> Result<Started, sqlx::Error> {
+    let run = Uuid::now_v7();
+    let started = sqlx::query_scalar!(
+        "update jobs set state = 'active', run_id = $2, error = null, error_code = null,
+                error_detail = null, finished_at = null,
+                started_at = coalesce(started_at, now()), updated_at = now()
+         where job_id = $1 and state <> 'completed'
+         returning job_id",
+        job_id,
+        run,
+    )
+    .fetch_optional(pool)
+    .await?;
+    if started.is_some() {
+        return Ok(Started::Run(Run { job_id, id: run }));
+    }
+    // Rare: only a duplicate delivery or a job without a record gets here.
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from jobs where job_id = $1) as "exists!""#,
+        job_id,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(if exists {
+        Started::AlreadyCompleted
+    } else {
+        Started::Unrecorded
+    })
+}
+
+/// The attempt is `percent` done, for clients polling a long job.
+pub async fn progress(pool: &PgPool, run: Run, percent: i16) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set progress = $3, updated_at = now()
+         where job_id = $1 and run_id = $2 and state = 'active'",
+        run.job_id,
+        run.id,
+        percent,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The attempt succeeded; it was the job's `attempts`th. Returns whether the
+/// record took it (not if a newer attempt owns it).
+pub async fn completed(
+    pool: &PgPool,
+    run: Run,
+    attempts: u32,
+    result: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update jobs set state = 'completed', attempts_made = greatest(attempts_made, $3),
+                progress = 100, result = $4, error = null, error_code = null,
+                error_detail = null, finished_at = now(), updated_at = now()
+         where job_id = $1 and run_id = $2 and state = 'active'",
+        run.job_id,
+        run.id,
+        to_i32(attempts),
+        result,
+    )
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
+/// The attempt failed: BullMQ retries it after a backoff (`retrying`, the
+/// record becomes `delayed`) or has given up (`failed`). Returns whether the
+/// record took it.
+pub async fn attempt_failed(
+    pool: &PgPool,
+    run: Run,
+    attempts: u32,
+    failure: Failure<'_>,
+    retrying: bool,
+) -> Result<bool, sqlx::Error> {
+    let state = if retrying {
+        JobState::Delayed
+    } else {
+        JobState::Failed
+    };
+    let updated = sqlx::query!(
+        "update jobs set state = $3, attempts_made = greatest(attempts_made, $4),
+                error_code = $5, error = $6, error_detail = $7, updated_at = now(),
+                finished_at = case when $3 = 'failed' then now() end
+         where job_id = $1 and run_id = $2 and state = 'active'",
+        run.job_id,
+        run.id,
+        state as JobState,
+        to_i32(attempts),
+        failure.public.code,
+        failure.public.message,
+        failure.detail,
+    )
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
+/// The attempt gave the job back without using an attempt (its queue is
+/// paused: the provider asked us to slow down, or is misconfigured).
+pub async fn requeued(pool: &PgPool, run: Run, failure: Failure<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'waiting', error_code = $3, error = $4, error_detail = $5,
+                updated_at = now()
+         where job_id = $1 and run_id = $2 and state = 'active'",
+        run.job_id,
+        run.id,
+        failure.public.code,
+        failure.public.message,
+        failure.detail,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// BullMQ failed the job without our handler (it stalled more often than
+/// allowed: its workers kept dying mid-job). Attempts our handler made were
+/// recorded when they failed, so only a record still `active` is stale.
+/// Returns whether it was.
+pub async fn failed_by_queue(
+    pool: &PgPool,
+    job_id: Uuid,
+    failure: Failure<'_>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update jobs set state = 'failed', error_code = $2, error = $3, error_detail = $4,
+                finished_at = now(), updated_at = now()
+         where job_id = $1 and state = 'active'",
+        job_id,
+        failure.public.code,
+        failure.public.message,
+        failure.detail,
+    )
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
+/// An operator moved the failed job back to its queue: the one way out of
+/// `failed`.
+pub async fn retried(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set state = 'waiting', run_id = null, finished_at = null, updated_at = now()
+         where job_id = $1 and state = 'failed'",
+        job_id,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+fn to_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
