@@ -169,7 +169,7 @@ pub const JITTERED_BACKOFF: &str = "exponential-jitter";
 /// Worker options for `queue`: our Redis and prefix, and the queue's settings.
 pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
     let queue = settings.queue(queue);
-    let mut options = WorkerOptions::new()
+    let options = WorkerOptions::new()
         .connection(connection_options(settings))
         .prefix(settings.queue_prefix.clone())
         .concurrency(queue.concurrency)
@@ -179,11 +179,21 @@ pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
         // idle worker is answered within a second.
         .drain_delay(Duration::from_secs(1))
         .backoff_strategy(jittered_backoff(queue.backoff));
-    if let Some(limit) = queue.rate_limit {
-        options = options.limiter(RateLimiterOptions::new(limit.max, limit.per));
-    }
-    options
+    // BullMQ honours a pause (`Queue::rate_limit`, which a provider's 429 or
+    // a refused key triggers) only on a queue that has a limiter: without
+    // one the job is handed straight back out, in a tight loop. A queue with
+    // no limit of its own gets one that never binds.
+    let limit = queue.rate_limit.unwrap_or(crate::config::RateLimit {
+        max: NEVER_BINDS,
+        per: Duration::from_secs(1),
+    });
+    options.limiter(RateLimiterOptions::new(limit.max, limit.per))
 }
+
+/// The value BullMQ's `rateLimit` writes to pause a queue
+/// (`Number.MAX_SAFE_INTEGER`): a limiter of this many jobs per window is
+/// reached only by a pause.
+const NEVER_BINDS: u64 = 9_007_199_254_740_991;
 
 /// "Equal jitter": attempt n waits between half and all of `base * 2^(n-1)`,
 /// capped at an hour, so retries never bunch up yet never come too soon.

@@ -327,8 +327,15 @@ impl TestApp {
         let response = self
             .get(&format!("/api/admin/jobs/{job_id}"), Some(ADMIN_TOKEN))
             .await;
-        assert_eq!(response.status(), 200, "job {job_id} is visible to operators");
-        response.json().await.expect("the operator's job view is JSON")
+        assert_eq!(
+            response.status(),
+            200,
+            "job {job_id} is visible to operators"
+        );
+        response
+            .json()
+            .await
+            .expect("the operator's job view is JSON")
     }
 
     /// Waits until the job record reaches `state`.

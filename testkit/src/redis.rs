@@ -32,6 +32,19 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Runs `redis-cli` against this server and returns what it printed:
+    /// for what a test does behind the queue's back (deleting a lock, as an
+    /// expiry would) and for reading its statistics.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        assert!(output.status.success(), "redis-cli {args:?} failed");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// Kills the server, as a crash or an outage would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

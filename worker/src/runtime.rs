@@ -1,8 +1,9 @@
 //! Runs one BullMQ worker per queue, keeps job records current, logs every
 //! job once, and shuts down gracefully.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -87,11 +88,12 @@ async fn connect<H: Handler>(
         queue,
         timeout: settings.queue(queue).timeout,
         misconfigured: AtomicBool::new(false),
+        reported: Mutex::new(HashSet::new()),
     });
     loop {
-        let (for_jobs, handler, lane) = (ctx.clone(), handler.clone(), lane.clone());
+        let (for_jobs, handler, for_lane) = (ctx.clone(), handler.clone(), lane.clone());
         let processor =
-            move |job, _cancel| process(for_jobs.clone(), handler.clone(), lane.clone(), job);
+            move |job, _cancel| process(for_jobs.clone(), handler.clone(), for_lane.clone(), job);
         let options = worker_options(settings, queue);
         let concurrency = options.concurrency;
         match bullmq::Worker::with_options(queue.as_str(), processor, options)
@@ -101,7 +103,8 @@ async fn connect<H: Handler>(
             Ok(worker) => {
                 tracing::info!(%queue, concurrency, "consuming queue");
                 let worker = Arc::new(worker);
-                let events = tokio::spawn(watch_events(queue, worker.clone(), ctx.pool.clone()));
+                let events =
+                    tokio::spawn(watch_events(lane.clone(), worker.clone(), ctx.pool.clone()));
                 return RunningWorker {
                     queue,
                     worker,
@@ -119,7 +122,8 @@ async fn connect<H: Handler>(
 /// Drains the worker's event channel (it is unbounded: left unread, it would
 /// grow with every job), surfaces what the runtime does not log itself, and
 /// records failures BullMQ decides without running our handler.
-async fn watch_events(queue: QueueName, worker: Arc<bullmq::Worker>, pool: sqlx::PgPool) {
+async fn watch_events(lane: Arc<Lane>, worker: Arc<bullmq::Worker>, pool: sqlx::PgPool) {
+    let queue = lane.queue;
     while let Some(event) = worker.next_event().await {
         match event {
             WorkerEvent::Error(error) => tracing::warn!(%queue, %error, "queue error"),
@@ -127,6 +131,9 @@ async fn watch_events(queue: QueueName, worker: Arc<bullmq::Worker>, pool: sqlx:
                 tracing::warn!(%queue, job.id = %job_id, "job stalled; it will run again");
             }
             WorkerEvent::Failed { job_id, error } => {
+                if lane.reported().remove(&job_id) {
+                    continue; // our handler failed it and already said so
+                }
                 let Ok(id) = Uuid::parse_str(&job_id) else {
                     continue;
                 };
@@ -143,7 +150,7 @@ async fn watch_events(queue: QueueName, worker: Arc<bullmq::Worker>, pool: sqlx:
                 };
                 match records::failed_by_queue(&pool, id, failure).await {
                     Ok(true) => tracing::error!(%queue, job.id = %job_id, %error, "job failed"),
-                    Ok(false) => {} // our handler failed it and already said so
+                    Ok(false) => {} // a worker's handler already recorded it
                     Err(db) => {
                         tracing::warn!(%queue, job.id = %job_id, error = %db, "could not record the failure")
                     }
@@ -163,6 +170,20 @@ struct Lane {
     /// A provider refused our credentials and no job has succeeded since:
     /// the operator has been told once, and is told again only after it heals.
     misconfigured: AtomicBool,
+    /// Jobs whose failure our handler reported (and recorded, if it still
+    /// owned the record). BullMQ announces every failure as an event; these
+    /// are skipped there, so only failures BullMQ decides by itself (a job
+    /// that stalled too often) are recorded from the event.
+    reported: Mutex<HashSet<String>>,
+}
+
+impl Lane {
+    fn reported(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A panic while holding it cannot leave the set inconsistent.
+        self.reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// One attempt at one job: record, run, record, log once.
@@ -299,6 +320,7 @@ async fn process<H: Handler>(
                         Err(db) => tracing::warn!(error = %db, "could not record the failure"),
                     }
                 }
+                lane.reported().insert(meta.id.clone());
                 // BullMQ keeps the full reason: operators read it in the
                 // dead-letter set.
                 Err(if error.is_permanent() {

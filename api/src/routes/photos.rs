@@ -46,6 +46,7 @@ pub fn router(max_bytes: u64) -> Router<AppState> {
             "/api/photos",
             post(upload).layer(DefaultBodyLimit::max(body_limit)),
         )
+        .route("/media/photos/{photo_id}/original", get(serve_original))
         .route("/media/photos/{photo_id}/{file}", get(serve))
 }
 
@@ -100,7 +101,9 @@ async fn upload(
     let format = sniff(&head).ok_or_else(|| {
         ApiError::UnsupportedMediaType("the photo must be a JPEG, PNG or WebP image".into())
     })?;
-    if let Some(header) = shared::images::header(&head) {
+    // Judged on the first HEAD_BYTES whatever the chunks brought, so the
+    // answer does not depend on how the client's bytes were split.
+    if let Some(header) = shared::images::header(&head[..head.len().min(HEAD_BYTES)]) {
         check_decode_cost(&state, &header)?;
     }
 
@@ -429,8 +432,10 @@ fn malformed(error: MultipartError) -> ApiError {
     }
 }
 
-/// Serves a stored photo. Keys are per photo id and never rewritten with
-/// different content, so clients and CDNs may keep them for a year.
+/// Serves a resized square: public, like any avatar. They are encoded
+/// afresh from pixels, so they carry no EXIF, XMP or IPTC. Keys are per
+/// photo id and never rewritten with different content, so clients and
+/// CDNs may keep them for a year.
 #[tracing::instrument(name = "serve_photo", skip_all)]
 async fn serve(
     State(state): State<AppState>,
@@ -439,28 +444,12 @@ async fn serve(
     const NOT_FOUND: ApiError = ApiError::NotFound("photo");
     // A malformed id cannot name any photo: same answer as a missing one.
     let photo_id = Uuid::parse_str(&photo_id).map_err(|_| NOT_FOUND)?;
-    let (key, content_type) = match file.as_str() {
-        "original" => {
-            let content_type = sqlx::query_scalar!(
-                "select content_type from photos where photo_id = $1",
-                photo_id
-            )
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or(NOT_FOUND)?;
-            (keys::photo_original(photo_id), content_type)
-        }
-        name => {
-            let variant = name
-                .strip_suffix(".jpg")
-                .and_then(Variant::from_name)
-                .ok_or(NOT_FOUND)?;
-            (
-                keys::photo_variant(photo_id, variant),
-                ImageFormat::Jpeg.content_type().to_owned(),
-            )
-        }
-    };
+    let variant = file
+        .strip_suffix(".jpg")
+        .and_then(Variant::from_name)
+        .ok_or(NOT_FOUND)?;
+    let key = keys::photo_variant(photo_id, variant);
+    let content_type = ImageFormat::Jpeg.content_type().to_owned();
     // On S3 the client fetches the file from S3 itself, with a signed URL.
     if let Some(url) = state.storage.signed_url(&key, SIGNED_URL_TTL).await? {
         let headers = [
@@ -480,6 +469,53 @@ async fn serve(
         ],
     ))
 }
+
+/// Serves the uploaded file as it came, to its owner only: a phone photo's
+/// metadata (GPS position, camera serial, owner name) stays private. Anyone
+/// else gets the same 404 as for a photo that does not exist, and no cache
+/// but the owner's may keep it.
+#[tracing::instrument(name = "serve_original", skip_all)]
+async fn serve_original(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(photo_id): Path<String>,
+) -> Result<Response, ApiError> {
+    const NOT_FOUND: ApiError = ApiError::NotFound("photo");
+    let photo_id = Uuid::parse_str(&photo_id).map_err(|_| NOT_FOUND)?;
+    let content_type = sqlx::query_scalar!(
+        "select content_type from photos where photo_id = $1 and user_id = $2 and state <> 'uploading'",
+        photo_id,
+        auth.user_id,
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(NOT_FOUND)?;
+    let key = keys::photo_original(photo_id);
+    let private = "private, no-store";
+    if let Some(url) = state.storage.signed_url(&key, ORIGINAL_URL_TTL).await? {
+        return Ok((
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, url),
+                (header::CACHE_CONTROL, private.to_owned()),
+            ],
+        )
+            .into_response());
+    }
+    let file = state.storage.get(&key).await?.ok_or(NOT_FOUND)?;
+    Ok(super::files::stream(
+        file,
+        content_type,
+        [
+            (header::CACHE_CONTROL, private),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+    ))
+}
+
+/// A signed link to an original is handed to its owner only and used at
+/// once: it need not outlive a redirect.
+const ORIGINAL_URL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The avatar URLs of `photo_id`, as `/api/me` shows them.
 pub fn avatar_urls(public_url: &str, photo_id: Uuid) -> serde_json::Value {

@@ -8,7 +8,10 @@ use testkit::app::Options;
 async fn admin_endpoints_do_not_exist_without_an_admin_token() {
     let app = TestApp::spawn_without_worker_with(vec![("ADMIN_TOKEN", String::new())]).await;
 
-    for path in ["/api/admin/queues", "/api/admin/jobs/0190c0de-0000-7000-8000-000000000000"] {
+    for path in [
+        "/api/admin/queues",
+        "/api/admin/jobs/0190c0de-0000-7000-8000-000000000000",
+    ] {
         let response = app.get(path, Some("anything")).await;
         assert_eq!(response.status(), 404, "{path}");
     }

@@ -22,7 +22,10 @@ async fn a_rejected_recipient_fails_the_job_at_once_with_the_reason() {
     assert!(job["finished_at"].is_string());
     assert_eq!(job["error"]["code"], "failed", "{job}");
     let message = job["error"]["message"].as_str().expect("a sentence");
-    assert!(!message.contains("mailbox"), "SMTP text is for operators: {message}");
+    assert!(
+        !message.contains("mailbox"),
+        "SMTP text is for operators: {message}"
+    );
     let detail = app.operator_view(job_id).await["error_detail"]
         .as_str()
         .expect("the reason is recorded")

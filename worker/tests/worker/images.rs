@@ -189,3 +189,36 @@ fn more_pixels_than_allowed_are_refused_before_decoding() {
         Err(ImageError::TooManyPixels { .. })
     ));
 }
+
+#[test]
+fn work_past_its_deadline_stops_with_a_reason() {
+    let bytes = jpeg(1600, 1200, &photo(1600, 1200));
+    let passed = Limits {
+        deadline: Instant::now(),
+        ..limits(MAX_PIXELS)
+    };
+    assert!(matches!(process(&bytes, &passed), Err(ImageError::TooSlow)));
+}
+
+#[test]
+fn scans_are_counted_without_decoding() {
+    let baseline = jpeg(320, 240, &photo(320, 240));
+    let progressive = testkit::images::progressive(&baseline);
+    assert_eq!(imaging::decode::jpeg_scans(&baseline), 1);
+    assert_eq!(imaging::decode::jpeg_scans(&progressive), 10);
+    let bomb = testkit::images::scan_bomb(&progressive, 100);
+    assert_eq!(imaging::decode::jpeg_scans(&bomb), 110);
+    assert!(matches!(
+        process(&bomb, &limits(MAX_PIXELS)),
+        Err(ImageError::TooManyScans { scans: 110, .. })
+    ));
+}
+
+#[test]
+fn what_the_uploader_is_told_names_no_decoder_internals() {
+    let garbage = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1];
+    let error = process(&garbage, &limits(MAX_PIXELS)).expect_err("garbage");
+    let (code, message) = error.public();
+    assert_eq!(code, "image_unreadable");
+    assert!(!message.contains("header"), "{message}");
+}

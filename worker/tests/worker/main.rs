@@ -3,6 +3,8 @@
 mod chaos;
 mod dead_letters;
 mod failures;
+mod faults;
+mod hostile_files;
 mod images;
 mod onboarding;
 mod photos;

@@ -193,7 +193,10 @@ async fn an_unreachable_webhook_never_leaks_its_secret_url() {
     let detail = operator["error_detail"].as_str().expect("a reason");
     assert!(detail.contains("could not reach Slack"), "{detail}");
     for shown in [job.to_string(), operator.to_string()] {
-        assert!(!shown.contains("s3cr3tT0k3n"), "the webhook leaked: {shown}");
+        assert!(
+            !shown.contains("s3cr3tT0k3n"),
+            "the webhook leaked: {shown}"
+        );
     }
 }
 

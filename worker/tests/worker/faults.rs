@@ -1,0 +1,221 @@
+//! Faults that are not the job's: a provider refusing our credentials, an
+//! attempt that hangs, and a worker that lost its lock while still working.
+
+use std::time::Duration;
+
+use serde_json::json;
+use testkit::app::Options;
+use testkit::{TestApp, job_id};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const DEADLINE: Duration = Duration::from_secs(30);
+const KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
+
+async fn app_with_stripe(stripe: &MockServer, env: Vec<(&'static str, String)>) -> TestApp {
+    let mut all = vec![
+        ("STRIPE_SECRET_KEY", KEY.to_owned()),
+        ("STRIPE_API_BASE", stripe.uri()),
+        ("CONFIG_FAULT_PAUSE_SECS", "1".to_owned()),
+    ];
+    all.extend(env);
+    TestApp::spawn_with(Options {
+        env: all,
+        ..Options::default()
+    })
+    .await
+}
+
+fn customer_created() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({ "id": "cus_OK", "object": "customer" }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_stripe_key_makes_jobs_wait_not_fail_until_it_is_fixed() {
+    let stripe = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": { "message": "Invalid API Key provided: sk_test_****7dc" }
+        })))
+        .mount(&stripe)
+        .await;
+    // One attempt only: had the refusal been held against the job, it
+    // would be dead now.
+    let app = app_with_stripe(
+        &stripe,
+        vec![("QUEUE_STRIPE_CUSTOMER_ATTEMPTS", "1".to_owned())],
+    )
+    .await;
+    let body = app.sign_up("rotated@example.com", "Rotated Key").await;
+    let job = job_id(&body, "stripe-customer");
+    let token = body["token"].as_str();
+
+    testkit::wait::until("Stripe to refuse the key three times", DEADLINE, || async {
+        let refusals = stripe.received_requests().await.unwrap_or_default().len();
+        (refusals >= 3).then_some(())
+    })
+    .await;
+    // Between tries the job waits out the pause, saying why.
+    let status = testkit::wait::until("the job to wait out the pause", DEADLINE, || async {
+        let status = app.job_status(&job, token).await;
+        (status["state"] == "waiting").then_some(status)
+    })
+    .await;
+    assert_eq!(status["attempts_made"], 0, "no attempt was spent: {status}");
+    assert_eq!(
+        status["error"]["code"], "temporarily_unavailable",
+        "{status}"
+    );
+    assert_eq!(
+        status["error"]["message"],
+        "Billing is temporarily unavailable; we will retry."
+    );
+    assert!(!status.to_string().contains("7dc"), "{status}");
+
+    // The operator fixes the key.
+    stripe.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(customer_created())
+        .mount(&stripe)
+        .await;
+
+    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    let status = app.job_status(&job, token).await;
+    assert_eq!(status["attempts_made"], 1, "{status}");
+    assert!(status["error"].is_null(), "{status}");
+    assert_eq!(
+        app.me(token.expect("token")).await["stripe_customer_id"],
+        "cus_OK"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_login_refusal_holds_the_email_until_the_server_takes_it() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("CONFIG_FAULT_PAUSE_SECS", "1".into()),
+            ("QUEUE_WELCOME_EMAIL_ATTEMPTS", "1".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    for _ in 0..2 {
+        app.smtp
+            .refuse_next("535 5.7.8 Authentication credentials invalid");
+    }
+
+    let body = app.sign_up("held@example.com", "Held").await;
+
+    let job = job_id(&body, "welcome-email");
+    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    assert_eq!(app.smtp.refused(), 2);
+    assert_eq!(
+        app.smtp.received().len(),
+        1,
+        "sent once, after the refusals"
+    );
+    let status = app.job_status(&job, body["token"].as_str()).await;
+    assert_eq!(status["attempts_made"], 1, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_past_its_timeout_fails_and_frees_its_slot() {
+    let stripe = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(customer_created().set_delay(Duration::from_secs(120)))
+        .up_to_n_times(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(customer_created())
+        .mount(&stripe)
+        .await;
+    let app = app_with_stripe(
+        &stripe,
+        vec![
+            ("QUEUE_STRIPE_CUSTOMER_TIMEOUT_SECS", "1".to_owned()),
+            ("QUEUE_STRIPE_CUSTOMER_ATTEMPTS", "1".to_owned()),
+            ("QUEUE_STRIPE_CUSTOMER_CONCURRENCY", "1".to_owned()),
+        ],
+    )
+    .await;
+
+    let hung = app.sign_up("hung@example.com", "Hung").await;
+    let hung_job = job_id(&hung, "stripe-customer");
+    app.wait_for_job_state(&hung_job, "failed", DEADLINE).await;
+    let next = app.sign_up("next@example.com", "Next").await;
+
+    // The only slot is free again long before the hung request would end.
+    app.wait_for_job_state(&job_id(&next, "stripe-customer"), "completed", DEADLINE)
+        .await;
+    let status = app.job_status(&hung_job, hung["token"].as_str()).await;
+    assert_eq!(status["error"]["code"], "timed_out", "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_lock_cannot_overwrite_the_attempt_after_it() {
+    let stripe = MockServer::start().await;
+    // The first attempt hangs and is refused at t+6 s, while the attempt
+    // after it is still running; that one succeeds at about t+10 s.
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({ "error": { "message": "late refusal" } }))
+                .set_delay(Duration::from_secs(6)),
+        )
+        .up_to_n_times(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(customer_created().set_delay(Duration::from_secs(8)))
+        .mount(&stripe)
+        .await;
+    let app = app_with_stripe(
+        &stripe,
+        vec![
+            ("QUEUE_STRIPE_CUSTOMER_LOCK_DURATION_MS", "1000".to_owned()),
+            (
+                "QUEUE_STRIPE_CUSTOMER_STALLED_INTERVAL_MS",
+                "500".to_owned(),
+            ),
+            // One slot per worker: the one running the first attempt is
+            // full, so the second attempt runs on the other worker.
+            ("QUEUE_STRIPE_CUSTOMER_CONCURRENCY", "1".to_owned()),
+        ],
+    )
+    .await;
+    let mut second = app.spawn_worker_process(WORKER);
+    let body = app.sign_up("race@example.com", "Race").await;
+    let job = job_id(&body, "stripe-customer");
+    app.wait_for_job_state(&job, "active", DEADLINE).await;
+
+    // A Redis blip longer than the lock, as far as BullMQ can tell: the
+    // lock is gone, the job is handed out again, and the first attempt
+    // does not know.
+    app.redis
+        .cli(&["DEL", &format!("bull:stripe-customer:{job}:lock")]);
+    testkit::wait::until("a second attempt to start", DEADLINE, || async {
+        let requests = stripe.received_requests().await.unwrap_or_default().len();
+        (requests >= 2).then_some(())
+    })
+    .await;
+
+    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    let status = app.job_status(&job, body["token"].as_str()).await;
+    assert!(status["error"].is_null(), "{status}");
+    assert_eq!(status["result"]["customer_id"], "cus_OK", "{status}");
+    let detail = app.operator_view(&job).await["error_detail"].clone();
+    assert!(
+        detail.is_null(),
+        "the late refusal was not recorded: {detail}"
+    );
+    second.terminate();
+    assert!(second.wait(DEADLINE).await.success());
+}
