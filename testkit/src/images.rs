@@ -255,3 +255,12 @@ pub fn rgba16_png(width: u32, height: u32, color: [u16; 4]) -> Vec<u8> {
     writer.finish().expect("the PNG ends");
     out
 }
+
+/// A lossless WebP with transparency from RGBA pixels.
+pub fn rgba_webp(width: u32, height: u32, rgba: Vec<u8>) -> Vec<u8> {
+    encode(
+        ImageBuffer::<Rgba<u8>, _>::from_raw(width, height, rgba)
+            .expect("width × height × 4 bytes"),
+        ImageFormat::WebP,
+    )
+}

@@ -221,7 +221,10 @@ async fn process<H: Handler>(
             id: job.id().to_owned(),
             attempt,
             run,
-            deadline: started + lane.timeout,
+            // A tenth before the runtime gives up: work that checks it stops
+            // first and can say why (a photo too slow to decode fails for
+            // good instead of being retried as a timeout).
+            deadline: started + lane.timeout - lane.timeout / 10,
         };
         tracing::info!("job started");
         let work = handler.handle(&ctx, queue, &meta, job.data());

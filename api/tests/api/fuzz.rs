@@ -227,7 +227,8 @@ async fn a_malformed_media_path_is_a_4xx_in_our_shape() {
     let app = TestApp::spawn_without_worker().await;
 
     for (path, status, code) in [
-        ("/media/photos/not-a-uuid/original", 404, "not_found"),
+        ("/media/photos/not-a-uuid/large.jpg", 404, "not_found"),
+        ("/media/photos/not-a-uuid/original", 401, "unauthorized"),
         ("/media/photos/%FF/large.jpg", 400, "bad_request"),
     ] {
         let response = app.get(path, None).await;

@@ -25,8 +25,8 @@ pub struct JobMeta {
     /// This attempt's hold on the job record, for jobs we enqueued; one
     /// added by another BullMQ producer has none and simply runs.
     pub run: Option<Run>,
-    /// When the attempt times out: CPU-bound work, which the runtime cannot
-    /// cancel, checks it and stops.
+    /// Shortly before the attempt times out: CPU-bound work, which the
+    /// runtime cannot cancel, checks it and stops.
     pub deadline: std::time::Instant,
 }
 

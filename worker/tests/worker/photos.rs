@@ -66,7 +66,10 @@ async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
     }
     let original_url = avatar["original"].as_str().expect("original URL");
     let response = app
-        .get(original_url.trim_start_matches("http://app.test"), None)
+        .get(
+            original_url.trim_start_matches("http://app.test"),
+            Some(&token),
+        )
         .await;
     assert_eq!(response.headers()["content-type"], "image/jpeg");
     assert_eq!(
@@ -285,7 +288,7 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
         .trim_start_matches("http://app.test")
         .to_owned();
     let stored = app
-        .get(&original_url, None)
+        .get(&original_url, Some(token))
         .await
         .bytes()
         .await
