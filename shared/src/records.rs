@@ -169,12 +169,12 @@ pub async fn undeliverable<'c>(
 }
 
 /// An attempt starts and takes the record over from any earlier one. A
-/// `completed` record is never reopened.
+/// `completed` record is never reopened. The last attempt's error stays
+/// until this one ends, so a client polling a retry sees why it is one.
 pub async fn start(pool: &PgPool, job_id: Uuid) -> Result<Started, sqlx::Error> {
     let run = Uuid::now_v7();
     let started = sqlx::query_scalar!(
-        "update jobs set state = 'active', run_id = $2, error = null, error_code = null,
-                error_detail = null, finished_at = null,
+        "update jobs set state = 'active', run_id = $2, finished_at = null,
                 started_at = coalesce(started_at, now()), updated_at = now()
          where job_id = $1 and state <> 'completed'
          returning job_id",
