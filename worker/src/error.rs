@@ -65,7 +65,7 @@ impl JobError {
         if let Some(public) = self.cause().downcast_ref::<PublicError>() {
             return public.clone();
         }
-        let service = service(queue);
+        let service = crate::jobs::service(queue);
         let (code, message) = match self {
             Self::RateLimited(..) => (
                 "busy",
@@ -101,17 +101,6 @@ impl JobError {
             ),
         };
         PublicError { code, message }
-    }
-}
-
-/// What a queue does, as the subject of a sentence for end users.
-pub fn service(queue: QueueName) -> &'static str {
-    match queue {
-        QueueName::WelcomeEmail => "Email delivery",
-        QueueName::StripeCustomer => "Billing",
-        QueueName::SlackNotify => "Team notification",
-        QueueName::OnboardingPdf => "Document generation",
-        QueueName::ImageResize => "Photo processing",
     }
 }
 

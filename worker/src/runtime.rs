@@ -18,8 +18,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::context::Context;
-use crate::error::{JobError, service};
-use crate::jobs::{Catalogue, Handler, JobMeta};
+use crate::error::JobError;
+use crate::jobs::{Dispatcher, Handler, JobMeta, service};
 
 /// How long to wait before trying Redis again when it is down at start-up.
 const CONNECT_RETRY: Duration = Duration::from_secs(2);
@@ -33,7 +33,7 @@ pub async fn run(
     queues: &[QueueName],
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    run_with(settings, queues, Arc::new(Catalogue), shutdown).await
+    run_with(settings, queues, Arc::new(Dispatcher), shutdown).await
 }
 
 /// [`run`] with another [`Handler`] doing the work, e.g. a no-op for benchmarks.
@@ -196,7 +196,13 @@ async fn process<H: Handler>(
     let queue = lane.queue;
     let attempt = job.attempts_made() + 1;
     let max_attempts = job.opts().attempts.unwrap_or(1).max(1);
-    let span = tracing::info_span!("job", %queue, job.id = %job.id(), attempt);
+    let span = tracing::info_span!(
+        "job",
+        %queue,
+        job.id = %job.id(),
+        attempt,
+        user_id = tracing::field::Empty
+    );
     async move {
         let started = Instant::now();
         // Jobs we enqueued carry their record's id as BullMQ job id.

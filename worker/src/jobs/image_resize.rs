@@ -12,99 +12,98 @@ use shared::records::PublicError;
 use shared::storage::keys;
 use uuid::Uuid;
 
-use super::{JobMeta, on_blocking_pool};
+use super::{JobMeta, Perform, on_blocking_pool};
 use crate::context::Context;
 use crate::error::{Classify, JobError};
 use imaging::ImageError;
 
-#[tracing::instrument(name = "image_resize", skip_all, fields(user_id = %payload.user_id, photo_id = %payload.photo_id))]
-pub(super) async fn run(
-    ctx: &Context,
-    job: &JobMeta,
-    payload: ImageResize,
-) -> Result<Value, JobError> {
-    let ImageResize { user_id, photo_id } = payload;
-    let Some(state) = sqlx::query_scalar!(
-        "select state from photos where photo_id = $1 and user_id = $2",
-        photo_id,
-        user_id,
-    )
-    .fetch_optional(&ctx.pool)
-    .await?
-    else {
-        return Err(JobError::Permanent(anyhow::anyhow!(
-            "photo {photo_id} no longer exists"
-        )));
-    };
-    if state == "ready" {
-        return Ok(json!({ "skipped": "already resized" }));
-    }
+impl Perform for ImageResize {
+    const SERVICE: &'static str = "Photo processing";
 
-    let original = ctx
-        .storage
-        .read(&keys::photo_original(photo_id))
-        .await
-        .transient("could not read the original from storage")?
-        .ok_or_else(|| {
-            JobError::Permanent(anyhow::anyhow!(
-                "the original of photo {photo_id} is missing"
-            ))
-        })?;
-    job.progress(ctx, 10).await;
+    async fn perform(self, ctx: &Context, job: &JobMeta) -> Result<Value, JobError> {
+        let ImageResize { user_id, photo_id } = self;
+        let Some(state) = sqlx::query_scalar!(
+            "select state from photos where photo_id = $1 and user_id = $2",
+            photo_id,
+            user_id,
+        )
+        .fetch_optional(&ctx.pool)
+        .await?
+        else {
+            return Err(JobError::Permanent(anyhow::anyhow!(
+                "photo {photo_id} no longer exists"
+            )));
+        };
+        if state == "ready" {
+            return Ok(json!({ "skipped": "already resized" }));
+        }
 
-    let limits = imaging::Limits {
-        max_pixels: ctx.photo_max_pixels,
-        max_decode_bytes: ctx.photo_max_decode_bytes,
-        deadline: job.deadline,
-    };
-    let processed =
-        on_blocking_pool("the resizer", move || imaging::process(&original, &limits)).await?;
-    let processed = match processed {
-        Ok(processed) => processed,
-        Err(error) => return Err(reject(ctx, photo_id, error).await),
-    };
-    job.progress(ctx, 50).await;
-
-    let mut sizes = serde_json::Map::new();
-    for output in processed.outputs {
-        let key = keys::photo_variant(photo_id, output.variant);
-        ctx.storage
-            .put(&key, output.jpeg, "image/jpeg")
+        let original = ctx
+            .storage
+            .read(&keys::photo_original(photo_id))
             .await
-            .transient("could not store a resized photo")?;
-        sizes.insert(output.variant.name().to_owned(), output.side.into());
-        job.progress(ctx, 50 + 15 * sizes.len() as i16).await;
-    }
+            .transient("could not read the original from storage")?
+            .ok_or_else(|| {
+                JobError::Permanent(anyhow::anyhow!(
+                    "the original of photo {photo_id} is missing"
+                ))
+            })?;
+        job.progress(ctx, 10).await;
 
-    let mut tx = ctx.pool.begin().await?;
-    sqlx::query!(
-        "update photos set state = 'ready', width = $2, height = $3, error = null, updated_at = now()
-         where photo_id = $1",
-        photo_id,
-        i32::try_from(processed.width).unwrap_or(i32::MAX),
-        i32::try_from(processed.height).unwrap_or(i32::MAX),
-    )
-    .execute(&mut *tx)
-    .await?;
-    // Uploads are ordered by their v7 ids: a photo that finishes after a
-    // newer one must not take the avatar back.
-    let switched = sqlx::query!(
-        "update users set avatar_photo_id = $2, updated_at = now()
-         where user_id = $1 and (avatar_photo_id is null or avatar_photo_id < $2)",
-        user_id,
-        photo_id,
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    tx.commit().await?;
-    Ok(json!({
-        "width": processed.width,
-        "height": processed.height,
-        "sizes": sizes,
-        "avatar": switched,
-    }))
+        let limits = imaging::Limits {
+            max_pixels: ctx.photo_max_pixels,
+            max_decode_bytes: ctx.photo_max_decode_bytes,
+            deadline: job.deadline,
+        };
+        let processed =
+            on_blocking_pool("the resizer", move || imaging::process(&original, &limits)).await?;
+        let processed = match processed {
+            Ok(processed) => processed,
+            Err(error) => return Err(reject(ctx, photo_id, error).await),
+        };
+        job.progress(ctx, 50).await;
+
+        let mut sizes = serde_json::Map::new();
+        for output in processed.outputs {
+            let key = keys::photo_variant(photo_id, output.variant);
+            ctx.storage
+                .put(&key, output.jpeg, "image/jpeg")
+                .await
+                .transient("could not store a resized photo")?;
+            sizes.insert(output.variant.name().to_owned(), output.side.into());
+            job.progress(ctx, 50 + 15 * sizes.len() as i16).await;
+        }
+
+        let mut tx = ctx.pool.begin().await?;
+        sqlx::query!(
+            "update photos set state = 'ready', width = $2, height = $3, error = null, updated_at = now()
+             where photo_id = $1",
+            photo_id,
+            i32::try_from(processed.width).unwrap_or(i32::MAX),
+            i32::try_from(processed.height).unwrap_or(i32::MAX),
+        )
+        .execute(&mut *tx)
+        .await?;
+        // Uploads are ordered by their v7 ids: a photo that finishes after a
+        // newer one must not take the avatar back.
+        let switched = sqlx::query!(
+            "update users set avatar_photo_id = $2, updated_at = now()
+             where user_id = $1 and (avatar_photo_id is null or avatar_photo_id < $2)",
+            user_id,
+            photo_id,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
+        Ok(json!({
+            "width": processed.width,
+            "height": processed.height,
+            "sizes": sizes,
+            "avatar": switched,
+        }))
+    }
 }
 
 /// Records why the photo cannot be used, in the uploader's words, and

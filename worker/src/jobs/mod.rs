@@ -1,6 +1,8 @@
-//! One file per job. Each exposes `run(ctx, job, payload)`; [`Catalogue`]
-//! routes a BullMQ job to it by queue, so adding a queue is a compile error
-//! until it has a handler.
+//! One file per job, each implementing [`Perform`] for its payload (the
+//! payload and its queue are declared in the catalogue, `shared::jobs`).
+//! [`Dispatcher`] routes a BullMQ job to it by queue; the list in
+//! [`registered!`] is the one place jobs are registered, and a queue left
+//! out of it is a compile error.
 
 mod image_resize;
 mod onboarding_pdf;
@@ -9,7 +11,7 @@ mod stripe_customer;
 mod welcome_email;
 
 use serde_json::Value;
-use shared::jobs::QueueName;
+use shared::jobs::{Job, QueueName};
 use shared::records::{self, Run};
 
 use crate::context::Context;
@@ -44,7 +46,7 @@ impl JobMeta {
 }
 
 /// What the runtime calls to do a job's work. Production uses
-/// [`Catalogue`]; benchmarks plug in a no-op to measure the runtime itself.
+/// [`Dispatcher`]; benchmarks plug in a no-op to measure the runtime itself.
 pub trait Handler: Send + Sync + 'static {
     /// Does the work of one attempt at a job of `queue`.
     fn handle(
@@ -56,25 +58,65 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, JobError>> + Send;
 }
 
-/// The real jobs: routes each queue to its handler in `jobs/`.
-pub struct Catalogue;
+/// A kind of job the worker runs: its payload type, declared with its queue
+/// in the catalogue, and the work of one attempt. The runtime parses the
+/// payload, opens the span and keeps the job record; `perform` only works.
+pub trait Perform: Job {
+    /// What the job does, as the subject of a sentence its user reads:
+    /// "Billing is temporarily unavailable; we will retry."
+    const SERVICE: &'static str;
 
-impl Handler for Catalogue {
-    async fn handle(
-        &self,
+    /// One attempt at the job.
+    fn perform(
+        self,
         ctx: &Context,
-        queue: QueueName,
         job: &JobMeta,
-        data: &Value,
-    ) -> Result<Value, JobError> {
-        match queue {
-            QueueName::WelcomeEmail => welcome_email::run(ctx, job, payload(data)?).await,
-            QueueName::StripeCustomer => stripe_customer::run(ctx, job, payload(data)?).await,
-            QueueName::SlackNotify => slack_notify::run(ctx, job, payload(data)?).await,
-            QueueName::OnboardingPdf => onboarding_pdf::run(ctx, job, payload(data)?).await,
-            QueueName::ImageResize => image_resize::run(ctx, job, payload(data)?).await,
+    ) -> impl Future<Output = Result<Value, JobError>> + Send;
+}
+
+/// The real jobs: routes each queue to its [`Perform`] impl.
+pub struct Dispatcher;
+
+/// Registers the jobs: one line per payload type. A queue of the catalogue
+/// missing here does not compile (the matches are exhaustive).
+macro_rules! registered {
+    ($($payload:ty),* $(,)?) => {
+        impl Handler for Dispatcher {
+            async fn handle(
+                &self,
+                ctx: &Context,
+                queue: QueueName,
+                job: &JobMeta,
+                data: &Value,
+            ) -> Result<Value, JobError> {
+                match queue {
+                    $(<$payload as Job>::QUEUE => run::<$payload>(ctx, job, data).await,)*
+                }
+            }
         }
-    }
+
+        /// What a queue's jobs do, for sentences end users read.
+        pub fn service(queue: QueueName) -> &'static str {
+            match queue {
+                $(<$payload as Job>::QUEUE => <$payload as Perform>::SERVICE,)*
+            }
+        }
+    };
+}
+
+registered!(
+    shared::jobs::WelcomeEmail,
+    shared::jobs::StripeCustomer,
+    shared::jobs::SlackNotify,
+    shared::jobs::OnboardingPdf,
+    shared::jobs::ImageResize,
+);
+
+/// Parses the payload, names its user in the job's span, and performs it.
+async fn run<J: Perform>(ctx: &Context, job: &JobMeta, data: &Value) -> Result<Value, JobError> {
+    let payload = payload::<J>(data)?;
+    tracing::Span::current().record("user_id", tracing::field::display(payload.owner()));
+    payload.perform(ctx, job).await
 }
 
 /// Runs CPU-bound `work` (rendering, decoding) on the blocking pool, in the
@@ -91,7 +133,7 @@ async fn on_blocking_pool<T: Send + 'static>(
 }
 
 /// Bad job data will be just as bad on the next attempt: permanent.
-fn payload<J: shared::jobs::Job>(data: &Value) -> Result<J, JobError> {
+fn payload<J: Job>(data: &Value) -> Result<J, JobError> {
     J::deserialize(data).map_err(|error| {
         JobError::Permanent(
             anyhow::Error::new(error)

@@ -10,62 +10,61 @@ use serde_json::{Value, json};
 use shared::jobs::OnboardingPdf;
 use shared::storage::keys;
 
-use super::{JobMeta, on_blocking_pool};
+use super::{JobMeta, Perform, on_blocking_pool};
 use crate::context::Context;
 use crate::error::{Classify, JobError};
 use crate::pdf::Onboarding;
 
-#[tracing::instrument(name = "onboarding_pdf", skip_all, fields(user_id = %payload.user_id))]
-pub(super) async fn run(
-    ctx: &Context,
-    _job: &JobMeta,
-    payload: OnboardingPdf,
-) -> Result<Value, JobError> {
-    let Some(user) = sqlx::query!(
-        "select name, created_at, onboarding_pdf_key from users where user_id = $1",
-        payload.user_id,
-    )
-    .fetch_optional(&ctx.pool)
-    .await?
-    else {
-        return Err(JobError::user_gone(payload.user_id));
-    };
-    if let Some(key) = user.onboarding_pdf_key {
-        return Ok(json!({ "skipped": "already rendered", "key": key }));
-    }
+impl Perform for OnboardingPdf {
+    const SERVICE: &'static str = "Document generation";
 
-    let documents = Arc::clone(&ctx.documents);
-    let dashboard_url = format!("{}/", ctx.public_url);
-    let document = on_blocking_pool("the PDF renderer", move || {
-        documents.render(&Onboarding {
-            name: &user.name,
-            signup_date: user.created_at.date_naive(),
-            dashboard_url: &dashboard_url,
+    async fn perform(self, ctx: &Context, _job: &JobMeta) -> Result<Value, JobError> {
+        let Some(user) = sqlx::query!(
+            "select name, created_at, onboarding_pdf_key from users where user_id = $1",
+            self.user_id,
+        )
+        .fetch_optional(&ctx.pool)
+        .await?
+        else {
+            return Err(JobError::user_gone(self.user_id));
+        };
+        if let Some(key) = user.onboarding_pdf_key {
+            return Ok(json!({ "skipped": "already rendered", "key": key }));
+        }
+
+        let documents = Arc::clone(&ctx.documents);
+        let dashboard_url = format!("{}/", ctx.public_url);
+        let document = on_blocking_pool("the PDF renderer", move || {
+            documents.render(&Onboarding {
+                name: &user.name,
+                signup_date: user.created_at.date_naive(),
+                dashboard_url: &dashboard_url,
+            })
         })
-    })
-    .await?
-    // The same template, fonts and name will fail the same way next time.
-    .map_err(JobError::Permanent)?;
+        .await?
+        // The same template, fonts and name will fail the same way next time.
+        .map_err(JobError::Permanent)?;
 
-    let unsupported: String = document.unsupported.iter().collect();
-    let key = keys::onboarding_pdf(payload.user_id);
-    let size = document.bytes.len();
-    ctx.storage
-        .put(&key, document.bytes, "application/pdf")
-        .await
-        .transient("could not store the PDF")?;
-    sqlx::query!(
-        "update users set onboarding_pdf_key = $2, updated_at = now() where user_id = $1",
-        payload.user_id,
-        key,
-    )
-    .execute(&ctx.pool)
-    .await?;
-    let mut result = json!({ "key": key, "pages": document.pages, "bytes": size });
-    // Still worth delivering (the rest of the guide is fine), but say so.
-    if !unsupported.is_empty() {
-        tracing::warn!(%unsupported, "the PDF fonts cannot draw some characters of the name");
-        result["unsupported_characters"] = unsupported.into();
+        let unsupported: String = document.unsupported.iter().collect();
+        let key = keys::onboarding_pdf(self.user_id);
+        let size = document.bytes.len();
+        ctx.storage
+            .put(&key, document.bytes, "application/pdf")
+            .await
+            .transient("could not store the PDF")?;
+        sqlx::query!(
+            "update users set onboarding_pdf_key = $2, updated_at = now() where user_id = $1",
+            self.user_id,
+            key,
+        )
+        .execute(&ctx.pool)
+        .await?;
+        let mut result = json!({ "key": key, "pages": document.pages, "bytes": size });
+        // Still worth delivering (the rest of the guide is fine), but say so.
+        if !unsupported.is_empty() {
+            tracing::warn!(%unsupported, "the PDF fonts cannot draw some characters of the name");
+            result["unsupported_characters"] = unsupported.into();
+        }
+        Ok(result)
     }
-    Ok(result)
 }

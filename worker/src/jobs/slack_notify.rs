@@ -15,62 +15,61 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::jobs::SlackNotify;
 
-use super::JobMeta;
+use super::{JobMeta, Perform};
 use crate::context::Context;
 use crate::error::{Classify, JobError};
 
-#[tracing::instrument(name = "slack_notify", skip_all, fields(user_id = %payload.user_id))]
-pub(super) async fn run(
-    ctx: &Context,
-    _job: &JobMeta,
-    payload: SlackNotify,
-) -> Result<Value, JobError> {
-    let Some(webhook) = &ctx.slack_webhook_url else {
-        return Ok(json!({ "skipped": "SLACK_WEBHOOK_URL is not set" }));
-    };
-    let Some(user) = sqlx::query!(
-        "select email, name from users where user_id = $1",
-        payload.user_id,
-    )
-    .fetch_optional(&ctx.pool)
-    .await?
-    else {
-        return Err(JobError::user_gone(payload.user_id));
-    };
-    let text = format!(
-        ":tada: New signup: *{}* ({})",
-        escape(&user.name),
-        escape(&mask_email(&user.email))
-    );
+impl Perform for SlackNotify {
+    const SERVICE: &'static str = "Team notification";
 
-    let response = ctx
-        .http
-        .post(webhook.expose_secret())
-        .json(&json!({ "text": text }))
-        .send()
-        .await
-        // The webhook URL is the secret: keep it out of logs and job records.
-        .map_err(reqwest::Error::without_url)
-        .transient("could not reach Slack")?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(json!({ "posted": text }));
-    }
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = response.text().await.unwrap_or_default();
-    let error = anyhow!("Slack answered {status}: {}", body.trim());
-    Err(match status {
-        StatusCode::TOO_MANY_REQUESTS => {
-            JobError::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)), error)
+    async fn perform(self, ctx: &Context, _job: &JobMeta) -> Result<Value, JobError> {
+        let Some(webhook) = &ctx.slack_webhook_url else {
+            return Ok(json!({ "skipped": "SLACK_WEBHOOK_URL is not set" }));
+        };
+        let Some(user) = sqlx::query!(
+            "select email, name from users where user_id = $1",
+            self.user_id,
+        )
+        .fetch_optional(&ctx.pool)
+        .await?
+        else {
+            return Err(JobError::user_gone(self.user_id));
+        };
+        let text = format!(
+            ":tada: New signup: *{}* ({})",
+            escape(&user.name),
+            escape(&mask_email(&user.email))
+        );
+
+        let response = ctx
+            .http
+            .post(webhook.expose_secret())
+            .json(&json!({ "text": text }))
+            .send()
+            .await
+            // The webhook URL is the secret: keep it out of logs and job records.
+            .map_err(reqwest::Error::without_url)
+            .transient("could not reach Slack")?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(json!({ "posted": text }));
         }
-        status if status.is_server_error() => JobError::Transient(error),
-        // A revoked or mistyped webhook will not heal by itself.
-        _ => JobError::Permanent(error),
-    })
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.text().await.unwrap_or_default();
+        let error = anyhow!("Slack answered {status}: {}", body.trim());
+        Err(match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                JobError::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)), error)
+            }
+            status if status.is_server_error() => JobError::Transient(error),
+            // A revoked or mistyped webhook will not heal by itself.
+            _ => JobError::Permanent(error),
+        })
+    }
 }
 
 /// Slack's three control characters, escaped as its docs ask: text then

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::jobs::StripeCustomer;
 
-use super::JobMeta;
+use super::{JobMeta, Perform};
 use crate::context::Context;
 use crate::error::{Classify, JobError};
 
@@ -31,73 +31,72 @@ struct StripeErrorBody {
     message: Option<String>,
 }
 
-#[tracing::instrument(name = "stripe_customer", skip_all, fields(user_id = %payload.user_id))]
-pub(super) async fn run(
-    ctx: &Context,
-    job: &JobMeta,
-    payload: StripeCustomer,
-) -> Result<Value, JobError> {
-    let Some(secret_key) = &ctx.stripe.secret_key else {
-        return Ok(json!({ "skipped": "STRIPE_SECRET_KEY is not set" }));
-    };
-    let Some(user) = sqlx::query!(
-        "select email, name, stripe_customer_id from users where user_id = $1",
-        payload.user_id,
-    )
-    .fetch_optional(&ctx.pool)
-    .await?
-    else {
-        return Err(JobError::user_gone(payload.user_id));
-    };
-    if let Some(customer_id) = user.stripe_customer_id {
-        return Ok(json!({ "customer_id": customer_id, "created": false }));
-    }
+impl Perform for StripeCustomer {
+    const SERVICE: &'static str = "Billing";
 
-    let response = ctx
-        .http
-        .post(format!("{}/v1/customers", ctx.stripe.api_base))
-        .bearer_auth(secret_key.expose_secret())
-        .header("Idempotency-Key", &job.id)
-        .form(&[
-            ("email", user.email.as_str()),
-            ("name", user.name.as_str()),
-            ("metadata[user_id]", &payload.user_id.to_string()),
-        ])
-        .send()
-        .await
-        .transient("could not reach Stripe")?;
-    let status = response.status();
-    if !status.is_success() {
-        let message = response
-            .json::<StripeError>()
+    async fn perform(self, ctx: &Context, job: &JobMeta) -> Result<Value, JobError> {
+        let Some(secret_key) = &ctx.stripe.secret_key else {
+            return Ok(json!({ "skipped": "STRIPE_SECRET_KEY is not set" }));
+        };
+        let Some(user) = sqlx::query!(
+            "select email, name, stripe_customer_id from users where user_id = $1",
+            self.user_id,
+        )
+        .fetch_optional(&ctx.pool)
+        .await?
+        else {
+            return Err(JobError::user_gone(self.user_id));
+        };
+        if let Some(customer_id) = user.stripe_customer_id {
+            return Ok(json!({ "customer_id": customer_id, "created": false }));
+        }
+
+        let response = ctx
+            .http
+            .post(format!("{}/v1/customers", ctx.stripe.api_base))
+            .bearer_auth(secret_key.expose_secret())
+            .header("Idempotency-Key", &job.id)
+            .form(&[
+                ("email", user.email.as_str()),
+                ("name", user.name.as_str()),
+                ("metadata[user_id]", &self.user_id.to_string()),
+            ])
+            .send()
             .await
-            .ok()
-            .and_then(|body| body.error.message)
-            .unwrap_or_else(|| "no error message".to_owned());
-        let error = anyhow!("Stripe answered {status}: {message}");
-        return Err(match status {
-            // 429 and 5xx pass.
-            StatusCode::TOO_MANY_REQUESTS => JobError::Transient(error),
-            status if status.is_server_error() => JobError::Transient(error),
-            // Our key is wrong, revoked or lacks a permission: true of every
-            // job until an operator fixes it, and no fault of this one.
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => JobError::Misconfigured(error),
-            // Any other 4xx is our request and will not change.
-            _ => JobError::Permanent(error),
-        });
-    }
-    let customer: Customer = response
-        .json()
-        .await
-        .transient("Stripe's answer was not a customer")?;
+            .transient("could not reach Stripe")?;
+        let status = response.status();
+        if !status.is_success() {
+            let message = response
+                .json::<StripeError>()
+                .await
+                .ok()
+                .and_then(|body| body.error.message)
+                .unwrap_or_else(|| "no error message".to_owned());
+            let error = anyhow!("Stripe answered {status}: {message}");
+            return Err(match status {
+                // 429 and 5xx pass.
+                StatusCode::TOO_MANY_REQUESTS => JobError::Transient(error),
+                status if status.is_server_error() => JobError::Transient(error),
+                // Our key is wrong, revoked or lacks a permission: true of every
+                // job until an operator fixes it, and no fault of this one.
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => JobError::Misconfigured(error),
+                // Any other 4xx is our request and will not change.
+                _ => JobError::Permanent(error),
+            });
+        }
+        let customer: Customer = response
+            .json()
+            .await
+            .transient("Stripe's answer was not a customer")?;
 
-    sqlx::query!(
-        "update users set stripe_customer_id = $2, updated_at = now()
-         where user_id = $1 and stripe_customer_id is null",
-        payload.user_id,
-        customer.id,
-    )
-    .execute(&ctx.pool)
-    .await?;
-    Ok(json!({ "customer_id": customer.id, "created": true }))
+        sqlx::query!(
+            "update users set stripe_customer_id = $2, updated_at = now()
+             where user_id = $1 and stripe_customer_id is null",
+            self.user_id,
+            customer.id,
+        )
+        .execute(&ctx.pool)
+        .await?;
+        Ok(json!({ "customer_id": customer.id, "created": true }))
+    }
 }

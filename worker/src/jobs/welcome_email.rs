@@ -9,49 +9,48 @@ use lettre::message::Mailbox;
 use serde_json::{Value, json};
 use shared::jobs::WelcomeEmail;
 
-use super::JobMeta;
+use super::{JobMeta, Perform};
 use crate::context::Context;
 use crate::error::{Classify, JobError};
 
-#[tracing::instrument(name = "welcome_email", skip_all, fields(user_id = %payload.user_id))]
-pub(super) async fn run(
-    ctx: &Context,
-    job: &JobMeta,
-    payload: WelcomeEmail,
-) -> Result<Value, JobError> {
-    let Some(user) = sqlx::query!(
-        "select email, name, welcome_email_sent_at from users where user_id = $1",
-        payload.user_id,
-    )
-    .fetch_optional(&ctx.pool)
-    .await?
-    else {
-        return Err(JobError::user_gone(payload.user_id));
-    };
-    if let Some(sent_at) = user.welcome_email_sent_at {
-        return Ok(json!({ "skipped": "already sent", "sent_at": sent_at }));
-    }
+impl Perform for WelcomeEmail {
+    const SERVICE: &'static str = "Email delivery";
 
-    let email = ctx
-        .templates
-        .render(
-            "welcome",
-            json!({ "name": user.name, "dashboard_url": format!("{}/", ctx.public_url) }),
+    async fn perform(self, ctx: &Context, job: &JobMeta) -> Result<Value, JobError> {
+        let Some(user) = sqlx::query!(
+            "select email, name, welcome_email_sent_at from users where user_id = $1",
+            self.user_id,
         )
-        .permanent("could not render the welcome email")?;
-    let to = Mailbox::new(
-        Some(user.name),
-        user.email
-            .parse()
-            .permanent("the user's email address is not deliverable")?,
-    );
-    ctx.mailer.send(to, &email, &job.id).await?;
+        .fetch_optional(&ctx.pool)
+        .await?
+        else {
+            return Err(JobError::user_gone(self.user_id));
+        };
+        if let Some(sent_at) = user.welcome_email_sent_at {
+            return Ok(json!({ "skipped": "already sent", "sent_at": sent_at }));
+        }
 
-    sqlx::query!(
-        "update users set welcome_email_sent_at = now(), updated_at = now() where user_id = $1",
-        payload.user_id,
-    )
-    .execute(&ctx.pool)
-    .await?;
-    Ok(json!({ "delivered_to": user.email, "transport": ctx.mailer.transport_name() }))
+        let email = ctx
+            .templates
+            .render(
+                "welcome",
+                json!({ "name": user.name, "dashboard_url": format!("{}/", ctx.public_url) }),
+            )
+            .permanent("could not render the welcome email")?;
+        let to = Mailbox::new(
+            Some(user.name),
+            user.email
+                .parse()
+                .permanent("the user's email address is not deliverable")?,
+        );
+        ctx.mailer.send(to, &email, &job.id).await?;
+
+        sqlx::query!(
+            "update users set welcome_email_sent_at = now(), updated_at = now() where user_id = $1",
+            self.user_id,
+        )
+        .execute(&ctx.pool)
+        .await?;
+        Ok(json!({ "delivered_to": user.email, "transport": ctx.mailer.transport_name() }))
+    }
 }
