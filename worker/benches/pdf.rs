@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde_json::json;
-use worker::pdf::{Onboarding, OnboardingPdf};
+use worker::pdf::{GuideRenderer, Onboarding};
 
 fn main() -> anyhow::Result<()> {
     let documents: usize = std::env::args()
@@ -19,7 +19,7 @@ fn main() -> anyhow::Result<()> {
         .find_map(|arg| arg.parse().ok())
         .unwrap_or(300);
     let started = Instant::now();
-    let pdf = OnboardingPdf::load()?;
+    let pdf = GuideRenderer::load()?;
     let load = started.elapsed();
     for name in ["Ada Lovelace", "山田 太郎"] {
         let guide = Onboarding {

@@ -26,7 +26,7 @@ use shared::config::Settings;
 use shared::jobs::QueueName;
 use shared::queue::JobQueues;
 use tokio::sync::{Notify, mpsc};
-use worker::context::Context;
+use worker::context::JobContext;
 use worker::error::JobError;
 use worker::jobs::{Handler, JobMeta};
 
@@ -43,7 +43,7 @@ struct NoOp {
 impl Handler for NoOp {
     async fn handle(
         &self,
-        _ctx: &Context,
+        _ctx: &JobContext,
         _queue: QueueName,
         _job: &JobMeta,
         _data: &Value,

@@ -6,7 +6,7 @@ fn main() -> anyhow::Result<()> {
     let name = std::env::args()
         .nth(2)
         .unwrap_or_else(|| "Ada Lovelace".into());
-    let pdf = worker::pdf::OnboardingPdf::load()?;
+    let pdf = worker::pdf::GuideRenderer::load()?;
     let doc = pdf.render(&worker::pdf::Onboarding {
         name: &name,
         signup_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("valid"),

@@ -9,10 +9,10 @@ use shared::storage::Storage;
 use sqlx::PgPool;
 
 use crate::email::{Mailer, Templates};
-use crate::pdf::OnboardingPdf;
+use crate::pdf::GuideRenderer;
 
 /// Shared by all handlers of all queues in this process.
-pub struct Context {
+pub struct JobContext {
     /// Postgres: users and job records.
     pub pool: PgPool,
     /// Email delivery.
@@ -20,7 +20,7 @@ pub struct Context {
     /// Email templates.
     pub templates: Templates,
     /// The onboarding guide's template and fonts, shared with blocking threads.
-    pub documents: Arc<OnboardingPdf>,
+    pub guide_renderer: Arc<GuideRenderer>,
     /// Where uploads are read from and job output (PDFs, photos) goes.
     pub storage: Storage,
     /// Largest photo decoded, in pixels (`PHOTO_MAX_PIXELS`).
@@ -49,14 +49,14 @@ pub struct Stripe {
     pub api_base: String,
 }
 
-impl Context {
+impl JobContext {
     /// Builds everything handlers need; fails on bad configuration, not later.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             pool: shared::db::pool(settings)?,
             mailer: Mailer::from_settings(settings)?,
             templates: Templates::load()?,
-            documents: Arc::new(OnboardingPdf::load()?),
+            guide_renderer: Arc::new(GuideRenderer::load()?),
             storage: Storage::from_settings(settings)?,
             photo_max_pixels: settings.photo_max_pixels,
             photo_max_decode_bytes: settings.photo_max_decode_bytes,

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::context::Context;
+use crate::context::JobContext;
 use crate::error::JobError;
 use crate::jobs::{Dispatcher, Handler, JobMeta, service};
 
@@ -43,7 +43,7 @@ pub async fn run_with<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let ctx = Arc::new(Context::build(settings)?);
+    let ctx = Arc::new(JobContext::build(settings)?);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers = Vec::with_capacity(queues.len());
     for &queue in queues {
@@ -80,7 +80,7 @@ struct RunningWorker {
 /// before Redis (or during an outage) waits instead of crash-looping.
 async fn connect<H: Handler>(
     settings: &Settings,
-    ctx: &Arc<Context>,
+    ctx: &Arc<JobContext>,
     handler: &Arc<H>,
     queue: QueueName,
 ) -> RunningWorker {
@@ -188,7 +188,7 @@ impl Lane {
 
 /// One attempt at one job: record, run, record, log once.
 async fn process<H: Handler>(
-    ctx: Arc<Context>,
+    ctx: Arc<JobContext>,
     handler: Arc<H>,
     lane: Arc<Lane>,
     job: bullmq::Job,
@@ -345,7 +345,7 @@ async fn process<H: Handler>(
 }
 
 /// Tells BullMQ to hand out no job of `queue` for `wait_ms`, on every worker.
-async fn pause_queue(ctx: &Context, queue: QueueName, wait_ms: u64) -> anyhow::Result<()> {
+async fn pause_queue(ctx: &JobContext, queue: QueueName, wait_ms: u64) -> anyhow::Result<()> {
     ctx.queues.queue(queue).await?.rate_limit(wait_ms).await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! `POST /api/login`, `DELETE /api/session(s)`, `GET /api/me` and the
-//! files that belong to the user.
+//! `POST /api/login` and `DELETE /api/session(s)`: sessions, their tokens,
+//! and the per-account limit on failed logins.
 //!
 //! Failed logins are counted per account in Postgres: past
 //! `LOGIN_FAILURE_LIMIT` failures in `LOGIN_FAILURE_WINDOW_SECS`, the
@@ -9,16 +9,15 @@
 //! sessions keep working.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use shared::config::LoginFailureLimit;
 use shared::domain::EmailAddress;
 
-use super::UserBody;
+use super::users::UserBody;
 use crate::auth::{AuthUser, issue_token, revoke_all_tokens, revoke_token};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -36,17 +35,6 @@ pub fn logout_router() -> Router<AppState> {
         .route("/api/session", delete(logout))
         .route("/api/sessions", delete(logout_everywhere))
 }
-
-/// `GET /api/me` and `GET /api/me/onboarding.pdf`.
-pub fn profile_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/me", get(me))
-        .route(ONBOARDING_PDF_PATH, get(onboarding_pdf))
-}
-
-/// Under `/api/me`, the guide is reachable with its owner's token only:
-/// there is no URL that names another user's file.
-const ONBOARDING_PDF_PATH: &str = "/api/me/onboarding.pdf";
 
 #[derive(Deserialize)]
 struct LoginForm {
@@ -161,82 +149,4 @@ async fn logout_everywhere(
 ) -> Result<StatusCode, ApiError> {
     revoke_all_tokens(&state, auth.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The profile. `avatar` is `null` until a photo's three sizes exist;
-/// `onboarding_pdf_url` is `null` until the onboarding-pdf job has stored
-/// the guide.
-#[derive(Serialize)]
-struct MeResponse {
-    #[serde(flatten)]
-    user: UserBody,
-    avatar: Option<serde_json::Value>,
-    stripe_customer_id: Option<String>,
-    onboarding_pdf_url: Option<String>,
-}
-
-#[tracing::instrument(name = "me", skip_all, fields(user_id = %auth.user_id))]
-async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
-    let row = sqlx::query!(
-        "select user_id, email, name, created_at, stripe_customer_id, onboarding_pdf_key,
-                avatar_photo_id
-         from users where user_id = $1",
-        auth.user_id,
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    // The token outlived its user (account deleted): the caller is nobody.
-    .ok_or(ApiError::Unauthorized)?;
-    Ok(Json(MeResponse {
-        user: UserBody {
-            id: row.user_id,
-            email: row.email,
-            name: row.name,
-            created_at: row.created_at,
-        },
-        avatar: row
-            .avatar_photo_id
-            .map(|photo_id| super::avatar_urls(&state.public_url, photo_id)),
-        stripe_customer_id: row.stripe_customer_id,
-        onboarding_pdf_url: row
-            .onboarding_pdf_key
-            .map(|_| format!("{}{ONBOARDING_PDF_PATH}", state.public_url)),
-    }))
-}
-
-/// Streams the user's onboarding guide from storage; 404 until it exists.
-#[tracing::instrument(name = "onboarding_pdf", skip_all, fields(user_id = %auth.user_id))]
-async fn onboarding_pdf(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<Response, ApiError> {
-    const NOT_READY: ApiError = ApiError::NotFound("onboarding guide");
-    let key = sqlx::query_scalar!(
-        "select onboarding_pdf_key from users where user_id = $1",
-        auth.user_id,
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::Unauthorized)?
-    .ok_or(NOT_READY)?;
-    let Some(file) = state.storage.get(&key).await? else {
-        // Recorded but gone: someone deleted it; the job can render it again.
-        tracing::error!(
-            key,
-            "the onboarding guide is recorded but missing from storage"
-        );
-        return Err(NOT_READY);
-    };
-    Ok(super::files::stream(
-        file,
-        "application/pdf".to_owned(),
-        [
-            (
-                header::CONTENT_DISPOSITION,
-                r#"inline; filename="onboarding.pdf""#,
-            ),
-            // Personal: no shared cache may keep it.
-            (header::CACHE_CONTROL, "private, no-cache"),
-        ],
-    ))
 }

@@ -7,7 +7,6 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::domain::{NewUser, SignupForm};
 use shared::jobs::{OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail};
@@ -20,23 +19,11 @@ use crate::extract::JsonBody;
 use crate::state::AppState;
 
 use super::jobs::JobRef;
+use super::users::UserBody;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/signup", post(signup))
-}
-
-/// A user as the API shows it to themselves.
-#[derive(Debug, Serialize)]
-pub struct UserBody {
-    /// User id.
-    pub id: Uuid,
-    /// Email, as the user typed it.
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// When the account was created.
-    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize)]

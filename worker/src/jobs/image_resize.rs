@@ -13,14 +13,14 @@ use shared::storage::keys;
 use uuid::Uuid;
 
 use super::{JobMeta, Perform, on_blocking_pool};
-use crate::context::Context;
+use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 use imaging::ImageError;
 
 impl Perform for ImageResize {
     const SERVICE: &'static str = "Photo processing";
 
-    async fn perform(self, ctx: &Context, job: &JobMeta) -> Result<Value, JobError> {
+    async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
         let ImageResize { user_id, photo_id } = self;
         let Some(state) = sqlx::query_scalar!(
             "select state from photos where photo_id = $1 and user_id = $2",
@@ -108,7 +108,7 @@ impl Perform for ImageResize {
 
 /// Records why the photo cannot be used, in the uploader's words, and
 /// fails the job for good; the decoder's own message stays in the logs.
-async fn reject(ctx: &Context, photo_id: Uuid, error: ImageError) -> JobError {
+async fn reject(ctx: &JobContext, photo_id: Uuid, error: ImageError) -> JobError {
     let (code, message) = error.public();
     if let Err(db) = sqlx::query!(
         "update photos set state = 'failed', error = $2, updated_at = now() where photo_id = $1",

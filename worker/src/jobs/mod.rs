@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared::jobs::{Job, QueueName};
 use shared::records::{self, Run};
 
-use crate::context::Context;
+use crate::context::JobContext;
 use crate::error::JobError;
 
 /// What a handler may know about the job it runs, besides its payload.
@@ -35,7 +35,7 @@ pub struct JobMeta {
 impl JobMeta {
     /// Reports that the job is `percent` done, for clients polling a long
     /// job. Best effort: a lost update only makes the bar lag.
-    pub async fn progress(&self, ctx: &Context, percent: i16) {
+    pub async fn progress(&self, ctx: &JobContext, percent: i16) {
         let Some(run) = self.run else {
             return;
         };
@@ -51,7 +51,7 @@ pub trait Handler: Send + Sync + 'static {
     /// Does the work of one attempt at a job of `queue`.
     fn handle(
         &self,
-        ctx: &Context,
+        ctx: &JobContext,
         queue: QueueName,
         job: &JobMeta,
         data: &Value,
@@ -69,7 +69,7 @@ pub trait Perform: Job {
     /// One attempt at the job.
     fn perform(
         self,
-        ctx: &Context,
+        ctx: &JobContext,
         job: &JobMeta,
     ) -> impl Future<Output = Result<Value, JobError>> + Send;
 }
@@ -84,7 +84,7 @@ macro_rules! registered {
         impl Handler for Dispatcher {
             async fn handle(
                 &self,
-                ctx: &Context,
+                ctx: &JobContext,
                 queue: QueueName,
                 job: &JobMeta,
                 data: &Value,
@@ -113,7 +113,7 @@ registered!(
 );
 
 /// Parses the payload, names its user in the job's span, and performs it.
-async fn run<J: Perform>(ctx: &Context, job: &JobMeta, data: &Value) -> Result<Value, JobError> {
+async fn run<J: Perform>(ctx: &JobContext, job: &JobMeta, data: &Value) -> Result<Value, JobError> {
     let payload = payload::<J>(data)?;
     tracing::Span::current().record("user_id", tracing::field::display(payload.owner()));
     payload.perform(ctx, job).await

@@ -11,14 +11,14 @@ use shared::jobs::OnboardingPdf;
 use shared::storage::keys;
 
 use super::{JobMeta, Perform, on_blocking_pool};
-use crate::context::Context;
+use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 use crate::pdf::Onboarding;
 
 impl Perform for OnboardingPdf {
     const SERVICE: &'static str = "Document generation";
 
-    async fn perform(self, ctx: &Context, _job: &JobMeta) -> Result<Value, JobError> {
+    async fn perform(self, ctx: &JobContext, _job: &JobMeta) -> Result<Value, JobError> {
         let Some(user) = sqlx::query!(
             "select name, created_at, onboarding_pdf_key from users where user_id = $1",
             self.user_id,
@@ -32,10 +32,10 @@ impl Perform for OnboardingPdf {
             return Ok(json!({ "skipped": "already rendered", "key": key }));
         }
 
-        let documents = Arc::clone(&ctx.documents);
+        let renderer = Arc::clone(&ctx.guide_renderer);
         let dashboard_url = format!("{}/", ctx.public_url);
         let document = on_blocking_pool("the PDF renderer", move || {
-            documents.render(&Onboarding {
+            renderer.render(&Onboarding {
                 name: &user.name,
                 signup_date: user.created_at.date_naive(),
                 dashboard_url: &dashboard_url,

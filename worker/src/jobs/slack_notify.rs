@@ -16,13 +16,13 @@ use serde_json::{Value, json};
 use shared::jobs::SlackNotify;
 
 use super::{JobMeta, Perform};
-use crate::context::Context;
+use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 
 impl Perform for SlackNotify {
     const SERVICE: &'static str = "Team notification";
 
-    async fn perform(self, ctx: &Context, _job: &JobMeta) -> Result<Value, JobError> {
+    async fn perform(self, ctx: &JobContext, _job: &JobMeta) -> Result<Value, JobError> {
         let Some(webhook) = &ctx.slack_webhook_url else {
             return Ok(json!({ "skipped": "SLACK_WEBHOOK_URL is not set" }));
         };

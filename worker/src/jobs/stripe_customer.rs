@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use shared::jobs::StripeCustomer;
 
 use super::{JobMeta, Perform};
-use crate::context::Context;
+use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 
 #[derive(Deserialize)]
@@ -34,7 +34,7 @@ struct StripeErrorBody {
 impl Perform for StripeCustomer {
     const SERVICE: &'static str = "Billing";
 
-    async fn perform(self, ctx: &Context, job: &JobMeta) -> Result<Value, JobError> {
+    async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
         let Some(secret_key) = &ctx.stripe.secret_key else {
             return Ok(json!({ "skipped": "STRIPE_SECRET_KEY is not set" }));
         };

@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use shared::jobs::WelcomeEmail;
 
 use super::{JobMeta, Perform};
-use crate::context::Context;
+use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 
 impl Perform for WelcomeEmail {
     const SERVICE: &'static str = "Email delivery";
 
-    async fn perform(self, ctx: &Context, job: &JobMeta) -> Result<Value, JobError> {
+    async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
         let Some(user) = sqlx::query!(
             "select email, name, welcome_email_sent_at from users where user_id = $1",
             self.user_id,

@@ -8,4 +8,4 @@ pub mod markup;
 pub mod onboarding;
 mod style;
 
-pub use onboarding::{Onboarding, OnboardingPdf};
+pub use onboarding::{GuideRenderer, Onboarding};

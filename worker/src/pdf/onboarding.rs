@@ -15,7 +15,7 @@ const TEMPLATE: &str = "onboarding.txt";
 
 /// The template and fonts, parsed once at start-up and compiled into the
 /// binary, so a deploy cannot ship without them.
-pub struct OnboardingPdf {
+pub struct GuideRenderer {
     templates: Environment<'static>,
     fonts: Fonts,
 }
@@ -32,7 +32,7 @@ pub struct Onboarding<'a> {
     pub dashboard_url: &'a str,
 }
 
-impl OnboardingPdf {
+impl GuideRenderer {
     /// Parses the template and both fonts; a broken one stops the worker at
     /// start-up instead of failing every job.
     pub fn load() -> anyhow::Result<Self> {
