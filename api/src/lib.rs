@@ -74,8 +74,7 @@ impl Application {
     /// Connects, migrates and binds. Fails with a clear message when
     /// Postgres is unreachable or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = shared::db::pool(settings).context("invalid DATABASE_URL")?;
-        shared::db::migrate(&pool).await?;
+        let pool = shared::db::migrated_pool(settings).await?;
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address)
             .await

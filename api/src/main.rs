@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use shared::config::Settings;
 
 #[tokio::main]
@@ -40,8 +39,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = shared::db::pool(settings).context("invalid DATABASE_URL")?;
-    shared::db::migrate(&pool).await?;
+    shared::db::migrated_pool(settings).await?;
     tracing::info!("migrations applied");
     Ok(())
 }

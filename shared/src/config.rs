@@ -359,8 +359,7 @@ fn queue_settings<F: Fn(&str) -> Option<String>>(
     let d = queue.default_settings();
     let key = |field: &str| format!("{prefix}{field}");
     let millis = |env: &mut Env<'_, F>, field: &str, default: Duration| {
-        let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(env.parsed(&key(field), default).max(1))
+        Duration::from_millis(env.parsed(&key(field), crate::millis(default)).max(1))
     };
     let secs = |env: &mut Env<'_, F>, field: &str, default: Duration| {
         Duration::from_secs(env.parsed(&key(field), default.as_secs()))

@@ -40,3 +40,11 @@ pub fn pool(settings: &Settings) -> Result<PgPool, sqlx::Error> {
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(settings.database_url.expose_secret())
 }
+
+/// The pool, once this release's migrations are applied: what the api
+/// starts with, and all that `api migrate` does.
+pub async fn migrated_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    let pool = pool(settings).context("invalid DATABASE_URL")?;
+    migrate(&pool).await?;
+    Ok(pool)
+}

@@ -28,3 +28,9 @@ pub mod records;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;
+
+/// `duration` in whole milliseconds, saturating: the unit BullMQ and Redis
+/// take.
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::config::{QueueSettings, QueueTable, Settings};
 use crate::jobs::QueueName;
+use crate::millis;
 
 /// Why a job could not be handed to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -236,10 +237,6 @@ fn job_options(queue: &QueueSettings) -> JobOptions {
             count: None,
             limit: None,
         }))
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -42,6 +42,25 @@ impl JobError {
         Self::Permanent(cause.context(public))
     }
 
+    /// Classifies a provider's error answer, the same for every provider:
+    /// a 5xx passes (transient); a 401 or 403 means our credentials were
+    /// refused (misconfigured); any other 4xx is our request and will not
+    /// change (permanent). A 429 is `too_many`'s call: Slack says how long
+    /// to wait, Stripe does not.
+    pub fn from_status(
+        status: reqwest::StatusCode,
+        error: anyhow::Error,
+        too_many: impl FnOnce(anyhow::Error) -> JobError,
+    ) -> Self {
+        use reqwest::StatusCode;
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => too_many(error),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Self::Misconfigured(error),
+            status if status.is_server_error() => Self::Transient(error),
+            _ => Self::Permanent(error),
+        }
+    }
+
     /// Whether BullMQ should give up on the job now.
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Permanent(_))

@@ -58,7 +58,7 @@ pub async fn run_with<H: Handler>(
         timeout_secs = settings.shutdown_timeout.as_secs(),
         "stopping: no new jobs; waiting for in-flight jobs"
     );
-    let timeout_ms = u64::try_from(settings.shutdown_timeout.as_millis()).unwrap_or(u64::MAX);
+    let timeout_ms = shared::millis(settings.shutdown_timeout);
     let closing = workers.iter().map(|running| async move {
         if let Err(error) = running.worker.close(timeout_ms).await {
             tracing::warn!(queue = %running.queue, %error, "worker did not close cleanly");
@@ -286,7 +286,7 @@ async fn process<H: Handler>(
                 } else {
                     tracing::debug!(error = %detail, "still misconfigured");
                 }
-                let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                let wait_ms = shared::millis(wait).max(1);
                 if let Err(redis) = pause_queue(&ctx, queue, wait_ms).await {
                     // The job still goes back to wait; it will just be tried sooner.
                     tracing::warn!(error = %redis, "could not pause the queue");

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -61,14 +60,9 @@ impl Perform for SlackNotify {
             .map(Duration::from_secs);
         let body = response.text().await.unwrap_or_default();
         let error = anyhow!("Slack answered {status}: {}", body.trim());
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => {
-                JobError::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)), error)
-            }
-            status if status.is_server_error() => JobError::Transient(error),
-            // A revoked or mistyped webhook will not heal by itself.
-            _ => JobError::Permanent(error),
-        })
+        Err(JobError::from_status(status, error, |error| {
+            JobError::RateLimited(retry_after.unwrap_or(Duration::from_secs(1)), error)
+        }))
     }
 }
 

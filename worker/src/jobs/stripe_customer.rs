@@ -6,7 +6,6 @@
 //! left alone.
 
 use anyhow::anyhow;
-use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -73,16 +72,8 @@ impl Perform for StripeCustomer {
                 .and_then(|body| body.error.message)
                 .unwrap_or_else(|| "no error message".to_owned());
             let error = anyhow!("Stripe answered {status}: {message}");
-            return Err(match status {
-                // 429 and 5xx pass.
-                StatusCode::TOO_MANY_REQUESTS => JobError::Transient(error),
-                status if status.is_server_error() => JobError::Transient(error),
-                // Our key is wrong, revoked or lacks a permission: true of every
-                // job until an operator fixes it, and no fault of this one.
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => JobError::Misconfigured(error),
-                // Any other 4xx is our request and will not change.
-                _ => JobError::Permanent(error),
-            });
+            // Stripe's 429 carries no wait: an ordinary retry with backoff.
+            return Err(JobError::from_status(status, error, JobError::Transient));
         }
         let customer: Customer = response
             .json()
