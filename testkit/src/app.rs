@@ -22,25 +22,16 @@ use crate::wait;
 pub const ADMIN_TOKEN: &str = "test-operator-token";
 
 /// How the app is started.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Start a worker in this process too.
+    /// Start a worker in this process too (off by default: api tests do
+    /// without, and a worker test says it wants one).
     pub worker: bool,
     /// Extra or overriding environment variables.
     pub env: Vec<(&'static str, String)>,
     /// SQL of a migration from a *next* release, applied (after ours) before
     /// the api starts: the api under test plays the previous release.
     pub next_release_migration: Option<&'static str>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            worker: true,
-            env: Vec::new(),
-            next_release_migration: None,
-        }
-    }
 }
 
 /// A running API (and usually a worker) with its own database, Redis and
@@ -78,9 +69,13 @@ impl Stoppable {
 }
 
 impl TestApp {
-    /// API and worker, default settings.
-    pub async fn spawn() -> Self {
-        Self::spawn_with(Options::default()).await
+    /// API and an in-process worker, default settings.
+    pub async fn spawn_with_worker() -> Self {
+        Self::spawn_with(Options {
+            worker: true,
+            ..Options::default()
+        })
+        .await
     }
 
     /// API only: jobs wait in Redis until a test starts a worker.

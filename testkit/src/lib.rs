@@ -24,6 +24,10 @@ use std::net::TcpListener;
 
 pub use app::{ApiProcess, TestApp, WorkerProcess};
 
+/// How long a test waits for something the system does in the background
+/// (a job to finish, a worker to start) before it fails.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The id of `queue`'s job in a signup answer (`{"jobs": [{"id", "name"}, …]}`).
 pub fn job_id(signup: &serde_json::Value, queue: &str) -> String {
     signup["jobs"]

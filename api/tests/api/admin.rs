@@ -26,7 +26,7 @@ async fn queue_counts_need_the_admin_token_and_show_real_numbers() {
     })
     .await;
     let body = app.sign_up("counted@example.com", "Counted").await;
-    let job = body["jobs"][0]["id"].as_str().expect("job id");
+    let job = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job, "completed", Duration::from_secs(20))
         .await;
 

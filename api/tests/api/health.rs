@@ -3,7 +3,7 @@ use testkit::TestApp;
 
 #[tokio::test]
 async fn healthz_and_readyz_are_200_when_everything_is_up() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_without_worker().await;
 
     let health = app.get("/healthz", None).await;
     let ready = app.get("/readyz", None).await;

@@ -5,10 +5,10 @@ use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_sees_the_job_with_its_real_state() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("owner@example.com", "Owner").await;
     let token = signup["token"].as_str().expect("token");
-    let job_id = signup["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&signup, "welcome-email");
     app.wait_for_job_state(job_id, "completed", Duration::from_secs(20))
         .await;
 
@@ -16,7 +16,7 @@ async fn the_owner_sees_the_job_with_its_real_state() {
 
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.expect("json");
-    assert_eq!(job["id"], job_id);
+    assert_eq!(job["id"], job_id.as_str());
     assert_eq!(job["name"], "welcome-email");
     assert_eq!(job["state"], "completed");
     assert_eq!(job["attempts_made"], 1);
@@ -31,10 +31,10 @@ async fn the_owner_sees_the_job_with_its_real_state() {
 
 #[tokio::test]
 async fn a_stranger_gets_404_and_an_anonymous_caller_401() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_without_worker().await;
     let owner = app.sign_up("mine@example.com", "Mine").await;
     let stranger = app.sign_up("yours@example.com", "Yours").await;
-    let path = format!("/api/jobs/{}", owner["jobs"][0]["id"].as_str().expect("id"));
+    let path = format!("/api/jobs/{}", testkit::job_id(&owner, "welcome-email"));
 
     let as_stranger = app.get(&path, stranger["token"].as_str()).await;
     let as_nobody = app.get(&path, None).await;
@@ -47,7 +47,7 @@ async fn a_stranger_gets_404_and_an_anonymous_caller_401() {
 
 #[tokio::test]
 async fn unknown_and_malformed_job_ids_are_404() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_without_worker().await;
     let user = app.sign_up("asker@example.com", "Asker").await;
     let token = user["token"].as_str();
 

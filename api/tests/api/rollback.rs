@@ -14,6 +14,7 @@ const NEXT_RELEASE: &str = "
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn this_release_runs_on_a_database_migrated_by_the_next_one() {
     let app = TestApp::spawn_with(Options {
+        worker: true,
         next_release_migration: Some(NEXT_RELEASE),
         ..Options::default()
     })

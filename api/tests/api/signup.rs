@@ -7,7 +7,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_creates_the_user_and_the_welcome_email_reaches_the_inbox() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
 
     let body = app.sign_up("ada@example.com", "Ada Lovelace").await;
 
@@ -54,12 +54,12 @@ async fn signup_creates_the_user_and_the_welcome_email_reaches_the_inbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_returns_before_the_welcome_email_is_sent() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     app.smtp.set_delay(Duration::from_secs(3));
 
     let body = app.sign_up("grace@example.com", "Grace").await;
 
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     assert!(app.smtp.received().is_empty(), "the email was sent inline");
     assert_ne!(app.job_state(job_id).await, "completed");
     app.smtp.wait_for(1, DEADLINE).await;
@@ -68,7 +68,7 @@ async fn signup_returns_before_the_welcome_email_is_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_email_in_another_letter_case_is_taken() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_without_worker().await;
     app.sign_up("linus@example.com", "Linus").await;
 
     let response = app
@@ -85,7 +85,7 @@ async fn the_same_email_in_another_letter_case_is_taken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_signups_with_one_email_make_one_user_and_one_email() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let attempt = |name: &'static str| {
         let body = json!({ "email": "twin@example.com", "password": "correct horse battery", "name": name });
         let app = &app;
@@ -109,7 +109,7 @@ async fn two_concurrent_signups_with_one_email_make_one_user_and_one_email() {
     app.smtp.wait_for(1, DEADLINE).await;
     // Give a (wrong) second email every chance to arrive before counting.
     let body = app.sign_up("after@example.com", "After").await;
-    let after = body["jobs"][0]["id"].as_str().expect("id");
+    let after = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(after, "completed", DEADLINE).await;
     let to_twin = app
         .smtp
@@ -127,7 +127,7 @@ async fn signup_while_redis_is_down_succeeds_and_the_job_runs_once_redis_is_back
 
     let body = app.sign_up("offline@example.com", "Offline").await;
 
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     assert_eq!(body["jobs"][0]["state"], "pending");
     assert_eq!(app.job_state(job_id).await, "pending");
 

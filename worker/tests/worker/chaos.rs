@@ -7,7 +7,7 @@ use testkit::TestApp;
 use testkit::app::Options;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_job_loses_nothing_and_the_email_goes_out_once() {

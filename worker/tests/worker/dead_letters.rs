@@ -1,14 +1,12 @@
-use std::time::Duration;
-
 use testkit::TestApp;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 
 async fn failed_signup(app: &TestApp, email: &str) -> String {
     app.smtp.refuse_next("550 5.7.1 relaying denied");
     let body = app.sign_up(email, "Dead Letter").await;
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id").to_owned();
+    let job_id = testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(&job_id, "failed", DEADLINE).await;
     job_id
 }
@@ -24,7 +22,7 @@ fn stdout(output: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_is_listed_with_its_reason_and_runs_again_when_retried() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let job_id = failed_signup(&app, "bounced@example.com").await;
 
     let listed = stdout(
@@ -55,7 +53,7 @@ async fn a_failed_job_is_listed_with_its_reason_and_runs_again_when_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_all_empties_the_dead_letter_set() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let first = failed_signup(&app, "one@example.com").await;
     let second = failed_signup(&app, "two@example.com").await;
 
@@ -72,9 +70,9 @@ async fn retry_all_empties_the_dead_letter_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrying_a_job_that_is_not_failed_is_an_error() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let body = app.sign_up("fine@example.com", "Fine").await;
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "completed", DEADLINE).await;
 
     let output = app
@@ -89,10 +87,10 @@ async fn retrying_a_job_that_is_not_failed_is_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_show_the_failed_and_completed_jobs_per_queue() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     failed_signup(&app, "failed@example.com").await;
     let body = app.sign_up("done@example.com", "Done").await;
-    let done = body["jobs"][0]["id"].as_str().expect("job id");
+    let done = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(done, "completed", DEADLINE).await;
 
     let counts = stdout(&app.worker_command(WORKER, &["counts"]).await);

@@ -1,17 +1,15 @@
-use std::time::Duration;
-
 use testkit::TestApp;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_recipient_fails_the_job_at_once_with_the_reason() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     app.smtp.refuse_next("550 5.1.1 mailbox does not exist");
 
     let body = app.sign_up("nobody@example.com", "Nobody").await;
 
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     let token = body["token"].as_str();
     app.wait_for_job_state(job_id, "failed", DEADLINE).await;
     let job = app.job_status(job_id, token).await;
@@ -38,12 +36,12 @@ async fn a_rejected_recipient_fails_the_job_at_once_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_temporary_smtp_failure_is_retried_and_the_email_sent_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     app.smtp.refuse_next("451 4.3.0 try again later");
 
     let body = app.sign_up("patient@example.com", "Patient").await;
 
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "completed", DEADLINE).await;
     let job = app.job_status(job_id, body["token"].as_str()).await;
     assert_eq!(job["attempts_made"], 2, "{job}");
@@ -72,7 +70,7 @@ async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
 
     let body = app.sign_up("flaky@example.com", "Flaky").await;
 
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "failed", DEADLINE).await;
     let job = app.job_status(job_id, body["token"].as_str()).await;
     assert_eq!(job["max_attempts"], 3);
@@ -101,7 +99,7 @@ async fn a_rate_limited_queue_spaces_its_jobs_out() {
     let mut jobs = Vec::new();
     for n in 0..3 {
         let body = app.sign_up(&format!("burst{n}@example.com"), "Burst").await;
-        jobs.push(body["jobs"][0]["id"].as_str().expect("id").to_owned());
+        jobs.push(testkit::job_id(&body, "welcome-email"));
     }
     for job in &jobs {
         app.wait_for_job_state(job, "completed", DEADLINE).await;

@@ -10,7 +10,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 const KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
 
 async fn app_with_stripe(stripe: &MockServer, env: Vec<(&'static str, String)>) -> TestApp {
@@ -21,6 +21,7 @@ async fn app_with_stripe(stripe: &MockServer, env: Vec<(&'static str, String)>) 
     ];
     all.extend(env);
     TestApp::spawn_with(Options {
+        worker: true,
         env: all,
         ..Options::default()
     })
@@ -95,6 +96,7 @@ async fn a_rejected_stripe_key_makes_jobs_wait_not_fail_until_it_is_fixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_smtp_login_refusal_holds_the_email_until_the_server_takes_it() {
     let app = TestApp::spawn_with(Options {
+        worker: true,
         env: vec![
             ("CONFIG_FAULT_PAUSE_SECS", "1".into()),
             ("QUEUE_WELCOME_EMAIL_ATTEMPTS", "1".into()),

@@ -55,7 +55,7 @@ async fn failed_for_its_owner(app: &TestApp, token: &str, job: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_bomb_fails_at_once_and_other_users_photos_go_through() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let attacker = token_of(&app, "bomber@example.com").await;
     let victim = token_of(&app, "victim@example.com").await;
     // A flat picture keeps each repeated scan a few bytes; to the decoder
@@ -88,7 +88,7 @@ async fn a_scan_bomb_fails_at_once_and_other_users_photos_go_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ordinary_progressive_jpeg_is_processed() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let token = token_of(&app, "prog@example.com").await;
     let job = accepted(
         &app,
@@ -132,6 +132,7 @@ async fn files_that_would_decode_past_the_budget_are_refused_at_upload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_hidden_past_the_first_bytes_is_judged_by_the_worker() {
     let app = TestApp::spawn_with(Options {
+        worker: true,
         env: vec![("PHOTO_MAX_DECODE_BYTES", "20000000".into())],
         ..Options::default()
     })
@@ -156,7 +157,7 @@ async fn a_header_hidden_past_the_first_bytes_is_judged_by_the_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_16_bit_png_that_compresses_to_nothing_still_becomes_an_avatar() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let token = token_of(&app, "png@example.com").await;
     // 48 MP × 8 bytes: 384 MB decoded whole; read row by row, ~1 MB.
     let png = rgba16_png(8000, 6000, [65535, 0, 0, 32768]);
@@ -182,7 +183,7 @@ async fn a_huge_16_bit_png_that_compresses_to_nothing_still_becomes_an_avatar() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phones_gps_and_camera_stay_private() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let owner = token_of(&app, "owner@example.com").await;
     let stranger = token_of(&app, "stranger@example.com").await;
     let original = with_gps_exif(&jpeg(1400, 1400, &photo(1400, 1400)), "AcmeCam Serial 4242");

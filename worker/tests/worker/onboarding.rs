@@ -1,12 +1,10 @@
 //! The onboarding-pdf job: rendered, stored, and downloadable by its owner.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use testkit::{TestApp, job_id};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 
 /// The guide's text, as a PDF reader extracts it, with each run of
 /// whitespace made one space (extractors guess spacing from glyph gaps).
@@ -29,7 +27,7 @@ async fn guide_text(app: &TestApp, token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_renders_a_personal_onboarding_guide_its_owner_can_download() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;
     let token = signup["token"].as_str().expect("token");
     let user_id = signup["user"]["id"].as_str().expect("user id");
@@ -107,7 +105,7 @@ async fn the_onboarding_guide_is_404_until_rendered_and_each_user_gets_only_thei
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_in_other_scripts_are_drawn_with_the_embedded_fonts() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("dmitri@example.com", "Дмитрий 山田太郎").await;
     let token = signup["token"].as_str().expect("token");
     let job = job_id(&signup, "onboarding-pdf");
@@ -125,7 +123,7 @@ async fn names_in_other_scripts_are_drawn_with_the_embedded_fonts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_no_embedded_font_can_draw_still_gets_its_guide_and_the_gap_is_reported() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("minjun@example.com", "Kim 김민준").await;
     let token = signup["token"].as_str().expect("token");
     let job = job_id(&signup, "onboarding-pdf");

@@ -1,14 +1,12 @@
 //! The photo pipeline over HTTP: upload, resize in the worker, avatar URLs,
 //! serving, and every way an upload can be refused.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use testkit::app::Options;
 use testkit::images::{decode_jpeg, jpeg, noise, photo, webp, with_exif_orientation};
 use testkit::{TestApp, wait};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 
 async fn signed_up(app: &TestApp) -> String {
     let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;
@@ -26,7 +24,7 @@ async fn accepted(app: &TestApp, token: &str, bytes: &[u8]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let token = signed_up(&app).await;
     assert_eq!(app.me(&token).await["avatar"], Value::Null);
 
@@ -80,7 +78,7 @@ async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_uploads_in_a_row_end_with_the_last_one_as_avatar() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let token = signed_up(&app).await;
     let mut last = (String::new(), String::new());
     for (n, color) in [[200, 0, 0], [0, 200, 0], [0, 0, 200]]
@@ -108,7 +106,7 @@ async fn several_uploads_in_a_row_end_with_the_last_one_as_avatar() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_photo_fails_its_job_once_with_a_reason_and_the_worker_carries_on() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
     let token = signed_up(&app).await;
     let valid = jpeg(400, 300, &photo(400, 300));
     let truncated = &valid[..valid.len() / 2];

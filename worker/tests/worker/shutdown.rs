@@ -5,7 +5,7 @@ use testkit::TestApp;
 use testkit::app::Options;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 
 async fn app_without_worker(env: Vec<(&'static str, String)>) -> TestApp {
     TestApp::spawn_with(Options {
@@ -22,7 +22,7 @@ async fn sigterm_lets_the_in_flight_job_finish_and_exits_zero() {
     app.smtp.set_delay(Duration::from_secs(2));
     let mut worker = app.spawn_worker_process(WORKER);
     let body = app.sign_up("inflight@example.com", "In Flight").await;
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "active", DEADLINE).await;
 
     worker.terminate();
@@ -41,7 +41,7 @@ async fn an_idle_worker_exits_zero_on_sigterm() {
     let mut worker = app.spawn_worker_process(WORKER);
     // A completed job proves the worker is up and now idle.
     let body = app.sign_up("idle@example.com", "Idle").await;
-    let job_id = body["jobs"][0]["id"].as_str().expect("job id");
+    let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "completed", DEADLINE).await;
 
     worker.terminate();
@@ -61,7 +61,7 @@ async fn a_worker_stopped_and_restarted_mid_queue_loses_no_job() {
         let body = app
             .sign_up(&format!("user{n}@example.com"), &format!("User {n}"))
             .await;
-        job_ids.push(body["jobs"][0]["id"].as_str().expect("id").to_owned());
+        job_ids.push(testkit::job_id(&body, "welcome-email"));
     }
     app.smtp.wait_for(2, DEADLINE).await;
 

@@ -9,7 +9,7 @@ use testkit::{TestApp, job_id};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 const HOOK: &str = "/services/T000/B000/XXXX";
 
 /// Answers with the scripted responses in order (the last one repeats) and
@@ -148,7 +148,7 @@ async fn a_revoked_webhook_fails_at_once_and_no_url_means_a_recorded_skip() {
     ])
     .await;
     let revoked = app_with_slack(&server).await;
-    let unset = TestApp::spawn().await;
+    let unset = TestApp::spawn_with_worker().await;
 
     let failed = revoked.sign_up("revoked@example.com", "Revoked").await;
     let skipped = unset.sign_up("unset@example.com", "Unset").await;

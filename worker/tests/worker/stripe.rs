@@ -1,14 +1,12 @@
 //! The stripe-customer job against a wiremock Stripe that checks what we send.
 
-use std::time::Duration;
-
 use serde_json::json;
 use testkit::app::Options;
 use testkit::{TestApp, job_id};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::DEADLINE;
 const KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
 
 async fn app_with_stripe(stripe: &MockServer, worker: bool) -> TestApp {
@@ -173,7 +171,7 @@ async fn a_user_who_already_has_a_customer_gets_no_second_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_stripe_key_the_job_completes_saying_what_is_missing() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_worker().await;
 
     let signup_body = app.sign_up("nokey@example.com", "No Key").await;
 
