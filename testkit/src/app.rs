@@ -333,6 +333,27 @@ impl TestApp {
             .expect("the operator's job view is JSON")
     }
 
+    /// Runs the jobs there are until none is left to do, starting the
+    /// in-process worker if none runs: every job record is `completed` or
+    /// `failed` (a retry waiting out its backoff is not done). Panics after
+    /// [`DEADLINE`](crate::DEADLINE). For tests that need the work done, not
+    /// a particular moment in it.
+    pub async fn run_jobs_until_idle(&mut self) {
+        if self.worker.is_none() {
+            self.start_worker();
+        }
+        wait::until("every job to finish", crate::DEADLINE, || async {
+            let unfinished: i64 = sqlx::query_scalar(
+                "select count(*) from jobs where state not in ('completed', 'failed')",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .expect("the jobs table is readable");
+            (unfinished == 0).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until the job record reaches `state`.
     pub async fn wait_for_job_state(&self, job_id: &str, state: &str, deadline: Duration) {
         wait::until(&format!("job {job_id} to be {state}"), deadline, || async {

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use serde_json::Value;
 use testkit::TestApp;
 use testkit::app::Options;
@@ -19,7 +17,7 @@ async fn admin_endpoints_do_not_exist_without_an_admin_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_counts_need_the_admin_token_and_show_real_numbers() {
-    let app = TestApp::spawn_with(Options {
+    let mut app = TestApp::spawn_with(Options {
         worker: true,
         env: vec![("ADMIN_TOKEN", "s3cret-operator-token".into())],
         ..Options::default()
@@ -27,8 +25,8 @@ async fn queue_counts_need_the_admin_token_and_show_real_numbers() {
     .await;
     let body = app.sign_up("counted@example.com", "Counted").await;
     let job = &testkit::job_id(&body, "welcome-email");
-    app.wait_for_job_state(job, "completed", Duration::from_secs(20))
-        .await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(job).await, "completed");
 
     let anonymous = app.get("/api/admin/queues", None).await;
     let user_token = app.get("/api/admin/queues", body["token"].as_str()).await;

@@ -1,16 +1,14 @@
-use std::time::Duration;
-
 use serde_json::Value;
 use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_sees_the_job_with_its_real_state() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("owner@example.com", "Owner").await;
     let token = signup["token"].as_str().expect("token");
     let job_id = &testkit::job_id(&signup, "welcome-email");
-    app.wait_for_job_state(job_id, "completed", Duration::from_secs(20))
-        .await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(job_id).await, "completed");
 
     let response = app.get(&format!("/api/jobs/{job_id}"), Some(token)).await;
 

@@ -13,7 +13,7 @@ const NEXT_RELEASE: &str = "
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn this_release_runs_on_a_database_migrated_by_the_next_one() {
-    let app = TestApp::spawn_with(Options {
+    let mut app = TestApp::spawn_with(Options {
         worker: true,
         next_release_migration: Some(NEXT_RELEASE),
         ..Options::default()
@@ -23,8 +23,8 @@ async fn this_release_runs_on_a_database_migrated_by_the_next_one() {
     let signup = app.sign_up("rollback@example.com", "Rolled Back").await;
 
     let job = testkit::job_id(&signup, "welcome-email");
-    app.wait_for_job_state(&job, "completed", std::time::Duration::from_secs(30))
-        .await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
     assert_eq!(app.get("/readyz", None).await.status(), 200);
     let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations")
         .fetch_one(&app.pool)

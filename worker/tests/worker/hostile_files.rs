@@ -55,7 +55,7 @@ async fn failed_for_its_owner(app: &TestApp, token: &str, job: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_bomb_fails_at_once_and_other_users_photos_go_through() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let attacker = token_of(&app, "bomber@example.com").await;
     let victim = token_of(&app, "victim@example.com").await;
     // A flat picture keeps each repeated scan a few bytes; to the decoder
@@ -78,7 +78,8 @@ async fn a_scan_bomb_fails_at_once_and_other_users_photos_go_through() {
         let error = failed_for_its_owner(&app, &attacker, job).await;
         assert_eq!(error["code"], "image_too_complex", "{error}");
     }
-    app.wait_for_job_state(&honest, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&honest).await, "completed");
     let detail = app.operator_view(&bombs[0]).await["error_detail"].to_string();
     assert!(
         detail.contains("5010 scans"),
@@ -88,7 +89,7 @@ async fn a_scan_bomb_fails_at_once_and_other_users_photos_go_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ordinary_progressive_jpeg_is_processed() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let token = token_of(&app, "prog@example.com").await;
     let job = accepted(
         &app,
@@ -96,7 +97,8 @@ async fn an_ordinary_progressive_jpeg_is_processed() {
         &progressive(&jpeg(1600, 1200, &photo(1600, 1200))),
     )
     .await;
-    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
     assert!(app.me(&token).await["avatar"]["large"].is_string());
 }
 
@@ -157,7 +159,7 @@ async fn a_header_hidden_past_the_first_bytes_is_judged_by_the_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_16_bit_png_that_compresses_to_nothing_still_becomes_an_avatar() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let token = token_of(&app, "png@example.com").await;
     // 48 MP × 8 bytes: 384 MB decoded whole; read row by row, ~1 MB.
     let png = rgba16_png(8000, 6000, [65535, 0, 0, 32768]);
@@ -165,7 +167,8 @@ async fn a_huge_16_bit_png_that_compresses_to_nothing_still_becomes_an_avatar() 
 
     let job = accepted(&app, &token, &png).await;
 
-    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
     let status = app.job_status(&job, Some(&token)).await;
     assert_eq!(status["result"]["width"], 8000, "{status}");
     let avatar = app.me(&token).await["avatar"]["large"].clone();
@@ -183,12 +186,13 @@ async fn a_huge_16_bit_png_that_compresses_to_nothing_still_becomes_an_avatar() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phones_gps_and_camera_stay_private() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let owner = token_of(&app, "owner@example.com").await;
     let stranger = token_of(&app, "stranger@example.com").await;
     let original = with_gps_exif(&jpeg(1400, 1400, &photo(1400, 1400)), "AcmeCam Serial 4242");
     let job = accepted(&app, &owner, &original).await;
-    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
     let avatar = app.me(&owner).await["avatar"].clone();
 
     for variant in ["large", "medium", "thumbnail"] {

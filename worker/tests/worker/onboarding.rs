@@ -4,8 +4,6 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use testkit::{TestApp, job_id};
 
-use testkit::DEADLINE;
-
 /// The guide's text, as a PDF reader extracts it, with each run of
 /// whitespace made one space (extractors guess spacing from glyph gaps).
 fn text_of(pdf: &[u8]) -> String {
@@ -27,13 +25,14 @@ async fn guide_text(app: &TestApp, token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_renders_a_personal_onboarding_guide_its_owner_can_download() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("ada@example.com", "Ada Lovelace").await;
     let token = signup["token"].as_str().expect("token");
     let user_id = signup["user"]["id"].as_str().expect("user id");
     let job = job_id(&signup, "onboarding-pdf");
 
-    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
 
     let status = app.job_status(&job, Some(token)).await;
     let pages = status["result"]["pages"].as_u64().expect("page count");
@@ -89,10 +88,16 @@ async fn the_onboarding_guide_is_404_until_rendered_and_each_user_gets_only_thei
     app.start_worker();
     let grace = app.sign_up("grace@example.com", "Grace Hopper").await;
     let grace_token = grace["token"].as_str().expect("token");
-    app.wait_for_job_state(&job_id(&ada, "onboarding-pdf"), "completed", DEADLINE)
-        .await;
-    app.wait_for_job_state(&job_id(&grace, "onboarding-pdf"), "completed", DEADLINE)
-        .await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(
+        app.job_state(&job_id(&ada, "onboarding-pdf")).await,
+        "completed"
+    );
+    app.run_jobs_until_idle().await;
+    assert_eq!(
+        app.job_state(&job_id(&grace, "onboarding-pdf")).await,
+        "completed"
+    );
 
     let (ada_text, grace_text) = (
         guide_text(&app, ada_token).await,
@@ -105,11 +110,12 @@ async fn the_onboarding_guide_is_404_until_rendered_and_each_user_gets_only_thei
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_in_other_scripts_are_drawn_with_the_embedded_fonts() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("dmitri@example.com", "Дмитрий 山田太郎").await;
     let token = signup["token"].as_str().expect("token");
     let job = job_id(&signup, "onboarding-pdf");
-    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
 
     let text = guide_text(&app, token).await;
     assert!(text.contains("Дмитрий 山田太郎"), "{text}");
@@ -123,11 +129,12 @@ async fn names_in_other_scripts_are_drawn_with_the_embedded_fonts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_no_embedded_font_can_draw_still_gets_its_guide_and_the_gap_is_reported() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let signup = app.sign_up("minjun@example.com", "Kim 김민준").await;
     let token = signup["token"].as_str().expect("token");
     let job = job_id(&signup, "onboarding-pdf");
-    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
 
     let status = app.job_status(&job, Some(token)).await;
     assert_eq!(

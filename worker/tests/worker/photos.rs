@@ -2,9 +2,9 @@
 //! serving, and every way an upload can be refused.
 
 use serde_json::Value;
+use testkit::TestApp;
 use testkit::app::Options;
 use testkit::images::{decode_jpeg, jpeg, noise, photo, webp, with_exif_orientation};
-use testkit::{TestApp, wait};
 
 use testkit::DEADLINE;
 
@@ -24,7 +24,7 @@ async fn accepted(app: &TestApp, token: &str, bytes: &[u8]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let token = signed_up(&app).await;
     assert_eq!(app.me(&token).await["avatar"], Value::Null);
 
@@ -37,7 +37,8 @@ async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
         body["job"]["status_url"],
         format!("http://app.test/api/jobs/{job}")
     );
-    app.wait_for_job_state(job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(job).await, "completed");
 
     let status = app.job_status(job, Some(&token)).await;
     assert_eq!(status["progress"], 100);
@@ -78,7 +79,7 @@ async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_uploads_in_a_row_end_with_the_last_one_as_avatar() {
-    let app = TestApp::spawn_with_worker().await;
+    let mut app = TestApp::spawn_with_worker().await;
     let token = signed_up(&app).await;
     let mut last = (String::new(), String::new());
     for (n, color) in [[200, 0, 0], [0, 200, 0], [0, 0, 200]]
@@ -91,17 +92,19 @@ async fn several_uploads_in_a_row_end_with_the_last_one_as_avatar() {
             body["job"]["id"].as_str().expect("id").to_owned(),
         );
     }
-    app.wait_for_job_state(&last.1, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&last.1).await, "completed");
     let expected = format!("http://app.test/media/photos/{}/large.jpg", last.0);
-    wait::until("the newest photo to be the avatar", DEADLINE, || async {
-        (app.me(&token).await["avatar"]["large"] == expected.as_str()).then_some(())
-    })
-    .await;
+    assert_eq!(app.me(&token).await["avatar"]["large"], expected.as_str());
     let states: Vec<String> = sqlx::query_scalar("select state from photos order by photo_id")
         .fetch_all(&app.pool)
         .await
         .expect("photos");
-    assert_eq!(states.len(), 3);
+    assert_eq!(
+        states,
+        ["ready", "ready", "ready"],
+        "every upload was processed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +248,7 @@ async fn uploads_we_cannot_take_are_refused_with_the_right_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_signed_ones() {
     let s3 = testkit::s3::S3Server::start("acme-media").await;
-    let app = TestApp::spawn_with(Options {
+    let mut app = TestApp::spawn_with(Options {
         worker: true,
         env: s3.env(),
         ..Options::default()
@@ -298,7 +301,8 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     );
 
     let job = testkit::job_id(&signup, "onboarding-pdf");
-    app.wait_for_job_state(&job, "completed", DEADLINE).await;
+    app.run_jobs_until_idle().await;
+    assert_eq!(app.job_state(&job).await, "completed");
     let pdf = app.get("/api/me/onboarding.pdf", Some(token)).await;
     assert_eq!(pdf.status(), 200);
     assert_eq!(pdf.headers()["content-type"], "application/pdf");
