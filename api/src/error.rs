@@ -6,12 +6,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::domain::FieldErrors;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use shared::domain::FieldErrors;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -2,8 +2,11 @@
 //! milliseconds. The work itself happens in the `worker` binary.
 //!
 //! - [`Application`]: builds the router on a bound listener and serves it.
-//! - [`routes`]: one module per resource (`signup`, `session`, `jobs`,
-//!   `health`, `admin`, `photos`).
+//! - [`routes`]: one module per resource (`signup`, `session`, `me`,
+//!   `jobs`, `health`, `admin`, `photos`).
+//! - [`domain`]: validated input (`EmailAddress`, `UserName`, `Password`, `NewUser`).
+//! - [`outbox`]: job records written with the change that causes them, and
+//!   the relay that delivers the ones Redis did not take.
 //! - [`server`]: the connection loop, with header, idle and connection limits.
 //! - [`pace`]: the minimum pace of request bodies.
 //! - [`drain`]: reading a refused body's rest, so the client sees the answer.
@@ -15,9 +18,11 @@
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod auth;
+pub mod domain;
 pub mod drain;
 pub mod error;
 pub mod extract;
+pub mod outbox;
 pub mod pace;
 pub mod passwords;
 pub mod rate_limit;
@@ -127,7 +132,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let relay = tokio::spawn(shared::outbox::run_relay(
+        let relay = tokio::spawn(outbox::run_relay(
             self.state.pool.clone(),
             self.state.queues.clone(),
             RELAY_INTERVAL,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::jobs::{QueueName, cores};
+use crate::jobs::{QueueName, QueueSettings, RateLimit, cores};
 
 /// Everything either binary needs to know about its environment.
 #[derive(Debug, Clone)]
@@ -83,34 +83,6 @@ pub struct Settings {
     pub queues: QueueTable,
     /// `json` for log shippers, `pretty` for humans (`LOG_FORMAT`).
     pub log_format: LogFormat,
-}
-
-/// How one queue's jobs are retried, kept and consumed. Defaults come from
-/// the job catalogue ([`QueueName::default_settings`]); every field can be
-/// overridden with `QUEUE_<NAME>_<FIELD>` (see `.env.example`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueSettings {
-    /// Jobs one worker process runs at once (`CONCURRENCY`).
-    pub concurrency: usize,
-    /// Tries per job, the first included (`ATTEMPTS`).
-    pub attempts: u32,
-    /// Base retry delay, doubled per attempt, with jitter (`BACKOFF_MS`).
-    pub backoff: Duration,
-    /// At most `max` jobs per `per` across all workers (`RATE_MAX`, `RATE_PER_MS`).
-    pub rate_limit: Option<RateLimit>,
-    /// Completed jobs stay in Redis this long… (`KEEP_COMPLETED_SECS`)
-    pub keep_completed: Duration,
-    /// …and no more than this many of them (`KEEP_COMPLETED_COUNT`).
-    pub keep_completed_count: usize,
-    /// Failed jobs, the dead-letter set, stay this long (`KEEP_FAILED_SECS`).
-    pub keep_failed: Duration,
-    /// A job's lock; a worker that dies holding it leaves the job to others
-    /// after this long (`LOCK_DURATION_MS`).
-    pub lock_duration: Duration,
-    /// How often a worker looks for jobs whose lock expired (`STALLED_INTERVAL_MS`).
-    pub stalled_interval: Duration,
-    /// An attempt running longer fails, and its slot is freed (`TIMEOUT_SECS`).
-    pub timeout: Duration,
 }
 
 /// Every queue's settings: the catalogue's defaults, overridden from the
@@ -197,15 +169,6 @@ pub struct S3Settings {
     pub secret_access_key: Option<SecretString>,
     /// Allow a plain-HTTP endpoint, for local stores (`AWS_ALLOW_HTTP`).
     pub allow_http: bool,
-}
-
-/// A queue-wide rate limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Jobs allowed per window.
-    pub max: u64,
-    /// The window.
-    pub per: Duration,
 }
 
 /// How log lines are written.

@@ -1,25 +1,13 @@
-//! HTTP clients: TLS on the ring provider with the Mozilla root store (the
+//! HTTP client set-up: TLS on the ring provider with the Mozilla root store (the
 //! same stack as sqlx, redis and lettre), so there is one crypto library in
 //! the process; reqwest's default would add aws-lc.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 
-/// The client third-party APIs (Stripe, Slack) are called with: pooled,
-/// with timeouts so a hung provider fails an attempt instead of holding a
-/// worker slot for ever.
-pub fn client() -> anyhow::Result<reqwest::Client> {
-    builder()?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
-        .user_agent(concat!("acme-worker/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot build the HTTP client")
-}
-
-/// A client builder with our TLS set up; callers add their own timeouts.
+/// A client builder with our TLS set up; callers add their own timeouts
+/// (object storage here, third-party APIs in the worker).
 pub fn builder() -> anyhow::Result<reqwest::ClientBuilder> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = rustls::RootCertStore {

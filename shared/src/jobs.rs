@@ -17,7 +17,42 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::{QueueSettings, RateLimit};
+/// How one queue's jobs are retried, kept and consumed. Defaults come from
+/// the job catalogue ([`QueueName::default_settings`]); every field can be
+/// overridden with `QUEUE_<NAME>_<FIELD>` (see `.env.example`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Jobs one worker process runs at once (`CONCURRENCY`).
+    pub concurrency: usize,
+    /// Tries per job, the first included (`ATTEMPTS`).
+    pub attempts: u32,
+    /// Base retry delay, doubled per attempt, with jitter (`BACKOFF_MS`).
+    pub backoff: Duration,
+    /// At most `max` jobs per `per` across all workers (`RATE_MAX`, `RATE_PER_MS`).
+    pub rate_limit: Option<RateLimit>,
+    /// Completed jobs stay in Redis this long… (`KEEP_COMPLETED_SECS`)
+    pub keep_completed: Duration,
+    /// …and no more than this many of them (`KEEP_COMPLETED_COUNT`).
+    pub keep_completed_count: usize,
+    /// Failed jobs, the dead-letter set, stay this long (`KEEP_FAILED_SECS`).
+    pub keep_failed: Duration,
+    /// A job's lock; a worker that dies holding it leaves the job to others
+    /// after this long (`LOCK_DURATION_MS`).
+    pub lock_duration: Duration,
+    /// How often a worker looks for jobs whose lock expired (`STALLED_INTERVAL_MS`).
+    pub stalled_interval: Duration,
+    /// An attempt running longer fails, and its slot is freed (`TIMEOUT_SECS`).
+    pub timeout: Duration,
+}
+
+/// A queue-wide rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Jobs allowed per window.
+    pub max: u64,
+    /// The window.
+    pub per: Duration,
+}
 
 /// A job payload: knows its queue and whose job it is.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {

@@ -1,10 +1,10 @@
-//! Code both binaries share, kept free of the worker's heavy dependencies so
-//! the API stays small.
+//! What both binaries use, and only that: kept free of the worker's heavy
+//! dependencies so the api stays small. What one binary alone needs lives
+//! in that binary's crate.
 //!
 //! - [`config`]: the one typed [`Settings`](config::Settings), read from the environment.
 //! - [`telemetry`]: tracing set-up (JSON in production, pretty in development).
-//! - [`domain`]: validated types (`EmailAddress`, `UserName`, `Password`, `NewUser`).
-//! - [`http`]: HTTP clients on our TLS stack (third-party APIs, object storage).
+//! - [`http`]: HTTP clients on our TLS stack (object storage, third-party APIs).
 //! - [`images`]: the photo formats we accept, sniffed from their first bytes.
 //! - [`db`]: the Postgres pool and the embedded migrations.
 //! - [`jobs`]: the job catalogue: one payload struct per queue, with its default options.
@@ -12,17 +12,14 @@
 //! - [`storage`]: files the jobs produce (local folder or object store), at deterministic keys.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
 //! - [`records`]: the job records (`jobs` table), whose states only move
-//!   forward; the one module that writes them.
-//! - [`outbox`]: job records written with the change that causes them, and
-//!   the relay that delivers the ones Redis did not take.
+//!   forward; the one module that writes them (the api's outbox inserts
+//!   them, the worker moves them on).
 
 pub mod config;
 pub mod db;
-pub mod domain;
 pub mod http;
 pub mod images;
 pub mod jobs;
-pub mod outbox;
 pub mod queue;
 pub mod records;
 pub mod shutdown;

@@ -1,24 +1,21 @@
-//! The typed layer over BullMQ. Nothing else in the code base names a Redis
-//! key or builds BullMQ options, so the engine could be swapped here alone.
+//! The producer's side of BullMQ: queue handles, enqueueing with each
+//! queue's job options, counts, and how to reach Redis. The worker's side
+//! (`bullmq::Worker`, its options and events) is in the worker's runtime;
+//! the queue names and settings both use come from the catalogue.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bullmq::options::RedisConnectionOptions;
 use bullmq::redis_connection::RedisConnection;
 use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
-use bullmq::{
-    BackoffStrategyFn, JobOptions, Queue, QueueOptions, RateLimiterOptions, WorkerOptions,
-};
+use bullmq::{JobOptions, Queue, QueueOptions};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::config::{QueueSettings, QueueTable, Settings};
-use crate::jobs::QueueName;
-use crate::millis;
+use crate::config::{QueueTable, Settings};
+use crate::jobs::{QueueName, QueueSettings};
 
 /// Why a job could not be handed to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -167,57 +164,8 @@ pub struct QueueCounts {
 /// would all come back at the same instant; this one spreads them.
 pub const JITTERED_BACKOFF: &str = "exponential-jitter";
 
-/// Worker options for `queue`: our Redis and prefix, and the queue's settings.
-pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
-    let queue = settings.queue(queue);
-    let options = WorkerOptions::new()
-        .connection(connection_options(settings))
-        .prefix(settings.queue_prefix.clone())
-        .concurrency(queue.concurrency)
-        .lock_duration(queue.lock_duration)
-        .stalled_interval(queue.stalled_interval)
-        // An idle worker re-checks for shutdown this often, so SIGTERM on an
-        // idle worker is answered within a second.
-        .drain_delay(Duration::from_secs(1))
-        .backoff_strategy(jittered_backoff(queue.backoff));
-    // BullMQ honours a pause (`Queue::rate_limit`, which a provider's 429 or
-    // a refused key triggers) only on a queue that has a limiter: without
-    // one the job is handed straight back out, in a tight loop. A queue with
-    // no limit of its own gets one that never binds.
-    let limit = queue.rate_limit.unwrap_or(crate::config::RateLimit {
-        max: NEVER_BINDS,
-        per: Duration::from_secs(1),
-    });
-    options.limiter(RateLimiterOptions::new(limit.max, limit.per))
-}
-
-/// The value BullMQ's `rateLimit` writes to pause a queue
-/// (`Number.MAX_SAFE_INTEGER`): a limiter of this many jobs per window is
-/// reached only by a pause.
-const NEVER_BINDS: u64 = 9_007_199_254_740_991;
-
-/// "Equal jitter": attempt n waits between half and all of `base * 2^(n-1)`,
-/// capped at an hour, so retries never bunch up yet never come too soon.
-fn jittered_backoff(base: Duration) -> BackoffStrategyFn {
-    Arc::new(move |attempt, kind, _error, _data| {
-        let delay = if kind == JITTERED_BACKOFF {
-            let ceiling = base
-                .saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1)))
-                .min(Duration::from_secs(3600));
-            let ceiling = millis(ceiling);
-            let half = ceiling / 2;
-            let random = RandomState::new().hash_one(attempt);
-            i64::try_from(half + random % (ceiling - half + 1)).unwrap_or(i64::MAX)
-        } else {
-            // A backoff type we do not know (from another producer): retry now
-            // rather than guess, as BullMQ does for unknown custom types.
-            0
-        };
-        Box::pin(async move { delay })
-    })
-}
-
-fn connection_options(settings: &Settings) -> RedisConnectionOptions {
+/// How to reach our Redis, for producers and workers alike.
+pub fn connection_options(settings: &Settings) -> RedisConnectionOptions {
     RedisConnectionOptions::new().url(settings.redis_url.expose_secret())
 }
 
@@ -237,27 +185,4 @@ fn job_options(queue: &QueueSettings) -> JobOptions {
             count: None,
             limit: None,
         }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn jittered_backoff_doubles_and_stays_within_its_window() {
-        let backoff = jittered_backoff(Duration::from_secs(2));
-        let data = serde_json::Value::Null;
-        for (attempt, ceiling) in [(1, 2_000), (2, 4_000), (3, 8_000)] {
-            let delays: Vec<i64> = futures::future::join_all(
-                (0..50).map(|_| backoff(attempt, JITTERED_BACKOFF, "", &data)),
-            )
-            .await;
-            assert!(
-                delays.iter().all(|&d| d >= ceiling / 2 && d <= ceiling),
-                "{delays:?}"
-            );
-            let distinct: std::collections::HashSet<_> = delays.iter().collect();
-            assert!(distinct.len() > 1, "no jitter: {delays:?}");
-        }
-    }
 }

@@ -138,7 +138,14 @@ impl TestApp {
 
         let mut app = Self {
             address,
-            client: shared::http::client().expect("the HTTP client builds"),
+            client: shared::http::builder()
+                .and_then(|builder| {
+                    Ok(builder
+                        .connect_timeout(Duration::from_secs(5))
+                        .timeout(Duration::from_secs(20))
+                        .build()?)
+                })
+                .expect("the HTTP client builds"),
             pool,
             smtp,
             redis,

@@ -166,7 +166,7 @@ async fn main() {
             let handler = no_op(jobs, None);
             let counter = handler.clone();
             let started = Instant::now();
-            let options = shared::queue::worker_options(&settings(concurrency), QUEUE);
+            let options = worker::queue_options::worker_options(&settings(concurrency), QUEUE);
             let engine = bullmq::Worker::with_options(
                 QUEUE.as_str(),
                 move |_job, _cancel| {

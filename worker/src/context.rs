@@ -1,6 +1,7 @@
 //! What every job handler can reach, built once at start-up.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use shared::config::Settings;
@@ -28,7 +29,7 @@ pub struct JobContext {
     /// Most bytes one photo's decoder may hold (`PHOTO_MAX_DECODE_BYTES`).
     pub photo_max_decode_bytes: u64,
     /// How long a queue pauses when a provider refuses our credentials.
-    pub config_fault_pause: std::time::Duration,
+    pub config_fault_pause: Duration,
     /// Base for links in emails (`PUBLIC_URL`).
     pub public_url: String,
     /// For third-party APIs.
@@ -62,7 +63,7 @@ impl JobContext {
             photo_max_decode_bytes: settings.photo_max_decode_bytes,
             config_fault_pause: settings.config_fault_pause,
             public_url: settings.public_url.clone(),
-            http: shared::http::client()?,
+            http: provider_client()?,
             queues: JobQueues::new(settings),
             slack_webhook_url: settings.slack_webhook_url.clone(),
             stripe: Stripe {
@@ -71,4 +72,16 @@ impl JobContext {
             },
         })
     }
+}
+
+/// The client third-party APIs (Stripe, Slack) are called with: pooled,
+/// with timeouts so a hung provider fails an attempt instead of holding a
+/// worker slot for ever.
+fn provider_client() -> anyhow::Result<reqwest::Client> {
+    shared::http::builder()?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .user_agent(concat!("acme-worker/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| anyhow::anyhow!("cannot build the HTTP client: {error}"))
 }

@@ -9,6 +9,7 @@
 //!   the end user is told of each.
 //! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
 //! - [`context`]: what handlers share.
+//! - [`queue_options`]: BullMQ worker options per queue, and our jittered backoff.
 
 pub mod context;
 pub mod dead_letters;
@@ -16,4 +17,5 @@ pub mod email;
 pub mod error;
 pub mod jobs;
 pub mod pdf;
+pub mod queue_options;
 pub mod runtime;

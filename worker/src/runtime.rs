@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::queue_options::worker_options;
 use anyhow::Context as _;
 use bullmq::worker::WorkerEvent;
 use serde_json::{Value, json};
 use shared::config::Settings;
 use shared::jobs::QueueName;
-use shared::queue::worker_options;
 use shared::records::{self, Failure, PublicError, Started};
 use tokio::task::JoinHandle;
 use tracing::Instrument;

@@ -1,12 +1,12 @@
 //! `GET /api/jobs/{id}`: the status a frontend polls. This is the hot path,
 //! so it is one indexed lookup, answered from the durable job record.
 
+use crate::outbox::{DispatchState, JobRecord};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::outbox::{DispatchState, JobRecord};
 use shared::records::JobState;
 use uuid::Uuid;
 

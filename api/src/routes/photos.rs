@@ -11,6 +11,7 @@
 //! a lock on the user's row, so they hold across concurrent requests and api
 //! instances; the quota is checked again when the upload commits.
 
+use crate::outbox;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{StatusCode, header};
@@ -21,7 +22,6 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use shared::images::{ImageFormat, Variant, sniff};
 use shared::jobs::ImageResize;
-use shared::outbox;
 use shared::storage::{Upload, keys};
 use uuid::Uuid;
 

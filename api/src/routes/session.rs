@@ -14,8 +14,8 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::EmailAddress;
 use shared::config::LoginFailureLimit;
-use shared::domain::EmailAddress;
 
 use super::users::UserBody;
 use crate::auth::{AuthUser, issue_token, revoke_all_tokens, revoke_token};

@@ -2,15 +2,15 @@
 
 use std::time::Instant;
 
+use crate::domain::{NewUser, SignupForm};
+use crate::outbox;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::domain::{NewUser, SignupForm};
 use shared::jobs::{OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail};
-use shared::outbox;
 use uuid::Uuid;
 
 use crate::auth::issue_token;

@@ -11,9 +11,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::jobs::{Job, QueueName};
-use crate::queue::JobQueues;
-use crate::records::{self, Failure, PublicError};
+use shared::jobs::{Job, QueueName};
+use shared::queue::JobQueues;
+use shared::records::{self, Failure, PublicError};
 
 /// A job row as written by [`record`], ready to be dispatched.
 #[derive(Debug, Clone)]
@@ -195,5 +195,5 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     /// Redis failed or did not answer.
     #[error("could not enqueue")]
-    Queue(#[from] crate::queue::QueueError),
+    Queue(#[from] shared::queue::QueueError),
 }
