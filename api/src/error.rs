@@ -141,8 +141,8 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// Storage trouble is the store's, not the client's: retrying later helps.
-impl From<object_store::Error> for ApiError {
-    fn from(error: object_store::Error) -> Self {
+impl From<shared::storage::StorageError> for ApiError {
+    fn from(error: shared::storage::StorageError) -> Self {
         Self::Unavailable(anyhow::Error::new(error).context("storage is unavailable"))
     }
 }

@@ -1,7 +1,7 @@
 //! Turning an uploaded file into 8-bit RGB pixels, within a budget.
 //!
 //! Every file is judged by its header before anything is allocated for it
-//! ([`shared::images::header`]: pixels, and the bytes its decoder will hold),
+//! ([`media::header`]: pixels, and the bytes its decoder will hold),
 //! and every decoder holds no more than that: JPEGs are decoded scaled
 //! down, plain PNGs are reduced row by row as they are read, and RGBA
 //! becomes RGB in place. No full-size copy is ever made.
@@ -13,7 +13,7 @@ use image::metadata::Orientation;
 use image::{ImageDecoder, RgbImage};
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
 
-use shared::images::{Header, ImageFormat as Format, header, jpeg_eighths, png_reduction};
+use media::{Header, ImageFormat as Format, header, jpeg_eighths, png_reduction};
 
 use super::ImageError;
 
@@ -56,10 +56,10 @@ pub struct Decoded {
     pub original: (u32, u32),
 }
 
-/// Decodes `bytes` with at least [`shared::images::DECODE_MIN_SIDE`]
+/// Decodes `bytes` with at least [`media::DECODE_MIN_SIDE`]
 /// pixels on the short side where the original has them, within `limits`.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, ImageError> {
-    let format = shared::images::sniff(bytes).ok_or(ImageError::Unsupported)?;
+    let format = media::sniff(bytes).ok_or(ImageError::Unsupported)?;
     let header = header(bytes).ok_or_else(|| corrupt("its header cannot be read"))?;
     check(&header, limits)?;
     match format {

@@ -1,6 +1,8 @@
 //! Profile photos: decode once, within a budget, and make three upright
 //! square JPEGs. Used by the worker's `image-resize` job; a crate of its
-//! own so that development builds can optimise it (and only it).
+//! own, knowing nothing of databases, queues or storage (its only code
+//! dependency is `media`), so development builds can optimise it alone and
+//! its tests and benchmark (`tests/`, `benches/images.rs`) need no services.
 //!
 //! - [`decode`]: header checks before any allocation (pixels, decode bytes,
 //!   JPEG scans), JPEG through libjpeg-turbo with scaled decoding, PNG row

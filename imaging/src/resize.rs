@@ -6,7 +6,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage};
 use turbojpeg::{Compressor, PixelFormat, Subsamp};
 
-pub use shared::images::Variant;
+pub use media::Variant;
 
 use super::ImageError;
 use super::decode::{Limits, decode};

@@ -5,7 +5,6 @@
 //! - [`config`]: the one typed [`Settings`](config::Settings), read from the environment.
 //! - [`telemetry`]: tracing set-up (JSON in production, pretty in development).
 //! - [`http`]: HTTP clients on our TLS stack (object storage, third-party APIs).
-//! - [`images`]: the photo formats we accept, sniffed from their first bytes.
 //! - [`db`]: the Postgres pool and the embedded migrations.
 //! - [`jobs`]: the job catalogue: one payload struct per queue, with its default options.
 //! - [`queue`]: the typed layer over BullMQ (`enqueue`, connection health).
@@ -18,7 +17,6 @@
 pub mod config;
 pub mod db;
 pub mod http;
-pub mod images;
 pub mod jobs;
 pub mod queue;
 pub mod records;

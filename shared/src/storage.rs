@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt as _, TryStreamExt as _};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::client::{ClientOptions, HttpClient, HttpConnector};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use object_store::signer::Signer as _;
 use object_store::{
-    Attribute, Attributes, GetResult, ObjectStore, ObjectStoreExt as _, PutMultipartOptions,
-    PutOptions, PutPayload, WriteMultipart,
+    Attribute, Attributes, ObjectStore, ObjectStoreExt as _, PutMultipartOptions, PutOptions,
+    PutPayload, WriteMultipart,
 };
 use secrecy::ExposeSecret as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -60,7 +61,7 @@ const S3_TRANSFERS: usize = 4;
 pub mod keys {
     use uuid::Uuid;
 
-    use crate::images::Variant;
+    use media::Variant;
 
     /// The onboarding guide of `user_id`.
     pub fn onboarding_pdf(user_id: Uuid) -> String {
@@ -106,12 +107,12 @@ impl Drop for SpoolFile {
 
 impl Upload {
     /// Appends `bytes` to the spool file.
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), object_store::Error> {
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         self.file.write_all(bytes).await.map_err(spool_error)
     }
 
     /// Moves the complete file into the store, at its key.
-    pub async fn finish(mut self) -> Result<(), object_store::Error> {
+    pub async fn finish(mut self) -> Result<(), StorageError> {
         self.file.flush().await.map_err(spool_error)?;
         // On disk before the row that names it commits (power cuts).
         self.file.get_ref().sync_all().await.map_err(spool_error)?;
@@ -160,11 +161,11 @@ impl Upload {
                     };
                     if let Err(error) = upload.wait_for_capacity(1).await {
                         let _ = upload.abort().await;
-                        return Err(error);
+                        return Err(error.into());
                     }
                     upload.write(&chunk[..read]);
                 }
-                upload.finish().await.map(drop)
+                Ok(upload.finish().await.map(drop)?)
             }
         }
     }
@@ -177,11 +178,11 @@ fn spool_folder(folder: PathBuf) -> anyhow::Result<PathBuf> {
     Ok(folder)
 }
 
-fn spool_error(error: std::io::Error) -> object_store::Error {
-    object_store::Error::Generic {
+fn spool_error(error: std::io::Error) -> StorageError {
+    StorageError(object_store::Error::Generic {
         store: "upload spool",
         source: Box::new(error),
-    }
+    })
 }
 
 impl Storage {
@@ -276,7 +277,7 @@ impl Storage {
         &self,
         key: &str,
         ttl: Duration,
-    ) -> Result<Option<String>, object_store::Error> {
+    ) -> Result<Option<String>, StorageError> {
         let Backend::S3 { s3, .. } = &self.backend else {
             return Ok(None);
         };
@@ -294,7 +295,7 @@ impl Storage {
         key: &str,
         bytes: Vec<u8>,
         content_type: &str,
-    ) -> Result<(), object_store::Error> {
+    ) -> Result<(), StorageError> {
         let options = PutOptions {
             attributes: self.attributes(content_type),
             ..PutOptions::default()
@@ -317,11 +318,7 @@ impl Storage {
 
     /// Starts receiving the file for `key`, spooled to disk until it is
     /// complete (see [`Upload`]).
-    pub async fn upload(
-        &self,
-        key: &str,
-        content_type: &str,
-    ) -> Result<Upload, object_store::Error> {
+    pub async fn upload(&self, key: &str, content_type: &str) -> Result<Upload, StorageError> {
         let path = self
             .spool_dir
             .join(format!("{}.part", uuid::Uuid::now_v7()));
@@ -375,29 +372,47 @@ impl Storage {
     }
 
     /// Reads the whole file at `key`; `None` when there is none.
-    pub async fn read(&self, key: &str) -> Result<Option<Bytes>, object_store::Error> {
-        match self.get(key).await? {
-            Some(file) => Ok(Some(file.bytes().await?)),
-            None => Ok(None),
+    pub async fn read(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
+        match self.store.get(&self.key(key)).await {
+            Ok(file) => Ok(Some(file.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
         }
     }
 
     /// Removes the file at `key`; a missing file is not an error.
-    pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         match self.store.delete(&self.key(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         }
     }
 
     /// Opens the file at `key` for streaming; `None` when there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<GetResult>, object_store::Error> {
+    pub async fn get(&self, key: &str) -> Result<Option<StoredFile>, StorageError> {
         match self.store.get(&self.key(key)).await {
-            Ok(result) => Ok(Some(result)),
+            Ok(result) => Ok(Some(StoredFile {
+                size: result.meta.size,
+                chunks: result.into_stream().map_err(StorageError).boxed(),
+            })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         }
     }
+}
+
+/// A storage operation failed: the store is unreachable or refused, or the
+/// spool disk is full. What the store said is kept for the logs.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StorageError(#[from] object_store::Error);
+
+/// A stored file, opened for streaming: memory holds one chunk at a time.
+pub struct StoredFile {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its bytes, chunk by chunk.
+    pub chunks: BoxStream<'static, Result<Bytes, StorageError>>,
 }
 
 /// Hands object_store our reqwest client, so S3 traffic uses the same TLS

@@ -3,20 +3,20 @@
 use axum::body::Body;
 use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
-use object_store::GetResult;
+use shared::storage::StoredFile;
 
 /// `file` as the body, with its type and length, plus `headers`.
 pub(super) fn stream<const N: usize>(
-    file: GetResult,
+    file: StoredFile,
     content_type: String,
     headers: [(HeaderName, &'static str); N],
 ) -> Response {
     let mut response = (
         [
             (header::CONTENT_TYPE, content_type),
-            (header::CONTENT_LENGTH, file.meta.size.to_string()),
+            (header::CONTENT_LENGTH, file.size.to_string()),
         ],
-        Body::from_stream(file.into_stream()),
+        Body::from_stream(file.chunks),
     )
         .into_response();
     for (name, value) in headers {

@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::{Bytes, BytesMut};
+use media::{ImageFormat, Variant, sniff};
 use serde::Serialize;
-use shared::images::{ImageFormat, Variant, sniff};
 use shared::jobs::ImageResize;
 use shared::storage::{Upload, keys};
 use uuid::Uuid;
@@ -103,7 +103,7 @@ async fn upload(
     })?;
     // Judged on the first HEAD_BYTES whatever the chunks brought, so the
     // answer does not depend on how the client's bytes were split.
-    if let Some(header) = shared::images::header(&head[..head.len().min(HEAD_BYTES)]) {
+    if let Some(header) = media::header(&head[..head.len().min(HEAD_BYTES)]) {
         check_decode_cost(&state, &header)?;
     }
 
@@ -350,7 +350,7 @@ impl Drop for Reservation {
 /// Refuses, before storing a byte, a photo whose header shows the worker
 /// could not decode it within its limits (the worker checks again: a
 /// header past the first [`HEAD_BYTES`] is judged there).
-fn check_decode_cost(state: &AppState, header: &shared::images::Header) -> Result<(), ApiError> {
+fn check_decode_cost(state: &AppState, header: &media::Header) -> Result<(), ApiError> {
     let problem = if header.pixels() > state.photo_max_pixels {
         format!(
             "is {}×{} pixels; at most {} pixels are accepted",

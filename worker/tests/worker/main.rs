@@ -5,7 +5,6 @@ mod dead_letters;
 mod failures;
 mod faults;
 mod hostile_files;
-mod images;
 mod onboarding;
 mod photos;
 mod shutdown;

@@ -1,5 +1,5 @@
-//! `worker::images::process` on images made in the test: sizes, EXIF
-//! orientation, colour handling and broken input.
+//! `imaging::process` on images made in the test: sizes, EXIF
+//! orientation, colour handling, limits and broken input.
 
 use std::time::{Duration, Instant};
 

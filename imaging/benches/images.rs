@@ -115,7 +115,7 @@ fn worst(dir: &Path) -> anyhow::Result<()> {
         let path = entry?.path();
         let size = std::fs::metadata(&path)?.len();
         anyhow::ensure!(size <= 20 * 1024 * 1024, "{}: {size} bytes", path.display());
-        let header = shared::images::header(&std::fs::read(&path)?)
+        let header = media::header(&std::fs::read(&path)?)
             .ok_or_else(|| anyhow::anyhow!("{}: no header", path.display()))?;
         imaging::decode::check(&header, &default_limits())
             .map_err(|e| anyhow::anyhow!("{} is not accepted: {e}", path.display()))?;

@@ -1,5 +1,6 @@
-//! Image formats we accept and the sizes we make, shared so the api refuses
-//! and names files by the same rules the worker decodes and stores by.
+//! What our photo files are: the formats we accept, what decoding one
+//! costs, and the sizes we make. One crate without dependencies, so the api
+//! refuses, storage names and the worker decodes by the same rules.
 
 /// The formats we accept, told apart by their first bytes, never by the
 /// file name or the client's Content-Type.
