@@ -46,17 +46,34 @@ async fn a_rejected_stripe_key_makes_jobs_wait_not_fail_until_it_is_fixed() {
     // would be dead now.
     let app = app_with_stripe(
         &stripe,
-        vec![("QUEUE_STRIPE_CUSTOMER_ATTEMPTS", "1".to_owned())],
+        vec![
+            ("QUEUE_STRIPE_CUSTOMER_ATTEMPTS", "1".to_owned()),
+            ("CONFIG_FAULT_PAUSE_SECS", "3".to_owned()),
+        ],
     )
     .await;
     let body = app.sign_up("rotated@example.com", "Rotated Key").await;
     let job = job_id(&body, "stripe-customer");
     let token = body["token"].as_str();
+    let refusals = || async { stripe.received_requests().await.unwrap_or_default().len() };
 
-    testkit::wait::until("Stripe to refuse the key three times", DEADLINE, || async {
-        let refusals = stripe.received_requests().await.unwrap_or_default().len();
-        (refusals >= 3).then_some(())
+    testkit::wait::until("Stripe to refuse the key", DEADLINE, || async {
+        (refusals().await >= 1).then_some(())
     })
+    .await;
+    // The queue pauses: well inside the 3 s pause, nobody asks again (a
+    // queue that did not pause would ask hundreds of times a second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        refusals().await,
+        1,
+        "the queue kept asking during its pause"
+    );
+    testkit::wait::until(
+        "Stripe to refuse the key again after the pause",
+        DEADLINE,
+        || async { (refusals().await >= 2).then_some(()) },
+    )
     .await;
     // Between tries the job waits out the pause, saying why.
     let status = testkit::wait::until("the job to wait out the pause", DEADLINE, || async {
