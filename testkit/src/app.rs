@@ -204,7 +204,28 @@ impl TestApp {
             .kill_on_drop(true)
             .spawn()
             .expect("the worker binary runs");
-        WorkerProcess { child }
+        WorkerProcess { child, log: None }
+    }
+
+    /// [`TestApp::spawn_worker_process`], with its JSON log lines kept for
+    /// the test to read ([`WorkerProcess::log_lines`]).
+    pub fn spawn_worker_process_logging(&self, bin: impl AsRef<Path>) -> WorkerProcess {
+        let dir = ScratchDir::new("worker-log");
+        let file = std::fs::File::create(dir.path().join("worker.log"))
+            .expect("the log file can be created");
+        let child = tokio::process::Command::new(bin.as_ref())
+            .envs(&self.env)
+            .env("LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("the log file can be shared"))
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the worker binary runs");
+        WorkerProcess {
+            child,
+            log: Some(dir),
+        }
     }
 
     /// Starts the real `api` binary at `bin` against this app's services, on
@@ -406,9 +427,21 @@ impl ApiProcess {
 /// A `worker` OS process, for tests that send it real signals.
 pub struct WorkerProcess {
     child: tokio::process::Child,
+    log: Option<ScratchDir>,
 }
 
 impl WorkerProcess {
+    /// The log lines written so far, each parsed from JSON (a process
+    /// started with [`TestApp::spawn_worker_process_logging`] only).
+    pub fn log_lines(&self) -> Vec<Value> {
+        let dir = self.log.as_ref().expect("started with its log kept");
+        std::fs::read_to_string(dir.path().join("worker.log"))
+            .expect("the log file is readable")
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
     /// Sends SIGTERM, as an orchestrator does on deploy.
     pub fn terminate(&self) {
         let pid = self.child.id().expect("the worker is running");

@@ -238,3 +238,71 @@ async fn a_worker_that_lost_its_lock_cannot_overwrite_the_attempt_after_it() {
     second.terminate();
     assert!(second.wait(DEADLINE).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_is_logged_once_per_incident_not_once_per_job() {
+    let stripe = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({ "error": { "message": "Invalid API Key" } })),
+        )
+        .mount(&stripe)
+        .await;
+    let app = TestApp::spawn_with(Options {
+        env: vec![
+            ("STRIPE_SECRET_KEY", KEY.to_owned()),
+            ("STRIPE_API_BASE", stripe.uri()),
+            ("CONFIG_FAULT_PAUSE_SECS", "1".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut worker = app.spawn_worker_process_logging(WORKER);
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        let body = app.sign_up(&format!("key{n}@example.com"), "Key").await;
+        jobs.push(job_id(&body, "stripe-customer"));
+    }
+    testkit::wait::until("every job to be refused twice", DEADLINE, || async {
+        let refusals = stripe.received_requests().await.unwrap_or_default().len();
+        (refusals >= 6).then_some(())
+    })
+    .await;
+    stripe.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(|request: &wiremock::Request| {
+            // One customer per user: the id comes from the request.
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&request.body, &mut hasher);
+            let id = format!("cus_{:x}", std::hash::Hasher::finish(&hasher));
+            ResponseTemplate::new(200).set_body_json(json!({ "id": id, "object": "customer" }))
+        })
+        .mount(&stripe)
+        .await;
+    for job in &jobs {
+        app.wait_for_job_state(job, "completed", DEADLINE).await;
+    }
+
+    let lines = worker.log_lines();
+    let saying = |text: &str| {
+        lines
+            .iter()
+            .filter(|line| line["message"].as_str().is_some_and(|m| m.contains(text)))
+            .count()
+    };
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line["message"].as_str())
+        .collect();
+    assert_eq!(
+        saying("the provider refused our credentials"),
+        1,
+        "{messages:?}"
+    );
+    assert_eq!(saying("the provider accepts our credentials again"), 1);
+    worker.terminate();
+    assert!(worker.wait(DEADLINE).await.success());
+}
