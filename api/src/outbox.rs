@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use shared::jobs::{Job, QueueName};
 use shared::queue::JobQueues;
-use shared::records::{self, Failure, PublicError};
+use shared::records::{self, Failure, JobState, PublicError};
 
 /// A job row as written by [`record`], ready to be dispatched.
 #[derive(Debug, Clone)]
@@ -156,7 +156,7 @@ pub async fn relay_pending(
                         public: &public,
                         detail: &problem,
                     };
-                    records::undeliverable(&mut *tx, row.job_id, failure).await?;
+                    records::fail_unowned(&mut *tx, row.job_id, JobState::Pending, failure).await?;
                 }
             }
         }

@@ -222,3 +222,24 @@ fn what_the_uploader_is_told_names_no_decoder_internals() {
     assert_eq!(code, "image_unreadable");
     assert!(!message.contains("header"), "{message}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever bytes follow a format's signature, processing answers with
+    /// pixels or a reason, and never panics.
+    #[test]
+    fn any_bytes_after_a_signature_are_processed_or_refused(
+        signature in 0..3_usize,
+        rest in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+    ) {
+        let head: &[u8] = match signature {
+            0 => b"\xFF\xD8\xFF",
+            1 => b"\x89PNG\r\n\x1a\n",
+            _ => b"RIFF\0\0\0\0WEBP",
+        };
+        let file = [head, &rest].concat();
+        imaging::decode::jpeg_scans(&file);
+        let _ = process(&file, &limits(MAX_PIXELS));
+    }
+}

@@ -349,4 +349,26 @@ mod tests {
         assert_eq!(sniff(b"RIFF\0\0\0\0WAVE"), None);
         assert_eq!(sniff(b""), None);
     }
+
+    proptest::proptest! {
+        /// The header parser reads untrusted uploads: whatever follows a
+        /// format's signature, it answers or says no, and never panics or
+        /// claims a size its numbers do not support.
+        #[test]
+        fn any_bytes_after_a_signature_are_parsed_or_refused(
+            signature in 0..3_usize,
+            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let head: &[u8] = match signature {
+                0 => b"\xFF\xD8\xFF",
+                1 => b"\x89PNG\r\n\x1a\n",
+                _ => b"RIFF\0\0\0\0WEBP",
+            };
+            let file = [head, &rest].concat();
+            if let Some(header) = super::header(&file) {
+                proptest::prop_assert!(header.width > 0 && header.height > 0);
+                proptest::prop_assert!(header.decode_bytes > 0);
+            }
+        }
+    }
 }

@@ -147,25 +147,31 @@ pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), s
     Ok(())
 }
 
-/// A pending record the relay cannot deliver (an unknown queue: only a
-/// hand-edited or future-version row) fails, so it stops blocking others.
-pub async fn undeliverable<'c>(
+/// Fails a record no attempt owns, if it is still in state `from`: a
+/// `pending` one the relay cannot deliver (an unknown queue: only a
+/// hand-edited or future-version row), or an `active` one BullMQ failed
+/// without our handler (its workers kept dying mid-job; attempts our handler
+/// made were recorded when they failed, so only a record still `active` is
+/// stale). Returns whether it was.
+pub async fn fail_unowned<'c>(
     db: impl PgExecutor<'c>,
     job_id: Uuid,
+    from: JobState,
     failure: Failure<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update jobs set state = 'failed', error_code = $2, error = $3, error_detail = $4,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update jobs set state = 'failed', error_code = $3, error = $4, error_detail = $5,
                 finished_at = now(), updated_at = now()
-         where job_id = $1 and state = 'pending'",
+         where job_id = $1 and state = $2",
         job_id,
+        from as JobState,
         failure.public.code,
         failure.public.message,
         failure.detail,
     )
     .execute(db)
     .await?;
-    Ok(())
+    Ok(updated.rows_affected() > 0)
 }
 
 /// An attempt starts and takes the record over from any earlier one. A
@@ -286,29 +292,6 @@ pub async fn requeued(pool: &PgPool, run: Run, failure: Failure<'_>) -> Result<(
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// BullMQ failed the job without our handler (it stalled more often than
-/// allowed: its workers kept dying mid-job). Attempts our handler made were
-/// recorded when they failed, so only a record still `active` is stale.
-/// Returns whether it was.
-pub async fn failed_by_queue(
-    pool: &PgPool,
-    job_id: Uuid,
-    failure: Failure<'_>,
-) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query!(
-        "update jobs set state = 'failed', error_code = $2, error = $3, error_detail = $4,
-                finished_at = now(), updated_at = now()
-         where job_id = $1 and state = 'active'",
-        job_id,
-        failure.public.code,
-        failure.public.message,
-        failure.detail,
-    )
-    .execute(pool)
-    .await?;
-    Ok(updated.rows_affected() > 0)
 }
 
 /// An operator moved the failed job back to its queue: the one way out of

@@ -12,7 +12,7 @@ use bullmq::worker::WorkerEvent;
 use serde_json::{Value, json};
 use shared::config::Settings;
 use shared::jobs::QueueName;
-use shared::records::{self, Failure, PublicError, Started};
+use shared::records::{self, Failure, JobState, PublicError, Started};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -148,7 +148,7 @@ async fn watch_events(lane: Arc<Lane>, worker: Arc<bullmq::Worker>, pool: sqlx::
                     public: &public,
                     detail: &error,
                 };
-                match records::failed_by_queue(&pool, id, failure).await {
+                match records::fail_unowned(&pool, id, JobState::Active, failure).await {
                     Ok(true) => tracing::error!(%queue, job.id = %job_id, %error, "job failed"),
                     Ok(false) => {} // a worker's handler already recorded it
                     Err(db) => {

@@ -8,12 +8,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::jobs::QueueName;
 use shared::queue::QueueCounts;
-use shared::records::JobState;
 use uuid::Uuid;
 
 use crate::auth::{bearer_token, hash_token};
 use crate::error::ApiError;
-use crate::routes::jobs::JobErrorBody;
+use crate::routes::jobs::JobStatus;
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -61,25 +60,17 @@ async fn queues(State(state): State<AppState>, _: Admin) -> Result<Json<QueuesRe
     Ok(Json(QueuesResponse { queues: counts }))
 }
 
-/// A job record as operators see it: the user's error beside the internal
-/// one (`error_detail`: provider replies, paths, the whole chain).
+/// A job record as operators see it: what its owner sees, plus whose it
+/// is, its data, and the internal error (`error_detail`: provider replies,
+/// paths, the whole chain).
 #[derive(Serialize)]
 struct AdminJob {
-    id: Uuid,
+    #[serde(flatten)]
+    status: JobStatus,
     user_id: Uuid,
-    name: String,
-    state: JobState,
-    attempts_made: i32,
-    max_attempts: i32,
-    progress: i16,
     payload: serde_json::Value,
-    result: Option<serde_json::Value>,
-    error: Option<JobErrorBody>,
     error_detail: Option<String>,
-    created_at: DateTime<Utc>,
     enqueued_at: Option<DateTime<Utc>>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
 }
 
 /// Any user's job record, by id.
@@ -88,32 +79,23 @@ async fn job(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminJob>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
-    let row = sqlx::query!(
-        r#"select job_id, user_id, queue, state as "state: JobState", attempts_made,
-                  max_attempts, progress, payload, result, error_code, error, error_detail,
-                  created_at, enqueued_at, started_at, finished_at
-           from jobs where job_id = $1"#,
+    const NOT_FOUND: ApiError = ApiError::NotFound("job");
+    let id = Uuid::parse_str(&id).map_err(|_| NOT_FOUND)?;
+    let status = JobStatus::load(&state.pool, id, None)
+        .await?
+        .ok_or(NOT_FOUND)?;
+    let internal = sqlx::query!(
+        "select user_id, payload, error_detail, enqueued_at from jobs where job_id = $1",
         id,
     )
     .fetch_optional(&state.pool)
     .await?
-    .ok_or(ApiError::NotFound("job"))?;
+    .ok_or(NOT_FOUND)?;
     Ok(Json(AdminJob {
-        id: row.job_id,
-        user_id: row.user_id,
-        name: row.queue,
-        state: row.state,
-        attempts_made: row.attempts_made,
-        max_attempts: row.max_attempts,
-        progress: row.progress,
-        payload: row.payload,
-        result: row.result,
-        error: JobErrorBody::from_columns(row.error_code, row.error),
-        error_detail: row.error_detail,
-        created_at: row.created_at,
-        enqueued_at: row.enqueued_at,
-        started_at: row.started_at,
-        finished_at: row.finished_at,
+        status,
+        user_id: internal.user_id,
+        payload: internal.payload,
+        error_detail: internal.error_detail,
+        enqueued_at: internal.enqueued_at,
     }))
 }

@@ -41,9 +41,9 @@ impl JobRef {
     }
 }
 
-/// The status of one job as its owner sees it.
+/// The status of one job as its owner sees it (operators see more, around it).
 #[derive(Serialize)]
-struct JobStatus {
+pub(crate) struct JobStatus {
     id: Uuid,
     name: String,
     state: JobState,
@@ -60,18 +60,51 @@ struct JobStatus {
 
 /// Why the job failed (or is being retried), for the end user.
 #[derive(Serialize)]
-pub(crate) struct JobErrorBody {
-    pub(crate) code: String,
-    pub(crate) message: String,
+struct JobErrorBody {
+    code: String,
+    message: String,
 }
 
 impl JobErrorBody {
     /// The pair as stored; a record from before codes existed says `failed`.
-    pub(crate) fn from_columns(code: Option<String>, message: Option<String>) -> Option<Self> {
+    fn from_columns(code: Option<String>, message: Option<String>) -> Option<Self> {
         message.map(|message| Self {
             code: code.unwrap_or_else(|| "failed".to_owned()),
             message,
         })
+    }
+}
+
+impl JobStatus {
+    /// The job `id`, if it exists and, when `owner` is given, is theirs: a
+    /// stranger's job is indistinguishable from one that does not exist.
+    pub(crate) async fn load(
+        pool: &sqlx::PgPool,
+        id: Uuid,
+        owner: Option<Uuid>,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        let row = sqlx::query!(
+            r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
+                      progress, result, error_code, error, created_at, started_at, finished_at
+               from jobs where job_id = $1 and ($2::uuid is null or user_id = $2)"#,
+            id,
+            owner,
+        )
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(|row| Self {
+            id: row.job_id,
+            name: row.queue,
+            state: row.state,
+            attempts_made: row.attempts_made,
+            max_attempts: row.max_attempts,
+            progress: row.progress,
+            result: row.result,
+            error: JobErrorBody::from_columns(row.error_code, row.error),
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }))
     }
 }
 
@@ -82,29 +115,8 @@ async fn job_status(
 ) -> Result<Json<JobStatus>, ApiError> {
     // A malformed id cannot name any job: same answer as a missing one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
-    // Filtering by owner in the query means a stranger's job is
-    // indistinguishable from one that does not exist.
-    let row = sqlx::query!(
-        r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
-                  progress, result, error_code, error, created_at, started_at, finished_at
-           from jobs where job_id = $1 and user_id = $2"#,
-        id,
-        auth.user_id,
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound("job"))?;
-    Ok(Json(JobStatus {
-        id: row.job_id,
-        name: row.queue,
-        state: row.state,
-        attempts_made: row.attempts_made,
-        max_attempts: row.max_attempts,
-        progress: row.progress,
-        result: row.result,
-        error: JobErrorBody::from_columns(row.error_code, row.error),
-        created_at: row.created_at,
-        started_at: row.started_at,
-        finished_at: row.finished_at,
-    }))
+    let status = JobStatus::load(&state.pool, id, Some(auth.user_id))
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    Ok(Json(status))
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use testkit::app::Options;
 use testkit::{TestApp, job_id};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 use testkit::DEADLINE;
@@ -28,6 +28,11 @@ async fn app_with_stripe(stripe: &MockServer, env: Vec<(&'static str, String)>) 
     .await
 }
 
+/// A POST to Stripe's customers endpoint.
+fn customers() -> MockBuilder {
+    Mock::given(method("POST")).and(path("/v1/customers"))
+}
+
 fn customer_created() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({ "id": "cus_OK", "object": "customer" }))
 }
@@ -35,8 +40,7 @@ fn customer_created() -> ResponseTemplate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_stripe_key_makes_jobs_wait_not_fail_until_it_is_fixed() {
     let stripe = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({
             "error": { "message": "Invalid API Key provided: sk_test_****7dc" }
         })))
@@ -94,8 +98,7 @@ async fn a_rejected_stripe_key_makes_jobs_wait_not_fail_until_it_is_fixed() {
 
     // The operator fixes the key.
     stripe.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(customer_created())
         .mount(&stripe)
         .await;
@@ -143,14 +146,12 @@ async fn an_smtp_login_refusal_holds_the_email_until_the_server_takes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_past_its_timeout_fails_and_frees_its_slot() {
     let stripe = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(customer_created().set_delay(Duration::from_secs(120)))
         .up_to_n_times(1)
         .mount(&stripe)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(customer_created())
         .mount(&stripe)
         .await;
@@ -181,8 +182,7 @@ async fn a_worker_that_lost_its_lock_cannot_overwrite_the_attempt_after_it() {
     let stripe = MockServer::start().await;
     // The first attempt hangs and is refused at t+6 s, while the attempt
     // after it is still running; that one succeeds at about t+10 s.
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(
             ResponseTemplate::new(400)
                 .set_body_json(json!({ "error": { "message": "late refusal" } }))
@@ -191,8 +191,7 @@ async fn a_worker_that_lost_its_lock_cannot_overwrite_the_attempt_after_it() {
         .up_to_n_times(1)
         .mount(&stripe)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(customer_created().set_delay(Duration::from_secs(8)))
         .mount(&stripe)
         .await;
@@ -242,8 +241,7 @@ async fn a_worker_that_lost_its_lock_cannot_overwrite_the_attempt_after_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_key_is_logged_once_per_incident_not_once_per_job() {
     let stripe = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(
             ResponseTemplate::new(401)
                 .set_body_json(json!({ "error": { "message": "Invalid API Key" } })),
@@ -271,8 +269,7 @@ async fn a_refused_key_is_logged_once_per_incident_not_once_per_job() {
     })
     .await;
     stripe.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/customers"))
+    customers()
         .respond_with(|request: &wiremock::Request| {
             // One customer per user: the id comes from the request.
             let mut hasher = std::hash::DefaultHasher::new();
