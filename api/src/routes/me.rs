@@ -38,23 +38,20 @@ struct MeResponse {
 
 #[tracing::instrument(name = "me", skip_all, fields(user_id = %auth.user_id))]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
+    let user = UserBody::find(&state.pool, auth.user_id)
+        .await?
+        // The token outlived its user (account deleted): the caller is nobody.
+        .ok_or(ApiError::Unauthorized)?;
     let row = sqlx::query!(
-        "select user_id, email, name, created_at, stripe_customer_id, onboarding_pdf_key,
-                avatar_photo_id
+        "select stripe_customer_id, onboarding_pdf_key, avatar_photo_id
          from users where user_id = $1",
         auth.user_id,
     )
     .fetch_optional(&state.pool)
     .await?
-    // The token outlived its user (account deleted): the caller is nobody.
     .ok_or(ApiError::Unauthorized)?;
     Ok(Json(MeResponse {
-        user: UserBody {
-            id: row.user_id,
-            email: row.email,
-            name: row.name,
-            created_at: row.created_at,
-        },
+        user,
         avatar: row
             .avatar_photo_id
             .map(|photo_id| super::avatar_urls(&state.public_url, photo_id)),

@@ -61,7 +61,7 @@ async fn login(
     }
     let limit = state.login_failures;
     let user = sqlx::query!(
-        r#"select user_id, email, name, created_at, password_hash, login_failures,
+        r#"select user_id, password_hash, login_failures,
                   case when $2 > 0 and login_failures >= $2
                              and login_failures_since > now() - make_interval(secs => $3)
                        then extract(epoch from login_failures_since
@@ -97,15 +97,11 @@ async fn login(
         .await?;
     }
     let token = issue_token(&state.pool, user.user_id).await?;
-    Ok(Json(LoginResponse {
-        user: UserBody {
-            id: user.user_id,
-            email: user.email,
-            name: user.name,
-            created_at: user.created_at,
-        },
-        token,
-    }))
+    let user = UserBody::find(&state.pool, user.user_id)
+        .await?
+        // Deleted between the check and now: as if it never existed.
+        .ok_or(ApiError::InvalidCredentials)?;
+    Ok(Json(LoginResponse { user, token }))
 }
 
 /// Counts a failed login; the window restarts when the last one has ended.

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 /// A user as the API shows it to themselves.
@@ -16,4 +17,17 @@ pub struct UserBody {
     pub name: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+}
+
+impl UserBody {
+    /// The user as they are now; `None` once the account is gone.
+    pub async fn find(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<Self>> {
+        sqlx::query_as!(
+            UserBody,
+            "select user_id as id, email, name, created_at from users where user_id = $1",
+            user_id,
+        )
+        .fetch_optional(db)
+        .await
+    }
 }

@@ -77,6 +77,39 @@ async fn an_uploaded_photo_becomes_the_avatar_in_three_sizes() {
     );
 }
 
+/// Progress is only visible while the job runs; a trigger keeps every value
+/// the worker wrote, so the test sees them all without racing the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resize_job_reports_its_progress_step_by_step() {
+    let mut app = TestApp::spawn_without_worker().await;
+    for statement in [
+        "create table progress_seen (job_id text, progress smallint, at serial)",
+        "create function keep_progress() returns trigger language plpgsql as $$
+         begin insert into progress_seen values (new.job_id, new.progress); return new; end $$",
+        "create trigger keep_progress after update of progress on jobs
+         for each row when (new.progress is distinct from old.progress)
+         execute function keep_progress()",
+    ] {
+        sqlx::query(statement)
+            .execute(&app.pool)
+            .await
+            .expect("trigger");
+    }
+    let token = signed_up(&app).await;
+    let body = accepted(&app, &token, &jpeg(1600, 1200, &photo(1600, 1200))).await;
+    let job = body["job"]["id"].as_str().expect("job id");
+
+    app.run_jobs_until_idle().await;
+
+    let seen: Vec<i16> =
+        sqlx::query_scalar("select progress from progress_seen where job_id = $1 order by at")
+            .bind(job)
+            .fetch_all(&app.pool)
+            .await
+            .expect("progress log");
+    assert_eq!(seen, [10, 50, 65, 80, 95, 100]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_uploads_in_a_row_end_with_the_last_one_as_avatar() {
     let mut app = TestApp::spawn_with_worker().await;
