@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The body is larger than the route accepts (413).
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// A photo over `PHOTO_MAX_BYTES` (413, `payload_too_large`).
+    #[error("the photo is larger than the {} limit", human_size(*.0))]
+    PhotoTooLarge(u64),
     /// The body is not in a format the route accepts (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -72,7 +75,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
             Self::InvalidJson(_) | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::PhotoTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -90,7 +93,7 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed_json",
             Self::MalformedBody(_) => "malformed_body",
             Self::InvalidJson(_) => "invalid_json",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge | Self::PhotoTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::EmailTaken => "email_taken",
@@ -104,6 +107,12 @@ impl ApiError {
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
+    }
+
+    /// A query parameter that is out of range or malformed (422, under
+    /// `error.fields` like a body's fields).
+    pub fn invalid_query(parameter: &'static str, problem: String) -> Self {
+        Self::Validation(FieldErrors::from([(parameter, problem)]))
     }
 
     /// Classifies a database failure: an unreachable database is a 503 the
@@ -246,6 +255,16 @@ pub async fn json_errors(
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+/// A size as people read it (binary units, the way phones show file sizes).
+fn human_size(bytes: u64) -> String {
+    const MB: u64 = 1024 * 1024;
+    if bytes >= MB {
+        format!("{} MB", bytes / MB)
+    } else {
+        format!("{} KB", bytes.div_ceil(1024))
+    }
 }
 
 /// True at most once a second: limits that refuse a flood log one line a

@@ -12,12 +12,16 @@
 //! - [`drain`]: reading a refused body's rest, so the client sees the answer.
 //! - [`passwords`]: Argon2id on dedicated threads behind a bounded queue.
 //! - [`auth`]: hashed opaque bearer tokens, checked and revoked.
+//! - [`browser`]: security headers, the web app's CSP, CORS.
+//! - [`conditional`]: `ETag` and `304 Not Modified` for the polled answers.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
 //! - [`rate_limit`]: per-client limits on signup and login (429), bounded memory.
 //! - [`token_cache`]: recently verified tokens, sparing the hot path a query.
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod auth;
+pub mod browser;
+pub mod conditional;
 pub mod domain;
 pub mod drain;
 pub mod error;
@@ -45,6 +49,7 @@ use shared::config::Settings;
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use tokio::net::TcpListener;
+use tower_http::cors::CorsLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -73,6 +78,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    cors: Option<CorsLayer>,
 }
 
 impl Application {
@@ -117,8 +123,13 @@ impl Application {
                 .as_ref()
                 .map(|token| auth::hash_token(token.expose_secret().trim())),
             public_url: settings.public_url.as_str().into(),
+            app_policy: browser::app_policy(settings),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            cors: browser::cors(&settings.cors_allowed_origins),
+        })
     }
 
     /// The address actually bound (useful with `PORT=0`).
@@ -140,7 +151,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         tracing::info!(address = %self.local_addr()?, "api listening");
         let http = self.state.http;
-        let served = server::serve(self.listener, router(self.state), http, shutdown)
+        let served = server::serve(self.listener, router(self.state, self.cors), http, shutdown)
             .await
             .context("the HTTP server failed");
         relay.abort();
@@ -183,8 +194,9 @@ async fn sweep_abandoned_uploads(state: AppState) {
     }
 }
 
-/// The whole HTTP surface, with its middleware.
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface, with its middleware; `cors` for pages on other
+/// origins.
+pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
     let credentials = Router::new()
         .merge(routes::signup())
         .merge(routes::login())
@@ -199,6 +211,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::jobs())
         .merge(routes::health())
         .merge(routes::admin())
+        .merge(routes::web())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(timeout(REQUEST_TIMEOUT));
     // A 20 MiB photo from a phone on a slow link takes minutes, not seconds.
@@ -217,7 +230,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |request, next| {
             pace::enforce(http, request, next)
         }))
+        .layer(middleware::from_fn(browser::security_headers))
         .layer(TraceLayer::new_for_http())
+        // Outermost: a preflight is answered before any limit or route.
+        .layer(tower::util::option_layer(cors))
         .with_state(state)
 }
 

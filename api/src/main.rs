@@ -7,6 +7,10 @@ use shared::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Err(message) = shared::config::load_dotenv() {
+        eprintln!("{message}");
+        return ExitCode::FAILURE;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {

@@ -75,6 +75,9 @@ pub struct Settings {
     pub http: HttpLimits,
     /// Per-account and per-instance limits on photo uploads.
     pub uploads: UploadLimits,
+    /// Pages on other origins allowed to call the api from a browser
+    /// (`CORS_ALLOWED_ORIGINS`).
+    pub cors_allowed_origins: CorsOrigins,
     /// Bearer token for the operator endpoints; `None` disables them (`ADMIN_TOKEN`).
     pub admin_token: Option<SecretString>,
     /// How long a stopping worker lets in-flight jobs finish (`SHUTDOWN_TIMEOUT_SECS`).
@@ -171,6 +174,62 @@ pub struct S3Settings {
     pub allow_http: bool,
 }
 
+/// Which pages on other origins may call the api from a browser. The api's
+/// own web app is same-origin and needs none of this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers: only the api's own pages (unset).
+    #[default]
+    SameOrigin,
+    /// Any origin (`*`). Safe for an api that authenticates with a bearer
+    /// header and sets no cookies, but it lets any site spend a user's
+    /// token if it has one.
+    Any,
+    /// Exactly these origins, e.g. `https://app.example.com`.
+    List(Vec<String>),
+}
+
+impl FromStr for CorsOrigins {
+    type Err = String;
+
+    /// A comma-separated list of `scheme://host[:port]`, or `*`.
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let items: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .collect();
+        if items.is_empty() {
+            return Ok(Self::SameOrigin);
+        }
+        if items == ["*"] {
+            return Ok(Self::Any);
+        }
+        items
+            .into_iter()
+            .map(|item| {
+                // Browsers send the origin without a path; a trailing slash
+                // is a common way to write it, so it is forgiven.
+                let origin = item.strip_suffix('/').unwrap_or(item);
+                let (scheme, rest) = origin.split_once("://").ok_or_else(|| {
+                    format!("`{item}` is not an origin like https://app.example.com")
+                })?;
+                let host_ok = !rest.is_empty()
+                    && rest
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+                if !matches!(scheme, "http" | "https") || !host_ok {
+                    return Err(format!(
+                        "`{item}` is not an origin like https://app.example.com (scheme, host, optional port; no path; `*` alone allows any)"
+                    ));
+                }
+                Ok(origin.to_ascii_lowercase())
+            })
+            .collect::<Result<_, _>>()
+            .map(Self::List)
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -203,6 +262,19 @@ impl fmt::Display for ConfigError {
             writeln!(f, "  - {problem}")?;
         }
         Ok(())
+    }
+}
+
+/// Loads `./.env` into the process environment, so `cargo run -p api` works
+/// like `scripts/dev`; variables already set win. Only the working
+/// directory is searched (not its parents), so a process started elsewhere,
+/// by a test for instance, never picks up a developer's file. No file is
+/// fine; a malformed one is an error naming the line.
+pub fn load_dotenv() -> Result<(), String> {
+    match dotenvy::from_path(".env") {
+        Ok(()) => Ok(()),
+        Err(error) if error.not_found() => Ok(()),
+        Err(error) => Err(format!("cannot read .env: {error}")),
     }
 }
 
@@ -265,6 +337,7 @@ impl Settings {
             ),
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
+            cors_allowed_origins: env.parsed("CORS_ALLOWED_ORIGINS", CorsOrigins::SameOrigin),
             login_failures: LoginFailureLimit {
                 max: env.parsed("LOGIN_FAILURE_LIMIT", 10),
                 window: Duration::from_secs(env.parsed("LOGIN_FAILURE_WINDOW_SECS", 900)),
@@ -484,5 +557,93 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(s.public_url, "https://app.example.com");
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_of_exact_origins_or_a_star() {
+        let origins = |raw: &str| raw.parse::<CorsOrigins>();
+        assert_eq!(origins(""), Ok(CorsOrigins::SameOrigin));
+        assert_eq!(origins(" * "), Ok(CorsOrigins::Any));
+        assert_eq!(
+            origins("https://App.example.com/, http://localhost:5173"),
+            Ok(CorsOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:5173".into()
+            ]))
+        );
+        for wrong in [
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x",
+            "*, https://a.io",
+        ] {
+            assert!(origins(wrong).is_err(), "{wrong} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_malformed_cors_origin_is_reported_at_start() {
+        let error = settings(&[
+            ("DATABASE_URL", "postgres://localhost/app"),
+            ("CORS_ALLOWED_ORIGINS", "https://ok.io, not-an-origin"),
+        ])
+        .expect_err("refused");
+        assert!(
+            error.to_string().contains("CORS_ALLOWED_ORIGINS"),
+            "{error}"
+        );
+    }
+
+    /// `.env.example` promises that any line can be uncommented as it is:
+    /// for `scripts/dev`, which sources it with bash, and for the binaries,
+    /// which read it with dotenvy.
+    #[test]
+    fn every_setting_in_env_example_can_be_uncommented_as_it_is() {
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example"))
+                .expect("the example file");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| {
+                line.split_once('=').is_some_and(|(key, _)| {
+                    !key.is_empty()
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                })
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(uncommented.lines().count() > 40, "found the settings");
+        let dir = std::env::temp_dir().join(format!("env-example-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(".env");
+        std::fs::write(&path, &uncommented).expect("written");
+
+        let sourced = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("set -euo pipefail; set -a; source \"$1\"; printf %s \"$MAIL_FROM\"")
+            .arg("bash")
+            .arg(&path)
+            .output()
+            .expect("bash runs");
+        assert!(
+            sourced.status.success(),
+            "bash: {}",
+            String::from_utf8_lossy(&sourced.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&sourced.stdout),
+            "Acme <hello@acme.test>"
+        );
+
+        let vars: HashMap<String, String> = dotenvy::from_path_iter(&path)
+            .expect("dotenvy opens it")
+            .collect::<Result<_, _>>()
+            .expect("dotenvy parses every line");
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(vars["MAIL_FROM"], "Acme <hello@acme.test>");
+        Settings::from_lookup(|key| vars.get(key).cloned()).expect("every example value is valid");
     }
 }

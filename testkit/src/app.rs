@@ -93,6 +93,23 @@ impl TestApp {
         .await
     }
 
+    /// API and worker on a free port that is also `PUBLIC_URL`, so the links
+    /// the api hands out (avatars, status URLs) work in a real browser.
+    pub async fn spawn_for_browser(env: Vec<(&'static str, String)>) -> Self {
+        let port = crate::free_port();
+        let mut all = vec![
+            ("PORT", port.to_string()),
+            ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+        ];
+        all.extend(env);
+        Self::spawn_with(Options {
+            worker: true,
+            env: all,
+            ..Options::default()
+        })
+        .await
+    }
+
     /// API and, if asked, an in-process worker.
     pub async fn spawn_with(options: Options) -> Self {
         init_logs();
@@ -283,6 +300,23 @@ impl TestApp {
     /// `GET <path>`, with a bearer token if given.
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         let mut request = self.client.get(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("the api answers")
+    }
+
+    /// `GET <path>` revalidating what the client holds: `If-None-Match: etag`.
+    pub async fn get_if_none_match(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        etag: &str,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .header("if-none-match", etag);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

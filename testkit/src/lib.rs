@@ -8,10 +8,12 @@
 //! - [`smtp`]: an SMTP sink that records what it receives.
 //! - [`app`]: [`TestApp`](app::TestApp), wiring it all together, and
 //!   [`WorkerProcess`](app::WorkerProcess) for tests that send real signals.
+//! - [`browser`]: headless Chromium over WebDriver, for the web app.
 //! - [`images`]: JPEG, PNG and WebP test images made on the spot.
 //! - [`wait`]: awaiting a condition with a deadline, instead of sleeping.
 
 pub mod app;
+pub mod browser;
 pub mod images;
 pub mod postgres;
 pub mod redis;

@@ -37,6 +37,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(message) = shared::config::load_dotenv() {
+        eprintln!("{message}");
+        return ExitCode::FAILURE;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {

@@ -1,23 +1,35 @@
-//! `GET /api/jobs/{id}`: the status a frontend polls. This is the hot path,
-//! so it is one indexed lookup, answered from the durable job record.
+//! `GET /api/jobs/{id}` and `GET /api/me/jobs`: the statuses a frontend
+//! polls. These are the hot paths, so each is one indexed query, answered
+//! from the durable job records, with an `ETag` so an unchanged answer is a
+//! bodiless 304.
 
 use crate::outbox::{DispatchState, JobRecord};
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::records::JobState;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::conditional;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/jobs/{id}", get(job_status))
+    Router::new()
+        .route("/api/jobs/{id}", get(job_status))
+        .route("/api/me/jobs", get(my_jobs))
 }
+
+/// A page of `/api/me/jobs` holds this many jobs unless `limit` says otherwise.
+const DEFAULT_PAGE: i64 = 20;
+/// The most a page may hold.
+const MAX_PAGE: i64 = 100;
 
 /// A job an answer points the client to (signup, photo upload): where to
 /// poll its status, and how far it got on the request path.
@@ -75,24 +87,25 @@ impl JobErrorBody {
     }
 }
 
-impl JobStatus {
-    /// The job `id`, if it exists and, when `owner` is given, is theirs: a
-    /// stranger's job is indistinguishable from one that does not exist.
-    pub(crate) async fn load(
-        pool: &sqlx::PgPool,
-        id: Uuid,
-        owner: Option<Uuid>,
-    ) -> Result<Option<Self>, sqlx::Error> {
-        let row = sqlx::query!(
-            r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
-                      progress, result, error_code, error, created_at, started_at, finished_at
-               from jobs where job_id = $1 and ($2::uuid is null or user_id = $2)"#,
-            id,
-            owner,
-        )
-        .fetch_optional(pool)
-        .await?;
-        Ok(row.map(|row| Self {
+/// A `jobs` row as [`JobStatus`] needs it.
+struct StatusRow {
+    job_id: Uuid,
+    queue: String,
+    state: JobState,
+    attempts_made: i32,
+    max_attempts: i32,
+    progress: i16,
+    result: Option<serde_json::Value>,
+    error_code: Option<String>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<StatusRow> for JobStatus {
+    fn from(row: StatusRow) -> Self {
+        Self {
             id: row.job_id,
             name: row.queue,
             state: row.state,
@@ -104,7 +117,29 @@ impl JobStatus {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
-        }))
+        }
+    }
+}
+
+impl JobStatus {
+    /// The job `id`, if it exists and, when `owner` is given, is theirs: a
+    /// stranger's job is indistinguishable from one that does not exist.
+    pub(crate) async fn load(
+        pool: &sqlx::PgPool,
+        id: Uuid,
+        owner: Option<Uuid>,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        let row = sqlx::query_as!(
+            StatusRow,
+            r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
+                      progress, result, error_code, error, created_at, started_at, finished_at
+               from jobs where job_id = $1 and ($2::uuid is null or user_id = $2)"#,
+            id,
+            owner,
+        )
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(Self::from))
     }
 }
 
@@ -112,11 +147,87 @@ async fn job_status(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-) -> Result<Json<JobStatus>, ApiError> {
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
     // A malformed id cannot name any job: same answer as a missing one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
     let status = JobStatus::load(&state.pool, id, Some(auth.user_id))
         .await?
         .ok_or(ApiError::NotFound("job"))?;
-    Ok(Json(status))
+    Ok(conditional::private_json(&request, &status))
+}
+
+/// `?limit=` and `?cursor=` of `/api/me/jobs`, as sent: checked by hand so a
+/// wrong value gets a message that names it.
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// One page of the caller's jobs, most recent first. `next_cursor` is
+/// `null` on the last page; otherwise pass it as `?cursor=` for the next.
+#[derive(Serialize)]
+struct JobPage {
+    jobs: Vec<JobStatus>,
+    next_cursor: Option<Uuid>,
+}
+
+/// The caller's jobs, newest first, in pages. The cursor is the last job of
+/// the previous page (keyset pagination): pages neither skip nor repeat a
+/// job when new ones arrive between requests.
+#[tracing::instrument(name = "my_jobs", skip_all, fields(user_id = %auth.user_id))]
+async fn my_jobs(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(page): Query<PageQuery>,
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
+    let limit = match page.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::invalid_query(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )
+            })?,
+    };
+    let cursor = page
+        .cursor
+        .as_deref()
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| {
+            ApiError::invalid_query("cursor", "must be a next_cursor this endpoint gave".into())
+        })?;
+    // One more than asked: whether it comes tells if there is a next page.
+    let mut rows = sqlx::query_as!(
+        StatusRow,
+        r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
+                  progress, result, error_code, error, created_at, started_at, finished_at
+           from jobs
+           where user_id = $1
+             and ($2::uuid is null
+                  or (created_at, job_id) < (select created_at, job_id from jobs
+                                             where job_id = $2 and user_id = $1))
+           order by created_at desc, job_id desc
+           limit $3"#,
+        auth.user_id,
+        cursor,
+        limit + 1,
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more.then(|| rows.last().map(|row| row.job_id)).flatten();
+    let body = JobPage {
+        jobs: rows.into_iter().map(JobStatus::from).collect(),
+        next_cursor,
+    };
+    Ok(conditional::private_json(&request, &body))
 }

@@ -9,6 +9,7 @@ mod photos;
 mod session;
 mod signup;
 mod users;
+mod web;
 
 pub use admin::router as admin;
 pub use health::router as health;
@@ -20,3 +21,4 @@ pub use photos::router as photos;
 pub use session::{login_router as login, logout_router as logout};
 pub use signup::router as signup;
 pub use users::UserBody;
+pub use web::router as web;

@@ -68,6 +68,21 @@ async fn upload(
     auth: AuthUser,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let max_bytes = state.photo_max_bytes;
+    accept(state, auth, multipart)
+        .await
+        .map_err(|error| match error {
+            // Our count and the route's body limit both end here: name the limit.
+            ApiError::PayloadTooLarge => ApiError::PhotoTooLarge(max_bytes),
+            other => other,
+        })
+}
+
+async fn accept(
+    state: AppState,
+    auth: AuthUser,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
     // Held until the answer: spool files and transfers per instance are bounded.
     let _slot = state
         .upload_slots

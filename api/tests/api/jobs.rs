@@ -57,3 +57,142 @@ async fn unknown_and_malformed_job_ids_are_404() {
     assert_eq!(unknown.status(), 404);
     assert_eq!(malformed.status(), 404);
 }
+
+#[tokio::test]
+async fn an_unchanged_job_answers_304_and_a_changed_one_200_with_a_new_etag() {
+    let mut app = TestApp::spawn_without_worker().await;
+    let signup = app.sign_up("poller@example.com", "Poller").await;
+    let token = signup["token"].as_str();
+    let path = format!("/api/jobs/{}", testkit::job_id(&signup, "welcome-email"));
+
+    let first = app.get(&path, token).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "private, no-cache");
+    let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "a strong tag: {etag}"
+    );
+
+    let unchanged = app.get_if_none_match(&path, token, &etag).await;
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.headers()["etag"], etag.as_str());
+    assert!(unchanged.bytes().await.expect("body").is_empty());
+
+    app.run_jobs_until_idle().await;
+    let changed = app.get_if_none_match(&path, token, &etag).await;
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"], etag.as_str());
+    let job: Value = changed.json().await.expect("json");
+    assert_eq!(job["state"], "completed");
+}
+
+#[tokio::test]
+async fn my_jobs_are_listed_newest_first_in_pages_that_neither_skip_nor_repeat() {
+    let app = TestApp::spawn_without_worker().await;
+    let signup = app.sign_up("lister@example.com", "Lister").await;
+    let token = signup["token"].as_str().expect("token");
+    let stranger = app.sign_up("other@example.com", "Other").await;
+    // Two photos make six jobs of this user's own, after the four of signup.
+    for _ in 0..2 {
+        let response = app
+            .upload(
+                token,
+                "photo",
+                &testkit::images::jpeg(64, 64, &testkit::images::noise(64, 64)),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => "/api/me/jobs?limit=4".to_owned(),
+            Some(cursor) => format!("/api/me/jobs?limit=4&cursor={cursor}"),
+        };
+        let page: Value = app
+            .get(&path, Some(token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        pages += 1;
+        for job in page["jobs"].as_array().expect("jobs") {
+            seen.push((
+                job["name"].as_str().expect("name").to_owned(),
+                job["id"].as_str().expect("id").to_owned(),
+                job["created_at"].as_str().expect("time").to_owned(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+
+    assert_eq!(pages, 2, "4 + 2 jobs in pages of 4");
+    let names: Vec<&str> = seen.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(
+        names[..2],
+        ["image-resize", "image-resize"],
+        "newest first: {names:?}"
+    );
+    let mut signup_jobs = names[2..].to_vec();
+    signup_jobs.sort_unstable();
+    assert_eq!(
+        signup_jobs,
+        [
+            "onboarding-pdf",
+            "slack-notify",
+            "stripe-customer",
+            "welcome-email"
+        ]
+    );
+    let times: Vec<&str> = seen.iter().map(|(_, _, at)| at.as_str()).collect();
+    assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "{times:?}");
+    let mut ids: Vec<&str> = seen.iter().map(|(_, id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "no job twice");
+    let strangers = testkit::job_id(&stranger, "welcome-email");
+    assert!(!ids.contains(&strangers.as_str()), "only the caller's jobs");
+}
+
+#[tokio::test]
+async fn the_job_list_revalidates_and_refuses_bad_parameters_with_their_names() {
+    let app = TestApp::spawn_without_worker().await;
+    let signup = app.sign_up("pager@example.com", "Pager").await;
+    let token = signup["token"].as_str();
+
+    let first = app.get("/api/me/jobs", token).await;
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
+    let page: Value = first.json().await.expect("json");
+    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(4));
+    assert_eq!(page["next_cursor"], Value::Null);
+    assert_eq!(
+        app.get_if_none_match("/api/me/jobs", token, &etag)
+            .await
+            .status(),
+        304
+    );
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=yesterday", "cursor"),
+    ] {
+        let response = app.get(&format!("/api/me/jobs?{query}"), token).await;
+        assert_eq!(response.status(), 422, "{query}");
+        let error: Value = response.json().await.expect("json");
+        assert!(
+            error["error"]["fields"][field].is_string(),
+            "{query}: {error}"
+        );
+    }
+    assert_eq!(app.get("/api/me/jobs", None).await.status(), 401);
+}

@@ -1,0 +1,90 @@
+//! What browsers need from the api: security headers on every answer, the
+//! strict Content-Security-Policy of the web app, and CORS for pages on
+//! other origins (`CORS_ALLOWED_ORIGINS`).
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use shared::config::{CorsOrigins, Settings};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Every answer that is not the web app is data, never a document: nothing
+/// in it may load or run, and no page may frame it.
+const DATA_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Headers every answer carries unless its handler set its own.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        // Browsers must not guess a type: a "JPEG" that sniffs as HTML stays a JPEG.
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        // Job and photo ids in our URLs are nobody else's business.
+        (header::REFERRER_POLICY, "no-referrer"),
+        // Clickjacking: no page may frame ours (older browsers; CSP for the rest).
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, DATA_POLICY),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The web app's policy: its own scripts and styles only (no inline script,
+/// no `eval`), calls to its own origin only, images from itself and, with
+/// S3 storage, from the bucket the avatar URLs redirect to.
+pub fn app_policy(settings: &Settings) -> HeaderValue {
+    let mut images = String::from("'self' blob:");
+    if settings.storage_url.starts_with("s3://") {
+        match &settings.s3.endpoint {
+            Some(endpoint) => {
+                images.push(' ');
+                images.push_str(endpoint.trim_end_matches('/'));
+            }
+            None => images.push_str(" https://*.amazonaws.com"),
+        }
+    }
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src {images}; \
+         connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    HeaderValue::try_from(policy).expect("the policy is ASCII")
+}
+
+/// CORS for `origins`; `None` when only the api's own pages call it (then
+/// no CORS header is ever sent and browsers refuse other origins' reads).
+pub fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
+    let allow = match origins {
+        CorsOrigins::SameOrigin => return None,
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|origin| HeaderValue::try_from(origin.as_str()).ok()),
+        ),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            // Bearer tokens, JSON bodies, and revalidating polled answers.
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+            ])
+            // What a client needs to read: validators, when to retry, timings.
+            .expose_headers([
+                header::ETAG,
+                header::RETRY_AFTER,
+                HeaderName::from_static("server-timing"),
+            ])
+            // Tokens travel in a header, never in cookies.
+            .allow_credentials(false)
+            .max_age(Duration::from_secs(600)),
+    )
+}

@@ -1,0 +1,113 @@
+//! Answers a client may already hold: a strong `ETag` over the body and
+//! `304 Not Modified` for `If-None-Match`, so a frontend polling a job that
+//! has not moved costs a query and a few headers, not a body.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// `body` as JSON for the user whose request carried `request`: `200` with
+/// an `ETag`, or `304` with no body when `If-None-Match` names it. A browser
+/// may keep it but must ask each time (`private, no-cache`), and the answer
+/// depends on who asks (`Vary: Authorization`).
+pub fn private_json<T: Serialize>(request: &HeaderMap, body: &T) -> Response {
+    let json = match serde_json::to_vec(body) {
+        Ok(json) => json,
+        Err(error) => {
+            // Our own types always serialize; if one does not, it is a bug.
+            tracing::error!(%error, "could not serialize an answer");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let mut response = answer(request, json, "application/json", "private, no-cache");
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("authorization"));
+    response
+}
+
+/// `body` of `content_type` with an `ETag` and `cache_control`, or a
+/// bodiless `304` when the client's `If-None-Match` names the tag.
+pub fn answer(
+    request: &HeaderMap,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> Response {
+    let body = body.into();
+    let etag = etag_of(&body);
+    let fresh = matches(request, &etag);
+    let headers = [
+        (header::ETAG, etag),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        ),
+    ];
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (
+        headers,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
+}
+
+/// A strong validator: the first 128 bits of the body's SHA-256, the same on
+/// every api instance and release as long as the body is the same.
+fn etag_of(body: &[u8]) -> HeaderValue {
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    HeaderValue::try_from(format!("\"{hex}\"")).expect("hex in quotes is a valid header value")
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`). Weak comparison, as
+/// RFC 9110 asks for `If-None-Match`: `W/"x"` matches `"x"`.
+fn matches(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Ok(ours) = etag.to_str() else {
+        return false;
+    };
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn if_none_match(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, value.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn the_etag_is_the_same_for_the_same_body_and_differs_otherwise() {
+        assert_eq!(etag_of(b"{\"a\":1}"), etag_of(b"{\"a\":1}"));
+        assert_ne!(etag_of(b"{\"a\":1}"), etag_of(b"{\"a\":2}"));
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
+        let etag = etag_of(b"body");
+        let tag = etag.to_str().expect("ascii").to_owned();
+        assert!(matches(&if_none_match(&tag), &etag));
+        assert!(matches(&if_none_match(&format!("W/{tag}")), &etag));
+        assert!(matches(&if_none_match(&format!("\"other\", {tag}")), &etag));
+        assert!(matches(&if_none_match("*"), &etag));
+        assert!(!matches(&if_none_match("\"other\""), &etag));
+        assert!(!matches(&HeaderMap::new(), &etag));
+    }
+}

@@ -1,0 +1,212 @@
+//! What the api tells browsers: security headers on every answer, the web
+//! app's strict policy, and CORS only for the origins it is told to allow.
+
+use reqwest::Method;
+use testkit::TestApp;
+
+async fn request(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = app.client.request(method, format!("{}{path}", app.address));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("the api answers")
+}
+
+#[tokio::test]
+async fn the_web_app_is_served_at_the_root_with_a_policy_that_runs_no_inline_script() {
+    let app = TestApp::spawn_without_worker().await;
+
+    let page = app.get("/", None).await;
+
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(policy.contains("script-src 'self';"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(
+        !policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"),
+        "{policy}"
+    );
+    let html = page.text().await.expect("html");
+    assert!(html.contains(r#"<script type="module" src="/app.js"></script>"#));
+    assert!(!html.contains("<script>"), "no inline script");
+    for (path, kind) in [
+        ("/app.js", "text/javascript"),
+        ("/app.css", "text/css"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let asset = app.get(path, None).await;
+        assert_eq!(asset.status(), 200, "{path}");
+        assert!(
+            asset.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with(kind),
+            "{path}"
+        );
+        let etag = asset.headers()["etag"].to_str().expect("ascii").to_owned();
+        assert_eq!(
+            app.get_if_none_match(path, None, &etag).await.status(),
+            304,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_errors_included() {
+    let app = TestApp::spawn_without_worker().await;
+    for path in ["/", "/healthz", "/api/me", "/no/such/route"] {
+        let response = app.get(path, None).await;
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .expect("ascii")
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+    }
+    let data = app.get("/healthz", None).await;
+    assert_eq!(
+        data.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+}
+
+#[tokio::test]
+async fn without_allowed_origins_no_cors_header_is_sent() {
+    let app = TestApp::spawn_without_worker().await;
+    let preflight = request(
+        &app,
+        Method::OPTIONS,
+        "/api/me",
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
+    )
+    .await;
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let simple = request(
+        &app,
+        Method::GET,
+        "/healthz",
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert!(
+        simple
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_origin_gets_its_preflight_answered_and_others_do_not() {
+    let app = TestApp::spawn_without_worker_with(vec![(
+        "CORS_ALLOWED_ORIGINS",
+        "https://app.example.com, http://localhost:5173".into(),
+    )])
+    .await;
+    let user = app.sign_up("cors@example.com", "Cors").await;
+    let token = user["token"].as_str().expect("token");
+
+    let preflight = request(
+        &app,
+        Method::OPTIONS,
+        "/api/photos",
+        &[
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type",
+            ),
+        ],
+    )
+    .await;
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let methods = headers["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for method in ["GET", "POST", "DELETE"] {
+        assert!(methods.contains(method), "{methods}");
+    }
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_lowercase();
+    for header in ["authorization", "content-type", "if-none-match"] {
+        assert!(allowed.contains(header), "{allowed}");
+    }
+    assert!(
+        headers.get("access-control-allow-credentials").is_none(),
+        "tokens, not cookies"
+    );
+
+    let actual = request(
+        &app,
+        Method::GET,
+        "/api/me",
+        &[
+            ("origin", "http://localhost:5173"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+    )
+    .await;
+    assert_eq!(actual.status(), 200);
+    assert_eq!(
+        actual.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let exposed = actual.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+
+    let stranger = request(
+        &app,
+        Method::OPTIONS,
+        "/api/me",
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "GET"),
+        ],
+    )
+    .await;
+    assert!(
+        stranger
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

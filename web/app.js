@@ -1,0 +1,507 @@
+// The Acme web app: sign up or log in, see the profile, upload a photo, and
+// watch the background jobs. Plain JavaScript, no framework, no build step.
+//
+// Safety: text from users or the server only ever enters the page through
+// textContent or attributes, never as HTML, and the page's
+// Content-Security-Policy runs no inline script. The bearer token lives in
+// sessionStorage: it survives a reload of this tab, is gone when the tab
+// closes, is never sent automatically (so no request can be forged on the
+// user's behalf, unlike a cookie), and with no HTML injection and no
+// third-party script there is nothing on the page to read it.
+
+const TOKEN_KEY = "acme.token";
+const FAST_POLL_MS = 500;
+const SLOW_POLL_MS = 10_000;
+const FINISHED = new Set(["completed", "failed"]);
+const JOB_NAMES = {
+  "welcome-email": "Welcome email",
+  "stripe-customer": "Billing account",
+  "slack-notify": "Team notification",
+  "onboarding-pdf": "Onboarding guide (PDF)",
+  "image-resize": "Photo processing",
+};
+const STATE_NAMES = {
+  pending: "Queued",
+  waiting: "Queued",
+  delayed: "Retrying soon",
+  active: "In progress",
+  completed: "Done",
+  failed: "Failed",
+};
+
+const $ = (id) => document.getElementById(id);
+
+let token = sessionStorage.getItem(TOKEN_KEY);
+let uploadJobId = null;
+const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map() };
+
+/** An answer that was not 2xx (status 0: the server was not reached). */
+class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    super(body?.error?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code ?? null;
+    this.fields = body?.error?.fields ?? {};
+    this.retryAfter = retryAfter === null ? null : Number(retryAfter);
+  }
+}
+
+/** Calls the api; resolves to {status, etag, body}, 304 included. */
+async function api(path, { method = "GET", body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers }, cache: "no-store" };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, null, null);
+  }
+  const etag = response.headers.get("ETag");
+  if (response.status === 304) return { status: 304, etag, body: null };
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data, response.headers.get("Retry-After"));
+  return { status: response.status, etag, body: data };
+}
+
+/** What to tell a person about a failed call. */
+function describe(error) {
+  if (!(error instanceof ApiError)) return "Something went wrong. Please try again.";
+  if (error.status === 0) return "We cannot reach the server. Check your connection and try again.";
+  const wait = Number.isFinite(error.retryAfter) ? ` Try again in ${Math.max(1, Math.ceil(error.retryAfter))} s.` : "";
+  if (error.status === 429) return `Too many attempts.${wait || " Try again later."}`;
+  if (error.status === 503) return `We are busy right now.${wait || " Try again in a moment."}`;
+  if (error.status >= 500) return "Something went wrong on our side. Please try again.";
+  return sentence(error.message);
+}
+
+function sentence(text) {
+  const trimmed = String(text ?? "").trim();
+  if (!trimmed) return "";
+  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}
+
+function announce(text) {
+  // Cleared first so the same words are announced again.
+  $("announce").textContent = "";
+  setTimeout(() => { $("announce").textContent = text; }, 50);
+}
+
+function notice(text) {
+  $("notice").textContent = text ?? "";
+  $("notice").hidden = !text;
+}
+
+// --- Forms ---------------------------------------------------------------
+
+function clearErrors(form) {
+  for (const element of form.querySelectorAll(".field-error, .form-error")) element.textContent = "";
+  for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+}
+
+/** Puts each field's problem next to its input; the first one gets focus. */
+function showFieldErrors(prefix, fields) {
+  let first = null;
+  for (const [name, problem] of Object.entries(fields)) {
+    const input = $(`${prefix}-${name}`);
+    const slot = $(`${prefix}-${name}-error`);
+    if (!input || !slot) continue;
+    slot.textContent = sentence(`${label(input)} ${problem}`);
+    input.setAttribute("aria-invalid", "true");
+    first ??= input;
+  }
+  first?.focus();
+  return first !== null;
+}
+
+function label(input) {
+  return document.querySelector(`label[for="${input.id}"]`)?.textContent ?? input.name;
+}
+
+async function submitForm(form, prefix, path, body) {
+  clearErrors(form);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const { body: answer } = await api(path, { method: "POST", body });
+    signedIn(answer.token);
+  } catch (error) {
+    if (error.code === "email_taken") {
+      showFieldErrors(prefix, { email: "already has an account; log in instead" });
+    } else if (!(error.code === "validation_failed" && showFieldErrors(prefix, error.fields))) {
+      const message = error.code === "invalid_credentials" ? "The email or password is wrong." : describe(error);
+      $(`${prefix}-error`).textContent = message;
+      announce(message);
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("signup-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  submitForm(form, "signup", "/api/signup", {
+    name: form.elements.name.value,
+    email: form.elements.email.value,
+    password: form.elements.password.value,
+  });
+});
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  submitForm(form, "login", "/api/login", {
+    email: form.elements.email.value,
+    password: form.elements.password.value,
+  });
+});
+
+$("switch").addEventListener("click", () => {
+  showAuth($("login-form").hidden ? "login" : "signup");
+});
+
+// --- Screens -------------------------------------------------------------
+
+function showAuth(mode) {
+  const login = mode === "login";
+  $("home").hidden = true;
+  $("logout").hidden = true;
+  $("auth").hidden = false;
+  $("login-form").hidden = !login;
+  $("signup-form").hidden = login;
+  $("auth-title").textContent = login ? "Log in" : "Create your account";
+  $("switch-text").textContent = login ? "New here?" : "Already have an account?";
+  $("switch").textContent = login ? "Create an account" : "Log in";
+  document.title = login ? "Log in · Acme" : "Sign up · Acme";
+  clearErrors($("login-form"));
+  clearErrors($("signup-form"));
+}
+
+function signedIn(newToken) {
+  token = newToken;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  for (const form of [$("signup-form"), $("login-form")]) form.reset();
+  showHome();
+}
+
+async function showHome() {
+  $("auth").hidden = true;
+  $("home").hidden = false;
+  $("logout").hidden = false;
+  document.title = "Your account · Acme";
+  notice(null);
+  await loadProfile();
+  startPolling();
+}
+
+function signedOut(message) {
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopPolling();
+  poll.jobs.clear();
+  poll.etag = null;
+  uploadJobId = null;
+  $("jobs").replaceChildren();
+  $("upload-status").hidden = true;
+  $("upload-form").reset();
+  $("avatar").removeAttribute("src");
+  $("avatar").removeAttribute("srcset");
+  showAuth("login");
+  notice(message);
+  announce(message);
+  $("login-email").focus();
+}
+
+$("logout").addEventListener("click", async () => {
+  try {
+    await api("/api/session", { method: "DELETE" });
+  } catch {
+    // The token is forgotten here either way; it expires on its own.
+  }
+  signedOut("You are logged out.");
+});
+
+// --- Profile -------------------------------------------------------------
+
+async function loadProfile() {
+  let me;
+  try {
+    ({ body: me } = await api("/api/me"));
+  } catch (error) {
+    if (error.status === 401) signedOut("Your session has ended. Please log in again.");
+    else notice(describe(error));
+    return;
+  }
+  $("profile-name").textContent = me.name;
+  $("profile-email").textContent = me.email;
+  $("initials").textContent = initials(me.name);
+  const avatar = $("avatar");
+  if (me.avatar) {
+    // 150 px on phones, 300 px on wide screens: the browser picks the
+    // 150 px square or the 600 px one for the screen's density.
+    avatar.srcset = `${me.avatar.thumbnail} 150w, ${me.avatar.medium} 600w`;
+    avatar.sizes = "(min-width: 52rem) 300px, 150px";
+    avatar.src = me.avatar.thumbnail;
+    avatar.alt = `Profile photo of ${me.name}`;
+    avatar.hidden = false;
+    $("initials").hidden = true;
+    $("avatar-frame").classList.add("has-photo");
+  } else {
+    avatar.hidden = true;
+    $("initials").hidden = false;
+  }
+  $("profile-stripe").textContent = me.stripe_customer_id ?? pendingText("stripe-customer", "Being set up…");
+  $("guide").hidden = !me.onboarding_pdf_url;
+  $("guide-pending").hidden = Boolean(me.onboarding_pdf_url);
+  $("guide-pending").textContent = pendingText("onboarding-pdf", "Being written…");
+}
+
+function initials(name) {
+  return Array.from(name.trim().split(/\s+/), (part) => Array.from(part)[0] ?? "")
+    .slice(0, 2)
+    .join("")
+    .toUpperCase();
+}
+
+/** `waiting`, or what went wrong when the job that makes it has failed. */
+function pendingText(queue, waiting) {
+  const failed = [...poll.jobs.values()].find((job) => job.name === queue && job.state === "failed");
+  return failed ? "Not available right now." : waiting;
+}
+
+$("guide").addEventListener("click", async () => {
+  // The guide needs the bearer token, so a plain link cannot fetch it.
+  try {
+    const response = await fetch("/api/me/onboarding.pdf", {
+      headers: { Authorization: `Bearer ${token}` },
+      cache: "no-store",
+    });
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null), null);
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = "onboarding.pdf";
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    announce("Your onboarding guide is downloading.");
+  } catch (error) {
+    notice(describe(error));
+  }
+});
+
+// --- Photo upload --------------------------------------------------------
+
+$("upload-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  const file = $("photo").files[0];
+  if (!file) {
+    photoError("Choose a photo first.");
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  setUploadStatus("Uploading…", 0);
+
+  // fetch() cannot report upload progress; XMLHttpRequest can.
+  const request = new XMLHttpRequest();
+  request.open("POST", "/api/photos");
+  request.setRequestHeader("Authorization", `Bearer ${token}`);
+  request.responseType = "json";
+  request.upload.addEventListener("progress", (progress) => {
+    if (progress.lengthComputable) {
+      setUploadStatus("Uploading…", Math.round((progress.loaded / progress.total) * 100));
+    }
+  });
+  request.addEventListener("load", () => {
+    button.disabled = false;
+    if (request.status === 202) {
+      uploadJobId = request.response.job.id;
+      form.reset();
+      setUploadStatus("Processing your photo…", 0);
+      announce("Photo uploaded. Processing it now.");
+      startPolling();
+      return;
+    }
+    $("upload-status").hidden = true;
+    const error = new ApiError(request.status, request.response, request.getResponseHeader("Retry-After"));
+    if (error.status === 401) {
+      signedOut("Your session has ended. Please log in again.");
+      return;
+    }
+    photoError(refusal(error));
+  });
+  request.addEventListener("error", () => {
+    button.disabled = false;
+    $("upload-status").hidden = true;
+    photoError(describe(new ApiError(0, null, null)));
+  });
+  const body = new FormData();
+  body.append("photo", file);
+  request.send(body);
+});
+
+/** Why the api refused a photo, in words. */
+function refusal(error) {
+  switch (error.code) {
+    case "payload_too_large":
+      return `This photo is too big: ${error.message}.`;
+    case "unsupported_media_type":
+      return "This file is not a photo we can use. Choose a JPEG, PNG or WebP image.";
+    case "validation_failed":
+      return error.fields.photo ? sentence(`This photo ${error.fields.photo}`) : describe(error);
+    case "rate_limited":
+      return `You have uploaded many photos recently.${Number.isFinite(error.retryAfter) ? ` Try again in ${error.retryAfter} s.` : ""}`;
+    default:
+      return describe(error);
+  }
+}
+
+function photoError(message) {
+  $("photo-error").textContent = message;
+  $("photo").setAttribute("aria-invalid", "true");
+  announce(message);
+}
+
+function setUploadStatus(text, percent) {
+  $("upload-status").hidden = false;
+  $("upload-label").textContent = text;
+  $("upload-progress").value = percent;
+}
+
+// --- Jobs panel ----------------------------------------------------------
+
+function startPolling() {
+  poll.delay = FAST_POLL_MS;
+  if (poll.timer !== null) clearTimeout(poll.timer);
+  poll.timer = setTimeout(pollJobs, 0);
+}
+
+function stopPolling() {
+  if (poll.timer !== null) clearTimeout(poll.timer);
+  poll.timer = null;
+}
+
+/**
+ * One look at the jobs. Fast while things change, slower (up to 10 s)
+ * while nothing does, stopped when every job has finished or the tab is
+ * hidden. Unchanged answers are 304s without a body.
+ */
+async function pollJobs() {
+  poll.timer = null;
+  if (!token || document.hidden) return;
+  try {
+    const headers = poll.etag ? { "If-None-Match": poll.etag } : {};
+    const answer = await api("/api/me/jobs?limit=20", { headers });
+    if (answer.status === 304) {
+      poll.delay = Math.min(poll.delay * 1.5, SLOW_POLL_MS);
+    } else {
+      poll.etag = answer.etag;
+      poll.delay = FAST_POLL_MS;
+      await showJobs(answer.body.jobs);
+    }
+    notice(null);
+  } catch (error) {
+    if (error.status === 401) {
+      signedOut("Your session has ended. Please log in again.");
+      return;
+    }
+    poll.delay = Math.min(poll.delay * 2, SLOW_POLL_MS);
+    if (error.status === 0) notice(describe(error));
+  }
+  const unfinished = [...poll.jobs.values()].some((job) => !FINISHED.has(job.state));
+  if (token && unfinished && poll.timer === null) poll.timer = setTimeout(pollJobs, poll.delay);
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) stopPolling();
+  else if (token) startPolling();
+});
+
+async function showJobs(jobs) {
+  let profileChanged = false;
+  for (const job of jobs) {
+    const before = poll.jobs.get(job.id);
+    if (before?.state !== job.state && FINISHED.has(job.state)) {
+      announce(`${JOB_NAMES[job.name] ?? job.name}: ${STATE_NAMES[job.state].toLowerCase()}.`);
+      profileChanged ||= before !== undefined || job.state === "completed";
+    }
+    poll.jobs.set(job.id, job);
+    if (job.id === uploadJobId) showUploadJob(job);
+  }
+  $("jobs").replaceChildren(...jobs.map(jobItem));
+  $("jobs-empty").hidden = jobs.length > 0;
+  if (profileChanged) await loadProfile();
+}
+
+function showUploadJob(job) {
+  if (job.state === "completed") {
+    setUploadStatus("Your new photo is ready.", 100);
+    uploadJobId = null;
+  } else if (job.state === "failed") {
+    $("upload-status").hidden = true;
+    photoError(job.error?.message ?? "We could not process this photo.");
+    uploadJobId = null;
+  } else {
+    setUploadStatus(`Processing your photo… ${job.progress}%`, job.progress);
+  }
+}
+
+function jobItem(job) {
+  const item = document.createElement("li");
+  item.className = "job";
+  item.dataset.jobId = job.id;
+  item.dataset.state = job.state;
+
+  const head = document.createElement("div");
+  head.className = "job-head";
+  const name = document.createElement("span");
+  name.className = "job-name";
+  name.textContent = JOB_NAMES[job.name] ?? job.name;
+  const state = document.createElement("span");
+  state.className = `state state-${job.state}`;
+  state.textContent = STATE_NAMES[job.state] ?? job.state;
+  head.append(name, state);
+  item.append(head);
+
+  if (job.state === "active") {
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = job.progress;
+    bar.setAttribute("aria-label", `${name.textContent} progress`);
+    item.append(bar);
+  }
+
+  const meta = document.createElement("p");
+  meta.className = "job-meta";
+  const attempts = job.attempts_made > 1 || job.state === "failed" || job.state === "delayed"
+    ? `Attempt ${Math.max(job.attempts_made, 1)} of ${job.max_attempts}`
+    : "";
+  meta.textContent = [attempts, `started ${when(job.started_at ?? job.created_at)}`].filter(Boolean).join(" · ");
+  item.append(meta);
+
+  if (job.error) {
+    const error = document.createElement("p");
+    error.className = "job-error";
+    error.textContent = job.error.message;
+    item.append(error);
+  }
+  return item;
+}
+
+function when(timestamp) {
+  return new Date(timestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+// --- Start ---------------------------------------------------------------
+
+if (token) showHome();
+else showAuth("signup");
