@@ -268,10 +268,16 @@ function initials(name) {
     .toUpperCase();
 }
 
-/** `waiting`, or what went wrong when the job that makes it has failed. */
+/**
+ * What to show while `queue`'s job has not produced its value: `waiting`,
+ * or why there will be none.
+ */
 function pendingText(queue, waiting) {
-  const failed = [...poll.jobs.values()].find((job) => job.name === queue && job.state === "failed");
-  return failed ? "Not available right now." : waiting;
+  const job = [...poll.jobs.values()].find((candidate) => candidate.name === queue);
+  if (job?.state === "failed") return "Not available right now.";
+  // Done without a value: the service is not configured here (e.g. no Stripe key).
+  if (job?.state === "completed") return "Not set up.";
+  return waiting;
 }
 
 $("guide").addEventListener("click", async () => {
@@ -353,7 +359,7 @@ $("upload-form").addEventListener("submit", (event) => {
 function refusal(error) {
   switch (error.code) {
     case "payload_too_large":
-      return `This photo is too big: ${error.message}.`;
+      return sentence(error.message);
     case "unsupported_media_type":
       return "This file is not a photo we can use. Choose a JPEG, PNG or WebP image.";
     case "validation_failed":

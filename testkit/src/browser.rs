@@ -51,26 +51,30 @@ impl Browser {
             Screen::Desktop => (1280, 900),
         };
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "args": [
-                    "--headless=new",
-                    // Root in CI containers: Chromium's sandbox needs user namespaces.
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--hide-scrollbars",
-                    "--force-device-scale-factor=1",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-                "prefs": {
-                    "download.default_directory": downloads.path(),
-                    "download.prompt_for_download": false,
-                },
-            }),
-        );
+        // Chromium's windows are at least 500 px wide; a phone's viewport
+        // is emulated instead (density 1, so image choices are predictable).
+        let mut options = json!({
+            "args": [
+                "--headless=new",
+                // Root in CI containers: Chromium's sandbox needs user namespaces.
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+                format!("--window-size={width},{height}"),
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.path(),
+                "download.prompt_for_download": false,
+            },
+        });
+        if let Screen::Phone = screen {
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 } });
+        }
+        capabilities.insert("goog:chromeOptions".into(), options);
         capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
@@ -130,6 +134,22 @@ impl Browser {
         let input = self.visible(css).await;
         input.clear().await.expect("cleared");
         input.send_keys(text).await.expect("typed");
+    }
+
+    /// Types `keys` on the keyboard, into whatever has focus, as a person
+    /// would (`"\u{E004}"` is Tab, `"\u{E007}"` Enter).
+    pub async fn press(&self, keys: &str) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".into());
+        for key in keys.chars() {
+            actions = actions
+                .then(KeyAction::Down { value: key })
+                .then(KeyAction::Up { value: key });
+        }
+        self.client
+            .perform_actions(actions)
+            .await
+            .expect("the keys are typed");
     }
 
     /// Clicks what `css` finds once it is visible.

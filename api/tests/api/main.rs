@@ -15,3 +15,4 @@ mod signup;
 mod slow_clients;
 mod uploads;
 mod validation;
+mod web;

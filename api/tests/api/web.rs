@@ -1,0 +1,221 @@
+//! The web app in a real headless Chromium: what a person does and sees.
+//! Screenshots of the main screens are kept in `target/browser/screens/`.
+
+use testkit::TestApp;
+use testkit::browser::{Browser, Screen, evidence_dir};
+use testkit::images::{jpeg, noise, photo};
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+
+/// Signs up through the form, as a person would, and waits for the profile.
+async fn sign_up(browser: &Browser, name: &str, email: &str) {
+    browser.fill("#signup-name", name).await;
+    browser.fill("#signup-email", email).await;
+    browser
+        .fill("#signup-password", "correct horse battery")
+        .await;
+    browser.click("#signup-form button[type=submit]").await;
+    browser.wait_for_text("#profile-email", email).await;
+}
+
+async fn screenshot(browser: &Browser, name: &str) {
+    browser
+        .screenshot(&evidence_dir().join("screens").join(format!("{name}.png")))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_up_shows_every_job_reach_done_and_the_guide_downloads_as_a_pdf() {
+    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let browser = Browser::start(Screen::Desktop).await;
+    browser
+        .run("signup", async |browser| {
+            browser.open(&app.address).await;
+            let unlabelled = browser
+                .eval("return [...document.querySelectorAll('input')].filter(i => i.labels.length === 0).map(i => i.id)")
+                .await;
+            assert_eq!(unlabelled, serde_json::json!([]), "every input has a label");
+
+            sign_up(browser, "Ada Lovelace", "ada@example.com").await;
+            assert_eq!(browser.text("#profile-name").await.as_deref(), Some("Ada Lovelace"));
+            browser
+                .wait_until(
+                    "the four signup jobs are done",
+                    "return document.querySelectorAll('#jobs .job[data-state=completed]').length === 4",
+                )
+                .await;
+            let panel = browser.text("#jobs").await.unwrap_or_default();
+            for job in ["Welcome email", "Billing account", "Team notification", "Onboarding guide (PDF)"] {
+                assert!(panel.contains(job), "{job} is listed: {panel}");
+            }
+            assert_eq!(app.smtp.received().len(), 1, "the welcome email went out");
+
+            browser.click("#guide").await;
+            let pdf = browser.downloaded("onboarding.pdf").await;
+            assert!(pdf.starts_with(b"%PDF-"), "a PDF was downloaded");
+            screenshot(browser, "home-desktop").await;
+
+            browser.click("#logout").await;
+            browser.visible("#login-form").await;
+            assert_eq!(browser.text("#auth-title").await.as_deref(), Some("Log in"));
+            browser.wait_for_text("#notice", "You are logged out.").await;
+            let token = browser.eval("return sessionStorage.getItem('acme.token')").await;
+            assert_eq!(token, serde_json::Value::Null, "the token is forgotten");
+            assert!(
+                browser.console().await.iter().all(|line| !line.starts_with("SEVERE")),
+                "no console errors: {:?}",
+                browser.console().await
+            );
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_photo_shows_its_progress_then_becomes_the_avatar_at_the_right_size() {
+    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let browser = Browser::start(Screen::Desktop).await;
+    let file = tempfile_with(&jpeg(1600, 1200, &photo(1600, 1200)), "photo.jpg");
+    browser
+        .run("upload", async |browser| {
+            browser.open(&app.address).await;
+            sign_up(browser, "Grace Hopper", "grace@example.com").await;
+            // Slow enough to watch: about two seconds for the file.
+            browser.throttle_uploads(file.1 as u64 / 2).await;
+            browser
+                .eval(
+                    "const bar = document.getElementById('upload-progress');
+                     window.seenProgress = [];
+                     new MutationObserver(() => window.seenProgress.push(bar.value))
+                       .observe(bar, { attributes: true, attributeFilter: ['value'] });",
+                )
+                .await;
+            browser
+                .visible("#photo")
+                .await
+                .send_keys(&file.0.display().to_string())
+                .await
+                .expect("file chosen");
+            browser.click("#upload-form button[type=submit]").await;
+
+            browser
+                .wait_for_text("#upload-label", "Your new photo is ready.")
+                .await;
+            let seen = browser.eval("return window.seenProgress").await;
+            let seen: Vec<f64> = serde_json::from_value(seen).expect("numbers");
+            assert!(
+                seen.iter().any(|value| *value > 0.0 && *value < 100.0),
+                "the bar moved through the upload: {seen:?}"
+            );
+            let shown = browser
+                .wait_until(
+                    "the avatar shows",
+                    "const img = document.getElementById('avatar');
+                     return !img.hidden && img.complete && img.naturalWidth > 0
+                       && [img.currentSrc.split('/').pop(), Math.round(img.getBoundingClientRect().width)];",
+                )
+                .await;
+            // A 300 px slot: the browser picks the 600 px square, not the 150 px one.
+            assert_eq!(shown, serde_json::json!(["medium.jpg", 300]));
+            assert!(
+                browser
+                    .text("#jobs")
+                    .await
+                    .unwrap_or_default()
+                    .contains("Photo processing"),
+                "the resize job is in the panel"
+            );
+            screenshot(browser, "photo-desktop").await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_in_words_and_the_right_one_logs_in_by_keyboard_alone() {
+    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    app.sign_up("linus@example.com", "Linus").await;
+    let browser = Browser::start(Screen::Phone).await;
+    browser
+        .run("login", async |browser| {
+            browser.open(&app.address).await;
+            browser.click("#switch").await;
+            browser.fill("#login-email", "linus@example.com").await;
+            browser.fill("#login-password", "wrong password").await;
+            browser.click("#login-form button[type=submit]").await;
+            browser
+                .wait_for_text("#login-error", "The email or password is wrong.")
+                .await;
+            screenshot(browser, "login-error-phone").await;
+
+            // Keyboard only: from the email field, Tab to the password and Enter.
+            browser
+                .eval("document.getElementById('login-email').focus()")
+                .await;
+            browser.press(TAB).await;
+            let focused = browser.eval("return document.activeElement.id").await;
+            assert_eq!(focused, "login-password", "Tab moves to the password");
+            browser
+                .eval("document.getElementById('login-password').value = ''")
+                .await;
+            browser.press("correct horse battery").await;
+            browser.press(ENTER).await;
+            browser.wait_for_text("#profile-name", "Linus").await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_over_the_limit_is_refused_with_the_limit_named() {
+    let app = TestApp::spawn_for_browser(vec![("PHOTO_MAX_BYTES", "200000".into())]).await;
+    let browser = Browser::start(Screen::Phone).await;
+    let file = tempfile_with(&jpeg(1200, 1200, &noise(1200, 1200)), "big.jpg");
+    assert!(file.1 > 200_000, "the file is over the limit");
+    browser
+        .run("too-large", async |browser| {
+            browser.open(&app.address).await;
+            sign_up(browser, "Barbara Liskov", "barbara@example.com").await;
+            browser
+                .visible("#photo")
+                .await
+                .send_keys(&file.0.display().to_string())
+                .await
+                .expect("file chosen");
+            browser.click("#upload-form button[type=submit]").await;
+            let message = browser
+                .wait_for_text("#photo-error", "The photo is larger than the 196 KB limit.")
+                .await;
+            assert!(!message.contains("payload"), "in words: {message}");
+            screenshot(browser, "too-large-phone").await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_written_as_markup_is_shown_as_text_and_runs_nothing() {
+    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let browser = Browser::start(Screen::Desktop).await;
+    let name = r#"<img src=x onerror="window.ran=1">"#;
+    browser
+        .run("markup-name", async |browser| {
+            browser.open(&app.address).await;
+            sign_up(browser, name, "mallory@example.com").await;
+            // Upload-free account: the avatar slot shows initials from the name.
+            assert_eq!(browser.text("#profile-name").await.as_deref(), Some(name));
+            let injected = browser
+                .eval("return document.querySelectorAll('main img:not(#avatar)').length")
+                .await;
+            assert_eq!(injected, 0, "no element was made from the name");
+            let ran = browser.eval("return window.ran === undefined").await;
+            assert_eq!(ran, true, "nothing ran");
+        })
+        .await;
+}
+
+/// Writes `bytes` to a file the browser can pick; returns its path and size.
+fn tempfile_with(bytes: &[u8], name: &str) -> (std::path::PathBuf, usize) {
+    let dir = std::env::temp_dir().join(format!("acme-upload-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("file written");
+    (path, bytes.len())
+}
