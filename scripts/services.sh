@@ -36,6 +36,15 @@ ensure_packages() {
   fi
 }
 
+# Installs headless Chromium and its WebDriver for the browser tests.
+ensure_browser() {
+  if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    log "installing chromium and chromium-driver from the distribution (browser tests)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
 # Builds <package>/benches/<name>.rs optimised (package: worker unless
 # given) and prints the binary's path.
 bench_bin() {

@@ -173,16 +173,23 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer: `{"error": {"code", "message", "fields"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub(crate) struct Body<'a> {
     error: Detail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+/// What went wrong: a stable `code` to branch on, a `message` for people,
+/// and for validation failures the problem of each field.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub(crate) struct Detail<'a> {
+    #[schema(example = "validation_failed")]
     code: &'static str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     fields: Option<&'a FieldErrors>,
 }
 

@@ -212,6 +212,7 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .merge(routes::health())
         .merge(routes::admin())
         .merge(routes::web())
+        .merge(routes::openapi::router())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(timeout(REQUEST_TIMEOUT));
     // A 20 MiB photo from a phone on a slow link takes minutes, not seconds.

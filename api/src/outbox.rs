@@ -27,7 +27,7 @@ pub struct JobRecord {
 }
 
 /// Where a job stands in the outbox right after dispatch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DispatchState {
     /// Recorded in Postgres only; the relay will enqueue it.

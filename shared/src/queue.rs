@@ -142,8 +142,10 @@ impl JobQueues {
 
 /// Jobs per state in one queue, for operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueCounts {
     /// The queue.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "welcome-email"))]
     pub queue: QueueName,
     /// Ready to run.
     pub waiting: u64,

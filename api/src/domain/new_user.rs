@@ -7,13 +7,16 @@ use super::{EmailAddress, Password, UserName};
 
 /// The signup body as a client sent it. Fields are untyped JSON so a missing
 /// or mistyped field is reported like any other invalid one, by name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignupForm {
-    /// Raw email address.
+    /// Email address; must be unique in any letter case.
+    #[schema(value_type = String, required = true, example = "ada@example.com")]
     pub email: Option<Value>,
-    /// Raw password.
+    /// Password: 8 to 128 characters.
+    #[schema(value_type = String, required = true, format = Password)]
     pub password: Option<Value>,
-    /// Raw display name.
+    /// Display name, 1 to 100 visible characters.
+    #[schema(value_type = String, required = true, example = "Ada Lovelace")]
     pub name: Option<Value>,
 }
 

@@ -41,12 +41,19 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct QueuesResponse {
     queues: Vec<QueueCounts>,
 }
 
 /// Jobs per state for every queue.
+#[utoipa::path(get, path = "/api/admin/queues", tag = "operations", security(("admin" = [])),
+    responses(
+        (status = 200, description = "Counts per queue", body = QueuesResponse),
+        (status = 401, description = "Not the operator token", body = crate::error::Body),
+        (status = 404, description = "`ADMIN_TOKEN` is not set", body = crate::error::Body),
+        (status = 503, description = "Redis is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
 async fn queues(State(state): State<AppState>, _: Admin) -> Result<Json<QueuesResponse>, ApiError> {
     let counts = futures::future::try_join_all(
         QueueName::ALL
@@ -63,17 +70,25 @@ async fn queues(State(state): State<AppState>, _: Admin) -> Result<Json<QueuesRe
 /// A job record as operators see it: what its owner sees, plus whose it
 /// is, its data, and the internal error (`error_detail`: provider replies,
 /// paths, the whole chain).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AdminJob {
     #[serde(flatten)]
     status: JobStatus,
     user_id: Uuid,
+    #[schema(value_type = Object)]
     payload: serde_json::Value,
     error_detail: Option<String>,
     enqueued_at: Option<DateTime<Utc>>,
 }
 
 /// Any user's job record, by id.
+#[utoipa::path(get, path = "/api/admin/jobs/{id}", tag = "operations", security(("admin" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The record with its internal fields", body = AdminJob),
+        (status = 401, description = "Not the operator token", body = crate::error::Body),
+        (status = 404, description = "No such job, or `ADMIN_TOKEN` is not set", body = crate::error::Body),
+    ))]
 async fn job(
     State(state): State<AppState>,
     _: Admin,

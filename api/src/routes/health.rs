@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::state::AppState;
 
@@ -17,16 +18,65 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
+/// `/healthz`: always `ok` while the process serves.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// `/readyz`: whether the api can take signups, and each dependency.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Readiness {
+    /// `ready`, or `degraded` when Redis is down (jobs wait in the outbox).
+    #[schema(example = "ready")]
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+    checks: Checks,
+}
+
+/// Each dependency, `up` or `down`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Checks {
+    #[schema(example = "up")]
+    postgres: &'static str,
+    #[schema(example = "up")]
+    redis: &'static str,
+}
+
+/// `/readyz` without Postgres: an error answer that still lists the checks.
+#[derive(Serialize, utoipa::ToSchema)]
+struct NotReady {
+    error: NotReadyDetail,
+    checks: Checks,
+}
+
+/// Why the instance is not ready.
+#[derive(Serialize, utoipa::ToSchema)]
+struct NotReadyDetail {
+    #[schema(example = "not_ready")]
+    code: &'static str,
+    message: &'static str,
+}
+
 /// The process is up and serving; says nothing about dependencies, so an
 /// orchestrator does not restart us because Redis blinked.
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready while the api can take signups, which needs Postgres only: with
 /// Redis down, jobs wait in the outbox and go out when it is back, so the
 /// instance stays in rotation (`degraded`). 503 only without Postgres.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready (or degraded: Redis is down)", body = Readiness),
+        (status = 503, description = "Postgres is down", body = NotReady),
+    ))]
+async fn readyz(State(state): State<AppState>) -> Response {
     const LIMIT: Duration = Duration::from_secs(1);
     let postgres = async {
         tokio::time::timeout(LIMIT, sqlx::query("select 1").execute(&state.pool))
@@ -36,33 +86,35 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let redis = async { state.queues.ping().await.is_ok() };
     let (postgres, redis) = tokio::join!(postgres, redis);
 
-    let checks = json!({
-        "postgres": if postgres { "up" } else { "down" },
-        "redis": if redis { "up" } else { "down" },
-    });
+    let up = |ok: bool| if ok { "up" } else { "down" };
+    let checks = Checks {
+        postgres: up(postgres),
+        redis: up(redis),
+    };
     match (postgres, redis) {
-        (true, true) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "checks": checks })),
-        ),
-        (true, false) => (
-            StatusCode::OK,
-            Json(json!({
-                "status": "degraded",
-                "message": "redis is down: signups are taken and their jobs wait in the outbox",
-                "checks": checks,
-            })),
-        ),
+        (true, true) => Json(Readiness {
+            status: "ready",
+            message: None,
+            checks,
+        })
+        .into_response(),
+        (true, false) => Json(Readiness {
+            status: "degraded",
+            message: Some("redis is down: signups are taken and their jobs wait in the outbox"),
+            checks,
+        })
+        .into_response(),
         (false, _) => {
             let message = "not ready: postgres is down";
             tracing::warn!(message, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({
-                    "error": { "code": "not_ready", "message": message },
-                    "checks": checks,
-                })),
-            )
+            let body = NotReady {
+                error: NotReadyDetail {
+                    code: "not_ready",
+                    message,
+                },
+                checks,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
 }

@@ -33,7 +33,7 @@ const MAX_PAGE: i64 = 100;
 
 /// A job an answer points the client to (signup, photo upload): where to
 /// poll its status, and how far it got on the request path.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct JobRef {
     id: Uuid,
     name: &'static str,
@@ -54,14 +54,18 @@ impl JobRef {
 }
 
 /// The status of one job as its owner sees it (operators see more, around it).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct JobStatus {
     id: Uuid,
+    #[schema(example = "welcome-email")]
     name: String,
     state: JobState,
     attempts_made: i32,
     max_attempts: i32,
+    /// 0 to 100.
     progress: i16,
+    /// What the job produced, per job (e.g. `{"delivered_to": …}`).
+    #[schema(value_type = Option<Object>)]
     result: Option<serde_json::Value>,
     /// Written for the end user; the internal story is for operators only.
     error: Option<JobErrorBody>,
@@ -71,7 +75,7 @@ pub(crate) struct JobStatus {
 }
 
 /// Why the job failed (or is being retried), for the end user.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct JobErrorBody {
     code: String,
     message: String,
@@ -143,6 +147,17 @@ impl JobStatus {
     }
 }
 
+/// The status of one of the caller's jobs. Poll it with `If-None-Match`:
+/// an unchanged job answers 304 with no body.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "A job id from a signup or upload answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job", body = JobStatus, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`"),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+        (status = 404, description = "No such job, or someone else's", body = crate::error::Body),
+    ))]
 async fn job_status(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -159,15 +174,20 @@ async fn job_status(
 
 /// `?limit=` and `?cursor=` of `/api/me/jobs`, as sent: checked by hand so a
 /// wrong value gets a message that names it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Jobs per page, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
 }
 
 /// One page of the caller's jobs, most recent first. `next_cursor` is
 /// `null` on the last page; otherwise pass it as `?cursor=` for the next.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct JobPage {
     jobs: Vec<JobStatus>,
     next_cursor: Option<Uuid>,
@@ -176,6 +196,15 @@ struct JobPage {
 /// The caller's jobs, newest first, in pages. The cursor is the last job of
 /// the previous page (keyset pagination): pages neither skip nor repeat a
 /// job when new ones arrive between requests.
+#[utoipa::path(get, path = "/api/me/jobs", tag = "jobs",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of jobs, newest first", body = JobPage, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`"),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+        (status = 422, description = "`limit` or `cursor` is invalid (named in `fields`)", body = crate::error::Body),
+    ))]
 #[tracing::instrument(name = "my_jobs", skip_all, fields(user_id = %auth.user_id))]
 async fn my_jobs(
     State(state): State<AppState>,

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::photos::AvatarUrls;
 use super::users::UserBody;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -27,15 +28,20 @@ const ONBOARDING_PDF_PATH: &str = "/api/me/onboarding.pdf";
 /// The profile. `avatar` is `null` until a photo's three sizes exist;
 /// `onboarding_pdf_url` is `null` until the onboarding-pdf job has stored
 /// the guide.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MeResponse {
     #[serde(flatten)]
     user: UserBody,
-    avatar: Option<serde_json::Value>,
+    avatar: Option<AvatarUrls>,
     stripe_customer_id: Option<String>,
     onboarding_pdf_url: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed-in user's profile", body = MeResponse),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+    ))]
 #[tracing::instrument(name = "me", skip_all, fields(user_id = %auth.user_id))]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
     let user = UserBody::find(&state.pool, auth.user_id)
@@ -54,7 +60,7 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
         user,
         avatar: row
             .avatar_photo_id
-            .map(|photo_id| super::avatar_urls(&state.public_url, photo_id)),
+            .map(|photo_id| AvatarUrls::new(&state.public_url, photo_id)),
         stripe_customer_id: row.stripe_customer_id,
         onboarding_pdf_url: row
             .onboarding_pdf_key
@@ -63,6 +69,12 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
 }
 
 /// Streams the user's onboarding guide from storage; 404 until it exists.
+#[utoipa::path(get, path = "/api/me/onboarding.pdf", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The guide", content_type = "application/pdf", body = super::openapi::FileBytes),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+        (status = 404, description = "Not written yet", body = crate::error::Body),
+    ))]
 #[tracing::instrument(name = "onboarding_pdf", skip_all, fields(user_id = %auth.user_id))]
 async fn onboarding_pdf(
     State(state): State<AppState>,

@@ -50,18 +50,34 @@ pub fn router(max_bytes: u64) -> Router<AppState> {
         .route("/media/photos/{photo_id}/{file}", get(serve))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UploadResponse {
     photo: PhotoRef,
     job: JobRef,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PhotoRef {
     id: Uuid,
     state: &'static str,
 }
 
+/// Stores the photo and starts its image-resize job; the avatar changes
+/// when the job completes.
+#[utoipa::path(post, path = "/api/photos", tag = "photos", security(("bearer" = [])),
+    request_body(content = PhotoUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Stored; its three sizes are being made", body = UploadResponse),
+        (status = 400, description = "A malformed multipart body", body = crate::error::Body),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+        (status = 403, description = "The account's storage quota is used up", body = crate::error::Body),
+        (status = 408, description = "The body came slower than the minimum pace", body = crate::error::Body),
+        (status = 413, description = "Over `PHOTO_MAX_BYTES`", body = crate::error::Body),
+        (status = 415, description = "Not JPEG, PNG or WebP, or not multipart", body = crate::error::Body),
+        (status = 422, description = "No `photo` field, too many pixels, or too costly to decode", body = crate::error::Body),
+        (status = 429, description = "Past the hourly upload limit of the account", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
 #[tracing::instrument(name = "upload_photo", skip_all, fields(user_id = %auth.user_id, photo_id = tracing::field::Empty))]
 async fn upload(
     State(state): State<AppState>,
@@ -447,10 +463,29 @@ fn malformed(error: MultipartError) -> ApiError {
     }
 }
 
+/// `POST /api/photos` as a form: one file in the field `photo`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Documents the multipart body; axum reads it as a stream.
+struct PhotoUpload {
+    /// A JPEG, PNG or WebP image.
+    #[schema(value_type = String, format = Binary)]
+    photo: Vec<u8>,
+}
+
 /// Serves a resized square: public, like any avatar. They are encoded
 /// afresh from pixels, so they carry no EXIF, XMP or IPTC. Keys are per
 /// photo id and never rewritten with different content, so clients and
 /// CDNs may keep them for a year.
+#[utoipa::path(get, path = "/media/photos/{photo_id}/{file}", tag = "photos",
+    params(
+        ("photo_id" = uuid::Uuid, Path, description = "The photo's id"),
+        ("file" = String, Path, description = "`large.jpg` (1200 px), `medium.jpg` (600 px) or `thumbnail.jpg` (150 px)"),
+    ),
+    responses(
+        (status = 200, description = "The square JPEG, cacheable for a year", content_type = "image/jpeg", body = super::openapi::FileBytes),
+        (status = 302, description = "With S3 storage: a signed URL of the file", headers(("Location" = String))),
+        (status = 404, description = "No such photo or size", body = crate::error::Body),
+    ))]
 #[tracing::instrument(name = "serve_photo", skip_all)]
 async fn serve(
     State(state): State<AppState>,
@@ -489,6 +524,18 @@ async fn serve(
 /// metadata (GPS position, camera serial, owner name) stays private. Anyone
 /// else gets the same 404 as for a photo that does not exist, and no cache
 /// but the owner's may keep it.
+#[utoipa::path(get, path = "/media/photos/{photo_id}/original", tag = "photos", security(("bearer" = [])),
+    params(("photo_id" = uuid::Uuid, Path, description = "The photo's id")),
+    responses(
+        (status = 200, description = "The file as uploaded, metadata included", content(
+            (super::openapi::FileBytes = "image/jpeg"),
+            (super::openapi::FileBytes = "image/png"),
+            (super::openapi::FileBytes = "image/webp"),
+        )),
+        (status = 302, description = "With S3 storage: a short-lived signed URL", headers(("Location" = String))),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+        (status = 404, description = "No such photo, or someone else's", body = crate::error::Body),
+    ))]
 #[tracing::instrument(name = "serve_original", skip_all)]
 async fn serve_original(
     State(state): State<AppState>,
@@ -532,14 +579,29 @@ async fn serve_original(
 /// once: it need not outlive a redirect.
 const ORIGINAL_URL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The avatar URLs of `photo_id`, as `/api/me` shows them.
-pub fn avatar_urls(public_url: &str, photo_id: Uuid) -> serde_json::Value {
-    let base = format!("{public_url}/media/photos/{photo_id}");
-    let mut urls = serde_json::Map::new();
-    urls.insert("original".into(), format!("{base}/original").into());
-    for variant in Variant::ALL {
-        let url = format!("{base}/{}.jpg", variant.name());
-        urls.insert(variant.name().into(), url.into());
+/// Where a user's avatar is, in each size.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AvatarUrls {
+    /// 1200 × 1200 JPEG.
+    pub large: String,
+    /// 600 × 600 JPEG.
+    pub medium: String,
+    /// 150 × 150 JPEG.
+    pub thumbnail: String,
+    /// The file as uploaded; its owner's token is needed.
+    pub original: String,
+}
+
+impl AvatarUrls {
+    /// The URLs of `photo_id`'s files under `public_url`.
+    pub fn new(public_url: &str, photo_id: Uuid) -> Self {
+        let base = format!("{public_url}/media/photos/{photo_id}");
+        let variant = |variant: Variant| format!("{base}/{}.jpg", variant.name());
+        Self {
+            large: variant(Variant::Large),
+            medium: variant(Variant::Medium),
+            thumbnail: variant(Variant::Thumbnail),
+            original: format!("{base}/original"),
+        }
     }
-    urls.into()
 }

@@ -36,18 +36,29 @@ pub fn logout_router() -> Router<AppState> {
         .route("/api/sessions", delete(logout_everywhere))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginForm {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoginResponse {
     user: UserBody,
     token: String,
 }
 
+/// A new session token for the account's owner.
+#[utoipa::path(post, path = "/api/login", tag = "account",
+    request_body = LoginForm,
+    responses(
+        (status = 200, description = "The user and a new token", body = LoginResponse),
+        (status = 400, description = "The body is not JSON", body = crate::error::Body),
+        (status = 401, description = "Wrong email or password", body = crate::error::Body),
+        (status = 422, description = "A field is missing or not text", body = crate::error::Body),
+        (status = 429, description = "Too many attempts from this client, or failed logins on this account", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
 #[tracing::instrument(name = "login", skip_all, fields(user_id = tracing::field::Empty))]
 async fn login(
     State(state): State<AppState>,
@@ -131,6 +142,11 @@ async fn record_failure(
 }
 
 /// Revokes the calling token.
+#[utoipa::path(delete, path = "/api/session", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The token is revoked"),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+    ))]
 #[tracing::instrument(name = "logout", skip_all, fields(user_id = %auth.user_id))]
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
     revoke_token(&state, &auth.token).await?;
@@ -138,6 +154,11 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusC
 }
 
 /// Revokes every token of the calling user, this one included.
+#[utoipa::path(delete, path = "/api/sessions", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every token of the user is revoked"),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+    ))]
 #[tracing::instrument(name = "logout_everywhere", skip_all, fields(user_id = %auth.user_id))]
 async fn logout_everywhere(
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ mod fuzz;
 mod health;
 mod jobs;
 mod memory;
+mod openapi;
 mod overload;
 mod rate_limit;
 mod raw;

@@ -1,0 +1,333 @@
+//! The OpenAPI document says what the routes really answer: every documented
+//! operation is called, and each answer's status must be documented and its
+//! JSON body must validate against the documented schema, with no field the
+//! document does not name.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use testkit::TestApp;
+use testkit::app::ADMIN_TOKEN;
+use testkit::images::{jpeg, photo};
+
+/// The document and what the test has checked against it.
+struct Contract {
+    document: Value,
+    checked: BTreeSet<(String, String)>,
+}
+
+impl Contract {
+    async fn fetch(app: &TestApp) -> Self {
+        let response = app.get("/api/openapi.json", None).await;
+        assert_eq!(response.status(), 200);
+        let document: Value = response.json().await.expect("the document is JSON");
+        assert_eq!(document["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+        Self {
+            document,
+            checked: BTreeSet::new(),
+        }
+    }
+
+    /// Checks `response` (to `method` on the route `template`) against the
+    /// document and returns its JSON body (`Null` when it has none).
+    async fn check(&mut self, method: &str, template: &str, response: reqwest::Response) -> Value {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .map(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            });
+        let bytes = response.bytes().await.expect("the body");
+        let operation = &self.document["paths"][template][method];
+        assert!(
+            operation.is_object(),
+            "{method} {template} is not documented"
+        );
+        let documented = &operation["responses"][status.to_string()];
+        assert!(
+            documented.is_object(),
+            "{method} {template} answered {status}, which is not documented"
+        );
+        self.checked
+            .insert((method.to_owned(), template.to_owned()));
+        let Some(content_type) = content_type.filter(|_| !bytes.is_empty()) else {
+            assert!(
+                documented.get("content").is_none() || status == 304,
+                "{method} {template} {status}: a body is documented but none came"
+            );
+            return Value::Null;
+        };
+        let media = &documented["content"][&content_type];
+        assert!(
+            media.is_object(),
+            "{method} {template} {status}: `{content_type}` is not documented: {documented}"
+        );
+        if content_type != "application/json" {
+            return Value::Null;
+        }
+        let body: Value = serde_json::from_slice(&bytes).expect("JSON as documented");
+        let validator = jsonschema::validator_for(&self.strict_schema(&media["schema"]))
+            .expect("the documented schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|error| format!("{error} at {}", error.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status} does not match the document: {errors:#?}\n{body}"
+        );
+        body
+    }
+
+    /// `schema` with the document's components beside it, where every
+    /// reference to a schema is closed (`unevaluatedProperties: false`,
+    /// which sees through `allOf`), so a field the code sends but the
+    /// document omits fails too. References inside `allOf` stay open: they
+    /// are parts of one object.
+    fn strict_schema(&self, schema: &Value) -> Value {
+        let mut root = schema.clone();
+        root["components"] = self.document["components"].clone();
+        close_references(&mut root, false);
+        root
+    }
+}
+
+fn close_references(schema: &mut Value, part_of_all_of: bool) {
+    match schema {
+        Value::Object(object) => {
+            if object.contains_key("$ref") && !part_of_all_of {
+                object.insert("unevaluatedProperties".into(), json!(false));
+            }
+            for (key, value) in object.iter_mut() {
+                if key == "allOf" {
+                    for part in value.as_array_mut().into_iter().flatten() {
+                        close_references(part, true);
+                    }
+                } else {
+                    close_references(value, false);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| close_references(item, false)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_answers_as_the_openapi_document_says() {
+    let mut app = TestApp::spawn_without_worker().await;
+    let mut contract = Contract::fetch(&app).await;
+    let c = &mut contract;
+
+    // Account.
+    let signup = app.sign_up("contract@example.com", "Contract").await;
+    let token = signup["token"].as_str().expect("token").to_owned();
+    let token = token.as_str();
+    let again = app
+        .post_json("/api/signup", &json!({"email": "Contract@example.com", "password": "correct horse battery", "name": "C"}))
+        .await;
+    c.check("post", "/api/signup", again).await;
+    let invalid = app
+        .post_json("/api/signup", &json!({"email": "nope", "password": 1}))
+        .await;
+    let error = c.check("post", "/api/signup", invalid).await;
+    assert!(error["error"]["fields"].is_object());
+    let fresh = app
+        .post_json("/api/signup", &json!({"email": "second@example.com", "password": "correct horse battery", "name": "Second"}))
+        .await;
+    c.check("post", "/api/signup", fresh).await;
+    let login = app
+        .post_json(
+            "/api/login",
+            &json!({"email": "contract@example.com", "password": "correct horse battery"}),
+        )
+        .await;
+    c.check("post", "/api/login", login).await;
+    let wrong = app
+        .post_json(
+            "/api/login",
+            &json!({"email": "contract@example.com", "password": "wrong password"}),
+        )
+        .await;
+    c.check("post", "/api/login", wrong).await;
+    c.check("get", "/api/me", app.get("/api/me", Some(token)).await)
+        .await;
+    c.check("get", "/api/me", app.get("/api/me", None).await)
+        .await;
+    c.check(
+        "get",
+        "/api/me/onboarding.pdf",
+        app.get("/api/me/onboarding.pdf", Some(token)).await,
+    )
+    .await;
+
+    // Jobs.
+    let job = testkit::job_id(&signup, "welcome-email");
+    let path = format!("/api/jobs/{job}");
+    let first = app.get(&path, Some(token)).await;
+    let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
+    c.check("get", "/api/jobs/{id}", first).await;
+    c.check(
+        "get",
+        "/api/jobs/{id}",
+        app.get_if_none_match(&path, Some(token), &etag).await,
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/jobs/{id}",
+        app.get("/api/jobs/not-a-job", Some(token)).await,
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/me/jobs",
+        app.get("/api/me/jobs?limit=2", Some(token)).await,
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/me/jobs",
+        app.get("/api/me/jobs?limit=0", Some(token)).await,
+    )
+    .await;
+
+    // Photos, then every job done: the avatar, the guide, finished records.
+    let upload = app
+        .upload(token, "photo", &jpeg(800, 600, &photo(800, 600)))
+        .await;
+    let upload = c.check("post", "/api/photos", upload).await;
+    c.check(
+        "post",
+        "/api/photos",
+        app.upload(token, "photo", b"GIF89a not a photo").await,
+    )
+    .await;
+    app.run_jobs_until_idle().await;
+    let me = c
+        .check("get", "/api/me", app.get("/api/me", Some(token)).await)
+        .await;
+    assert!(me["avatar"].is_object(), "the avatar is there: {me}");
+    c.check(
+        "get",
+        "/api/me/onboarding.pdf",
+        app.get("/api/me/onboarding.pdf", Some(token)).await,
+    )
+    .await;
+    c.check("get", "/api/jobs/{id}", app.get(&path, Some(token)).await)
+        .await;
+    c.check(
+        "get",
+        "/api/me/jobs",
+        app.get("/api/me/jobs", Some(token)).await,
+    )
+    .await;
+    let photo_id = upload["photo"]["id"].as_str().expect("photo id");
+    for file in ["thumbnail.jpg", "nothing.jpg"] {
+        let response = app
+            .get(&format!("/media/photos/{photo_id}/{file}"), None)
+            .await;
+        c.check("get", "/media/photos/{photo_id}/{file}", response)
+            .await;
+    }
+    let original = format!("/media/photos/{photo_id}/original");
+    c.check(
+        "get",
+        "/media/photos/{photo_id}/original",
+        app.get(&original, Some(token)).await,
+    )
+    .await;
+    c.check(
+        "get",
+        "/media/photos/{photo_id}/original",
+        app.get(&original, None).await,
+    )
+    .await;
+
+    // Operations.
+    c.check("get", "/healthz", app.get("/healthz", None).await)
+        .await;
+    c.check("get", "/readyz", app.get("/readyz", None).await)
+        .await;
+    c.check(
+        "get",
+        "/api/admin/queues",
+        app.get("/api/admin/queues", Some(ADMIN_TOKEN)).await,
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/admin/queues",
+        app.get("/api/admin/queues", Some(token)).await,
+    )
+    .await;
+    let admin_job = format!("/api/admin/jobs/{job}");
+    c.check(
+        "get",
+        "/api/admin/jobs/{id}",
+        app.get(&admin_job, Some(ADMIN_TOKEN)).await,
+    )
+    .await;
+
+    // Sessions last: they end the token.
+    let delete = |path: &str, token: &str| {
+        app.client
+            .delete(format!("{}{path}", app.address))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    c.check(
+        "delete",
+        "/api/session",
+        delete("/api/session", token).await.expect("answer"),
+    )
+    .await;
+    c.check(
+        "delete",
+        "/api/session",
+        delete("/api/session", token).await.expect("answer"),
+    )
+    .await;
+    let other = app
+        .post_json(
+            "/api/login",
+            &json!({"email": "second@example.com", "password": "correct horse battery"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    let other = other["token"].as_str().expect("token");
+    c.check(
+        "delete",
+        "/api/sessions",
+        delete("/api/sessions", other).await.expect("answer"),
+    )
+    .await;
+
+    let documented: BTreeSet<(String, String)> = contract.document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .into_iter()
+                .flat_map(|operations| operations.keys())
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    assert_eq!(
+        contract.checked, documented,
+        "every documented operation was called"
+    );
+}
