@@ -21,14 +21,13 @@ pg_bindir() {
 }
 
 # Installs what building and running need from the distribution when it is
-# missing: Redis, Postgres, libjpeg-turbo (linked through pkg-config) and npm.
+# missing: Redis, Postgres and libjpeg-turbo (linked through pkg-config).
 ensure_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   pg_bindir >/dev/null || missing+=(postgresql)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   { command -v pkg-config >/dev/null && pkg-config --exists libturbojpeg; } || missing+=(libturbojpeg0-dev)
-  command -v npm >/dev/null || missing+=(npm) # s3rver, the S3 stand-in of the tests
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from the distribution"
     as_root apt-get update -qq
@@ -36,12 +35,17 @@ ensure_packages() {
   fi
 }
 
-# Installs headless Chromium and its WebDriver for the browser tests.
-ensure_browser() {
-  if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
-    log "installing chromium and chromium-driver from the distribution (browser tests)"
+# What only the tests need: headless Chromium and its WebDriver (browser
+# tests) and npm (s3rver, the S3 stand-in). Running the product needs neither.
+ensure_test_packages() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  command -v npm >/dev/null || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from the distribution (for the tests)"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 
@@ -75,7 +79,16 @@ start_postgres() {
   local data=$1 port=$2; shift 2
   local bin; bin=$(pg_bindir) || die "no Postgres server binaries found"
   mkdir -p "$data"
-  data=$(cd "$data" && pwd) # the socket directory must be absolute
+  data=$(readlink -f "$data") # absolute (the socket directory must be), links resolved
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$(dirname "$data")"; then
+    # A checkout under /root (mode 700) is out of the postgres user's reach:
+    # the data lives under /var/lib/acme-dev instead, linked from where it was asked for.
+    local moved; moved="/var/lib/acme-dev/$(printf %s "$data" | sha1sum | cut -c1-16)"
+    mkdir -p "$moved"
+    rmdir "$data" 2>/dev/null || die "$data exists and postgres cannot reach it; remove it"
+    ln -s "$moved" "$data"
+    data=$moved
+  fi
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$data"; chmod 700 "$data"; fi
   if [ ! -f "$data/PG_VERSION" ]; then
     pg_user_run "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --no-instructions >/dev/null
@@ -90,7 +103,8 @@ start_postgres() {
 }
 
 stop_postgres() {
-  local data=$1 bin
+  local data bin
+  data=$(readlink -f "$1") || return 0
   bin=$(pg_bindir) || return 0
   [ -f "$data/postmaster.pid" ] && pg_user_run "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
 }
