@@ -15,8 +15,10 @@
 //! - [`browser`]: security headers, the web app's CSP, CORS.
 //! - [`conditional`]: `ETag` and `304 Not Modified` for the polled answers.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
+//! - [`request_id`]: one `x-request-id` per request, carried to its jobs.
 //! - [`rate_limit`]: per-client limits on signup and login (429), bounded memory.
 //! - [`token_cache`]: recently verified tokens, sparing the hot path a query.
+//! - [`metrics`]: Prometheus metrics of requests, Argon2 and the outbox.
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod auth;
@@ -26,10 +28,12 @@ pub mod domain;
 pub mod drain;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod outbox;
 pub mod pace;
 pub mod passwords;
 pub mod rate_limit;
+pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -56,6 +60,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::passwords::Passwords;
 use crate::rate_limit::RateLimiter;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::token_cache::TokenCache;
 
@@ -86,6 +91,8 @@ impl Application {
     /// Postgres is unreachable or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = shared::db::migrated_pool(settings).await?;
+        // Installed before the first request, so no request goes uncounted.
+        shared::metrics::handle();
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address)
             .await
@@ -124,6 +131,10 @@ impl Application {
                 .map(|token| auth::hash_token(token.expose_secret().trim())),
             public_url: settings.public_url.as_str().into(),
             app_policy: browser::app_policy(settings),
+            metrics_token_hash: settings
+                .metrics_token
+                .as_ref()
+                .map(|token| auth::hash_token(token.expose_secret().trim())),
         };
         Ok(Self {
             listener,
@@ -213,6 +224,7 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         .merge(routes::admin())
         .merge(routes::web())
         .merge(routes::openapi::router())
+        .merge(routes::metrics())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(timeout(REQUEST_TIMEOUT));
     // A 20 MiB photo from a phone on a slow link takes minutes, not seconds.
@@ -232,7 +244,23 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
             pace::enforce(http, request, next)
         }))
         .layer(middleware::from_fn(browser::security_headers))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(metrics::track))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+                let id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .map_or("", RequestId::as_str);
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %request.uri(),
+                    request_id = %id,
+                )
+            }),
+        )
+        // Outside the span, so the span has the id.
+        .layer(middleware::from_fn(request_id::assign))
         // Outermost: a preflight is answered before any limit or route.
         .layer(tower::util::option_layer(cors))
         .with_state(state)

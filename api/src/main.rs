@@ -1,12 +1,35 @@
-//! `api`: serves the HTTP API. `api migrate` applies migrations and exits
-//! (the Procfile's release step).
+//! `api`: serves the HTTP API and the web app. `api migrate` applies the
+//! migrations and exits (the Procfile's release step).
+//!
+//! Exit codes: 0 done; 1 failed (bad configuration, Postgres unreachable,
+//! port taken); 2 wrong usage.
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use shared::config::Settings;
+
+/// The HTTP API of the Acme backend: validates, writes, records the slow
+/// work for the worker, and answers in milliseconds.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP until SIGTERM or Ctrl-C (the default); migrates first.
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Usage errors exit 2, --help and --version 0, as clap does.
+    let cli = Cli::parse();
     if let Err(message) = shared::config::load_dotenv() {
         eprintln!("{message}");
         return ExitCode::FAILURE;
@@ -19,14 +42,9 @@ async fn main() -> ExitCode {
         }
     };
     shared::telemetry::init(settings.log_format);
-    let command = std::env::args().nth(1);
-    let outcome = match command.as_deref() {
-        None => serve(&settings).await,
-        Some("migrate") => migrate(&settings).await,
-        Some(other) => {
-            eprintln!("unknown command `{other}`; usage: api [migrate]");
-            return ExitCode::from(2);
-        }
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&settings).await,
+        Command::Migrate => migrate(&settings).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,4 +64,19 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     shared::db::migrated_pool(settings).await?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_refuses_strangers() {
+        Cli::command().debug_assert();
+        assert!(Cli::try_parse_from(["api"]).is_ok_and(|cli| cli.command.is_none()));
+        assert!(Cli::try_parse_from(["api", "migrate"]).is_ok());
+        assert!(Cli::try_parse_from(["api", "migrat"]).is_err());
+    }
 }

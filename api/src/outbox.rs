@@ -15,6 +15,8 @@ use shared::jobs::{Job, QueueName};
 use shared::queue::JobQueues;
 use shared::records::{self, Failure, JobState, PublicError};
 
+use crate::request_id::RequestId;
+
 /// A job row as written by [`record`], ready to be dispatched.
 #[derive(Debug, Clone)]
 pub struct JobRecord {
@@ -41,6 +43,7 @@ pub enum DispatchState {
 pub async fn record<J: Job>(
     conn: &mut PgConnection,
     queues: &JobQueues,
+    request: &RequestId,
     job: &J,
 ) -> Result<JobRecord, sqlx::Error> {
     let record = JobRecord {
@@ -56,6 +59,7 @@ pub async fn record<J: Job>(
         record.queue,
         &record.payload,
         max_attempts,
+        Some(request.as_str()),
     )
     .await?;
     Ok(record)

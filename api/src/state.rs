@@ -45,6 +45,8 @@ pub struct AppState {
     pub client_ip_header: Option<HeaderName>,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<TokenHash>,
+    /// SHA-256 of `METRICS_TOKEN`; `None` leaves `/metrics` open.
+    pub metrics_token_hash: Option<TokenHash>,
     /// The web app's Content-Security-Policy (images may come from S3).
     pub app_policy: axum::http::HeaderValue,
     /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.

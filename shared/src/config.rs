@@ -75,6 +75,12 @@ pub struct Settings {
     pub http: HttpLimits,
     /// Per-account and per-instance limits on photo uploads.
     pub uploads: UploadLimits,
+    /// Bearer token a scraper must send to read the api's `/metrics`; `None`
+    /// leaves it open (`METRICS_TOKEN`).
+    pub metrics_token: Option<SecretString>,
+    /// Port of the worker's `/healthz` and `/metrics`; `None` (`0`) serves
+    /// neither (`WORKER_HTTP_PORT`, default 3001).
+    pub worker_http_port: Option<u16>,
     /// Pages on other origins allowed to call the api from a browser
     /// (`CORS_ALLOWED_ORIGINS`).
     pub cors_allowed_origins: CorsOrigins,
@@ -338,6 +344,9 @@ impl Settings {
             queue_prefix: env.or("QUEUE_PREFIX", "bull"),
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
             cors_allowed_origins: env.parsed("CORS_ALLOWED_ORIGINS", CorsOrigins::SameOrigin),
+            metrics_token: env.optional("METRICS_TOKEN").map(SecretString::from),
+            worker_http_port: Some(env.parsed("WORKER_HTTP_PORT", 3001_u16))
+                .filter(|&port| port != 0),
             login_failures: LoginFailureLimit {
                 max: env.parsed("LOGIN_FAILURE_LIMIT", 10),
                 window: Duration::from_secs(env.parsed("LOGIN_FAILURE_WINDOW_SECS", 900)),

@@ -7,6 +7,7 @@
 //! - [`http`]: HTTP clients on our TLS stack (object storage, third-party APIs).
 //! - [`db`]: the Postgres pool and the embedded migrations.
 //! - [`jobs`]: the job catalogue: one payload struct per queue, with its default options.
+//! - [`metrics`]: the process's Prometheus recorder, rendered at `/metrics`.
 //! - [`queue`]: the typed layer over BullMQ (`enqueue`, connection health).
 //! - [`storage`]: files the jobs produce (local folder or object store), at deterministic keys.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod queue;
 pub mod records;
 pub mod shutdown;

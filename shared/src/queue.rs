@@ -93,6 +93,43 @@ impl JobQueues {
             .await
     }
 
+    /// How long the oldest job waiting in `queue` has waited; `None` when
+    /// none waits. A growing age means the workers do not keep up.
+    pub async fn oldest_waiting_age(
+        &self,
+        queue: QueueName,
+    ) -> Result<Option<Duration>, QueueError> {
+        self.bounded(async {
+            let oldest = self
+                .queue(queue)
+                .await?
+                .get_jobs(&["wait"], 0, 0, true)
+                .await?;
+            Ok(oldest.first().map(|job| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                now.saturating_sub(Duration::from_millis(job.timestamp()))
+            }))
+        })
+        .await
+    }
+
+    /// Pauses `queue` on every worker (running jobs finish; new ones wait),
+    /// or resumes it.
+    pub async fn set_paused(&self, queue: QueueName, paused: bool) -> Result<(), QueueError> {
+        self.bounded(async {
+            let handle = self.queue(queue).await?;
+            if paused {
+                handle.pause().await?;
+            } else {
+                handle.resume().await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// How many jobs of `queue` are in each state right now.
     pub async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
         self.bounded(async {

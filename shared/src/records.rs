@@ -100,10 +100,11 @@ pub struct Run {
 }
 
 /// What [`start`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Started {
-    /// The attempt owns the record now.
-    Run(Run),
+    /// The attempt owns the record now; the request that recorded the job
+    /// had this id.
+    Run(Run, Option<String>),
     /// The record says the job is done: this is a duplicate delivery.
     AlreadyCompleted,
     /// No record (a job another producer added, or one whose user was
@@ -120,15 +121,17 @@ pub async fn insert(
     queue: QueueName,
     payload: &serde_json::Value,
     max_attempts: u32,
+    request_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "insert into jobs (job_id, user_id, queue, payload, max_attempts)
-         values ($1, $2, $3, $4, $5)",
+        "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id)
+         values ($1, $2, $3, $4, $5, $6)",
         job_id,
         owner,
         queue.as_str(),
         payload,
         to_i32(max_attempts),
+        request_id,
     )
     .execute(conn)
     .await?;
@@ -184,14 +187,14 @@ pub async fn start(pool: &PgPool, job_id: Uuid) -> Result<Started, sqlx::Error> 
         "update jobs set state = 'active', run_id = $2, finished_at = null,
                 started_at = coalesce(started_at, now()), updated_at = now()
          where job_id = $1 and state <> 'completed'
-         returning job_id",
+         returning request_id",
         job_id,
         run,
     )
     .fetch_optional(pool)
     .await?;
-    if started.is_some() {
-        return Ok(Started::Run(Run { job_id, id: run }));
+    if let Some(request_id) = started {
+        return Ok(Started::Run(Run { job_id, id: run }, request_id));
     }
     // Rare: only a duplicate delivery or a job without a record gets here.
     let exists = sqlx::query_scalar!(

@@ -131,6 +131,9 @@ impl TestApp {
             ("AUTH_RATE_LIMIT", "0".into()),
             // Operators' views are how tests read what end users must not see.
             ("ADMIN_TOKEN", ADMIN_TOKEN.into()),
+            // Tests run many workers at once: no fixed port (a test that
+            // scrapes a worker gives it one).
+            ("WORKER_HTTP_PORT", "0".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -249,16 +252,17 @@ impl TestApp {
     /// a port of its own, and waits until it answers.
     pub async fn spawn_api_process(&self, bin: impl AsRef<Path>) -> ApiProcess {
         let port = crate::free_port();
+        // Its JSON log is kept for the test to read (see `ApiProcess::log_lines`).
+        let log = ScratchDir::new("api-log");
+        let file = std::fs::File::create(log.path().join("process.log"))
+            .expect("the log file can be created");
         let child = tokio::process::Command::new(bin.as_ref())
             .envs(&self.env)
             .env("PORT", port.to_string())
+            .env("LOG_FORMAT", "json")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stdout(file.try_clone().expect("the log file can be shared"))
+            .stderr(file)
             .kill_on_drop(true)
             .spawn()
             .expect("the api binary runs");
@@ -272,7 +276,11 @@ impl TestApp {
             },
         )
         .await;
-        ApiProcess { child, address }
+        ApiProcess {
+            child,
+            address,
+            log,
+        }
     }
 
     /// Runs a one-off `worker` command (e.g. `failed list welcome-email`)
@@ -448,9 +456,15 @@ pub struct ApiProcess {
     child: tokio::process::Child,
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    log: ScratchDir,
 }
 
 impl ApiProcess {
+    /// The log lines written so far, each parsed from JSON.
+    pub fn log_lines(&self) -> Vec<Value> {
+        json_lines(&self.log.path().join("process.log"))
+    }
+
     /// The process's peak resident set so far (`VmHWM`), in MB.
     pub fn peak_rss_mb(&self) -> f64 {
         let pid = self.child.id().expect("the api is running");
@@ -469,11 +483,7 @@ impl WorkerProcess {
     /// started with [`TestApp::spawn_worker_process_logging`] only).
     pub fn log_lines(&self) -> Vec<Value> {
         let dir = self.log.as_ref().expect("started with its log kept");
-        std::fs::read_to_string(dir.path().join("worker.log"))
-            .expect("the log file is readable")
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
+        json_lines(&dir.path().join("worker.log"))
     }
 
     /// Sends SIGTERM, as an orchestrator does on deploy.
@@ -531,4 +541,13 @@ fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         shared::telemetry::init(shared::config::LogFormat::Pretty);
     }
+}
+
+/// The JSON lines of a process's log file (other lines skipped).
+fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("the log file is readable")
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }

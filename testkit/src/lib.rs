@@ -3,6 +3,7 @@
 //!
 //! - [`postgres`]: a fresh database per test, on `TEST_DATABASE_URL`'s server
 //!   or on a throwaway server this process starts itself.
+//! - [`prometheus`]: a strict reader of `/metrics` scrapes.
 //! - [`redis`]: a `redis-server` per test, on a free port.
 //! - [`s3`]: an S3-compatible server (s3rver) for the S3 storage path.
 //! - [`smtp`]: an SMTP sink that records what it receives.
@@ -16,6 +17,7 @@ pub mod app;
 pub mod browser;
 pub mod images;
 pub mod postgres;
+pub mod prometheus;
 pub mod redis;
 pub mod s3;
 mod scratch;

@@ -91,6 +91,34 @@ impl DeadLetters {
         Ok(retried)
     }
 
+    /// Deletes failed job `id` of `queue` from Redis; false when there is no
+    /// such failed job. Its record keeps saying `failed`, with its reason.
+    pub async fn remove(&self, queue: QueueName, id: &str) -> anyhow::Result<bool> {
+        let handle = self.queue(queue).await?;
+        let state = handle
+            .get_job_state(id)
+            .await
+            .context("cannot read the job")?;
+        if state != JobState::Failed {
+            return Ok(false);
+        }
+        handle
+            .remove(id)
+            .await
+            .with_context(|| format!("cannot remove job {id}"))
+    }
+
+    /// Deletes every failed job of `queue`; returns how many.
+    pub async fn remove_all(&self, queue: QueueName) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for job in self.list(queue).await? {
+            if self.remove(queue, &job.id).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     async fn queue(&self, queue: QueueName) -> anyhow::Result<&bullmq::Queue> {
         self.queues.queue(queue).await.context("cannot reach redis")
     }

@@ -5,6 +5,7 @@
 //! - [`jobs`]: one handler per queue (`jobs/welcome_email.rs`, …).
 //! - [`email`]: templates and delivery (SMTP or the dev mailbox folder).
 //! - [`pdf`]: documents (the onboarding guide), laid out and written with krilla.
+//! - [`http`]: `/healthz` and `/metrics` on `WORKER_HTTP_PORT`.
 //! - [`error`]: permanent, transient and configuration failures, and what
 //!   the end user is told of each.
 //! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
@@ -15,6 +16,7 @@ pub mod context;
 pub mod dead_letters;
 pub mod email;
 pub mod error;
+pub mod http;
 pub mod jobs;
 pub mod pdf;
 pub mod queue_options;

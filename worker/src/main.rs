@@ -1,42 +1,102 @@
-//! `worker`: processes background jobs.
+//! `worker`: processes background jobs, and the operators' commands on the
+//! queues (`worker --help` lists them).
 //!
-//! ```text
-//! worker                                   consume every queue
-//! worker --queues <name>[,<name>…]         consume only these (scale heavy queues apart)
-//! worker counts                            jobs per state in every queue
-//! worker failed list <queue>               the dead-letter set, newest first
-//! worker failed retry <queue> <id>|--all   move failed jobs back to the queue
-//! ```
+//! Exit codes: 0 done; 1 failed (Redis or Postgres unreachable, bad
+//! configuration); 2 wrong usage; 3 nothing matched (no such failed job).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
 use shared::config::Settings;
 use shared::jobs::QueueName;
 use worker::dead_letters::DeadLetters;
 
-const USAGE: &str = "usage: worker [--queues <name>[,<name>…]]
-       worker counts
-       worker failed list <queue>
-       worker failed retry <queue> <id>|--all";
+/// Processes the background jobs the api records (email, Stripe, Slack, the
+/// onboarding guide, photos), and lets operators look at and steer the queues.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Consume only these queues (comma-separated), e.g. to scale image-resize apart.
+    #[arg(long, value_delimiter = ',', value_parser = parse_queue, global = false)]
+    queues: Option<Vec<QueueName>>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
+#[derive(Subcommand)]
 enum Command {
-    Run(Vec<QueueName>),
+    /// Consume the queues until SIGTERM or Ctrl-C (the default).
+    Run {
+        /// Consume only these queues (comma-separated).
+        #[arg(long, value_delimiter = ',', value_parser = parse_queue)]
+        queues: Option<Vec<QueueName>>,
+    },
+    /// Jobs per state in every queue.
     Counts,
-    ListFailed(QueueName),
-    RetryFailed(QueueName, Option<String>),
+    /// The dead-letter sets: jobs that used up their attempts.
+    #[command(subcommand)]
+    Failed(Failed),
+    /// Stop or restart handing out a queue's jobs, on every worker.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand)]
+enum Failed {
+    /// The failed jobs of a queue, newest first, with their reasons.
+    List {
+        #[arg(value_parser = parse_queue)]
+        queue: QueueName,
+    },
+    /// Move failed jobs back to their queue, to run again.
+    Retry(Pick),
+    /// Delete failed jobs from Redis (their records stay `failed`).
+    Remove(Pick),
+}
+
+/// One failed job by id, or all of a queue's.
+#[derive(Args)]
+struct Pick {
+    #[arg(value_parser = parse_queue)]
+    queue: QueueName,
+    /// The job's id.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    id: Option<String>,
+    /// Every failed job of the queue.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Workers stop taking the queue's jobs (running ones finish); jobs keep arriving.
+    Pause {
+        #[arg(value_parser = parse_queue)]
+        queue: QueueName,
+    },
+    /// Workers take the queue's jobs again.
+    Resume {
+        #[arg(value_parser = parse_queue)]
+        queue: QueueName,
+    },
+}
+
+fn parse_queue(name: &str) -> Result<QueueName, String> {
+    name.parse::<QueueName>()
+}
+
+/// How a command ended, for scripts.
+enum Outcome {
+    Done,
+    NothingMatched,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = match parse(std::env::args().skip(1).collect()) {
-        Ok(command) => command,
-        Err(message) => {
-            eprintln!("{message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit 2, --help and --version 0, as clap does.
+    let cli = Cli::parse();
     if let Err(message) = shared::config::load_dotenv() {
         eprintln!("{message}");
         return ExitCode::FAILURE;
@@ -48,17 +108,25 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::Run { queues: cli.queues });
     let outcome = match command {
-        Command::Run(queues) => {
+        Command::Run { queues } => {
             shared::telemetry::init(settings.log_format);
-            worker::runtime::run(&settings, &queues, shared::shutdown::signal()).await
+            let queues = queues.unwrap_or_else(|| QueueName::ALL.to_vec());
+            worker::runtime::run(&settings, &queues, shared::shutdown::signal())
+                .await
+                .map(|()| Outcome::Done)
         }
         Command::Counts => counts(&settings).await,
-        Command::ListFailed(queue) => list_failed(&settings, queue).await,
-        Command::RetryFailed(queue, id) => retry_failed(&settings, queue, id).await,
+        Command::Failed(Failed::List { queue }) => list_failed(&settings, queue).await,
+        Command::Failed(Failed::Retry(pick)) => retry_failed(&settings, pick).await,
+        Command::Failed(Failed::Remove(pick)) => remove_failed(&settings, pick).await,
+        Command::Queue(QueueCommand::Pause { queue }) => pause(&settings, queue, true).await,
+        Command::Queue(QueueCommand::Resume { queue }) => pause(&settings, queue, false).await,
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NothingMatched) => ExitCode::from(3),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -66,25 +134,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn parse(args: Vec<String>) -> Result<Command, String> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let queue = |name: &str| name.parse::<QueueName>();
-    match args.as_slice() {
-        [] => Ok(Command::Run(QueueName::ALL.to_vec())),
-        ["--queues", list] => Ok(Command::Run(
-            list.split(',').map(queue).collect::<Result<_, _>>()?,
-        )),
-        ["counts"] => Ok(Command::Counts),
-        ["failed", "list", name] => Ok(Command::ListFailed(queue(name)?)),
-        ["failed", "retry", name, "--all"] => Ok(Command::RetryFailed(queue(name)?, None)),
-        ["failed", "retry", name, id] => {
-            Ok(Command::RetryFailed(queue(name)?, Some((*id).to_owned())))
-        }
-        _ => Err(format!("unexpected arguments: {}", args.join(" "))),
-    }
-}
-
-async fn counts(settings: &Settings) -> anyhow::Result<()> {
+async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
     let queues = shared::queue::JobQueues::new(settings);
     let mut out = std::io::stdout().lock();
     for &queue in QueueName::ALL {
@@ -98,10 +148,10 @@ async fn counts(settings: &Settings) -> anyhow::Result<()> {
             c.waiting, c.active, c.delayed, c.completed, c.failed, c.paused
         )?;
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
-async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<()> {
+async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<Outcome> {
     let jobs = DeadLetters::new(settings)?.list(queue).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{} failed job(s) in {queue}", jobs.len())?;
@@ -116,54 +166,115 @@ async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<()
             job.id, job.attempts_made, job.reason
         )?;
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
-async fn retry_failed(
-    settings: &Settings,
-    queue: QueueName,
-    id: Option<String>,
-) -> anyhow::Result<()> {
+async fn retry_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcome> {
     let dead_letters = DeadLetters::new(settings)?;
+    let queue = pick.queue;
     let mut out = std::io::stdout().lock();
-    match id {
+    match pick.id {
         None => {
             let retried = dead_letters.retry_all(queue).await?;
             writeln!(out, "retried {retried} job(s) in {queue}")?;
+            Ok(Outcome::Done)
+        }
+        Some(id) if dead_letters.retry(queue, &id).await? => {
+            writeln!(out, "retried {id}")?;
+            Ok(Outcome::Done)
         }
         Some(id) => {
-            let retried = dead_letters.retry(queue, &id).await?;
-            anyhow::ensure!(retried, "no failed job {id} in {queue}");
-            writeln!(out, "retried {id}").context("cannot write to stdout")?;
+            eprintln!("no failed job {id} in {queue}");
+            Ok(Outcome::NothingMatched)
         }
     }
-    Ok(())
+}
+
+async fn remove_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcome> {
+    let dead_letters = DeadLetters::new(settings)?;
+    let queue = pick.queue;
+    let mut out = std::io::stdout().lock();
+    match pick.id {
+        None => {
+            let removed = dead_letters.remove_all(queue).await?;
+            writeln!(out, "removed {removed} job(s) from {queue}")?;
+            Ok(Outcome::Done)
+        }
+        Some(id) if dead_letters.remove(queue, &id).await? => {
+            writeln!(out, "removed {id}")?;
+            Ok(Outcome::Done)
+        }
+        Some(id) => {
+            eprintln!("no failed job {id} in {queue}");
+            Ok(Outcome::NothingMatched)
+        }
+    }
+}
+
+async fn pause(settings: &Settings, queue: QueueName, paused: bool) -> anyhow::Result<Outcome> {
+    let queues = shared::queue::JobQueues::new(settings);
+    queues
+        .set_paused(queue, paused)
+        .await
+        .with_context(|| format!("cannot {} {queue}", if paused { "pause" } else { "resume" }))?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{queue} {}",
+        if paused { "paused" } else { "resumed" }
+    )?;
+    Ok(Outcome::Done)
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(str::to_owned).collect()
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("worker").chain(line.split_whitespace()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn commands_parse_and_unknown_queues_are_refused() {
-        assert!(matches!(parse(args("")), Ok(Command::Run(q)) if q == QueueName::ALL));
+        let run = parse("").expect("bare worker runs");
+        assert!(run.command.is_none() && run.queues.is_none());
+        let some = parse("--queues welcome-email,image-resize").expect("queues");
+        assert_eq!(some.queues.map(|q| q.len()), Some(2));
+        assert!(matches!(
+            parse("failed retry welcome-email --all")
+                .expect("retry all")
+                .command,
+            Some(Command::Failed(Failed::Retry(Pick {
+                id: None,
+                all: true,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            parse("failed remove welcome-email abc").expect("remove one").command,
+            Some(Command::Failed(Failed::Remove(Pick { id: Some(id), .. }))) if id == "abc"
+        ));
+        assert!(matches!(
+            parse("queue pause image-resize").expect("pause").command,
+            Some(Command::Queue(QueueCommand::Pause {
+                queue: QueueName::ImageResize
+            }))
+        ));
+        assert!(parse("failed list nope").is_err(), "unknown queue");
         assert!(
-            matches!(parse(args("--queues welcome-email")), Ok(Command::Run(q)) if q.len() == 1)
+            parse("failed retry welcome-email").is_err(),
+            "an id or --all"
         );
-        assert!(matches!(
-            parse(args("failed retry welcome-email --all")),
-            Ok(Command::RetryFailed(_, None))
-        ));
-        assert!(matches!(
-            parse(args("failed retry welcome-email abc")),
-            Ok(Command::RetryFailed(_, Some(id))) if id == "abc"
-        ));
-        assert!(matches!(parse(args("counts")), Ok(Command::Counts)));
-        assert!(parse(args("failed list nope")).is_err());
-        assert!(parse(args("--bogus")).is_err());
+        assert!(
+            parse("failed retry welcome-email abc --all").is_err(),
+            "not both"
+        );
+        assert!(parse("--bogus").is_err());
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::queue_options::worker_options;
 use anyhow::Context as _;
 use bullmq::worker::WorkerEvent;
+use metrics::{counter, histogram};
 use serde_json::{Value, json};
 use shared::config::Settings;
 use shared::jobs::QueueName;
@@ -20,6 +21,15 @@ use uuid::Uuid;
 use crate::context::JobContext;
 use crate::error::JobError;
 use crate::jobs::{Dispatcher, Handler, JobMeta, service};
+
+/// A task that ends with its owner (the worker's HTTP server ends with the runtime).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// How long to wait before trying Redis again when it is down at start-up.
 const CONNECT_RETRY: Duration = Duration::from_secs(2);
@@ -44,6 +54,23 @@ pub async fn run_with<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let ctx = Arc::new(JobContext::build(settings)?);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let _server = match settings.worker_http_port {
+        Some(port) => {
+            let listener = crate::http::bind(port).await?;
+            shared::metrics::handle();
+            let probe = crate::http::Probe {
+                queues: Arc::new(queues.to_vec()),
+                redis: Arc::new(shared::queue::JobQueues::new(settings)),
+                stopping: stopping.clone(),
+            };
+            tracing::info!(port, "serving /healthz and /metrics");
+            Some(AbortOnDrop(tokio::spawn(crate::http::serve(
+                listener, probe,
+            ))))
+        }
+        None => None,
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers = Vec::with_capacity(queues.len());
     for &queue in queues {
@@ -53,6 +80,7 @@ pub async fn run_with<H: Handler>(
         }
     }
     shutdown.await;
+    stopping.store(true, Ordering::Relaxed);
 
     tracing::info!(
         timeout_secs = settings.shutdown_timeout.as_secs(),
@@ -201,14 +229,21 @@ async fn process<H: Handler>(
         %queue,
         job.id = %job.id(),
         attempt,
-        user_id = tracing::field::Empty
+        user_id = tracing::field::Empty,
+        request_id = tracing::field::Empty
     );
     async move {
         let started = Instant::now();
         // Jobs we enqueued carry their record's id as BullMQ job id.
         let run = match Uuid::parse_str(job.id()) {
             Ok(id) => match records::start(&ctx.pool, id).await {
-                Ok(Started::Run(run)) => Some(run),
+                Ok(Started::Run(run, request_id)) => {
+                    if let Some(request_id) = request_id {
+                        // The api's log lines of the request that recorded the job have it too.
+                        tracing::Span::current().record("request_id", request_id.as_str());
+                    }
+                    Some(run)
+                }
                 Ok(Started::Unrecorded) => None,
                 Ok(Started::AlreadyCompleted) => {
                     tracing::info!("job already completed; duplicate delivery skipped");
@@ -231,8 +266,11 @@ async fn process<H: Handler>(
             // first and can say why (a photo too slow to decode fails for
             // good instead of being retried as a timeout).
             deadline: started + lane.timeout - lane.timeout / 10,
+            queued: job.clone(),
         };
         tracing::info!("job started");
+        let name = queue.as_str();
+        counter!("jobs_started_total", "queue" => name).increment(1);
         let work = handler.handle(&ctx, queue, &meta, job.data());
         let outcome = match tokio::time::timeout(lane.timeout, work).await {
             Ok(outcome) => outcome,
@@ -244,6 +282,7 @@ async fn process<H: Handler>(
             ))),
         };
         let duration_ms = started.elapsed().as_millis();
+        let seconds = started.elapsed().as_secs_f64();
         let outcome = match (outcome, run) {
             // If this write fails the job is retried, and the idempotent
             // handler finds its work done, so the record catches up.
@@ -263,6 +302,9 @@ async fn process<H: Handler>(
         match outcome {
             Ok(result) => {
                 tracing::info!(duration_ms, "job completed");
+                counter!("jobs_completed_total", "queue" => name).increment(1);
+                histogram!("job_duration_seconds", "queue" => name, "outcome" => "completed")
+                    .record(seconds);
                 if lane.misconfigured.swap(false, Ordering::Relaxed) {
                     tracing::info!("the provider accepts our credentials again");
                 }
@@ -274,6 +316,12 @@ async fn process<H: Handler>(
                     _ => ctx.config_fault_pause,
                 };
                 let detail = format!("{error}; queue paused for {wait:?}");
+                let reason = if matches!(error, JobError::RateLimited(..)) {
+                    "rate_limited"
+                } else {
+                    "misconfigured"
+                };
+                counter!("jobs_deferred_total", "queue" => name, "reason" => reason).increment(1);
                 if matches!(error, JobError::RateLimited(..)) {
                     tracing::warn!(duration_ms, error = %detail, "rate limited by the provider");
                 } else if !lane.misconfigured.swap(true, Ordering::Relaxed) {
@@ -305,6 +353,14 @@ async fn process<H: Handler>(
             }
             Err(error) => {
                 let retrying = !error.is_permanent() && attempt < max_attempts;
+                let outcome = if retrying { "retried" } else { "failed" };
+                if retrying {
+                    counter!("jobs_retried_total", "queue" => name).increment(1);
+                } else {
+                    counter!("jobs_failed_total", "queue" => name).increment(1);
+                }
+                histogram!("job_duration_seconds", "queue" => name, "outcome" => outcome)
+                    .record(seconds);
                 let detail = error.to_string();
                 let public = error.public(queue, retrying);
                 tracing::error!(

@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::jobs::JobRef;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, LogOnce};
+use crate::request_id::RequestId;
 use crate::state::AppState;
 
 /// Enough of a file to find its format and, for nearly every JPEG (whose
@@ -82,10 +83,11 @@ struct PhotoRef {
 async fn upload(
     State(state): State<AppState>,
     auth: AuthUser,
+    request: RequestId,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let max_bytes = state.photo_max_bytes;
-    accept(state, auth, multipart)
+    accept(state, auth, request, multipart)
         .await
         .map_err(|error| match error {
             // Our count and the route's body limit both end here: name the limit.
@@ -97,6 +99,7 @@ async fn upload(
 async fn accept(
     state: AppState,
     auth: AuthUser,
+    request: RequestId,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     // Held until the answer: spool files and transfers per instance are bounded.
@@ -146,17 +149,12 @@ async fn accept(
         max_bytes: state.photo_max_bytes,
         quota_left,
     };
-    let record = match store_and_commit(
-        &state,
-        auth.user_id,
-        photo_id,
-        format,
-        head,
-        &mut field,
-        limit,
-    )
-    .await
-    {
+    let photo = NewPhoto {
+        id: photo_id,
+        owner: auth.user_id,
+        request: &request,
+    };
+    let record = match store_and_commit(&state, &photo, format, head, &mut field, limit).await {
         Ok(record) => record,
         Err(error) => {
             // Gone before the answer, so a retry sees the account's real usage.
@@ -170,6 +168,7 @@ async fn accept(
         .pop()
         .unwrap_or(outbox::DispatchState::Pending);
 
+    tracing::info!(job.id = %record.id, "photo accepted");
     let body = UploadResponse {
         photo: PhotoRef {
             id: photo_id,
@@ -180,21 +179,27 @@ async fn accept(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+/// A photo being uploaded: its id, whose it is, and the request bringing it.
+struct NewPhoto<'a> {
+    id: Uuid,
+    owner: Uuid,
+    request: &'a RequestId,
+}
+
 /// Receives the file into storage and turns the reserved row into the
 /// photo with its job. A failure leaves no file behind.
 async fn store_and_commit(
     state: &AppState,
-    user_id: Uuid,
-    photo_id: Uuid,
+    photo: &NewPhoto<'_>,
     format: ImageFormat,
     head: Bytes,
     field: &mut Field<'_>,
     limit: Limit,
 ) -> Result<outbox::JobRecord, ApiError> {
-    let key = keys::photo_original(photo_id);
+    let key = keys::photo_original(photo.id);
     let upload = state.storage.upload(&key, format.content_type()).await?;
     let bytes = receive(upload, head, field, limit).await?;
-    match commit_photo(state, user_id, photo_id, bytes).await {
+    match commit_photo(state, photo, bytes).await {
         Ok(record) => Ok(record),
         Err(error) => {
             // Without its row nobody can reach the file: do not keep it.
@@ -297,10 +302,10 @@ fn quota_exceeded(quota: u64) -> ApiError {
 /// job, in one transaction, if the account's quota still has room.
 async fn commit_photo(
     state: &AppState,
-    user_id: Uuid,
-    photo_id: Uuid,
+    photo: &NewPhoto<'_>,
     bytes: u64,
 ) -> Result<outbox::JobRecord, ApiError> {
+    let (user_id, photo_id) = (photo.owner, photo.id);
     let quota = state.upload_limits.quota_bytes;
     let mut tx = state.pool.begin().await?;
     if quota > 0 {
@@ -329,7 +334,13 @@ async fn commit_photo(
             "the reservation of photo {photo_id} is gone"
         )));
     }
-    let record = outbox::record(&mut tx, &state.queues, &ImageResize { user_id, photo_id }).await?;
+    let record = outbox::record(
+        &mut tx,
+        &state.queues,
+        photo.request,
+        &ImageResize { user_id, photo_id },
+    )
+    .await?;
     tx.commit().await?;
     Ok(record)
 }

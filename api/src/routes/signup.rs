@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use crate::domain::{NewUser, SignupForm};
 use crate::outbox;
+use crate::request_id::RequestId;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +53,7 @@ struct SignupResponse {
 #[tracing::instrument(name = "signup", skip_all, fields(user_id = tracing::field::Empty))]
 async fn signup(
     State(state): State<AppState>,
+    request: RequestId,
     JsonBody(form): JsonBody<SignupForm>,
 ) -> Result<Response, ApiError> {
     let new_user = NewUser::try_from(form).map_err(ApiError::Validation)?;
@@ -86,10 +88,16 @@ async fn signup(
     })?;
     let token = issue_token(&mut *tx, user_id).await?;
     let records = [
-        outbox::record(&mut tx, &state.queues, &WelcomeEmail { user_id }).await?,
-        outbox::record(&mut tx, &state.queues, &StripeCustomer { user_id }).await?,
-        outbox::record(&mut tx, &state.queues, &SlackNotify { user_id }).await?,
-        outbox::record(&mut tx, &state.queues, &OnboardingPdf { user_id }).await?,
+        outbox::record(&mut tx, &state.queues, &request, &WelcomeEmail { user_id }).await?,
+        outbox::record(
+            &mut tx,
+            &state.queues,
+            &request,
+            &StripeCustomer { user_id },
+        )
+        .await?,
+        outbox::record(&mut tx, &state.queues, &request, &SlackNotify { user_id }).await?,
+        outbox::record(&mut tx, &state.queues, &request, &OnboardingPdf { user_id }).await?,
     ];
     tx.commit().await?;
     let committed = Instant::now();
@@ -102,6 +110,9 @@ async fn signup(
         .map(|(record, dispatch)| JobRef::new(&state, record, dispatch))
         .collect();
 
+    // The business event, at info: with the request's id it joins this
+    // signup's lines in the worker's log.
+    tracing::info!(jobs = records.len(), "account created");
     let body = SignupResponse { user, token, jobs };
     // Server-Timing lets clients and the benchmark see where the time went
     // without a profiler: waiting for and running Argon2, the transaction,

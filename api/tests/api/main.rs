@@ -2,14 +2,17 @@
 
 mod admin;
 mod browser_headers;
+mod cli;
 mod fuzz;
 mod health;
 mod jobs;
 mod memory;
+mod metrics;
 mod openapi;
 mod overload;
 mod rate_limit;
 mod raw;
+mod request_ids;
 mod rollback;
 mod session;
 mod signup;

@@ -30,17 +30,29 @@ pub struct JobMeta {
     /// Shortly before the attempt times out: CPU-bound work, which the
     /// runtime cannot cancel, checks it and stops.
     pub deadline: std::time::Instant,
+    /// The BullMQ job, so progress reaches Redis too: Bull Board and Node
+    /// BullMQ clients see what our status endpoint shows.
+    pub queued: bullmq::Job,
 }
 
 impl JobMeta {
     /// Reports that the job is `percent` done, for clients polling a long
     /// job. Best effort: a lost update only makes the bar lag.
     pub async fn progress(&self, ctx: &JobContext, percent: i16) {
-        let Some(run) = self.run else {
-            return;
+        // Our record for our clients, BullMQ's job hash for its tools.
+        let recorded = async {
+            if let Some(run) = self.run
+                && let Err(error) = records::progress(&ctx.pool, run, percent).await
+            {
+                tracing::debug!(%error, "could not record progress");
+            }
         };
-        if let Err(error) = records::progress(&ctx.pool, run, percent).await {
-            tracing::debug!(%error, "could not record progress");
+        let mut queued = self.queued.clone();
+        let published =
+            queued.update_progress(bullmq::types::JobProgress::Number(f64::from(percent)));
+        let ((), published) = tokio::join!(recorded, published);
+        if let Err(error) = published {
+            tracing::debug!(%error, "could not publish progress to BullMQ");
         }
     }
 }

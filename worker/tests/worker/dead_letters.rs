@@ -79,7 +79,7 @@ async fn retrying_a_job_that_is_not_failed_is_an_error() {
         .worker_command(WORKER, &["failed", "retry", "welcome-email", job_id])
         .await;
 
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(3), "nothing matched");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no failed job"), "{stderr}");
     assert_eq!(app.smtp.received().len(), 1, "nothing was sent twice");
@@ -106,5 +106,93 @@ async fn counts_show_the_failed_and_completed_jobs_per_queue() {
             .nth(1)
             .is_some_and(|line| line.starts_with("stripe-customer\t")),
         "{counts}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_failed_job_leaves_redis_and_its_record_stays_failed() {
+    let app = TestApp::spawn_with_worker().await;
+    let job_id = failed_signup(&app, "removed@example.com").await;
+
+    let removed = stdout(
+        &app.worker_command(WORKER, &["failed", "remove", "welcome-email", &job_id])
+            .await,
+    );
+    let again = app
+        .worker_command(WORKER, &["failed", "remove", "welcome-email", &job_id])
+        .await;
+
+    assert_eq!(removed.trim(), format!("removed {job_id}"));
+    assert_eq!(again.status.code(), Some(3), "already gone");
+    let listed = stdout(
+        &app.worker_command(WORKER, &["failed", "list", "welcome-email"])
+            .await,
+    );
+    assert!(listed.starts_with("0 failed job(s)"), "{listed}");
+    assert_eq!(app.job_state(&job_id).await, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_queue_holds_its_jobs_until_it_is_resumed() {
+    let app = TestApp::spawn_with_worker().await;
+
+    let paused = stdout(
+        &app.worker_command(WORKER, &["queue", "pause", "welcome-email"])
+            .await,
+    );
+    let body = app.sign_up("held@example.com", "Held").await;
+    let job_id = testkit::job_id(&body, "welcome-email");
+    let counts = stdout(&app.worker_command(WORKER, &["counts"]).await);
+
+    assert_eq!(paused.trim(), "welcome-email paused");
+    // BullMQ marks the queue paused for every worker; its jobs wait.
+    let flag = app
+        .redis
+        .cli(&["HGET", "bull:welcome-email:meta", "paused"]);
+    assert_eq!(flag.trim(), "1");
+    let welcome = counts.lines().next().expect("a line per queue");
+    assert!(
+        welcome.contains("\twaiting=1\t"),
+        "the job waits: {welcome}"
+    );
+    assert_eq!(app.job_state(&job_id).await, "waiting");
+
+    stdout(
+        &app.worker_command(WORKER, &["queue", "resume", "welcome-email"])
+            .await,
+    );
+    app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
+    assert_eq!(app.smtp.received().len(), 1);
+    let flag = app
+        .redis
+        .cli(&["HGET", "bull:welcome-email:meta", "paused"]);
+    assert_eq!(flag.trim(), "", "resumed");
+}
+
+#[test]
+fn the_command_line_explains_itself_and_refuses_mistakes_with_exit_code_2() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(WORKER)
+            .args(args)
+            .output()
+            .expect("the binary runs")
+    };
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for command in ["counts", "failed", "queue", "--queues"] {
+        assert!(text.contains(command), "--help lists {command}: {text}");
+    }
+    let version = run(&["--version"]);
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+    assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["failed", "retry", "welcome-email"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["queue", "pause", "no-such-queue"]).status.code(),
+        Some(2)
     );
 }

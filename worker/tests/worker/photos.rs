@@ -108,6 +108,12 @@ async fn the_resize_job_reports_its_progress_step_by_step() {
             .await
             .expect("progress log");
     assert_eq!(seen, [10, 50, 65, 80, 95, 100]);
+    // BullMQ's own job hash shows it too, for Bull Board and Node clients
+    // (the last step before completion; BullMQ does not set 100 itself).
+    let published = app
+        .redis
+        .cli(&["HGET", &format!("bull:image-resize:{job}"), "progress"]);
+    assert_eq!(published.trim().parse::<f64>().ok(), Some(95.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,36 @@
+//! `GET /metrics`: Prometheus's text format. Open unless `METRICS_TOKEN` is
+//! set; then only a scraper sending it as a bearer token may read it.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::auth::{bearer_token, hash_token};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    if let Some(expected) = state.metrics_token_hash {
+        let given = bearer_token(&parts).map(hash_token);
+        if given != Some(expected) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    let text = crate::metrics::render(&state).await;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response())
+}

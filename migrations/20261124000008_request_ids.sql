@@ -1,0 +1,4 @@
+-- The id of the request that recorded the job (`x-request-id`), so the
+-- api's and the worker's logs of one signup can be joined. Null for jobs
+-- recorded before it existed or by other producers.
+alter table jobs add column request_id text;
