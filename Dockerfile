@@ -29,9 +29,9 @@ WORKDIR /app
 # Configuration and secrets come from the environment at run time; none are
 # baked in (.dockerignore keeps .env and .dev/ out of the build context).
 ENV HOST=0.0.0.0 PORT=3000 LOG_FORMAT=json
-EXPOSE 3000
-# Liveness of the default command, the api. (The worker has no HTTP port
-# yet; docker-compose.yml turns this check off for it.)
+EXPOSE 3000 3001
+# Liveness of the default command, the api (port 3000). The worker serves
+# /healthz on WORKER_HTTP_PORT (3001); docker-compose.yml probes that instead.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD curl -fsS "http://127.0.0.1:${PORT}/healthz" || exit 1
 CMD ["api"]
