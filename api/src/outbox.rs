@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use shared::jobs::{Job, QueueName};
+use shared::jobs::{QueueName, UserJob};
 use shared::queue::JobQueues;
 use shared::records::{self, Failure, JobState, PublicError};
 
@@ -40,7 +40,7 @@ pub enum DispatchState {
 
 /// Writes the durable record of `job` inside the caller's transaction, with
 /// the attempts `queues` will give it.
-pub async fn record<J: Job>(
+pub async fn record<J: UserJob>(
     conn: &mut PgConnection,
     queues: &JobQueues,
     request: &RequestId,
@@ -55,7 +55,7 @@ pub async fn record<J: Job>(
     records::insert(
         conn,
         record.id,
-        job.owner(),
+        job.user_id(),
         record.queue,
         &record.payload,
         max_attempts,

@@ -81,6 +81,8 @@ pub struct Settings {
     /// Port of the worker's `/healthz` and `/metrics`; `None` (`0`) serves
     /// neither (`WORKER_HTTP_PORT`, default 3001).
     pub worker_http_port: Option<u16>,
+    /// Housekeeping: how often, and what is old enough to go.
+    pub maintenance: MaintenanceSettings,
     /// Pages on other origins allowed to call the api from a browser
     /// (`CORS_ALLOWED_ORIGINS`).
     pub cors_allowed_origins: CorsOrigins,
@@ -178,6 +180,20 @@ pub struct S3Settings {
     pub secret_access_key: Option<SecretString>,
     /// Allow a plain-HTTP endpoint, for local stores (`AWS_ALLOW_HTTP`).
     pub allow_http: bool,
+}
+
+/// The scheduled housekeeping (the `maintenance` queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceSettings {
+    /// How often each task runs; `None` (0) schedules none
+    /// (`MAINTENANCE_INTERVAL_SECS`, default an hour).
+    pub interval: Option<Duration>,
+    /// Finished job records older than this are deleted
+    /// (`JOB_RECORD_RETENTION_DAYS`, default 30).
+    pub job_record_retention: Duration,
+    /// Replaced and failed photos, and files no photo names, are deleted
+    /// once this old (`PHOTO_CLEANUP_GRACE_SECS`, default a day).
+    pub photo_grace: Duration,
 }
 
 /// Which pages on other origins may call the api from a browser. The api's
@@ -345,6 +361,19 @@ impl Settings {
             admin_token: env.optional("ADMIN_TOKEN").map(SecretString::from),
             cors_allowed_origins: env.parsed("CORS_ALLOWED_ORIGINS", CorsOrigins::SameOrigin),
             metrics_token: env.optional("METRICS_TOKEN").map(SecretString::from),
+            maintenance: MaintenanceSettings {
+                interval: Some(Duration::from_secs(
+                    env.parsed("MAINTENANCE_INTERVAL_SECS", 3600),
+                ))
+                .filter(|interval| !interval.is_zero()),
+                job_record_retention: Duration::from_secs(
+                    env.parsed("JOB_RECORD_RETENTION_DAYS", 30_u64)
+                        .saturating_mul(24 * 60 * 60),
+                ),
+                photo_grace: Duration::from_secs(
+                    env.parsed("PHOTO_CLEANUP_GRACE_SECS", 24 * 60 * 60),
+                ),
+            },
             worker_http_port: Some(env.parsed("WORKER_HTTP_PORT", 3001_u16))
                 .filter(|&port| port != 0),
             login_failures: LoginFailureLimit {

@@ -54,21 +54,29 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
-/// A job payload: knows its queue and whose job it is.
+/// A job payload: knows its queue, and whose job it is if anyone's.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The queue this kind of job goes to.
     const QUEUE: QueueName;
 
+    /// The user the job acts for; `None` for the system's own jobs
+    /// (maintenance), which no user polls.
+    fn owner(&self) -> Option<Uuid>;
+}
+
+/// A job done for a user: recorded in the outbox and polled by its owner.
+pub trait UserJob: Job {
     /// The user who may see this job's status.
-    fn owner(&self) -> Uuid;
+    fn user_id(&self) -> Uuid;
 }
 
 /// Declares the queues: `Variant = "wire-name", payload Type (owner field),
-/// settings expr;` per queue, with its doc comment.
+/// settings expr;` per queue, with its doc comment. A payload without an
+/// owner field is a system job: scheduled, never recorded for a user.
 macro_rules! catalogue {
     ($(
         $(#[doc = $doc:literal])*
-        $variant:ident = $name:literal, payload $payload:ident ($owner:ident), settings $settings:expr;
+        $variant:ident = $name:literal, payload $payload:ident $(($owner:ident))?, settings $settings:expr;
     )*) => {
         /// Every queue, one per kind of slow work, so each has its own limits.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,10 +107,18 @@ macro_rules! catalogue {
             impl Job for $payload {
                 const QUEUE: QueueName = QueueName::$variant;
 
-                fn owner(&self) -> Uuid {
-                    self.$owner
+                fn owner(&self) -> Option<Uuid> {
+                    None $(.or(Some(self.$owner)))?
                 }
             }
+
+            $(
+                impl UserJob for $payload {
+                    fn user_id(&self) -> Uuid {
+                        self.$owner
+                    }
+                }
+            )?
         )*
     };
 }
@@ -165,6 +181,18 @@ catalogue! {
             concurrency: cores(),
             attempts: 3,
             timeout: Duration::from_secs(30),
+            ..BASE
+        };
+
+    /// Housekeeping on a schedule: expired tokens, old job records, replaced
+    /// photos. BullMQ's job schedulers create one job per period however
+    /// many workers run.
+    Maintenance = "maintenance", payload Maintenance,
+        settings QueueSettings {
+            concurrency: 1,
+            attempts: 3,
+            backoff: Duration::from_secs(30),
+            timeout: Duration::from_secs(300),
             ..BASE
         };
 }
@@ -242,6 +270,59 @@ pub struct ImageResize {
     pub user_id: Uuid,
     /// The `photos` row.
     pub photo_id: Uuid,
+}
+
+/// One maintenance task; the scheduler runs each every
+/// `MAINTENANCE_INTERVAL_SECS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    /// What to clean up.
+    pub task: MaintenanceTask,
+}
+
+/// The housekeeping the system does by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaintenanceTask {
+    /// Deletes session tokens past their expiry.
+    PurgeExpiredTokens,
+    /// Deletes finished job records older than `JOB_RECORD_RETENTION_DAYS`.
+    PruneJobRecords,
+    /// Deletes the files and rows of replaced and failed photos, and photo
+    /// files no row names, once older than `PHOTO_CLEANUP_GRACE_SECS`.
+    CleanPhotos,
+}
+
+impl MaintenanceTask {
+    /// Every task, in the order a manual run does them.
+    pub const ALL: [MaintenanceTask; 3] = [
+        MaintenanceTask::PurgeExpiredTokens,
+        MaintenanceTask::PruneJobRecords,
+        MaintenanceTask::CleanPhotos,
+    ];
+
+    /// The task's name on the wire and in its scheduler's id.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MaintenanceTask::PurgeExpiredTokens => "purge-expired-tokens",
+            MaintenanceTask::PruneJobRecords => "prune-job-records",
+            MaintenanceTask::CleanPhotos => "clean-photos",
+        }
+    }
+}
+
+impl FromStr for MaintenanceTask {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|task| task.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|task| task.as_str()).collect();
+                format!("unknown task `{name}`; the tasks are {}", names.join(", "))
+            })
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,12 @@ impl JobQueues {
         self.settings.get(queue)
     }
 
+    /// The options every job of `queue` carries (attempts, backoff,
+    /// retention), for jobs BullMQ creates itself, such as a scheduler's.
+    pub fn job_options(&self, queue: QueueName) -> JobOptions {
+        job_options(&self.settings(queue))
+    }
+
     /// Adds the job with `job_id` to `queue` with the queue's settings.
     ///
     /// Idempotent: BullMQ ignores a second add of a job id it still holds.

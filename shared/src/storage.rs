@@ -388,6 +388,27 @@ impl Storage {
         }
     }
 
+    /// Every file whose key starts with `prefix`, with when it was written.
+    /// Holds the whole listing in memory: fine for thousands of files, a
+    /// paginated walk for millions.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ListedFile>, StorageError> {
+        let strip = self.prefix.len();
+        self.store
+            .list(Some(&self.key(prefix)))
+            .map_ok(|meta| ListedFile {
+                key: meta
+                    .location
+                    .as_ref()
+                    .get(strip..)
+                    .unwrap_or_default()
+                    .to_owned(),
+                written: meta.last_modified.into(),
+            })
+            .try_collect()
+            .await
+            .map_err(StorageError)
+    }
+
     /// Opens the file at `key` for streaming; `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<StoredFile>, StorageError> {
         match self.store.get(&self.key(key)).await {
@@ -406,6 +427,15 @@ impl Storage {
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct StorageError(#[from] object_store::Error);
+
+/// A file found by [`Storage::list`].
+#[derive(Debug, Clone)]
+pub struct ListedFile {
+    /// Its key, as the other methods take it.
+    pub key: String,
+    /// When it was last written.
+    pub written: std::time::SystemTime,
+}
 
 /// A stored file, opened for streaming: memory holds one chunk at a time.
 pub struct StoredFile {

@@ -134,6 +134,9 @@ impl TestApp {
             // Tests run many workers at once: no fixed port (a test that
             // scrapes a worker gives it one).
             ("WORKER_HTTP_PORT", "0".into()),
+            // No schedules unless a test asks: a scheduler always has a job
+            // waiting for its next period.
+            ("MAINTENANCE_INTERVAL_SECS", "0".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

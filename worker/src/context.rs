@@ -38,6 +38,8 @@ pub struct JobContext {
     pub queues: JobQueues,
     /// Slack incoming webhook; `None` skips the announcements.
     pub slack_webhook_url: Option<SecretString>,
+    /// What the maintenance tasks keep and for how long.
+    pub maintenance: shared::config::MaintenanceSettings,
     /// Stripe credentials and endpoint.
     pub stripe: Stripe,
 }
@@ -54,6 +56,7 @@ impl JobContext {
     /// Builds everything handlers need; fails on bad configuration, not later.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
+            maintenance: settings.maintenance,
             pool: shared::db::pool(settings)?,
             mailer: Mailer::from_settings(settings)?,
             templates: Templates::load()?,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shared::config::Settings;
-use shared::jobs::QueueName;
+use shared::jobs::{MaintenanceTask, QueueName};
 use worker::dead_letters::DeadLetters;
 
 /// Processes the background jobs the api records (email, Stripe, Slack, the
@@ -41,6 +41,19 @@ enum Command {
     /// Stop or restart handing out a queue's jobs, on every worker.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The scheduled housekeeping, run now by hand.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Run one task now (or every task), and print what it removed.
+    Run {
+        /// purge-expired-tokens, prune-job-records or clean-photos; all when omitted.
+        #[arg(value_parser = |name: &str| name.parse::<MaintenanceTask>())]
+        task: Option<MaintenanceTask>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +136,7 @@ async fn main() -> ExitCode {
         Command::Failed(Failed::Remove(pick)) => remove_failed(&settings, pick).await,
         Command::Queue(QueueCommand::Pause { queue }) => pause(&settings, queue, true).await,
         Command::Queue(QueueCommand::Resume { queue }) => pause(&settings, queue, false).await,
+        Command::Maintenance(MaintenanceCommand::Run { task }) => maintain(&settings, task).await,
     };
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
@@ -209,6 +223,19 @@ async fn remove_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcom
             Ok(Outcome::NothingMatched)
         }
     }
+}
+
+async fn maintain(settings: &Settings, task: Option<MaintenanceTask>) -> anyhow::Result<Outcome> {
+    let ctx = worker::context::JobContext::build(settings)?;
+    let tasks = task.map_or(MaintenanceTask::ALL.to_vec(), |task| vec![task]);
+    let mut out = std::io::stdout().lock();
+    for task in tasks {
+        let done = worker::jobs::maintenance::run(&ctx, task, None)
+            .await
+            .map_err(|error| anyhow::anyhow!("{} failed: {error}", task.as_str()))?;
+        writeln!(out, "{}\t{}", task.as_str(), done["removed"])?;
+    }
+    Ok(Outcome::Done)
 }
 
 async fn pause(settings: &Settings, queue: QueueName, paused: bool) -> anyhow::Result<Outcome> {

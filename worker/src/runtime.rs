@@ -71,6 +71,20 @@ pub async fn run_with<H: Handler>(
         }
         None => None,
     };
+    if let (true, Some(interval)) = (
+        queues.contains(&QueueName::Maintenance),
+        settings.maintenance.interval,
+    ) {
+        // Best effort at start: with Redis down the workers below wait for
+        // it anyway, and the next start (or another worker) schedules.
+        match crate::jobs::maintenance::schedule(&ctx.queues, interval).await {
+            Ok(()) => tracing::info!(every_secs = interval.as_secs(), "maintenance scheduled"),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "could not schedule maintenance"
+            ),
+        }
+    }
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers = Vec::with_capacity(queues.len());
     for &queue in queues {

@@ -5,6 +5,7 @@
 //! out of it is a compile error.
 
 mod image_resize;
+pub mod maintenance;
 mod onboarding_pdf;
 mod slack_notify;
 mod stripe_customer;
@@ -122,12 +123,15 @@ registered!(
     shared::jobs::SlackNotify,
     shared::jobs::OnboardingPdf,
     shared::jobs::ImageResize,
+    shared::jobs::Maintenance,
 );
 
 /// Parses the payload, names its user in the job's span, and performs it.
 async fn run<J: Perform>(ctx: &JobContext, job: &JobMeta, data: &Value) -> Result<Value, JobError> {
     let payload = payload::<J>(data)?;
-    tracing::Span::current().record("user_id", tracing::field::display(payload.owner()));
+    if let Some(user_id) = payload.owner() {
+        tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    }
     payload.perform(ctx, job).await
 }
 

@@ -5,6 +5,7 @@ mod dead_letters;
 mod failures;
 mod faults;
 mod hostile_files;
+mod maintenance;
 mod metrics;
 mod onboarding;
 mod photos;

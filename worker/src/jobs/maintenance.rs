@@ -1,0 +1,200 @@
+//! `maintenance`: the housekeeping nothing else does, on a schedule.
+//!
+//! Each task is a BullMQ job scheduler (`maintenance:<task>`), upserted by
+//! every worker that consumes the queue: BullMQ keeps one scheduler per id
+//! and creates one job per period, however many workers run. Each run
+//! writes what it removed to `maintenance_runs`. Every task is idempotent:
+//! a retried or repeated run removes only what is still there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use bullmq::job_scheduler::RepeatOptions;
+use media::Variant;
+use serde_json::{Value, json};
+use shared::jobs::{Maintenance, MaintenanceTask, QueueName};
+use shared::queue::JobQueues;
+use shared::storage::keys;
+use uuid::Uuid;
+
+use super::{JobMeta, Perform};
+use crate::context::JobContext;
+use crate::error::{Classify, JobError};
+
+/// Photos looked at per run: a backlog is worked off over several runs
+/// rather than in one long transaction.
+const PHOTO_BATCH: i64 = 1_000;
+
+impl Perform for Maintenance {
+    const SERVICE: &'static str = "Maintenance";
+
+    async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
+        run(ctx, self.task, Some(&job.id)).await
+    }
+}
+
+/// Runs `task` now and records what it removed; `bullmq_job` names the job
+/// that asked, `None` for a run by hand (`worker maintenance run`).
+pub async fn run(
+    ctx: &JobContext,
+    task: MaintenanceTask,
+    bullmq_job: Option<&str>,
+) -> Result<Value, JobError> {
+    let started = chrono::Utc::now();
+    let removed = match task {
+        MaintenanceTask::PurgeExpiredTokens => purge_expired_tokens(ctx).await?,
+        MaintenanceTask::PruneJobRecords => prune_job_records(ctx).await?,
+        MaintenanceTask::CleanPhotos => clean_photos(ctx).await?,
+    };
+    sqlx::query!(
+        "insert into maintenance_runs (run_id, task, bullmq_job, removed, started_at)
+         values ($1, $2, $3, $4, $5)",
+        Uuid::now_v7(),
+        task.as_str(),
+        bullmq_job,
+        removed,
+        started,
+    )
+    .execute(&ctx.pool)
+    .await?;
+    tracing::info!(task = task.as_str(), %removed, "maintenance done");
+    Ok(json!({ "task": task.as_str(), "removed": removed }))
+}
+
+async fn purge_expired_tokens(ctx: &JobContext) -> Result<Value, JobError> {
+    let tokens = sqlx::query!("delete from api_tokens where expires_at < now()")
+        .execute(&ctx.pool)
+        .await?
+        .rows_affected();
+    Ok(json!({ "tokens": tokens }))
+}
+
+/// Finished records only: a job still waiting or running is never pruned,
+/// however old.
+async fn prune_job_records(ctx: &JobContext) -> Result<Value, JobError> {
+    let records = sqlx::query!(
+        "delete from jobs
+         where state in ('completed', 'failed')
+           and finished_at < now() - make_interval(secs => $1)",
+        ctx.maintenance.job_record_retention.as_secs_f64(),
+    )
+    .execute(&ctx.pool)
+    .await?
+    .rows_affected();
+    Ok(json!({ "job_records": records }))
+}
+
+/// Replaced photos (ready, but no longer anyone's avatar), failed ones, and
+/// files no photo row names (left by a crash between storing and
+/// recording, or by a row deleted before its files), once past the grace
+/// period. A row goes before its files: if deleting a file fails, the file
+/// is an orphan the next run removes, never a row pointing at nothing.
+async fn clean_photos(ctx: &JobContext) -> Result<Value, JobError> {
+    let grace = ctx.maintenance.photo_grace;
+    let stale = sqlx::query_scalar!(
+        "delete from photos p
+         where p.photo_id in (
+             select photo_id from photos
+             where created_at < now() - make_interval(secs => $1)
+               and (state = 'failed'
+                    or (state = 'ready'
+                        and not exists (select 1 from users u where u.avatar_photo_id = photos.photo_id)))
+             limit $2)
+         returning p.photo_id",
+        grace.as_secs_f64(),
+        PHOTO_BATCH,
+    )
+    .fetch_all(&ctx.pool)
+    .await?;
+    for &photo_id in &stale {
+        delete_photo_files(ctx, photo_id).await?;
+    }
+    let orphans = delete_orphan_files(ctx, grace).await?;
+    Ok(json!({ "photos": stale.len(), "orphan_files": orphans }))
+}
+
+async fn delete_photo_files(ctx: &JobContext, photo_id: Uuid) -> Result<(), JobError> {
+    let mut keys = vec![keys::photo_original(photo_id)];
+    keys.extend(Variant::ALL.map(|variant| keys::photo_variant(photo_id, variant)));
+    for key in keys {
+        ctx.storage
+            .delete(&key)
+            .await
+            .transient("could not delete a photo file")?;
+    }
+    Ok(())
+}
+
+/// Files under `photos/<id>/` whose id has no row, all older than `grace`.
+async fn delete_orphan_files(ctx: &JobContext, grace: Duration) -> Result<usize, JobError> {
+    let files = ctx
+        .storage
+        .list("photos/")
+        .await
+        .transient("could not list the photo files")?;
+    let cutoff = SystemTime::now()
+        .checked_sub(grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut by_photo: BTreeMap<Uuid, Vec<(String, SystemTime)>> = BTreeMap::new();
+    for file in files {
+        let id = file
+            .key
+            .strip_prefix("photos/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|id| Uuid::parse_str(id).ok());
+        // Not ours to judge: only `photos/<uuid>/…` is the photo layout.
+        if let Some(id) = id {
+            by_photo
+                .entry(id)
+                .or_default()
+                .push((file.key, file.written));
+        }
+    }
+    let ids: Vec<Uuid> = by_photo.keys().copied().collect();
+    let known: BTreeSet<Uuid> =
+        sqlx::query_scalar!("select photo_id from photos where photo_id = any($1)", &ids,)
+            .fetch_all(&ctx.pool)
+            .await?
+            .into_iter()
+            .collect();
+    let mut removed = 0;
+    for (id, files) in by_photo {
+        // A file younger than the grace may belong to an upload being recorded.
+        if known.contains(&id) || files.iter().any(|(_, written)| *written > cutoff) {
+            continue;
+        }
+        for (key, _) in files {
+            ctx.storage
+                .delete(&key)
+                .await
+                .transient("could not delete an orphan photo file")?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Creates or updates one scheduler per task to run every `interval`. Safe
+/// to call from every worker at every start: the scheduler id is fixed, so
+/// BullMQ keeps exactly one per task.
+pub async fn schedule(queues: &JobQueues, interval: Duration) -> anyhow::Result<()> {
+    let queue = queues.queue(QueueName::Maintenance).await?;
+    for task in MaintenanceTask::ALL {
+        let repeat = RepeatOptions {
+            every: Some(shared::millis(interval).max(1)),
+            ..RepeatOptions::default()
+        };
+        let data = serde_json::to_value(Maintenance { task })?;
+        let options = queues.job_options(QueueName::Maintenance);
+        queue
+            .upsert_job_scheduler(
+                &format!("maintenance:{}", task.as_str()),
+                repeat,
+                Some(task.as_str()),
+                Some(data),
+                Some(options),
+            )
+            .await?;
+    }
+    Ok(())
+}

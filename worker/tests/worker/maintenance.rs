@@ -1,0 +1,225 @@
+//! Scheduled maintenance: each task removes what it should and nothing
+//! else, and a schedule fires once per period however many workers run.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use testkit::images::{jpeg, photo};
+use testkit::{DEADLINE, TestApp};
+use uuid::Uuid;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+
+const TWO_DAYS: Duration = Duration::from_secs(2 * 24 * 60 * 60);
+
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+/// Uploads `bytes` and returns the photo's id once its job has finished.
+async fn photo_of(app: &mut TestApp, token: &str, bytes: &[u8]) -> Uuid {
+    let response = app.upload(token, "photo", bytes).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("json");
+    app.run_jobs_until_idle().await;
+    Uuid::parse_str(body["photo"]["id"].as_str().expect("id")).expect("uuid")
+}
+
+/// A file under the storage folder, written `age` ago.
+fn stored_file(storage: &Path, key: &str, age: Duration) {
+    let path = storage.join(key);
+    std::fs::create_dir_all(path.parent().expect("a folder")).expect("folder");
+    std::fs::write(&path, b"bytes").expect("written");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.set_modified(SystemTime::now() - age).expect("mtime");
+}
+
+fn photo_files(storage: &Path, photo: Uuid) -> usize {
+    std::fs::read_dir(storage.join(format!("photos/{photo}")))
+        .map(|files| files.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_task_removes_what_it_should_and_nothing_else() {
+    let mut app = TestApp::spawn_with_worker().await;
+    let signup = app.sign_up("keeper@example.com", "Keeper").await;
+    let token = signup["token"].as_str().expect("token").to_owned();
+    let replaced = photo_of(&mut app, &token, &jpeg(300, 300, &photo(300, 300))).await;
+    let avatar = photo_of(&mut app, &token, &jpeg(320, 320, &photo(320, 320))).await;
+    let mut garbage = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    garbage.extend((0..5000_u32).map(|i| (i * 31 % 251) as u8));
+    let failed = photo_of(&mut app, &token, &garbage).await;
+    let recent_replaced = photo_of(&mut app, &token, &jpeg(200, 200, &photo(200, 200))).await;
+    let avatar_now = photo_of(&mut app, &token, &jpeg(210, 210, &photo(210, 210))).await;
+    let pool = app.pool.clone();
+    // Old enough to go: everything but the newest two photos.
+    sqlx::query(
+        "update photos set created_at = now() - interval '2 days' where photo_id = any($1)",
+    )
+    .bind(vec![replaced, avatar, failed])
+    .execute(&pool)
+    .await
+    .expect("backdated");
+    // The avatar is an old photo: it must stay however old.
+    sqlx::query("update users set avatar_photo_id = $1")
+        .bind(avatar)
+        .execute(&pool)
+        .await
+        .expect("avatar");
+    let storage = app.storage_dir().to_owned();
+    let old_orphan = Uuid::now_v7();
+    let new_orphan = Uuid::now_v7();
+    stored_file(&storage, &format!("photos/{old_orphan}/original"), TWO_DAYS);
+    stored_file(
+        &storage,
+        &format!("photos/{new_orphan}/original"),
+        Duration::ZERO,
+    );
+    stored_file(&storage, "photos/not-a-photo-id/readme.txt", TWO_DAYS);
+    // One expired session and one old finished job record.
+    sqlx::query(
+        "insert into api_tokens (token_hash, user_id, expires_at)
+         select '\\xdeadbeef'::bytea, user_id, now() - interval '1 minute' from users",
+    )
+    .execute(&pool)
+    .await
+    .expect("expired token");
+    sqlx::query(
+        "update jobs set finished_at = now() - interval '40 days' where queue = 'welcome-email'",
+    )
+    .execute(&pool)
+    .await
+    .expect("old record");
+    sqlx::query(
+        "update jobs set state = 'waiting', finished_at = null, created_at = now() - interval '40 days'
+         where queue = 'slack-notify'",
+    )
+    .execute(&pool)
+    .await
+    .expect("an old unfinished record");
+
+    let output = app.worker_command(WORKER, &["maintenance", "run"]).await;
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains(r#"purge-expired-tokens	{"tokens":1}"#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(r#"prune-job-records	{"job_records":1}"#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(r#"clean-photos	{"orphan_files":1,"photos":2}"#),
+        "{printed}"
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from api_tokens").await,
+        1,
+        "the live session stays"
+    );
+    assert_eq!(app.me(&token).await["email"], "keeper@example.com");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from jobs where queue = 'welcome-email'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from jobs where queue = 'slack-notify'"
+        )
+        .await,
+        1,
+        "an unfinished record is never pruned"
+    );
+    let left: Vec<Uuid> = sqlx::query_scalar("select photo_id from photos order by photo_id")
+        .fetch_all(&pool)
+        .await
+        .expect("photos");
+    let mut kept = vec![avatar, recent_replaced, avatar_now];
+    kept.sort();
+    assert_eq!(
+        left, kept,
+        "replaced and failed old photos go; the avatar and recent ones stay"
+    );
+    for gone in [replaced, failed, old_orphan] {
+        assert_eq!(photo_files(&storage, gone), 0, "{gone}'s files are deleted");
+    }
+    assert_eq!(
+        photo_files(&storage, avatar),
+        4,
+        "the avatar keeps its original and three sizes"
+    );
+    assert_eq!(
+        photo_files(&storage, new_orphan),
+        1,
+        "a recent file may be an upload in progress"
+    );
+    assert!(storage.join("photos/not-a-photo-id/readme.txt").exists());
+    assert_eq!(
+        count(&pool, "select count(*) from maintenance_runs").await,
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_workers_each_schedule_fires_once_per_period() {
+    let mut app =
+        TestApp::spawn_without_worker_with(vec![("MAINTENANCE_INTERVAL_SECS", "1".into())]).await;
+    app.start_worker();
+    let _second = app.spawn_worker_process(WORKER);
+
+    testkit::wait::until("three runs of every task", DEADLINE, || async {
+        let fewest: i64 = sqlx::query_scalar(
+            "select coalesce(min(runs), 0) from (
+                 select count(*) as runs from maintenance_runs group by task
+                 having count(*) > 0) per_task
+             where (select count(distinct task) from maintenance_runs) = 3",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("runs");
+        (fewest >= 3).then_some(())
+    })
+    .await;
+
+    let runs: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "select task, bullmq_job, started_at from maintenance_runs order by task, started_at",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("runs");
+    for pair in runs.windows(2) {
+        let ((task, job, at), (next_task, next_job, next_at)) = (&pair[0], &pair[1]);
+        if task != next_task {
+            continue;
+        }
+        assert_ne!(job, next_job, "one job per period");
+        let gap = (*next_at - *at).to_std().unwrap_or_default();
+        assert!(
+            gap >= Duration::from_millis(500),
+            "{task} ran twice in one period ({gap:?} apart): {runs:?}"
+        );
+    }
+    let schedulers = app.redis.cli(&["ZCARD", "bull:maintenance:repeat"]);
+    assert_eq!(
+        schedulers.trim(),
+        "3",
+        "one scheduler per task, however many workers"
+    );
+}
