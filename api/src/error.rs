@@ -55,6 +55,9 @@ pub enum ApiError {
     /// The request body stopped coming, or came slower than the minimum pace (408).
     #[error("the request body arrived too slowly; the request was cut off")]
     BodyTooSlow,
+    /// Signed in, but the request lacks what the action needs (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The account has used up a quota (403); the message says which.
     #[error("{0}")]
     QuotaExceeded(String),
@@ -82,7 +85,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
-            Self::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+            Self::QuotaExceeded(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -103,6 +106,7 @@ impl ApiError {
             Self::RateLimited(_) => "rate_limited",
             Self::BodyTooSlow => "request_timeout",
             Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::Forbidden(_) => "forbidden",
             Self::Overloaded(_) => "overloaded",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",

@@ -12,6 +12,7 @@
 //! - [`drain`]: reading a refused body's rest, so the client sees the answer.
 //! - [`passwords`]: Argon2id on dedicated threads behind a bounded queue.
 //! - [`auth`]: hashed opaque bearer tokens, checked and revoked.
+//! - [`admin_session`]: the dashboard's signed session cookie.
 //! - [`browser`]: security headers, the web app's CSP, CORS.
 //! - [`conditional`]: `ETag` and `304 Not Modified` for the polled answers.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
@@ -21,6 +22,7 @@
 //! - [`metrics`]: Prometheus metrics of requests, Argon2 and the outbox.
 //! - [`extract`], [`state`]: request extractors and shared state.
 
+pub mod admin_session;
 pub mod auth;
 pub mod browser;
 pub mod conditional;
@@ -131,6 +133,12 @@ impl Application {
                 .map(|token| auth::hash_token(token.expose_secret().trim())),
             public_url: settings.public_url.as_str().into(),
             app_policy: browser::app_policy(settings),
+            admin_session_key: settings.admin_token.as_ref().map(|token| {
+                Arc::new(admin_session::SessionKey::derive(
+                    token.expose_secret().trim(),
+                ))
+            }),
+            secure_cookies: settings.public_url.starts_with("https://"),
             metrics_token_hash: settings
                 .metrics_token
                 .as_ref()
@@ -211,6 +219,7 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
     let credentials = Router::new()
         .merge(routes::signup())
         .merge(routes::login())
+        .merge(routes::admin_session())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,

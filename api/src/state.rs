@@ -45,6 +45,10 @@ pub struct AppState {
     pub client_ip_header: Option<HeaderName>,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<TokenHash>,
+    /// Signs the dashboard's session cookies; `None` without `ADMIN_TOKEN`.
+    pub admin_session_key: Option<Arc<crate::admin_session::SessionKey>>,
+    /// Cookies get `Secure` when `PUBLIC_URL` is https.
+    pub secure_cookies: bool,
     /// SHA-256 of `METRICS_TOKEN`; `None` leaves `/metrics` open.
     pub metrics_token_hash: Option<TokenHash>,
     /// The web app's Content-Security-Policy (images may come from S3).

@@ -5,6 +5,7 @@
 //! - [`config`]: the one typed [`Settings`](config::Settings), read from the environment.
 //! - [`telemetry`]: tracing set-up (JSON in production, pretty in development).
 //! - [`http`]: HTTP clients on our TLS stack (object storage, third-party APIs).
+//! - [`dead_letters`]: failed jobs listed, retried and removed (the CLI and the dashboard).
 //! - [`db`]: the Postgres pool and the embedded migrations.
 //! - [`jobs`]: the job catalogue: one payload struct per queue, with its default options.
 //! - [`metrics`]: the process's Prometheus recorder, rendered at `/metrics`.
@@ -17,6 +18,7 @@
 
 pub mod config;
 pub mod db;
+pub mod dead_letters;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

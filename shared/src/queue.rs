@@ -121,6 +121,12 @@ impl JobQueues {
         .await
     }
 
+    /// Whether `queue` is paused (`set_paused`).
+    pub async fn is_paused(&self, queue: QueueName) -> Result<bool, QueueError> {
+        self.bounded(async { Ok(self.queue(queue).await?.is_paused().await?) })
+            .await
+    }
+
     /// Pauses `queue` on every worker (running jobs finish; new ones wait),
     /// or resumes it.
     pub async fn set_paused(&self, queue: QueueName, paused: bool) -> Result<(), QueueError> {

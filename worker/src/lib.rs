@@ -8,12 +8,10 @@
 //! - [`http`]: `/healthz` and `/metrics` on `WORKER_HTTP_PORT`.
 //! - [`error`]: permanent, transient and configuration failures, and what
 //!   the end user is told of each.
-//! - [`dead_letters`]: listing and retrying failed jobs (`worker failed …`).
 //! - [`context`]: what handlers share.
 //! - [`queue_options`]: BullMQ worker options per queue, and our jittered backoff.
 
 pub mod context;
-pub mod dead_letters;
 pub mod email;
 pub mod error;
 pub mod http;

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shared::config::Settings;
+use shared::dead_letters::DeadLetters;
 use shared::jobs::{MaintenanceTask, QueueName};
-use worker::dead_letters::DeadLetters;
+use shared::queue::JobQueues;
 
 /// Processes the background jobs the api records (email, Stripe, Slack, the
 /// onboarding guide, photos), and lets operators look at and steer the queues.
@@ -149,7 +150,7 @@ async fn main() -> ExitCode {
 }
 
 async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
-    let queues = shared::queue::JobQueues::new(settings);
+    let queues = JobQueues::new(settings);
     let mut out = std::io::stdout().lock();
     for &queue in QueueName::ALL {
         let c = queues
@@ -166,7 +167,8 @@ async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
 }
 
 async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<Outcome> {
-    let jobs = DeadLetters::new(settings)?.list(queue).await?;
+    let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
+    let jobs = DeadLetters::new(&queues, &pool).list(queue).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{} failed job(s) in {queue}", jobs.len())?;
     for job in jobs {
@@ -184,7 +186,8 @@ async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<Ou
 }
 
 async fn retry_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcome> {
-    let dead_letters = DeadLetters::new(settings)?;
+    let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
+    let dead_letters = DeadLetters::new(&queues, &pool);
     let queue = pick.queue;
     let mut out = std::io::stdout().lock();
     match pick.id {
@@ -205,7 +208,8 @@ async fn retry_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcome
 }
 
 async fn remove_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcome> {
-    let dead_letters = DeadLetters::new(settings)?;
+    let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
+    let dead_letters = DeadLetters::new(&queues, &pool);
     let queue = pick.queue;
     let mut out = std::io::stdout().lock();
     match pick.id {
@@ -239,7 +243,7 @@ async fn maintain(settings: &Settings, task: Option<MaintenanceTask>) -> anyhow:
 }
 
 async fn pause(settings: &Settings, queue: QueueName, paused: bool) -> anyhow::Result<Outcome> {
-    let queues = shared::queue::JobQueues::new(settings);
+    let queues = JobQueues::new(settings);
     queues
         .set_paused(queue, paused)
         .await

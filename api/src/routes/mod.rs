@@ -14,6 +14,7 @@ mod users;
 mod web;
 
 pub use admin::router as admin;
+pub use admin::session_router as admin_session;
 pub use health::router as health;
 pub use jobs::router as jobs;
 pub use me::router as profile;

@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::conditional;
@@ -27,6 +27,14 @@ pub fn router() -> Router<AppState> {
             "/favicon.svg",
             get(|state, headers| asset(state, headers, ICON)),
         )
+        .route(
+            "/admin",
+            get(|state, headers| operators(state, headers, DASHBOARD)),
+        )
+        .route(
+            "/admin.js",
+            get(|state, headers| operators(state, headers, DASHBOARD_SCRIPT)),
+        )
 }
 
 /// A file of the app and its type.
@@ -47,6 +55,14 @@ const STYLE: Asset = Asset {
     body: include_str!("../../../web/app.css"),
     content_type: "text/css; charset=utf-8",
 };
+const DASHBOARD: Asset = Asset {
+    body: include_str!("../../../web/admin.html"),
+    content_type: "text/html; charset=utf-8",
+};
+const DASHBOARD_SCRIPT: Asset = Asset {
+    body: include_str!("../../../web/admin.js"),
+    content_type: "text/javascript; charset=utf-8",
+};
 const ICON: Asset = Asset {
     body: include_str!("../../../web/favicon.svg"),
     content_type: "image/svg+xml",
@@ -64,4 +80,13 @@ async fn asset(State(state): State<AppState>, request: HeaderMap, asset: Asset) 
         HeaderValue::from_static("same-origin"),
     );
     response
+}
+
+/// The operators' dashboard: only where `ADMIN_TOKEN` is set; elsewhere it
+/// does not exist, like the endpoints it calls.
+async fn operators(state: State<AppState>, request: HeaderMap, asset: Asset) -> Response {
+    if state.admin_token_hash.is_none() {
+        return crate::error::ApiError::NotFound("route").into_response();
+    }
+    self::asset(state, request, asset).await
 }

@@ -9,10 +9,113 @@ async fn admin_endpoints_do_not_exist_without_an_admin_token() {
     for path in [
         "/api/admin/queues",
         "/api/admin/jobs/0190c0de-0000-7000-8000-000000000000",
+        "/admin",
+        "/admin.js",
     ] {
         let response = app.get(path, Some("anything")).await;
         assert_eq!(response.status(), 404, "{path}");
     }
+    let sign_in = app
+        .post_json("/api/admin/session", &serde_json::json!({ "token": "" }))
+        .await;
+    assert_eq!(sign_in.status(), 404);
+}
+
+fn cookie_of(response: &reqwest::Response) -> String {
+    let set = response.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_for_a_strict_http_only_cookie_and_actions_need_our_header() {
+    let app = TestApp::spawn_without_worker().await;
+    let sign_in = async |token: &str| {
+        app.post_json("/api/admin/session", &serde_json::json!({ "token": token }))
+            .await
+    };
+
+    assert_eq!(sign_in("not the token").await.status(), 401);
+    let signed_in = sign_in(testkit::app::ADMIN_TOKEN).await;
+    assert_eq!(signed_in.status(), 204);
+    let set = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    assert!(!set.contains("Secure"), "plain http in tests: {set}");
+    let cookie = cookie_of(&signed_in);
+
+    let with_cookie = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .header("cookie", cookie.clone())
+    };
+    let queues = with_cookie(reqwest::Method::GET, "/api/admin/queues")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(queues.status(), 200);
+    let page = with_cookie(reqwest::Method::GET, "/admin")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("Acme operators"));
+
+    let forged = with_cookie(
+        reqwest::Method::POST,
+        "/api/admin/queues/welcome-email/pause",
+    )
+    .send()
+    .await
+    .expect("answer");
+    assert_eq!(forged.status(), 403, "a cookie alone cannot act");
+    let paused = with_cookie(
+        reqwest::Method::POST,
+        "/api/admin/queues/welcome-email/pause",
+    )
+    .header("x-acme-admin", "1")
+    .send()
+    .await
+    .expect("answer");
+    assert_eq!(paused.status(), 204);
+    let view: Value = with_cookie(reqwest::Method::GET, "/api/admin/queues")
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let welcome = &view["queues"][0];
+    assert_eq!(welcome["queue"], "welcome-email");
+    assert_eq!(welcome["is_paused"], true);
+    assert_eq!(welcome["last_hour"].as_array().map(Vec::len), Some(60));
+
+    let tampered = cookie.replace("acme_admin=v1.", "acme_admin=v1.9");
+    let refused = app
+        .client
+        .get(format!("{}/api/admin/queues", app.address))
+        .header("cookie", tampered)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 401);
+    let signed_out = with_cookie(reqwest::Method::DELETE, "/api/admin/session")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(signed_out.status(), 204);
+    assert!(
+        signed_out.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -277,6 +277,75 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
         app.get(&admin_job, Some(ADMIN_TOKEN)).await,
     )
     .await;
+    let admin = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    let failed = "/api/admin/queues/welcome-email/failed";
+    c.check(
+        "get",
+        "/api/admin/queues/{queue}/failed",
+        admin(reqwest::Method::GET, failed).await.expect("answer"),
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/admin/queues/{queue}/failed",
+        admin(reqwest::Method::GET, "/api/admin/queues/nope/failed")
+            .await
+            .expect("answer"),
+    )
+    .await;
+    let retried = admin(reqwest::Method::POST, &format!("{failed}/retry"))
+        .await
+        .expect("answer");
+    c.check("post", "/api/admin/queues/{queue}/failed/retry", retried)
+        .await;
+    let missing = format!("{failed}/{}", uuid::Uuid::now_v7());
+    c.check(
+        "post",
+        "/api/admin/queues/{queue}/failed/{id}/retry",
+        admin(reqwest::Method::POST, &format!("{missing}/retry"))
+            .await
+            .expect("answer"),
+    )
+    .await;
+    c.check(
+        "delete",
+        "/api/admin/queues/{queue}/failed/{id}",
+        admin(reqwest::Method::DELETE, &missing)
+            .await
+            .expect("answer"),
+    )
+    .await;
+    for action in ["pause", "resume"] {
+        let path = format!("/api/admin/queues/image-resize/{action}");
+        let template = format!("/api/admin/queues/{{queue}}/{action}");
+        c.check(
+            "post",
+            &template,
+            admin(reqwest::Method::POST, &path).await.expect("answer"),
+        )
+        .await;
+    }
+    let session = app
+        .post_json("/api/admin/session", &json!({ "token": ADMIN_TOKEN }))
+        .await;
+    c.check("post", "/api/admin/session", session).await;
+    let wrong = app
+        .post_json("/api/admin/session", &json!({ "token": "guess" }))
+        .await;
+    c.check("post", "/api/admin/session", wrong).await;
+    c.check(
+        "delete",
+        "/api/admin/session",
+        admin(reqwest::Method::DELETE, "/api/admin/session")
+            .await
+            .expect("answer"),
+    )
+    .await;
 
     // Sessions last: they end the token.
     let delete = |path: &str, token: &str| {

@@ -219,3 +219,80 @@ fn tempfile_with(bytes: &[u8], name: &str) -> (std::path::PathBuf, usize) {
     std::fs::write(&path, bytes).expect("file written");
     (path, bytes.len())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_signs_in_retries_a_failed_job_pauses_a_queue_and_looks_a_job_up() {
+    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    app.smtp.refuse_next("550 5.7.1 relaying denied");
+    let signup = app.sign_up("bounced@example.com", "Bounced").await;
+    let job = testkit::job_id(&signup, "welcome-email");
+    app.wait_for_job_state(&job, "failed", testkit::DEADLINE)
+        .await;
+    let browser = Browser::start(Screen::Desktop).await;
+    browser
+        .run("dashboard", async |browser| {
+            browser.open(&format!("{}/admin", app.address)).await;
+            browser.fill("#admin-token", "wrong").await;
+            browser.click("#sign-in-form button[type=submit]").await;
+            browser
+                .wait_for_text("#admin-token-error", "That is not the admin token.")
+                .await;
+            browser
+                .fill("#admin-token", testkit::app::ADMIN_TOKEN)
+                .await;
+            browser.click("#sign-in-form button[type=submit]").await;
+            let row = browser
+                .wait_for_text("tr[data-queue=welcome-email]", "welcome-email")
+                .await;
+            assert!(row.contains("Failed (1)"), "{row}");
+            let cookie = browser.eval("return document.cookie").await;
+            assert_eq!(cookie, "", "the session cookie is out of the page's reach");
+
+            browser
+                .click("tr[data-queue=welcome-email] td .actions button:nth-child(2)")
+                .await;
+            let reason = browser
+                .wait_for_text("#failed-jobs", "relaying denied")
+                .await;
+            assert!(reason.contains(&job), "{reason}");
+            screenshot(browser, "dashboard-desktop").await;
+            browser
+                .click(&format!(
+                    "li[data-job-id='{job}'] .actions button:first-child"
+                ))
+                .await;
+            browser
+                .wait_for_text("#failed-empty", "No failed jobs in this queue.")
+                .await;
+            app.wait_for_job_state(&job, "completed", testkit::DEADLINE)
+                .await;
+
+            browser
+                .click("tr[data-queue=image-resize] td .actions button:first-child")
+                .await;
+            browser
+                .wait_for_text("tr[data-queue=image-resize] th", "paused")
+                .await;
+            browser
+                .click("tr[data-queue=image-resize] td .actions button:first-child")
+                .await;
+            browser
+                .wait_until(
+                    "image-resize resumed",
+                    "const th = document.querySelector('tr[data-queue=image-resize] th');
+                     return th && !th.textContent.includes('paused');",
+                )
+                .await;
+
+            browser.fill("#job-id", &job).await;
+            browser.click("#lookup-form button[type=submit]").await;
+            browser
+                .wait_for_text("#job-record", "\"state\": \"completed\"")
+                .await;
+            browser
+                .wait_for_text("#job-bullmq", "\"state\": \"completed\"")
+                .await;
+            screenshot(browser, "dashboard-lookup").await;
+        })
+        .await;
+}

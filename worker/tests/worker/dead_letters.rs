@@ -196,3 +196,94 @@ fn the_command_line_explains_itself_and_refuses_mistakes_with_exit_code_2() {
         Some(2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_api_agrees_with_the_cli_and_retries_and_removes_like_it() {
+    let app = TestApp::spawn_with_worker().await;
+    let first = failed_signup(&app, "first@example.com").await;
+    let second = failed_signup(&app, "second@example.com").await;
+    let admin = Some(testkit::app::ADMIN_TOKEN);
+
+    let counts = stdout(&app.worker_command(WORKER, &["counts"]).await);
+    let view: serde_json::Value = app
+        .get("/api/admin/queues", admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    for (line, queue) in counts
+        .lines()
+        .zip(view["queues"].as_array().expect("queues"))
+    {
+        let from_api = format!(
+            "{}\twaiting={}\tactive={}\tdelayed={}\tcompleted={}\tfailed={}\tpaused={}",
+            queue["queue"].as_str().expect("name"),
+            queue["waiting"],
+            queue["active"],
+            queue["delayed"],
+            queue["completed"],
+            queue["failed"],
+            queue["paused"]
+        );
+        assert_eq!(from_api, line, "the dashboard and `worker counts` agree");
+    }
+    let welcome = &view["queues"][0];
+    let finished: i64 = welcome["last_hour"]
+        .as_array()
+        .expect("minutes")
+        .iter()
+        .map(|minute| minute["failed"].as_i64().expect("a count"))
+        .sum();
+    assert_eq!(finished, 2, "both failures are in the last hour");
+
+    let listed: serde_json::Value = app
+        .get("/api/admin/queues/welcome-email/failed", admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let jobs = listed["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|job| {
+        job["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("relaying denied"))
+    }));
+
+    let act = |method: reqwest::Method, path: String| {
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(testkit::app::ADMIN_TOKEN)
+            .send()
+    };
+    let retried = act(
+        reqwest::Method::POST,
+        format!("/api/admin/queues/welcome-email/failed/{first}/retry"),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(retried.status(), 204);
+    app.wait_for_job_state(&first, "completed", DEADLINE).await;
+    let removed = act(
+        reqwest::Method::DELETE,
+        format!("/api/admin/queues/welcome-email/failed/{second}"),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(removed.status(), 204);
+    let again = act(
+        reqwest::Method::DELETE,
+        format!("/api/admin/queues/welcome-email/failed/{second}"),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(again.status(), 404);
+    let listed = stdout(
+        &app.worker_command(WORKER, &["failed", "list", "welcome-email"])
+            .await,
+    );
+    assert!(listed.starts_with("0 failed job(s)"), "{listed}");
+    let record: serde_json::Value = app.operator_view(&first).await;
+    assert_eq!(record["bullmq"]["state"], "completed", "{record}");
+    assert_eq!(record["state"], "completed");
+}

@@ -4,13 +4,12 @@
 
 use anyhow::Context as _;
 use bullmq::JobState;
-use shared::config::Settings;
-use shared::jobs::QueueName;
-use shared::queue::JobQueues;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use shared::records;
+use crate::jobs::QueueName;
+use crate::queue::JobQueues;
+use crate::records;
 
 /// A failed job as BullMQ holds it.
 #[derive(Debug, Clone)]
@@ -21,23 +20,22 @@ pub struct FailedJob {
     pub attempts_made: u32,
     /// When it failed, in ms since the epoch.
     pub failed_at: Option<u64>,
-    /// Why.
+    /// Why, in full: for operators only.
     pub reason: String,
+    /// The job's payload.
+    pub data: serde_json::Value,
 }
 
 /// Operator commands on the failed jobs of one queue.
-pub struct DeadLetters {
-    queues: JobQueues,
-    pool: PgPool,
+pub struct DeadLetters<'a> {
+    queues: &'a JobQueues,
+    pool: &'a PgPool,
 }
 
-impl DeadLetters {
-    /// Connects to Redis and Postgres as configured.
-    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        Ok(Self {
-            queues: JobQueues::new(settings),
-            pool: shared::db::pool(settings)?,
-        })
+impl<'a> DeadLetters<'a> {
+    /// Works on `queues`, keeping the job records in `pool` in step.
+    pub fn new(queues: &'a JobQueues, pool: &'a PgPool) -> Self {
+        Self { queues, pool }
     }
 
     /// Every failed job of `queue`, newest first.
@@ -55,6 +53,7 @@ impl DeadLetters {
                 attempts_made: job.attempts_made(),
                 failed_at: job.finished_on(),
                 reason: job.failed_reason().to_owned(),
+                data: job.data().clone(),
             })
             .collect())
     }
@@ -128,7 +127,7 @@ impl DeadLetters {
         let Ok(job_id) = Uuid::parse_str(id) else {
             return Ok(()); // enqueued by another producer: no record
         };
-        records::retried(&self.pool, job_id)
+        records::retried(self.pool, job_id)
             .await
             .context("the job was retried but its record could not be updated")
     }
