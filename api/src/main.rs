@@ -41,7 +41,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    shared::telemetry::init(settings.log_format);
+    let _telemetry = shared::telemetry::init(
+        settings.log_format,
+        "api",
+        settings.otlp_endpoint.as_deref(),
+    );
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings).await,
         Command::Migrate => migrate(&settings).await,

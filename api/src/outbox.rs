@@ -59,7 +59,10 @@ pub async fn record<J: UserJob>(
         record.queue,
         &record.payload,
         max_attempts,
-        Some(request.as_str()),
+        &records::Origin {
+            request_id: Some(request.as_str().to_owned()),
+            trace_parent: shared::telemetry::current_trace_parent(),
+        },
     )
     .await?;
     Ok(record)

@@ -92,6 +92,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// How a worker process consumes each queue (`QUEUE_<NAME>_…`).
     pub queues: QueueTable,
+    /// Where traces go over OTLP/HTTP, e.g. `http://collector:4318`; `None`
+    /// sends none (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
     /// `json` for log shippers, `pretty` for humans (`LOG_FORMAT`).
     pub log_format: LogFormat,
 }
@@ -408,6 +411,7 @@ impl Settings {
             client_ip_header: env.optional("CLIENT_IP_HEADER"),
             shutdown_timeout: Duration::from_secs(env.parsed("SHUTDOWN_TIMEOUT_SECS", 30)),
             queues,
+            otlp_endpoint: env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             log_format: env.parsed("LOG_FORMAT", LogFormat::Json),
         };
 

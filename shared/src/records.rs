@@ -99,12 +99,22 @@ pub struct Run {
     id: Uuid,
 }
 
+/// Where a job came from: the request that recorded it, for joining logs
+/// and traces across the api and the worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+    /// The W3C `traceparent` of the span that recorded the job, when traces
+    /// are exported.
+    pub trace_parent: Option<String>,
+}
+
 /// What [`start`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Started {
-    /// The attempt owns the record now; the request that recorded the job
-    /// had this id.
-    Run(Run, Option<String>),
+    /// The attempt owns the record now; the job came from `Origin`.
+    Run(Run, Origin),
     /// The record says the job is done: this is a duplicate delivery.
     AlreadyCompleted,
     /// No record (a job another producer added, or one whose user was
@@ -121,17 +131,18 @@ pub async fn insert(
     queue: QueueName,
     payload: &serde_json::Value,
     max_attempts: u32,
-    request_id: Option<&str>,
+    origin: &Origin,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id)
-         values ($1, $2, $3, $4, $5, $6)",
+        "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id, trace_parent)
+         values ($1, $2, $3, $4, $5, $6, $7)",
         job_id,
         owner,
         queue.as_str(),
         payload,
         to_i32(max_attempts),
-        request_id,
+        origin.request_id,
+        origin.trace_parent,
     )
     .execute(conn)
     .await?;
@@ -183,18 +194,19 @@ pub async fn fail_unowned<'c>(
 /// until this one ends, so a client polling a retry sees why it is one.
 pub async fn start(pool: &PgPool, job_id: Uuid) -> Result<Started, sqlx::Error> {
     let run = Uuid::now_v7();
-    let started = sqlx::query_scalar!(
+    let started = sqlx::query_as!(
+        Origin,
         "update jobs set state = 'active', run_id = $2, finished_at = null,
                 started_at = coalesce(started_at, now()), updated_at = now()
          where job_id = $1 and state <> 'completed'
-         returning request_id",
+         returning request_id, trace_parent",
         job_id,
         run,
     )
     .fetch_optional(pool)
     .await?;
-    if let Some(request_id) = started {
-        return Ok(Started::Run(Run { job_id, id: run }, request_id));
+    if let Some(origin) = started {
+        return Ok(Started::Run(Run { job_id, id: run }, origin));
     }
     // Rare: only a duplicate delivery or a job without a record gets here.
     let exists = sqlx::query_scalar!(

@@ -542,7 +542,7 @@ fn settings(env: &HashMap<String, String>) -> Settings {
 /// Logs go nowhere unless `TEST_LOG` is set: they would drown test output.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        shared::telemetry::init(shared::config::LogFormat::Pretty);
+        let _no_traces = shared::telemetry::init(shared::config::LogFormat::Pretty, "tests", None);
     }
 }
 

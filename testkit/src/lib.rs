@@ -1,6 +1,7 @@
 //! The black-box test harness: real Postgres, real Redis, the real API on a
 //! random port, a real worker, and an in-process SMTP sink.
 //!
+//! - [`otlp`]: an OTLP trace collector, to follow a trace across processes.
 //! - [`postgres`]: a fresh database per test, on `TEST_DATABASE_URL`'s server
 //!   or on a throwaway server this process starts itself.
 //! - [`prometheus`]: a strict reader of `/metrics` scrapes.
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod browser;
 pub mod images;
+pub mod otlp;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;

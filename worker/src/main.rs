@@ -125,7 +125,11 @@ async fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run { queues: cli.queues });
     let outcome = match command {
         Command::Run { queues } => {
-            shared::telemetry::init(settings.log_format);
+            let _telemetry = shared::telemetry::init(
+                settings.log_format,
+                "worker",
+                settings.otlp_endpoint.as_deref(),
+            );
             let queues = queues.unwrap_or_else(|| QueueName::ALL.to_vec());
             worker::runtime::run(&settings, &queues, shared::shutdown::signal())
                 .await

@@ -246,18 +246,28 @@ async fn process<H: Handler>(
         user_id = tracing::field::Empty,
         request_id = tracing::field::Empty
     );
+    let started = Instant::now();
+    // Jobs we enqueued carry their record's id as BullMQ job id. The record
+    // is taken before the span is first entered: the span continues the
+    // trace of the request that recorded the job, and a trace's parent is
+    // fixed once its span has started.
+    let start = match Uuid::parse_str(job.id()) {
+        Ok(id) => Some(records::start(&ctx.pool, id).await),
+        Err(_) => None,
+    };
+    if let Some(Ok(Started::Run(_, origin))) = &start {
+        if let Some(request_id) = &origin.request_id {
+            // The api's log lines of the request that recorded the job have it too.
+            span.record("request_id", request_id.as_str());
+        }
+        if let Some(trace_parent) = &origin.trace_parent {
+            shared::telemetry::continue_trace(&span, trace_parent);
+        }
+    }
     async move {
-        let started = Instant::now();
-        // Jobs we enqueued carry their record's id as BullMQ job id.
-        let run = match Uuid::parse_str(job.id()) {
-            Ok(id) => match records::start(&ctx.pool, id).await {
-                Ok(Started::Run(run, request_id)) => {
-                    if let Some(request_id) = request_id {
-                        // The api's log lines of the request that recorded the job have it too.
-                        tracing::Span::current().record("request_id", request_id.as_str());
-                    }
-                    Some(run)
-                }
+        let run = match start {
+            Some(start) => match start {
+                Ok(Started::Run(run, _)) => Some(run),
                 Ok(Started::Unrecorded) => None,
                 Ok(Started::AlreadyCompleted) => {
                     tracing::info!("job already completed; duplicate delivery skipped");
@@ -270,7 +280,7 @@ async fn process<H: Handler>(
                     )));
                 }
             },
-            Err(_) => None,
+            None => None,
         };
         let meta = JobMeta {
             id: job.id().to_owned(),

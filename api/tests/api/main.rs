@@ -17,6 +17,7 @@ mod rollback;
 mod session;
 mod signup;
 mod slow_clients;
+mod traces;
 mod uploads;
 mod validation;
 mod web;
