@@ -291,14 +291,18 @@ pub enum MaintenanceTask {
     /// Deletes the files and rows of replaced and failed photos, and photo
     /// files no row names, once older than `PHOTO_CLEANUP_GRACE_SECS`.
     CleanPhotos,
+    /// Aborts S3 multipart uploads started over a day ago and never
+    /// completed (a crash mid-copy leaves them, and their parts are billed).
+    AbortMultipartUploads,
 }
 
 impl MaintenanceTask {
     /// Every task, in the order a manual run does them.
-    pub const ALL: [MaintenanceTask; 3] = [
+    pub const ALL: [MaintenanceTask; 4] = [
         MaintenanceTask::PurgeExpiredTokens,
         MaintenanceTask::PruneJobRecords,
         MaintenanceTask::CleanPhotos,
+        MaintenanceTask::AbortMultipartUploads,
     ];
 
     /// The task's name on the wire and in its scheduler's id.
@@ -307,6 +311,7 @@ impl MaintenanceTask {
             MaintenanceTask::PurgeExpiredTokens => "purge-expired-tokens",
             MaintenanceTask::PruneJobRecords => "prune-job-records",
             MaintenanceTask::CleanPhotos => "clean-photos",
+            MaintenanceTask::AbortMultipartUploads => "abort-multipart-uploads",
         }
     }
 }

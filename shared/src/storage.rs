@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt as _, TryStreamExt as _};
+use object_store::aws::AmazonS3ConfigKey;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::client::{ClientOptions, HttpClient, HttpConnector};
 use object_store::local::LocalFileSystem;
@@ -47,6 +48,9 @@ enum Backend {
         s3: Arc<AmazonS3>,
         /// Spooled uploads being copied to S3 at once.
         transfers: Arc<tokio::sync::Semaphore>,
+        /// For the requests object_store does not make (listing open
+        /// multipart uploads): the bucket's URL, its region, our client.
+        bucket: Arc<BucketApi>,
     },
 }
 
@@ -226,6 +230,17 @@ impl Storage {
         if let Some(secret) = &settings.secret_access_key {
             builder = builder.with_secret_access_key(secret.expose_secret());
         }
+        let region = builder
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let bucket_url = match builder.get_config_value(&AmazonS3ConfigKey::Endpoint) {
+            Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        };
+        let api_client = crate::http::builder()?
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the storage HTTP client")?;
         let s3 = builder
             .build()
             .with_context(|| format!("STORAGE_URL: cannot use S3 bucket {bucket}"))?;
@@ -239,6 +254,12 @@ impl Storage {
                 format!("{prefix}/")
             },
             backend: Backend::S3 {
+                bucket: Arc::new(BucketApi {
+                    url: bucket_url,
+                    region,
+                    client: api_client,
+                    credentials: s3.credentials().clone(),
+                }),
                 s3,
                 transfers: Arc::new(tokio::sync::Semaphore::new(S3_TRANSFERS)),
             },
@@ -388,6 +409,47 @@ impl Storage {
         }
     }
 
+    /// Aborts the multipart uploads under our prefix that were started
+    /// before `age` ago and never completed (a crash mid-copy leaves them,
+    /// and S3 bills their parts); returns how many. Nothing to do for a
+    /// local folder. At most 1,000 per call: the next run takes the rest.
+    pub async fn abort_stale_multipart_uploads(&self, age: Duration) -> anyhow::Result<usize> {
+        let Backend::S3 { bucket, .. } = &self.backend else {
+            return Ok(0);
+        };
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let listing = bucket
+            .send(
+                http::Method::GET,
+                &format!("{}/?uploads&prefix={}", bucket.url, encode(&self.prefix)),
+            )
+            .await
+            .context("cannot list the open multipart uploads")?;
+        let mut aborted = 0;
+        for upload in open_uploads(&listing) {
+            if upload.initiated >= cutoff {
+                continue;
+            }
+            let path: Vec<String> = upload.key.split('/').map(encode).collect();
+            bucket
+                .send(
+                    http::Method::DELETE,
+                    &format!(
+                        "{}/{}?uploadId={}",
+                        bucket.url,
+                        path.join("/"),
+                        encode(&upload.id)
+                    ),
+                )
+                .await
+                .with_context(|| format!("cannot abort the upload of {}", upload.key))?;
+            aborted += 1;
+        }
+        Ok(aborted)
+    }
+
     /// Every file whose key starts with `prefix`, with when it was written.
     /// Holds the whole listing in memory: fine for thousands of files, a
     /// paginated walk for millions.
@@ -453,5 +515,110 @@ struct OurTls(reqwest::Client);
 impl HttpConnector for OurTls {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
         Ok(HttpClient::new(self.0.clone()))
+    }
+}
+
+/// Signed S3 requests object_store does not make for us.
+#[derive(Debug)]
+struct BucketApi {
+    url: String,
+    region: String,
+    client: reqwest::Client,
+    credentials: object_store::aws::AwsCredentialProvider,
+}
+
+impl BucketApi {
+    /// Sends a body-less request signed with SigV4 (object_store's signer)
+    /// and returns the answer's body; a non-2xx answer is an error.
+    async fn send(&self, method: http::Method, url: &str) -> anyhow::Result<String> {
+        let credential = self.credentials.get_credential().await?;
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .body(object_store::client::HttpRequestBody::empty())?;
+        object_store::aws::AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut request, None)?;
+        let (parts, _) = request.into_parts();
+        let response = self
+            .client
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await?;
+        anyhow::ensure!(status.is_success(), "S3 answered {status}: {body}");
+        Ok(body)
+    }
+}
+
+/// An upload started and not completed, from `ListMultipartUploads`.
+#[derive(Debug, PartialEq)]
+struct OpenUpload {
+    key: String,
+    id: String,
+    initiated: std::time::SystemTime,
+}
+
+/// The `<Upload>`s of a `ListMultipartUploadsResult`. The document is
+/// S3's own and flat, so a scan for three elements reads it.
+fn open_uploads(xml: &str) -> Vec<OpenUpload> {
+    let element = |block: &str, name: &str| -> Option<String> {
+        let start = block.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + block[start..].find(&format!("</{name}>"))?;
+        Some(unescape(&block[start..end]))
+    };
+    xml.split("<Upload>")
+        .skip(1)
+        .filter_map(|block| {
+            let block = block.split("</Upload>").next()?;
+            let initiated =
+                chrono::DateTime::parse_from_rfc3339(&element(block, "Initiated")?).ok()?;
+            Some(OpenUpload {
+                key: element(block, "Key")?,
+                id: element(block, "UploadId")?,
+                initiated: initiated.into(),
+            })
+        })
+        .collect()
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Percent-encodes everything but S3's unreserved characters.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_uploads_are_read_from_s3s_listing() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult><Bucket>b</Bucket>
+<Upload><Key>app/photos/a&amp;b/original</Key><UploadId>id-1</UploadId>
+<Initiated>2026-11-20T10:00:00.000Z</Initiated></Upload>
+<Upload><Key>app/x</Key><UploadId>id-2</UploadId><Initiated>not a date</Initiated></Upload>
+</ListMultipartUploadsResult>"#;
+        let uploads = open_uploads(xml);
+        assert_eq!(uploads.len(), 1, "one readable upload: {uploads:?}");
+        assert_eq!(uploads[0].key, "app/photos/a&b/original");
+        assert_eq!(uploads[0].id, "id-1");
+        assert_eq!(encode("a b/ü"), "a%20b%2F%C3%BC");
     }
 }

@@ -51,7 +51,8 @@ enum Command {
 enum MaintenanceCommand {
     /// Run one task now (or every task), and print what it removed.
     Run {
-        /// purge-expired-tokens, prune-job-records or clean-photos; all when omitted.
+        /// purge-expired-tokens, prune-job-records, clean-photos or
+        /// abort-multipart-uploads; all when omitted.
         #[arg(value_parser = |name: &str| name.parse::<MaintenanceTask>())]
         task: Option<MaintenanceTask>,
     },

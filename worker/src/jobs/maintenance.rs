@@ -1,4 +1,5 @@
-//! `maintenance`: the housekeeping nothing else does, on a schedule.
+//! `maintenance`: the housekeeping nothing else does, on a schedule:
+//! expired tokens, old job records, replaced photos, abandoned S3 uploads.
 //!
 //! Each task is a BullMQ job scheduler (`maintenance:<task>`), upserted by
 //! every worker that consumes the queue: BullMQ keeps one scheduler per id
@@ -45,6 +46,7 @@ pub async fn run(
         MaintenanceTask::PurgeExpiredTokens => purge_expired_tokens(ctx).await?,
         MaintenanceTask::PruneJobRecords => prune_job_records(ctx).await?,
         MaintenanceTask::CleanPhotos => clean_photos(ctx).await?,
+        MaintenanceTask::AbortMultipartUploads => abort_multipart_uploads(ctx).await?,
     };
     sqlx::query!(
         "insert into maintenance_runs (run_id, task, bullmq_job, removed, started_at)
@@ -111,6 +113,18 @@ async fn clean_photos(ctx: &JobContext) -> Result<Value, JobError> {
     }
     let orphans = delete_orphan_files(ctx, grace).await?;
     Ok(json!({ "photos": stale.len(), "orphan_files": orphans }))
+}
+
+/// Multipart uploads older than this are abandoned: ours finish in minutes.
+const STALE_UPLOAD: Duration = Duration::from_secs(24 * 60 * 60);
+
+async fn abort_multipart_uploads(ctx: &JobContext) -> Result<Value, JobError> {
+    let aborted = ctx
+        .storage
+        .abort_stale_multipart_uploads(STALE_UPLOAD)
+        .await
+        .map_err(JobError::Transient)?;
+    Ok(json!({ "multipart_uploads": aborted }))
 }
 
 async fn delete_photo_files(ctx: &JobContext, photo_id: Uuid) -> Result<(), JobError> {

@@ -171,9 +171,13 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
         "a recent file may be an upload in progress"
     );
     assert!(storage.join("photos/not-a-photo-id/readme.txt").exists());
+    assert!(
+        printed.contains(r#"abort-multipart-uploads	{"multipart_uploads":0}"#),
+        "a folder has no multipart uploads: {printed}"
+    );
     assert_eq!(
         count(&pool, "select count(*) from maintenance_runs").await,
-        3
+        4
     );
 }
 
@@ -189,7 +193,7 @@ async fn with_two_workers_each_schedule_fires_once_per_period() {
             "select coalesce(min(runs), 0) from (
                  select count(*) as runs from maintenance_runs group by task
                  having count(*) > 0) per_task
-             where (select count(distinct task) from maintenance_runs) = 3",
+             where (select count(distinct task) from maintenance_runs) = 4",
         )
         .fetch_one(&app.pool)
         .await
@@ -219,7 +223,71 @@ async fn with_two_workers_each_schedule_fires_once_per_period() {
     let schedulers = app.redis.cli(&["ZCARD", "bull:maintenance:repeat"]);
     assert_eq!(
         schedulers.trim(),
-        "3",
+        "4",
         "one scheduler per task, however many workers"
     );
+}
+
+/// S3 is outside our walls, and s3rver does not list multipart uploads:
+/// a mock S3 answers the listing and checks what is aborted, and that every
+/// request is signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_multipart_uploads_older_than_a_day_are_aborted_with_signed_requests() {
+    use wiremock::matchers::{header_regex, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let s3 = MockServer::start().await;
+    let old = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let listing = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult><Bucket>media</Bucket>
+<Upload><Key>app/photos/{id}/original</Key><UploadId>old-upload</UploadId><Initiated>{old}</Initiated></Upload>
+<Upload><Key>app/photos/{id}/large.jpg</Key><UploadId>recent-upload</UploadId><Initiated>{recent}</Initiated></Upload>
+</ListMultipartUploadsResult>"#,
+        id = Uuid::nil()
+    );
+    let signed = || header_regex("authorization", "^AWS4-HMAC-SHA256 Credential=test-key/");
+    Mock::given(method("GET"))
+        .and(path("/media/"))
+        .and(query_param("prefix", "app/"))
+        .and(signed())
+        .respond_with(ResponseTemplate::new(200).set_body_string(listing))
+        .expect(1)
+        .mount(&s3)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/media/app/photos/{}/original", Uuid::nil())))
+        .and(query_param("uploadId", "old-upload"))
+        .and(signed())
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s3)
+        .await;
+    let app = TestApp::spawn_without_worker_with(vec![
+        ("STORAGE_URL", "s3://media/app".into()),
+        ("AWS_ENDPOINT", s3.uri()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_REGION", "eu-west-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test-key".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret".into()),
+    ])
+    .await;
+
+    let output = app
+        .worker_command(WORKER, &["maintenance", "run", "abort-multipart-uploads"])
+        .await;
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        printed.trim(),
+        r#"abort-multipart-uploads	{"multipart_uploads":1}"#
+    );
+    // The mock's expectations (one listing, one abort: the old upload's) are
+    // checked when it is dropped.
 }
