@@ -38,12 +38,18 @@ impl<'a> DeadLetters<'a> {
         Self { queues, pool }
     }
 
-    /// Every failed job of `queue`, newest first.
-    pub async fn list(&self, queue: QueueName) -> anyhow::Result<Vec<FailedJob>> {
+    /// The failed jobs of `queue`, newest first: all of them, or the
+    /// `newest` only (the set can hold thousands for a week).
+    pub async fn list(
+        &self,
+        queue: QueueName,
+        newest: Option<usize>,
+    ) -> anyhow::Result<Vec<FailedJob>> {
+        let end = newest.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX) - 1);
         let jobs = self
             .queue(queue)
             .await?
-            .get_failed(0, -1)
+            .get_failed(0, end)
             .await
             .context("cannot read the failed jobs")?;
         Ok(jobs
@@ -62,11 +68,7 @@ impl<'a> DeadLetters<'a> {
     /// failed (an unknown id or a job in another state is left alone).
     pub async fn retry(&self, queue: QueueName, id: &str) -> anyhow::Result<bool> {
         let handle = self.queue(queue).await?;
-        let state = handle
-            .get_job_state(id)
-            .await
-            .context("cannot read the job")?;
-        if state != JobState::Failed {
+        if !is_failed(handle, id).await? {
             return Ok(false);
         }
         let Some(mut job) = handle.get_job(id).await.context("cannot read the job")? else {
@@ -82,10 +84,8 @@ impl<'a> DeadLetters<'a> {
     /// Retries every failed job of `queue`; returns how many.
     pub async fn retry_all(&self, queue: QueueName) -> anyhow::Result<usize> {
         let mut retried = 0;
-        for job in self.list(queue).await? {
-            if self.retry(queue, &job.id).await? {
-                retried += 1;
-            }
+        for id in self.failed_ids(queue).await? {
+            retried += usize::from(self.retry(queue, &id).await?);
         }
         Ok(retried)
     }
@@ -94,11 +94,7 @@ impl<'a> DeadLetters<'a> {
     /// such failed job. Its record keeps saying `failed`, with its reason.
     pub async fn remove(&self, queue: QueueName, id: &str) -> anyhow::Result<bool> {
         let handle = self.queue(queue).await?;
-        let state = handle
-            .get_job_state(id)
-            .await
-            .context("cannot read the job")?;
-        if state != JobState::Failed {
+        if !is_failed(handle, id).await? {
             return Ok(false);
         }
         handle
@@ -110,12 +106,20 @@ impl<'a> DeadLetters<'a> {
     /// Deletes every failed job of `queue`; returns how many.
     pub async fn remove_all(&self, queue: QueueName) -> anyhow::Result<usize> {
         let mut removed = 0;
-        for job in self.list(queue).await? {
-            if self.remove(queue, &job.id).await? {
-                removed += 1;
-            }
+        for id in self.failed_ids(queue).await? {
+            removed += usize::from(self.remove(queue, &id).await?);
         }
         Ok(removed)
+    }
+
+    /// The ids in `queue`'s failed set: ids only, so a bulk action reads
+    /// each job once, when it acts on it.
+    async fn failed_ids(&self, queue: QueueName) -> anyhow::Result<Vec<String>> {
+        self.queue(queue)
+            .await?
+            .get_ranges(&["failed"], 0, -1, false)
+            .await
+            .context("cannot read the failed jobs")
     }
 
     async fn queue(&self, queue: QueueName) -> anyhow::Result<&bullmq::Queue> {
@@ -131,4 +135,13 @@ impl<'a> DeadLetters<'a> {
             .await
             .context("the job was retried but its record could not be updated")
     }
+}
+
+/// Whether job `id` is in the failed set right now.
+async fn is_failed(queue: &bullmq::Queue, id: &str) -> anyhow::Result<bool> {
+    let state = queue
+        .get_job_state(id)
+        .await
+        .context("cannot read the job")?;
+    Ok(state == JobState::Failed)
 }

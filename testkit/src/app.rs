@@ -233,22 +233,29 @@ impl TestApp {
     /// [`TestApp::spawn_worker_process`], with its JSON log lines kept for
     /// the test to read ([`WorkerProcess::log_lines`]).
     pub fn spawn_worker_process_logging(&self, bin: impl AsRef<Path>) -> WorkerProcess {
-        let dir = ScratchDir::new("worker-log");
-        let file = std::fs::File::create(dir.path().join("worker.log"))
-            .expect("the log file can be created");
-        let child = tokio::process::Command::new(bin.as_ref())
+        let (mut command, log) = self.logged_command(bin.as_ref());
+        let child = command.spawn().expect("the worker binary runs");
+        WorkerProcess {
+            child,
+            log: Some(log),
+        }
+    }
+
+    /// `bin` with this app's environment, writing JSON log lines to a file
+    /// of its own (in the returned folder, read by [`json_lines`]).
+    fn logged_command(&self, bin: &Path) -> (tokio::process::Command, ScratchDir) {
+        let log = ScratchDir::new("process-log");
+        let file =
+            std::fs::File::create(log.path().join(LOG_FILE)).expect("the log file can be created");
+        let mut command = tokio::process::Command::new(bin);
+        command
             .envs(&self.env)
             .env("LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("the log file can be shared"))
             .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the worker binary runs");
-        WorkerProcess {
-            child,
-            log: Some(dir),
-        }
+            .kill_on_drop(true);
+        (command, log)
     }
 
     /// Starts the real `api` binary at `bin` against this app's services, on
@@ -256,17 +263,9 @@ impl TestApp {
     pub async fn spawn_api_process(&self, bin: impl AsRef<Path>) -> ApiProcess {
         let port = crate::free_port();
         // Its JSON log is kept for the test to read (see `ApiProcess::log_lines`).
-        let log = ScratchDir::new("api-log");
-        let file = std::fs::File::create(log.path().join("process.log"))
-            .expect("the log file can be created");
-        let child = tokio::process::Command::new(bin.as_ref())
-            .envs(&self.env)
+        let (mut command, log) = self.logged_command(bin.as_ref());
+        let child = command
             .env("PORT", port.to_string())
-            .env("LOG_FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("the log file can be shared"))
-            .stderr(file)
-            .kill_on_drop(true)
             .spawn()
             .expect("the api binary runs");
         let address = format!("http://127.0.0.1:{port}");
@@ -427,6 +426,18 @@ impl TestApp {
         .await;
     }
 
+    /// Waits until every job a signup answer lists has completed.
+    pub async fn wait_for_signup_jobs(&self, signup: &Value) {
+        for job in signup["jobs"]
+            .as_array()
+            .expect("a signup answer lists its jobs")
+        {
+            let id = job["id"].as_str().expect("a job id");
+            self.wait_for_job_state(id, "completed", crate::DEADLINE)
+                .await;
+        }
+    }
+
     /// Waits until the job record reaches `state`.
     pub async fn wait_for_job_state(&self, job_id: &str, state: &str, deadline: Duration) {
         wait::until(&format!("job {job_id} to be {state}"), deadline, || async {
@@ -465,7 +476,7 @@ pub struct ApiProcess {
 impl ApiProcess {
     /// The log lines written so far, each parsed from JSON.
     pub fn log_lines(&self) -> Vec<Value> {
-        json_lines(&self.log.path().join("process.log"))
+        json_lines(&self.log.path().join(LOG_FILE))
     }
 
     /// The process's peak resident set so far (`VmHWM`), in MB.
@@ -486,7 +497,7 @@ impl WorkerProcess {
     /// started with [`TestApp::spawn_worker_process_logging`] only).
     pub fn log_lines(&self) -> Vec<Value> {
         let dir = self.log.as_ref().expect("started with its log kept");
-        json_lines(&dir.path().join("worker.log"))
+        json_lines(&dir.path().join(LOG_FILE))
     }
 
     /// Sends SIGTERM, as an orchestrator does on deploy.
@@ -545,6 +556,9 @@ fn init_logs() {
         let _no_traces = shared::telemetry::init(shared::config::LogFormat::Pretty, "tests", None);
     }
 }
+
+/// The log file of a process started by [`TestApp::logged_command`].
+const LOG_FILE: &str = "process.log";
 
 /// The JSON lines of a process's log file (other lines skipped).
 fn json_lines(path: &Path) -> Vec<Value> {

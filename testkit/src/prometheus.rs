@@ -55,6 +55,19 @@ impl Scrape {
         scrape
     }
 
+    /// Scrapes `url` and parses what it answers; the text too, for messages.
+    pub async fn fetch(client: &reqwest::Client, url: &str) -> (Self, String) {
+        let text = client
+            .get(url)
+            .send()
+            .await
+            .expect("the scrape is answered")
+            .text()
+            .await
+            .expect("the scrape is text");
+        (Self::parse(&text), text)
+    }
+
     /// The value of `series` (name and labels exactly as exposed), if present.
     pub fn get(&self, series: &str) -> Option<f64> {
         self.samples.get(series).copied()

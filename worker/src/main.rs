@@ -138,8 +138,8 @@ async fn main() -> ExitCode {
         }
         Command::Counts => counts(&settings).await,
         Command::Failed(Failed::List { queue }) => list_failed(&settings, queue).await,
-        Command::Failed(Failed::Retry(pick)) => retry_failed(&settings, pick).await,
-        Command::Failed(Failed::Remove(pick)) => remove_failed(&settings, pick).await,
+        Command::Failed(Failed::Retry(pick)) => act_on_failed(&settings, pick, Act::Retry).await,
+        Command::Failed(Failed::Remove(pick)) => act_on_failed(&settings, pick, Act::Remove).await,
         Command::Queue(QueueCommand::Pause { queue }) => pause(&settings, queue, true).await,
         Command::Queue(QueueCommand::Resume { queue }) => pause(&settings, queue, false).await,
         Command::Maintenance(MaintenanceCommand::Run { task }) => maintain(&settings, task).await,
@@ -173,7 +173,7 @@ async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
 
 async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<Outcome> {
     let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
-    let jobs = DeadLetters::new(&queues, &pool).list(queue).await?;
+    let jobs = DeadLetters::new(&queues, &pool).list(queue, None).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{} failed job(s) in {queue}", jobs.len())?;
     for job in jobs {
@@ -190,48 +190,39 @@ async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<Ou
     Ok(Outcome::Done)
 }
 
-async fn retry_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcome> {
-    let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
-    let dead_letters = DeadLetters::new(&queues, &pool);
-    let queue = pick.queue;
-    let mut out = std::io::stdout().lock();
-    match pick.id {
-        None => {
-            let retried = dead_letters.retry_all(queue).await?;
-            writeln!(out, "retried {retried} job(s) in {queue}")?;
-            Ok(Outcome::Done)
-        }
-        Some(id) if dead_letters.retry(queue, &id).await? => {
-            writeln!(out, "retried {id}")?;
-            Ok(Outcome::Done)
-        }
-        Some(id) => {
-            eprintln!("no failed job {id} in {queue}");
-            Ok(Outcome::NothingMatched)
-        }
-    }
+/// What `worker failed retry|remove` does to the picked jobs.
+#[derive(Clone, Copy)]
+enum Act {
+    Retry,
+    Remove,
 }
 
-async fn remove_failed(settings: &Settings, pick: Pick) -> anyhow::Result<Outcome> {
+async fn act_on_failed(settings: &Settings, pick: Pick, act: Act) -> anyhow::Result<Outcome> {
     let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
     let dead_letters = DeadLetters::new(&queues, &pool);
     let queue = pick.queue;
     let mut out = std::io::stdout().lock();
-    match pick.id {
-        None => {
-            let removed = dead_letters.remove_all(queue).await?;
-            writeln!(out, "removed {removed} job(s) from {queue}")?;
-            Ok(Outcome::Done)
+    let Some(id) = pick.id else {
+        let done = match act {
+            Act::Retry => dead_letters.retry_all(queue).await?,
+            Act::Remove => dead_letters.remove_all(queue).await?,
+        };
+        match act {
+            Act::Retry => writeln!(out, "retried {done} job(s) in {queue}")?,
+            Act::Remove => writeln!(out, "removed {done} job(s) from {queue}")?,
         }
-        Some(id) if dead_letters.remove(queue, &id).await? => {
-            writeln!(out, "removed {id}")?;
-            Ok(Outcome::Done)
-        }
-        Some(id) => {
-            eprintln!("no failed job {id} in {queue}");
-            Ok(Outcome::NothingMatched)
-        }
+        return Ok(Outcome::Done);
+    };
+    let (done, verb) = match act {
+        Act::Retry => (dead_letters.retry(queue, &id).await?, "retried"),
+        Act::Remove => (dead_letters.remove(queue, &id).await?, "removed"),
+    };
+    if !done {
+        eprintln!("no failed job {id} in {queue}");
+        return Ok(Outcome::NothingMatched);
     }
+    writeln!(out, "{verb} {id}")?;
+    Ok(Outcome::Done)
 }
 
 async fn maintain(settings: &Settings, task: Option<MaintenanceTask>) -> anyhow::Result<Outcome> {

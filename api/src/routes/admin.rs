@@ -240,11 +240,15 @@ fn unavailable(error: anyhow::Error) -> ApiError {
     ApiError::Unavailable(error.context("redis is unreachable"))
 }
 
-/// The queue's failed jobs (its dead-letter set), newest first.
+/// Failed jobs the dashboard lists: a week of a broken provider can leave
+/// thousands, each with its data; the count is in the queue's row.
+const FAILED_SHOWN: usize = 100;
+
+/// The queue's failed jobs (its dead-letter set), the newest 100.
 #[utoipa::path(get, path = "/api/admin/queues/{queue}/failed", tag = "operations", security(("admin" = [])),
     params(("queue" = String, Path, description = "A queue name, e.g. `welcome-email`")),
     responses(
-        (status = 200, description = "The failed jobs", body = FailedJobs),
+        (status = 200, description = "The newest 100 failed jobs", body = FailedJobs),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
         (status = 404, description = "No such queue", body = crate::error::Body),
     ))]
@@ -255,7 +259,7 @@ async fn failed(
 ) -> Result<Json<FailedJobs>, ApiError> {
     let queue = queue(&name)?;
     let jobs = DeadLetters::new(&state.queues, &state.pool)
-        .list(queue)
+        .list(queue, Some(FAILED_SHOWN))
         .await
         .map_err(unavailable)?;
     Ok(Json(FailedJobs {

@@ -11,66 +11,79 @@ use axum::routing::get;
 use crate::conditional;
 use crate::state::AppState;
 
-/// `GET /` and the app's assets.
+/// `GET /`, `/admin` and their assets.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|state, headers| asset(state, headers, INDEX)))
-        .route(
-            "/app.js",
-            get(|state, headers| asset(state, headers, SCRIPT)),
+    ASSETS.iter().fold(Router::new(), |router, asset| {
+        router.route(
+            asset.path,
+            get(move |state, headers| serve(state, headers, asset)),
         )
-        .route(
-            "/app.css",
-            get(|state, headers| asset(state, headers, STYLE)),
-        )
-        .route(
-            "/favicon.svg",
-            get(|state, headers| asset(state, headers, ICON)),
-        )
-        .route(
-            "/admin",
-            get(|state, headers| operators(state, headers, DASHBOARD)),
-        )
-        .route(
-            "/admin.js",
-            get(|state, headers| operators(state, headers, DASHBOARD_SCRIPT)),
-        )
+    })
 }
 
-/// A file of the app and its type.
+/// A file of the app: where it is served, what it is, and whether only
+/// operators' deployments (with `ADMIN_TOKEN`) have it.
 struct Asset {
+    path: &'static str,
     body: &'static str,
     content_type: &'static str,
+    operators_only: bool,
 }
 
-const INDEX: Asset = Asset {
-    body: include_str!("../../../web/index.html"),
-    content_type: "text/html; charset=utf-8",
-};
-const SCRIPT: Asset = Asset {
-    body: include_str!("../../../web/app.js"),
-    content_type: "text/javascript; charset=utf-8",
-};
-const STYLE: Asset = Asset {
-    body: include_str!("../../../web/app.css"),
-    content_type: "text/css; charset=utf-8",
-};
-const DASHBOARD: Asset = Asset {
-    body: include_str!("../../../web/admin.html"),
-    content_type: "text/html; charset=utf-8",
-};
-const DASHBOARD_SCRIPT: Asset = Asset {
-    body: include_str!("../../../web/admin.js"),
-    content_type: "text/javascript; charset=utf-8",
-};
-const ICON: Asset = Asset {
-    body: include_str!("../../../web/favicon.svg"),
-    content_type: "image/svg+xml",
-};
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file under `web/`, compiled in.
+static ASSETS: [Asset; 6] = [
+    Asset {
+        path: "/",
+        body: include_str!("../../../web/index.html"),
+        content_type: HTML,
+        operators_only: false,
+    },
+    Asset {
+        path: "/app.js",
+        body: include_str!("../../../web/app.js"),
+        content_type: JS,
+        operators_only: false,
+    },
+    Asset {
+        path: "/app.css",
+        body: include_str!("../../../web/app.css"),
+        content_type: "text/css; charset=utf-8",
+        operators_only: false,
+    },
+    Asset {
+        path: "/favicon.svg",
+        body: include_str!("../../../web/favicon.svg"),
+        content_type: "image/svg+xml",
+        operators_only: false,
+    },
+    Asset {
+        path: "/admin",
+        body: include_str!("../../../web/admin.html"),
+        content_type: HTML,
+        operators_only: true,
+    },
+    Asset {
+        path: "/admin.js",
+        body: include_str!("../../../web/admin.js"),
+        content_type: JS,
+        operators_only: true,
+    },
+];
 
 /// The file, revalidated on every load (`no-cache` + `ETag`): a deploy is
-/// seen at once, an unchanged file costs a 304.
-async fn asset(State(state): State<AppState>, request: HeaderMap, asset: Asset) -> Response {
+/// seen at once, an unchanged file costs a 304. The operators' dashboard
+/// exists only where `ADMIN_TOKEN` is set, like the endpoints it calls.
+async fn serve(
+    State(state): State<AppState>,
+    request: HeaderMap,
+    asset: &'static Asset,
+) -> Response {
+    if asset.operators_only && state.admin_token_hash.is_none() {
+        return crate::error::ApiError::NotFound("route").into_response();
+    }
     let mut response = conditional::answer(&request, asset.body, asset.content_type, "no-cache");
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, state.app_policy.clone());
@@ -80,13 +93,4 @@ async fn asset(State(state): State<AppState>, request: HeaderMap, asset: Asset) 
         HeaderValue::from_static("same-origin"),
     );
     response
-}
-
-/// The operators' dashboard: only where `ADMIN_TOKEN` is set; elsewhere it
-/// does not exist, like the endpoints it calls.
-async fn operators(state: State<AppState>, request: HeaderMap, asset: Asset) -> Response {
-    if state.admin_token_hash.is_none() {
-        return crate::error::ApiError::NotFound("route").into_response();
-    }
-    self::asset(state, request, asset).await
 }

@@ -36,16 +36,7 @@ async fn requests_are_counted_and_timed_by_route_template_and_status() {
         assert_eq!(response.status(), 404);
     }
 
-    let text = app
-        .client
-        .get(format!("{}/metrics", api.address))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let scrape = Scrape::parse(&text);
+    let (scrape, text) = Scrape::fetch(&app.client, &format!("{}/metrics", api.address)).await;
     let signups = r#"method="POST",route="/api/signup",status="201""#;
     assert_eq!(
         scrape.value(&format!("http_requests_total{{{signups}}}")),

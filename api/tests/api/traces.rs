@@ -38,15 +38,7 @@ async fn a_signups_jobs_continue_the_trace_of_its_request_across_processes() {
         .json::<serde_json::Value>()
         .await
         .expect("json");
-    for queue in [
-        "welcome-email",
-        "stripe-customer",
-        "slack-notify",
-        "onboarding-pdf",
-    ] {
-        let job = testkit::job_id(&signup, queue);
-        app.wait_for_job_state(&job, "completed", DEADLINE).await;
-    }
+    app.wait_for_signup_jobs(&signup).await;
 
     let (signup_span, jobs) =
         testkit::wait::until("the spans of the signup and its jobs", DEADLINE, || async {

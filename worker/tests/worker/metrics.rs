@@ -41,16 +41,7 @@ async fn the_worker_reports_health_and_job_metrics_that_move_with_the_work() {
         app.wait_for_job_state(&job, state, DEADLINE).await;
     }
 
-    let text = app
-        .client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let scrape = Scrape::parse(&text);
+    let (scrape, text) = Scrape::fetch(&app.client, &format!("{base}/metrics")).await;
     let welcome = r#"queue="welcome-email""#;
     assert_eq!(
         scrape.value(&format!("jobs_started_total{{{welcome}}}")),

@@ -3,7 +3,7 @@
 //! its own log lines and the stored id, is tested in the api's tests.)
 
 use serde_json::Value;
-use testkit::{DEADLINE, TestApp};
+use testkit::TestApp;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 
@@ -21,15 +21,7 @@ async fn the_worker_logs_each_job_under_the_id_of_the_request_that_recorded_it()
         .await
         .expect("signup");
     let signup: Value = response.json().await.expect("json");
-    for queue in [
-        "welcome-email",
-        "stripe-customer",
-        "slack-notify",
-        "onboarding-pdf",
-    ] {
-        let job = testkit::job_id(&signup, queue);
-        app.wait_for_job_state(&job, "completed", DEADLINE).await;
-    }
+    app.wait_for_signup_jobs(&signup).await;
 
     let completed: Vec<String> = worker
         .log_lines()
