@@ -1,8 +1,8 @@
 //! Opaque bearer tokens: issuing, checking and revoking them.
 //!
 //! Tokens are 32 random bytes; only their SHA-256 is stored, so reading the
-//! `api_tokens` table does not let anyone sign in. (Passwords are hashed in
-//! [`crate::passwords`].)
+//! `api_tokens` table does not let anyone sign in; [`shared::tokens`] keeps
+//! the rows. (Passwords are hashed in [`crate::passwords`].)
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -11,14 +11,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
+use shared::tokens;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::token_cache::TokenHash;
-
-/// How long a token from signup or login stays valid.
-pub const TOKEN_TTL_DAYS: i32 = 30;
 
 /// A new random token: the string for the client and the hash to store.
 pub fn new_token() -> Result<(String, TokenHash), ApiError> {
@@ -53,24 +51,14 @@ pub async fn issue_token<'c>(
     user_id: Uuid,
 ) -> Result<String, ApiError> {
     let (token, hash) = new_token()?;
-    sqlx::query!(
-        "insert into api_tokens (token_hash, user_id, expires_at)
-         values ($1, $2, now() + make_interval(days => $3))",
-        &hash[..],
-        user_id,
-        TOKEN_TTL_DAYS,
-    )
-    .execute(db)
-    .await?;
+    tokens::issue(db, user_id, &hash).await?;
     Ok(token)
 }
 
 /// Revokes one token: refused at once on this instance; other instances
 /// stop trusting their cached copy within [`TokenCache::TTL`](crate::token_cache::TokenCache::TTL).
 pub async fn revoke_token(state: &AppState, hash: &TokenHash) -> Result<(), ApiError> {
-    sqlx::query!("delete from api_tokens where token_hash = $1", &hash[..])
-        .execute(&state.pool)
-        .await?;
+    tokens::revoke(&state.pool, hash).await?;
     state.tokens.remove(hash);
     Ok(())
 }
@@ -78,9 +66,7 @@ pub async fn revoke_token(state: &AppState, hash: &TokenHash) -> Result<(), ApiE
 /// Revokes every token of `user_id` (sign out everywhere; after a password
 /// change or an account deletion).
 pub async fn revoke_all_tokens(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
-    sqlx::query!("delete from api_tokens where user_id = $1", user_id)
-        .execute(&state.pool)
-        .await?;
+    tokens::revoke_all_of_user(&state.pool, user_id).await?;
     state.tokens.remove_user(user_id);
     Ok(())
 }
@@ -106,14 +92,9 @@ impl FromRequestParts<AppState> for AuthUser {
                 token: hash,
             });
         }
-        let row = sqlx::query!(
-            "select user_id, expires_at from api_tokens
-             where token_hash = $1 and expires_at > now()",
-            &hash[..],
-        )
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+        let row = tokens::find(&state.pool, &hash)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         let expires_in = (row.expires_at - Utc::now()).to_std().unwrap_or_default();
         state.tokens.insert(hash, row.user_id, expires_in);
         Ok(Self {

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use shared::config::{CorsOrigins, Settings};
+use shared::config::{CorsOrigins, StorageSettings};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Every answer that is not the web app is data, never a document: nothing
@@ -38,9 +38,9 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 /// The web app's policy: its own scripts and styles only (no inline script,
 /// no `eval`), calls to its own origin only, images from itself and, with
 /// S3 storage, from the bucket the avatar URLs redirect to.
-pub fn app_policy(settings: &Settings) -> HeaderValue {
+pub fn app_policy(settings: &StorageSettings) -> HeaderValue {
     let mut images = String::from("'self' blob:");
-    if settings.storage_url.starts_with("s3://") {
+    if settings.url.starts_with("s3://") {
         match &settings.s3.endpoint {
             Some(endpoint) => {
                 images.push(' ');

@@ -42,40 +42,19 @@ pub mod state;
 pub mod token_cache;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderName;
-use axum::http::StatusCode;
 use axum::{Router, middleware};
-use secrecy::ExposeSecret;
 use shared::config::Settings;
-use shared::queue::JobQueues;
-use shared::storage::Storage;
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::passwords::Passwords;
-use crate::rate_limit::RateLimiter;
 use crate::request_id::RequestId;
 use crate::state::AppState;
-use crate::token_cache::TokenCache;
 
-/// JSON bodies are small; anything bigger is a mistake or an attack.
-const JSON_BODY_LIMIT: usize = 16 * 1024;
-/// Tokens the api remembers as verified (about 100 bytes each).
-const TOKEN_CACHE_CAPACITY: usize = 100_000;
-/// Clients the signup/login limiter tracks (about 40 bytes each).
-const RATE_LIMIT_CAPACITY: usize = 100_000;
-/// Longest a request may take before it is answered 503.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The same for photo uploads, which move megabytes from phones.
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often the outbox relay looks for jobs Redis did not take.
 const RELAY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often leftovers of uploads cut short by a crash are swept.
@@ -92,62 +71,19 @@ impl Application {
     /// Connects, migrates and binds. Fails with a clear message when
     /// Postgres is unreachable or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = shared::db::migrated_pool(settings).await?;
+        let pool = shared::db::migrated_pool(&settings.database).await?;
         // Installed before the first request, so no request goes uncounted.
         shared::metrics::handle();
-        let address = format!("{}:{}", settings.host, settings.port);
+        let server = &settings.server;
+        let address = format!("{}:{}", server.host, server.port);
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("failed to listen on {address}"))?;
-        let client_ip_header = settings
-            .client_ip_header
-            .as_deref()
-            .map(HeaderName::try_from)
-            .transpose()
-            .context("CLIENT_IP_HEADER is not a valid header name")?;
-        let state = AppState {
-            pool,
-            queues: Arc::new(JobQueues::new(settings)),
-            storage: Storage::from_settings(settings)?,
-            photo_max_bytes: settings.photo_max_bytes,
-            photo_max_pixels: settings.photo_max_pixels,
-            photo_max_decode_bytes: settings.photo_max_decode_bytes,
-            http: settings.http,
-            upload_limits: Arc::new(settings.uploads.clone()),
-            upload_slots: Arc::new(tokio::sync::Semaphore::new(settings.uploads.max_concurrent)),
-            passwords: Passwords::start(settings.argon2.threads, settings.argon2.max_queue)
-                .context("cannot start the password hashing threads")?,
-            login_failures: settings.login_failures,
-            tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
-            auth_limiter: (settings.auth_rate_limit > 0).then(|| {
-                Arc::new(RateLimiter::new(
-                    settings.auth_rate_limit,
-                    Duration::from_secs(60),
-                    RATE_LIMIT_CAPACITY,
-                ))
-            }),
-            client_ip_header,
-            admin_token_hash: settings
-                .admin_token
-                .as_ref()
-                .map(|token| auth::hash_token(token.expose_secret().trim())),
-            public_url: settings.public_url.as_str().into(),
-            app_policy: browser::app_policy(settings),
-            admin_session_key: settings.admin_token.as_ref().map(|token| {
-                Arc::new(admin_session::SessionKey::derive(
-                    token.expose_secret().trim(),
-                ))
-            }),
-            secure_cookies: settings.public_url.starts_with("https://"),
-            metrics_token_hash: settings
-                .metrics_token
-                .as_ref()
-                .map(|token| auth::hash_token(token.expose_secret().trim())),
-        };
+        let state = AppState::build(settings, pool)?;
         Ok(Self {
             listener,
             state,
-            cors: browser::cors(&settings.cors_allowed_origins),
+            cors: browser::cors(&server.cors_allowed_origins),
         })
     }
 
@@ -184,7 +120,8 @@ impl Application {
 /// `uploading` rows older than any upload may take, so they stop counting
 /// against their account's limits.
 async fn sweep_abandoned_uploads(state: AppState) {
-    let stale = UPLOAD_TIMEOUT * 2;
+    // Older than any upload may take.
+    let stale = routes::endpoints::Limits::upload(0).time * 2;
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         ticks.tick().await;
@@ -193,56 +130,21 @@ async fn sweep_abandoned_uploads(state: AppState) {
             Ok(removed) => tracing::info!(removed, "removed spool files of interrupted uploads"),
             Err(error) => tracing::warn!(%error, "could not sweep the upload spool"),
         }
-        let rows = sqlx::query!(
-            "delete from photos where state = 'uploading'
-             and created_at < now() - make_interval(secs => $1)",
-            stale.as_secs_f64(),
-        )
-        .execute(&state.pool)
-        .await;
-        match rows {
-            Ok(done) if done.rows_affected() > 0 => {
-                tracing::info!(
-                    removed = done.rows_affected(),
-                    "removed rows of interrupted uploads"
-                );
-            }
-            Ok(_) => {}
+        match shared::photos::sweep_abandoned(&state.pool, stale).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed rows of interrupted uploads"),
             Err(error) => tracing::warn!(%error, "could not sweep interrupted uploads"),
         }
     }
 }
 
 /// The whole HTTP surface, with its middleware; `cors` for pages on other
-/// origins.
+/// origins. Each endpoint's own limits are declared with it
+/// ([`routes::endpoints`]).
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
-    let credentials = Router::new()
-        .merge(routes::signup())
-        .merge(routes::login())
-        .merge(routes::admin_session())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::limit,
-        ));
-    let quick = Router::new()
-        .merge(credentials)
-        .merge(routes::profile())
-        .merge(routes::logout())
-        .merge(routes::jobs())
-        .merge(routes::health())
-        .merge(routes::admin())
-        .merge(routes::web())
-        .merge(routes::openapi::router())
-        .merge(routes::metrics())
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(timeout(REQUEST_TIMEOUT));
-    // A 20 MiB photo from a phone on a slow link takes minutes, not seconds.
-    let uploads = routes::photos(state.photo_max_bytes).layer(timeout(UPLOAD_TIMEOUT));
-    let largest_body = state.photo_max_bytes + routes::PHOTO_FRAMING_BYTES;
+    let largest_body = state.photos.max_bytes + routes::endpoints::FRAMING_BYTES;
     let http = state.http;
-    Router::new()
-        .merge(quick)
-        .merge(uploads)
+    routes::table::routes(&state)
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn(move |request, next| {
@@ -273,8 +175,4 @@ pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
         // Outermost: a preflight is answered before any limit or route.
         .layer(tower::util::option_layer(cors))
         .with_state(state)
-}
-
-fn timeout(limit: Duration) -> TimeoutLayer {
-    TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limit)
 }

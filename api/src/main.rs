@@ -30,22 +30,11 @@ enum Command {
 async fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0, as clap does.
     let cli = Cli::parse();
-    if let Err(message) = shared::config::load_dotenv() {
-        eprintln!("{message}");
-        return ExitCode::FAILURE;
-    }
-    let settings = match Settings::from_env() {
+    let settings = match shared::startup::settings() {
         Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
-    let _telemetry = shared::telemetry::init(
-        settings.log_format,
-        "api",
-        settings.otlp_endpoint.as_deref(),
-    );
+    let _telemetry = shared::startup::telemetry(&settings, "api");
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings).await,
         Command::Migrate => migrate(&settings).await,
@@ -65,7 +54,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    shared::db::migrated_pool(settings).await?;
+    shared::db::migrated_pool(&settings.database).await?;
     tracing::info!("migrations applied");
     Ok(())
 }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,7 +23,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// How a client is told apart: an IPv4 address, or an IPv6 /64 (one
 /// subscriber's prefix: rotating through it does not buy more attempts).
@@ -112,15 +111,25 @@ impl RateLimiter {
     }
 }
 
+/// A per-client limit and where to find the client's address: all the
+/// [`limit`] middleware needs, handed to it whole.
+#[derive(Clone, Default)]
+pub struct ClientLimit {
+    /// The counts; `None` when the limit is off.
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// Where a trusted proxy puts the client address (`CLIENT_IP_HEADER`).
+    pub client_ip_header: Option<HeaderName>,
+}
+
 /// Middleware: answers 429 with `Retry-After` once a client is over the limit.
 pub async fn limit(
-    State(state): State<AppState>,
+    State(limit): State<ClientLimit>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(limiter) = &state.auth_limiter {
-        let client = client_address(&request, state.client_ip_header.as_ref(), peer.ip());
+    if let Some(limiter) = &limit.limiter {
+        let client = client_address(&request, limit.client_ip_header.as_ref(), peer.ip());
         limiter
             .check(client.into(), Instant::now())
             .map_err(|retry_after| ApiError::RateLimited(retry_after.as_secs().max(1)))?;

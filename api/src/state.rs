@@ -1,16 +1,27 @@
 //! What every handler can reach.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::http::HeaderName;
-use shared::config::{HttpLimits, LoginFailureLimit, UploadLimits};
+use secrecy::ExposeSecret as _;
+use tokio::sync::Semaphore;
+
+use shared::config::{HttpLimits, LoginFailureLimit, PhotoSettings, Settings};
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use sqlx::PgPool;
 
+use crate::admin_session::SessionKey;
 use crate::passwords::Passwords;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{ClientLimit, RateLimiter};
 use crate::token_cache::{TokenCache, TokenHash};
+
+/// Tokens the api remembers as verified (about 100 bytes each).
+const TOKEN_CACHE_CAPACITY: usize = 100_000;
+/// Clients the signup/login limiter tracks (about 40 bytes each).
+const RATE_LIMIT_CAPACITY: usize = 100_000;
 
 /// Shared, cheaply clonable application state.
 #[derive(Clone)]
@@ -21,32 +32,24 @@ pub struct AppState {
     pub queues: Arc<JobQueues>,
     /// Uploaded photos and what the jobs produced (photo sizes, guides).
     pub storage: Storage,
-    /// Largest photo upload accepted, in bytes (`PHOTO_MAX_BYTES`).
-    pub photo_max_bytes: u64,
-    /// Largest photo accepted, in pixels (`PHOTO_MAX_PIXELS`).
-    pub photo_max_pixels: u64,
-    /// Most bytes one photo's decoder may hold (`PHOTO_MAX_DECODE_BYTES`).
-    pub photo_max_decode_bytes: u64,
+    /// What photos are accepted, and the per-account upload limits.
+    pub photos: PhotoSettings,
     /// Connection and body limits (timeouts, body pace, connection cap).
     pub http: HttpLimits,
-    /// Per-account and per-instance upload limits.
-    pub upload_limits: Arc<UploadLimits>,
     /// Uploads in progress on this instance (`PHOTO_MAX_CONCURRENT_UPLOADS`).
-    pub upload_slots: Arc<tokio::sync::Semaphore>,
+    pub upload_slots: Arc<Semaphore>,
     /// Argon2 hashing threads and their bounded queue.
     pub passwords: Passwords,
     /// Failed logins allowed per account, from any address.
     pub login_failures: LoginFailureLimit,
     /// Recently verified bearer tokens.
     pub tokens: Arc<TokenCache>,
-    /// Limits signups and logins per client; `None` when disabled.
-    pub auth_limiter: Option<Arc<RateLimiter>>,
-    /// Where a trusted proxy puts the client address (`CLIENT_IP_HEADER`).
-    pub client_ip_header: Option<HeaderName>,
+    /// Limits signups and logins per client.
+    pub auth_limit: ClientLimit,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<TokenHash>,
     /// Signs the dashboard's session cookies; `None` without `ADMIN_TOKEN`.
-    pub admin_session_key: Option<Arc<crate::admin_session::SessionKey>>,
+    pub admin_session_key: Option<Arc<SessionKey>>,
     /// Cookies get `Secure` when `PUBLIC_URL` is https.
     pub secure_cookies: bool,
     /// SHA-256 of `METRICS_TOKEN`; `None` leaves `/metrics` open.
@@ -58,6 +61,61 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of an api with `settings`, on `pool`. Each part of it is
+    /// built from the settings group it belongs to.
+    pub fn build(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let Settings {
+            server,
+            auth,
+            photos,
+            storage,
+            redis,
+            queues,
+            ..
+        } = settings;
+        let client_ip_header = server
+            .client_ip_header
+            .as_deref()
+            .map(HeaderName::try_from)
+            .transpose()
+            .context("CLIENT_IP_HEADER is not a valid header name")?;
+        let admin_token = auth
+            .admin_token
+            .as_ref()
+            .map(|token| token.expose_secret().trim());
+        Ok(Self {
+            pool,
+            queues: Arc::new(JobQueues::new(redis, *queues)),
+            storage: Storage::from_settings(storage)?,
+            photos: *photos,
+            http: server.http,
+            upload_slots: Arc::new(Semaphore::new(photos.uploads.max_concurrent)),
+            passwords: Passwords::start(auth.argon2.threads, auth.argon2.max_queue)
+                .context("cannot start the password hashing threads")?,
+            login_failures: auth.login_failures,
+            tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
+            auth_limit: ClientLimit {
+                limiter: (auth.rate_limit > 0).then(|| {
+                    Arc::new(RateLimiter::new(
+                        auth.rate_limit,
+                        Duration::from_secs(60),
+                        RATE_LIMIT_CAPACITY,
+                    ))
+                }),
+                client_ip_header,
+            },
+            admin_token_hash: admin_token.map(crate::auth::hash_token),
+            admin_session_key: admin_token.map(|token| Arc::new(SessionKey::derive(token))),
+            secure_cookies: server.public_url.starts_with("https://"),
+            metrics_token_hash: server
+                .metrics_token
+                .as_ref()
+                .map(|token| crate::auth::hash_token(token.expose_secret().trim())),
+            app_policy: crate::browser::app_policy(storage),
+            public_url: server.public_url.as_str().into(),
+        })
+    }
+
     /// The URL a client polls for the status of `job_id`.
     pub fn job_status_url(&self, job_id: uuid::Uuid) -> String {
         format!("{}/api/jobs/{job_id}", self.public_url)

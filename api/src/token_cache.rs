@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-/// SHA-256 of a bearer token.
-pub type TokenHash = [u8; 32];
+pub use shared::tokens::TokenHash;
 
 /// A bounded map from token hash to user, with per-entry freshness.
 pub struct TokenCache {

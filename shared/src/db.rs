@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::config::Settings;
+use crate::config::DatabaseSettings;
 
 /// Migrations from `migrations/`, compiled into the binary so a deploy needs
 /// no extra files.
@@ -32,19 +32,44 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 /// Builds the pool without connecting: a process starts even while Postgres
 /// is still coming up, and `/readyz` reports the truth meanwhile.
-pub fn pool(settings: &Settings) -> Result<PgPool, sqlx::Error> {
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
-        .max_connections(settings.database_max_connections)
+        .max_connections(settings.max_connections)
         // A request should fail fast with a 503 rather than queue for ever
         // behind an exhausted pool or an unreachable server.
         .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy(settings.database_url.expose_secret())
+        .connect_lazy(settings.url.expose_secret())
 }
 
 /// The pool, once this release's migrations are applied: what the api
 /// starts with, and all that `api migrate` does.
-pub async fn migrated_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+pub async fn migrated_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let pool = pool(settings).context("invalid DATABASE_URL")?;
     migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Turns the violation of one named constraint into the caller's own error,
+/// in one line (after realworld-axum-sqlx): `.on_constraint("users_email_key", || EmailTaken)`.
+/// Any other error converts as usual.
+pub trait OnConstraint<T> {
+    /// `f()` when the error is a violation of `constraint`, `E::from` otherwise.
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        f: impl FnOnce() -> E,
+    ) -> Result<T, E>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        f: impl FnOnce() -> E,
+    ) -> Result<T, E> {
+        self.map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.constraint() == Some(constraint) => f(),
+            _ => E::from(error),
+        })
+    }
 }

@@ -70,14 +70,50 @@ pub trait UserJob: Job {
     fn user_id(&self) -> Uuid;
 }
 
-/// Declares the queues: `Variant = "wire-name", payload Type (owner field),
-/// settings expr;` per queue, with its doc comment. A payload without an
-/// owner field is a system job: scheduled, never recorded for a user.
+/// Declares the queues: `Variant = "wire-name" (field), payload Type (owner
+/// field), settings expr;` per queue, with its doc comment. `field` names
+/// the queue in [`QueueTable`]. A payload without an owner field is a system
+/// job: scheduled, never recorded for a user.
 macro_rules! catalogue {
     ($(
         $(#[doc = $doc:literal])*
-        $variant:ident = $name:literal, payload $payload:ident $(($owner:ident))?, settings $settings:expr;
+        $variant:ident = $name:literal ($field:ident), payload $payload:ident $(($owner:ident))?, settings $settings:expr;
     )*) => {
+        /// Every queue's settings, a field per queue: the catalogue's
+        /// defaults, overridden from the environment (`QUEUE_<NAME>_…`). The
+        /// api (job options) and the worker read the same table; tests
+        /// change it as typed values (`s.queues.welcome_email.attempts = 3`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct QueueTable {
+            $( $(#[doc = $doc])* pub $field: QueueSettings, )*
+        }
+
+        impl Default for QueueTable {
+            fn default() -> Self {
+                Self { $( $field: $settings, )* }
+            }
+        }
+
+        impl QueueTable {
+            /// The settings of `queue`.
+            pub fn get(&self, queue: QueueName) -> QueueSettings {
+                *self.get_ref(queue)
+            }
+
+            /// The settings of `queue`, to change them.
+            pub fn get_mut(&mut self, queue: QueueName) -> &mut QueueSettings {
+                match queue {
+                    $(QueueName::$variant => &mut self.$field,)*
+                }
+            }
+
+            fn get_ref(&self, queue: QueueName) -> &QueueSettings {
+                match queue {
+                    $(QueueName::$variant => &self.$field,)*
+                }
+            }
+        }
+
         /// Every queue, one per kind of slow work, so each has its own limits.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum QueueName {
@@ -97,9 +133,12 @@ macro_rules! catalogue {
 
             /// Defaults for this queue; `QUEUE_<NAME>_…` variables override them.
             pub fn default_settings(self) -> QueueSettings {
-                match self {
-                    $(QueueName::$variant => $settings,)*
-                }
+                QueueTable::default().get(self)
+            }
+
+            /// The prefix of this queue's variables, e.g. `QUEUE_WELCOME_EMAIL_`.
+            pub fn env_prefix(self) -> String {
+                format!("QUEUE_{}_", self.as_str().replace('-', "_").to_uppercase())
             }
         }
 
@@ -146,19 +185,19 @@ const BASE: QueueSettings = QueueSettings {
 
 catalogue! {
     /// Renders and sends the welcome email after signup.
-    WelcomeEmail = "welcome-email", payload WelcomeEmail (user_id),
+    WelcomeEmail = "welcome-email" (welcome_email), payload WelcomeEmail (user_id),
         settings QueueSettings { concurrency: 16, ..BASE };
 
     /// Creates the user's Stripe customer. Stripe answers in ~0.5 s and
     /// allows 100 requests/s; retries are safe (idempotency key), so be
     /// patient through outages.
-    StripeCustomer = "stripe-customer", payload StripeCustomer (user_id),
+    StripeCustomer = "stripe-customer" (stripe_customer), payload StripeCustomer (user_id),
         settings QueueSettings { attempts: 8, backoff: Duration::from_secs(5), ..BASE };
 
     /// Announces the signup in Slack. Slack allows about one message per
     /// second per webhook: a burst of signups queues up instead of being
     /// rejected.
-    SlackNotify = "slack-notify", payload SlackNotify (user_id),
+    SlackNotify = "slack-notify" (slack_notify), payload SlackNotify (user_id),
         settings QueueSettings {
             concurrency: 1,
             attempts: 8,
@@ -169,14 +208,14 @@ catalogue! {
 
     /// Renders the user's onboarding guide (PDF) and stores it: milliseconds
     /// of CPU and nothing else.
-    OnboardingPdf = "onboarding-pdf", payload OnboardingPdf (user_id),
+    OnboardingPdf = "onboarding-pdf" (onboarding_pdf), payload OnboardingPdf (user_id),
         settings QueueSettings { concurrency: cores(), attempts: 3, ..BASE };
 
     /// Makes the three sizes of an uploaded profile photo. Decoding and
     /// resizing keeps a core busy for tens of milliseconds (the slowest file
     /// the decode limits let through, under a second), so one job per core;
     /// 30 s is for a loaded machine, not for bombs.
-    ImageResize = "image-resize", payload ImageResize (user_id),
+    ImageResize = "image-resize" (image_resize), payload ImageResize (user_id),
         settings QueueSettings {
             concurrency: cores(),
             attempts: 3,
@@ -187,7 +226,7 @@ catalogue! {
     /// Housekeeping on a schedule: expired tokens, old job records, replaced
     /// photos. BullMQ's job schedulers create one job per period however
     /// many workers run.
-    Maintenance = "maintenance", payload Maintenance,
+    Maintenance = "maintenance" (maintenance), payload Maintenance,
         settings QueueSettings {
             concurrency: 1,
             attempts: 3,

@@ -12,9 +12,17 @@
 //! - [`queue`]: the typed layer over BullMQ (`enqueue`, connection health).
 //! - [`storage`]: files the jobs produce (local folder or object store), at deterministic keys.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
-//! - [`records`]: the job records (`jobs` table), whose states only move
-//!   forward; the one module that writes them (the api's outbox inserts
-//!   them, the worker moves them on).
+//! - [`startup`]: `.env`, settings and telemetry, the same way in both binaries.
+//!
+//! One owner per table: each module below is the only writer of its table
+//! and names its transitions as functions, stated in SQL. Routes and jobs
+//! call them; account deletion finds everything of a user here.
+//!
+//! - [`records`]: the job records (`jobs`), whose states only move forward
+//!   (the api's outbox inserts them, the worker moves them on).
+//! - [`users`]: accounts, their lockout window and what the jobs set on them.
+//! - [`tokens`]: session tokens (`api_tokens`), stored hashed.
+//! - [`photos`]: the photo lifecycle, with the per-account upload limits.
 
 pub mod config;
 pub mod db;
@@ -22,11 +30,15 @@ pub mod dead_letters;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod photos;
 pub mod queue;
 pub mod records;
 pub mod shutdown;
+pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod tokens;
+pub mod users;
 
 /// `duration` in whole milliseconds, saturating: the unit BullMQ and Redis
 /// take.

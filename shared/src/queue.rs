@@ -14,7 +14,8 @@ use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::config::{QueueTable, Settings};
+use crate::config::RedisSettings;
+use crate::jobs::QueueTable;
 use crate::jobs::{QueueName, QueueSettings};
 
 /// Why a job could not be handed to Redis.
@@ -48,16 +49,16 @@ impl JobQueues {
     pub const TIMEOUT: Duration = Duration::from_millis(1_000);
 
     /// Prepares handles; does no I/O.
-    pub fn new(settings: &Settings) -> Self {
+    pub fn new(redis: &RedisSettings, queues: QueueTable) -> Self {
         Self {
-            connection_options: connection_options(settings),
-            prefix: settings.queue_prefix.clone(),
+            connection_options: connection_options(redis),
+            prefix: redis.queue_prefix.clone(),
             connection: OnceCell::new(),
             queues: QueueName::ALL
                 .iter()
                 .map(|queue| (*queue, OnceCell::new()))
                 .collect(),
-            settings: settings.queues.clone(),
+            settings: queues,
         }
     }
 
@@ -216,8 +217,8 @@ pub struct QueueCounts {
 pub const JITTERED_BACKOFF: &str = "exponential-jitter";
 
 /// How to reach our Redis, for producers and workers alike.
-pub fn connection_options(settings: &Settings) -> RedisConnectionOptions {
-    RedisConnectionOptions::new().url(settings.redis_url.expose_secret())
+pub fn connection_options(redis: &RedisSettings) -> RedisConnectionOptions {
+    RedisConnectionOptions::new().url(redis.url.expose_secret())
 }
 
 /// The BullMQ options every job of a queue is added with.

@@ -323,6 +323,37 @@ pub async fn retried(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Deletes finished records older than `retention` (scheduled
+/// maintenance): a job still waiting or running is never pruned, however
+/// old. Returns how many went.
+pub async fn prune_finished(
+    db: impl PgExecutor<'_>,
+    retention: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "delete from jobs
+         where state in ('completed', 'failed')
+           and finished_at < now() - make_interval(secs => $1)",
+        retention.as_secs_f64(),
+    )
+    .execute(db)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Deletes every record of `user_id` (account deletion), whatever its
+/// state: a job still queued finds no record and no user, and ends there.
+/// Returns how many went.
+pub async fn remove_all_of_user(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!("delete from jobs where user_id = $1", user_id)
+        .execute(db)
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
 fn to_i32(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }

@@ -21,17 +21,41 @@ use crate::wait;
 /// the operator endpoints off).
 pub const ADMIN_TOKEN: &str = "test-operator-token";
 
+/// A typed change to the settings a test app starts with, e.g.
+/// `|s| s.queues.welcome_email.attempts = 3`: a misspelt setting does not
+/// compile.
+pub type Configure = Box<dyn FnOnce(&mut Settings) + Send>;
+
 /// How the app is started.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct Options {
     /// Start a worker in this process too (off by default: api tests do
     /// without, and a worker test says it wants one).
     pub worker: bool,
-    /// Extra or overriding environment variables.
-    pub env: Vec<(&'static str, String)>,
+    /// Changes to the test settings.
+    pub configure: Option<Configure>,
+    /// Variables read by libraries rather than by our settings (e.g.
+    /// `OTEL_BSP_SCHEDULE_DELAY`), given to the processes a test starts.
+    pub process_env: Vec<(&'static str, String)>,
     /// SQL of a migration from a *next* release, applied (after ours) before
     /// the api starts: the api under test plays the previous release.
     pub next_release_migration: Option<&'static str>,
+}
+
+impl Options {
+    /// Default options with a worker in this process.
+    pub fn with_worker() -> Self {
+        Self {
+            worker: true,
+            ..Self::default()
+        }
+    }
+
+    /// These options, with `configure` changing the settings.
+    pub fn configure(mut self, configure: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.configure = Some(Box::new(configure));
+        self
+    }
 }
 
 /// A running API (and usually a worker) with its own database, Redis and
@@ -48,7 +72,8 @@ pub struct TestApp {
     /// The app's private Redis.
     pub redis: RedisServer,
     storage: ScratchDir,
-    env: HashMap<String, String>,
+    settings: Settings,
+    process_env: Vec<(&'static str, String)>,
     api: Stoppable,
     worker: Option<Stoppable>,
 }
@@ -80,33 +105,25 @@ impl TestApp {
 
     /// API only: jobs wait in Redis until a test starts a worker.
     pub async fn spawn_without_worker() -> Self {
-        Self::spawn_without_worker_with(Vec::new()).await
+        Self::spawn_with(Options::default()).await
     }
 
-    /// API only, with extra or overriding environment variables.
-    pub async fn spawn_without_worker_with(env: Vec<(&'static str, String)>) -> Self {
-        Self::spawn_with(Options {
-            worker: false,
-            env,
-            ..Options::default()
-        })
-        .await
+    /// API only, with changed settings.
+    pub async fn spawn_without_worker_with(
+        configure: impl FnOnce(&mut Settings) + Send + 'static,
+    ) -> Self {
+        Self::spawn_with(Options::default().configure(configure)).await
     }
 
     /// API and worker on a free port that is also `PUBLIC_URL`, so the links
     /// the api hands out (avatars, status URLs) work in a real browser.
-    pub async fn spawn_for_browser(env: Vec<(&'static str, String)>) -> Self {
+    pub async fn spawn_for_browser(configure: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
         let port = crate::free_port();
-        let mut all = vec![
-            ("PORT", port.to_string()),
-            ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-        ];
-        all.extend(env);
-        Self::spawn_with(Options {
-            worker: true,
-            env: all,
-            ..Options::default()
-        })
+        Self::spawn_with(Options::with_worker().configure(move |s| {
+            s.server.port = port;
+            s.server.public_url = format!("http://127.0.0.1:{port}");
+            configure(s);
+        }))
         .await
     }
 
@@ -117,7 +134,7 @@ impl TestApp {
         let smtp = SmtpSink::start().await;
         let database_url = fresh_database().await;
         let storage = ScratchDir::new("storage");
-        let mut env: HashMap<String, String> = [
+        let env: HashMap<String, String> = [
             ("DATABASE_URL", database_url.clone()),
             ("REDIS_URL", redis.url()),
             ("SMTP_URL", smtp.url()),
@@ -141,12 +158,15 @@ impl TestApp {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        env.extend(options.env.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let mut settings =
+            Settings::from_lookup(|key| env.get(key).cloned()).expect("test settings are valid");
+        if let Some(configure) = options.configure {
+            configure(&mut settings);
+        }
 
         if let Some(sql) = options.next_release_migration {
             apply_next_release_migration(&database_url, sql).await;
         }
-        let settings = settings(&env);
         let app = api::Application::build(&settings)
             .await
             .expect("the api starts");
@@ -173,7 +193,8 @@ impl TestApp {
             smtp,
             redis,
             storage,
-            env,
+            settings,
+            process_env: options.process_env,
             api: Stoppable { stop, task },
             worker: None,
         };
@@ -181,6 +202,23 @@ impl TestApp {
             app.start_worker();
         }
         app
+    }
+
+    /// The settings the app runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// What a process of this app is started with: its settings as
+    /// variables, and the test's extra ones.
+    fn process_env(&self) -> Vec<(String, String)> {
+        let mut vars = self.settings.to_env();
+        vars.extend(
+            self.process_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone())),
+        );
+        vars
     }
 
     /// The app's storage folder (`STORAGE_URL`).
@@ -191,7 +229,7 @@ impl TestApp {
     /// Starts a worker in this process, consuming every queue.
     pub fn start_worker(&mut self) {
         assert!(self.worker.is_none(), "a worker is already running");
-        let settings = settings(&self.env);
+        let settings = self.settings.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let queues = shared::jobs::QueueName::ALL;
@@ -220,7 +258,7 @@ impl TestApp {
             }
         };
         let child = tokio::process::Command::new(bin.as_ref())
-            .envs(&self.env)
+            .envs(self.process_env())
             .stdin(Stdio::null())
             .stdout(logs())
             .stderr(logs())
@@ -249,7 +287,7 @@ impl TestApp {
             std::fs::File::create(log.path().join(LOG_FILE)).expect("the log file can be created");
         let mut command = tokio::process::Command::new(bin);
         command
-            .envs(&self.env)
+            .envs(self.process_env())
             .env("LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("the log file can be shared"))
@@ -290,7 +328,7 @@ impl TestApp {
     pub async fn worker_command(&self, bin: impl AsRef<Path>, args: &[&str]) -> Output {
         tokio::process::Command::new(bin.as_ref())
             .args(args)
-            .envs(&self.env)
+            .envs(self.process_env())
             .stdin(Stdio::null())
             .output()
             .await
@@ -450,7 +488,7 @@ impl TestApp {
     /// deployment with several instances has; returns its address. It stops
     /// when the test ends.
     pub async fn start_another_api(&self) -> String {
-        let app = api::Application::build(&settings(&self.env))
+        let app = api::Application::build(&self.settings)
             .await
             .expect("a second api starts");
         let address = format!("http://{}", app.local_addr().expect("bound"));
@@ -546,10 +584,6 @@ async fn apply_next_release_migration(database_url: &str, sql: &'static str) {
     pool.close().await;
 }
 
-fn settings(env: &HashMap<String, String>) -> Settings {
-    Settings::from_lookup(|key| env.get(key).cloned()).expect("test settings are valid")
-}
-
 /// Logs go nowhere unless `TEST_LOG` is set: they would drown test output.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -567,4 +601,10 @@ fn json_lines(path: &Path) -> Vec<Value> {
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
+}
+
+/// `configure` as [`Options::configure`] takes it: lets a closure's
+/// argument type be inferred where a boxed one is expected.
+pub fn configure(configure: impl FnOnce(&mut Settings) + Send + 'static) -> Configure {
+    Box::new(configure)
 }

@@ -27,6 +27,18 @@ pub async fn fresh_database() -> String {
     with_database(&admin_url, &name)
 }
 
+/// A fresh database with this release's migrations applied, for testing
+/// a table's owner module on its own.
+pub async fn migrated_pool() -> sqlx::PgPool {
+    let pool = sqlx::PgPool::connect(&fresh_database().await)
+        .await
+        .expect("the test database accepts connections");
+    shared::db::migrate(&pool)
+        .await
+        .expect("the migrations apply");
+    pool
+}
+
 fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url
         .split_once('?')

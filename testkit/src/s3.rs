@@ -3,6 +3,7 @@
 //! test on a free port with its own folder. S3 lives outside our walls, so
 //! a stand-in is what the tests may use.
 
+use shared::config::S3Settings;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -64,17 +65,20 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The environment that points the app's storage at this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("STORAGE_URL", format!("s3://{}/app", self.bucket)),
-            ("AWS_ENDPOINT", self.endpoint()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            // s3rver's fixed credentials.
-            ("AWS_ACCESS_KEY_ID", "S3RVER".into()),
-            ("AWS_SECRET_ACCESS_KEY", "S3RVER".into()),
-        ]
+    /// Points the app's storage at this server.
+    pub fn configure(&self) -> crate::app::Configure {
+        let (url, endpoint) = (format!("s3://{}/app", self.bucket), self.endpoint());
+        crate::app::configure(move |s| {
+            s.storage.url = url;
+            s.storage.s3 = S3Settings {
+                endpoint: Some(endpoint),
+                region: Some("us-east-1".into()),
+                // s3rver's fixed credentials.
+                access_key_id: Some("S3RVER".into()),
+                secret_access_key: Some("S3RVER".into()),
+                allow_http: true,
+            };
+        })
     }
 }
 

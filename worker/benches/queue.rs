@@ -60,15 +60,16 @@ impl Handler for NoOp {
 
 fn settings(concurrency: usize) -> Settings {
     let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    Settings::from_lookup(|key| match key {
+    let mut settings = Settings::from_lookup(|key| match key {
         // Never connected: no-op jobs have no records to update.
         "DATABASE_URL" => Some("postgres://unused@127.0.0.1:1/unused".into()),
         "REDIS_URL" => Some(redis.clone()),
-        "QUEUE_WELCOME_EMAIL_CONCURRENCY" => Some(concurrency.to_string()),
-        "SHUTDOWN_TIMEOUT_SECS" => Some("30".into()),
         _ => None,
     })
-    .expect("benchmark settings are valid")
+    .expect("benchmark settings are valid");
+    settings.queues.welcome_email.concurrency = concurrency;
+    settings.worker.shutdown_timeout = Duration::from_secs(30);
+    settings
 }
 
 fn no_op_jobs(count: usize, offset: usize) -> Vec<BulkJob> {
@@ -141,7 +142,8 @@ async fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("argument {i} must be a number: {args:?}"))
     };
-    let queues = JobQueues::new(&settings(1));
+    let producer = settings(1);
+    let queues = JobQueues::new(&producer.redis, producer.queues);
     let queue = queues.queue(QUEUE).await.expect("redis is reachable");
     match args.first().map(String::as_str) {
         Some("add") => {
@@ -166,7 +168,9 @@ async fn main() {
             let handler = no_op(jobs, None);
             let counter = handler.clone();
             let started = Instant::now();
-            let options = worker::queue_options::worker_options(&settings(concurrency), QUEUE);
+            let consumer = settings(concurrency);
+            let options =
+                worker::queue_options::worker_options(&consumer.redis, &consumer.queue(QUEUE));
             let engine = bullmq::Worker::with_options(
                 QUEUE.as_str(),
                 move |_job, _cancel| {

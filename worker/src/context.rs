@@ -3,8 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
-use shared::config::Settings;
+use shared::config::{MaintenanceSettings, PhotoSettings, ProviderSettings, Settings};
 use shared::queue::JobQueues;
 use shared::storage::Storage;
 use sqlx::PgPool;
@@ -24,32 +23,19 @@ pub struct JobContext {
     pub guide_renderer: Arc<GuideRenderer>,
     /// Where uploads are read from and job output (PDFs, photos) goes.
     pub storage: Storage,
-    /// Largest photo decoded, in pixels (`PHOTO_MAX_PIXELS`).
-    pub photo_max_pixels: u64,
-    /// Most bytes one photo's decoder may hold (`PHOTO_MAX_DECODE_BYTES`).
-    pub photo_max_decode_bytes: u64,
-    /// How long a queue pauses when a provider refuses our credentials.
-    pub config_fault_pause: Duration,
+    /// What photos may cost to decode.
+    pub photos: PhotoSettings,
+    /// Stripe, Slack, and how long a queue pauses when one refuses our
+    /// credentials.
+    pub providers: ProviderSettings,
     /// Base for links in emails (`PUBLIC_URL`).
     pub public_url: String,
     /// For third-party APIs.
     pub http: reqwest::Client,
     /// Queue handles, to pause a queue a provider asked us to slow down on.
     pub queues: JobQueues,
-    /// Slack incoming webhook; `None` skips the announcements.
-    pub slack_webhook_url: Option<SecretString>,
     /// What the maintenance tasks keep and for how long.
-    pub maintenance: shared::config::MaintenanceSettings,
-    /// Stripe credentials and endpoint.
-    pub stripe: Stripe,
-}
-
-/// Where and how to reach Stripe.
-pub struct Stripe {
-    /// `None`: the stripe-customer job records a skip instead of calling Stripe.
-    pub secret_key: Option<SecretString>,
-    /// `https://api.stripe.com`, or a mock in tests.
-    pub api_base: String,
+    pub maintenance: MaintenanceSettings,
 }
 
 impl JobContext {
@@ -57,22 +43,16 @@ impl JobContext {
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             maintenance: settings.maintenance,
-            pool: shared::db::pool(settings)?,
-            mailer: Mailer::from_settings(settings)?,
+            pool: shared::db::pool(&settings.database)?,
+            mailer: Mailer::from_settings(&settings.mail)?,
             templates: Templates::load()?,
             guide_renderer: Arc::new(GuideRenderer::load()?),
-            storage: Storage::from_settings(settings)?,
-            photo_max_pixels: settings.photo_max_pixels,
-            photo_max_decode_bytes: settings.photo_max_decode_bytes,
-            config_fault_pause: settings.config_fault_pause,
-            public_url: settings.public_url.clone(),
+            storage: Storage::from_settings(&settings.storage)?,
+            photos: settings.photos,
+            providers: settings.providers.clone(),
+            public_url: settings.server.public_url.clone(),
             http: provider_client()?,
-            queues: JobQueues::new(settings),
-            slack_webhook_url: settings.slack_webhook_url.clone(),
-            stripe: Stripe {
-                secret_key: settings.stripe_secret_key.clone(),
-                api_base: settings.stripe_api_base.clone(),
-            },
+            queues: JobQueues::new(&settings.redis, settings.queues),
         })
     }
 }

@@ -9,7 +9,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use shared::config::Settings;
+use shared::config::MailSettings;
 
 use crate::error::{Classify, JobError};
 
@@ -96,11 +96,11 @@ pub enum Mailer {
 
 impl Mailer {
     /// SMTP when `SMTP_URL` is set, the dev mailbox otherwise.
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+    pub fn from_settings(settings: &MailSettings) -> anyhow::Result<Self> {
         let from: Mailbox = settings
-            .mail_from
+            .from
             .parse()
-            .with_context(|| format!("MAIL_FROM={:?} is not a mailbox", settings.mail_from))?;
+            .with_context(|| format!("MAIL_FROM={:?} is not a mailbox", settings.from))?;
         Ok(match &settings.smtp_url {
             Some(url) => Self::Smtp {
                 transport: AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())

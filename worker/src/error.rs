@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use shared::jobs::QueueName;
 use shared::records::PublicError;
 
 /// A failed job attempt. The worker retries [`JobError::Transient`] with
@@ -77,14 +76,14 @@ impl JobError {
         }
     }
 
-    /// What the end user polling a job of `queue` is told. `retrying`: BullMQ
+    /// What the end user polling a job is told, naming the `service` that
+    /// failed (the job's `Perform::SERVICE`). `retrying`: BullMQ
     /// will try again. Only sentences written here (or attached with
     /// [`JobError::rejected`]) are shown: never the cause's text.
-    pub fn public(&self, queue: QueueName, retrying: bool) -> PublicError {
+    pub fn public(&self, service: &str, retrying: bool) -> PublicError {
         if let Some(public) = self.cause().downcast_ref::<PublicError>() {
             return public.clone();
         }
-        let service = crate::jobs::service(queue);
         let (code, message) = match self {
             Self::RateLimited(..) => (
                 "busy",
@@ -172,7 +171,7 @@ mod tests {
             JobError::Misconfigured(anyhow::anyhow!("535 5.7.8 bad credentials for ops@acme")),
         ] {
             for retrying in [true, false] {
-                let public = error.public(QueueName::StripeCustomer, retrying);
+                let public = error.public("Customer billing", retrying);
                 for leak in ["sk_", "7dc", "/var", "select", "535", "ops@"] {
                     assert!(!public.message.contains(leak), "{public:?}");
                 }
@@ -187,7 +186,7 @@ mod tests {
             message: "The image could not be read.".into(),
         };
         let error = JobError::rejected(public.clone(), anyhow::anyhow!("libjpeg: bogus marker"));
-        assert_eq!(error.public(QueueName::ImageResize, false), public);
+        assert_eq!(error.public("Photo processing", false), public);
         assert!(error.to_string().contains("bogus marker"));
     }
 }

@@ -112,25 +112,14 @@ enum Outcome {
 async fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0, as clap does.
     let cli = Cli::parse();
-    if let Err(message) = shared::config::load_dotenv() {
-        eprintln!("{message}");
-        return ExitCode::FAILURE;
-    }
-    let settings = match Settings::from_env() {
+    let settings = match shared::startup::settings() {
         Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
     let command = cli.command.unwrap_or(Command::Run { queues: cli.queues });
     let outcome = match command {
         Command::Run { queues } => {
-            let _telemetry = shared::telemetry::init(
-                settings.log_format,
-                "worker",
-                settings.otlp_endpoint.as_deref(),
-            );
+            let _telemetry = shared::startup::telemetry(&settings, "worker");
             let queues = queues.unwrap_or_else(|| QueueName::ALL.to_vec());
             worker::runtime::run(&settings, &queues, shared::shutdown::signal())
                 .await
@@ -155,7 +144,7 @@ async fn main() -> ExitCode {
 }
 
 async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
-    let queues = JobQueues::new(settings);
+    let queues = JobQueues::new(&settings.redis, settings.queues);
     let mut out = std::io::stdout().lock();
     for &queue in QueueName::ALL {
         let c = queues
@@ -172,7 +161,10 @@ async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
 }
 
 async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<Outcome> {
-    let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
+    let (queues, pool) = (
+        JobQueues::new(&settings.redis, settings.queues),
+        shared::db::pool(&settings.database)?,
+    );
     let jobs = DeadLetters::new(&queues, &pool).list(queue, None).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{} failed job(s) in {queue}", jobs.len())?;
@@ -198,7 +190,10 @@ enum Act {
 }
 
 async fn act_on_failed(settings: &Settings, pick: Pick, act: Act) -> anyhow::Result<Outcome> {
-    let (queues, pool) = (JobQueues::new(settings), shared::db::pool(settings)?);
+    let (queues, pool) = (
+        JobQueues::new(&settings.redis, settings.queues),
+        shared::db::pool(&settings.database)?,
+    );
     let dead_letters = DeadLetters::new(&queues, &pool);
     let queue = pick.queue;
     let mut out = std::io::stdout().lock();
@@ -239,7 +234,7 @@ async fn maintain(settings: &Settings, task: Option<MaintenanceTask>) -> anyhow:
 }
 
 async fn pause(settings: &Settings, queue: QueueName, paused: bool) -> anyhow::Result<Outcome> {
-    let queues = JobQueues::new(settings);
+    let queues = JobQueues::new(&settings.redis, settings.queues);
     queues
         .set_paused(queue, paused)
         .await

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bullmq::{BackoffStrategyFn, RateLimiterOptions, WorkerOptions};
-use shared::config::Settings;
-use shared::jobs::{QueueName, RateLimit};
+use shared::config::RedisSettings;
+use shared::jobs::{QueueSettings, RateLimit};
 use shared::millis;
 use shared::queue::{JITTERED_BACKOFF, connection_options};
 
 /// Worker options for `queue`: our Redis and prefix, and the queue's settings.
-pub fn worker_options(settings: &Settings, queue: QueueName) -> WorkerOptions {
-    let queue = settings.queue(queue);
+pub fn worker_options(redis: &RedisSettings, queue: &QueueSettings) -> WorkerOptions {
     let options = WorkerOptions::new()
-        .connection(connection_options(settings))
-        .prefix(settings.queue_prefix.clone())
+        .connection(connection_options(redis))
+        .prefix(redis.queue_prefix.clone())
         .concurrency(queue.concurrency)
         .lock_duration(queue.lock_duration)
         .stalled_interval(queue.stalled_interval)

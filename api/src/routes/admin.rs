@@ -4,19 +4,20 @@
 
 use std::time::{Duration, SystemTime};
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, DurationRound as _, Utc};
 use serde::{Deserialize, Serialize};
 use shared::dead_letters::DeadLetters;
 use shared::jobs::QueueName;
 use shared::queue::QueueCounts;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::endpoints::{Endpoints, Limits};
 use crate::admin_session::{self, ACTION_HEADER};
 use crate::auth::{bearer_token, hash_token};
 use crate::error::ApiError;
@@ -25,25 +26,21 @@ use crate::routes::jobs::JobStatus;
 use crate::state::AppState;
 
 /// Queue views and actions.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/queues", get(queues))
-        .route("/api/admin/queues/{queue}/failed", get(failed))
-        .route("/api/admin/queues/{queue}/failed/retry", post(retry_all))
-        .route(
-            "/api/admin/queues/{queue}/failed/{id}",
-            axum::routing::delete(remove),
-        )
-        .route("/api/admin/queues/{queue}/failed/{id}/retry", post(retry))
-        .route("/api/admin/queues/{queue}/pause", post(pause))
-        .route("/api/admin/queues/{queue}/resume", post(resume))
-        .route("/api/admin/jobs/{id}", get(job))
-}
-
-/// `POST` and `DELETE /api/admin/session`: signing in is a credential
-/// endpoint, rate limited by the caller like login.
-pub fn session_router() -> Router<AppState> {
-    Router::new().route("/api/admin/session", post(sign_in).delete(sign_out))
+/// `POST` and `DELETE /api/admin/session` (signing in and out are
+/// credential endpoints, counted per client like login), and the queue
+/// views and actions.
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    endpoints
+        .add(routes!(sign_in), Limits::CREDENTIALS)
+        .add(routes!(sign_out), Limits::CREDENTIALS)
+        .add(routes!(queues), Limits::JSON)
+        .add(routes!(failed), Limits::JSON)
+        .add(routes!(retry_all), Limits::JSON)
+        .add(routes!(remove), Limits::JSON)
+        .add(routes!(retry), Limits::JSON)
+        .add(routes!(pause), Limits::JSON)
+        .add(routes!(resume), Limits::JSON)
+        .add(routes!(job), Limits::JSON)
 }
 
 /// A caller holding `ADMIN_TOKEN`, as a bearer token or through the

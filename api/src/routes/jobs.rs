@@ -4,26 +4,26 @@
 //! bodiless 304.
 
 use crate::outbox::{DispatchState, JobRecord};
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::records::JobState;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::endpoints::{Endpoints, Limits};
 use crate::auth::AuthUser;
 use crate::conditional;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/jobs/{id}", get(job_status))
-        .route("/api/me/jobs", get(my_jobs))
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    endpoints
+        .add(routes!(job_status), Limits::JSON)
+        .add(routes!(my_jobs), Limits::JSON)
 }
 
 /// A page of `/api/me/jobs` holds this many jobs unless `limit` says otherwise.

@@ -1,24 +1,25 @@
 //! `GET /api/me` and `GET /api/me/onboarding.pdf`: the signed-in user's
 //! profile and the files that belong to them.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa_axum::routes;
 
-use super::photos::AvatarUrls;
+use super::endpoints::{Endpoints, Limits};
+use super::media::AvatarUrls;
 use super::users::UserBody;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /api/me` and `GET /api/me/onboarding.pdf`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/me", get(me))
-        .route(ONBOARDING_PDF_PATH, get(onboarding_pdf))
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    endpoints
+        .add(routes!(me), Limits::JSON)
+        .add(routes!(onboarding_pdf), Limits::JSON)
 }
 
 /// Under `/api/me`, the guide is reachable with its owner's token only:

@@ -1,19 +1,19 @@
 //! `GET /metrics`: Prometheus's text format. Open unless `METRICS_TOKEN` is
 //! set; then only a scraper sending it as a bearer token may read it.
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::endpoints::{Endpoints, Limits};
 use crate::auth::{bearer_token, hash_token};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `GET /metrics`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+/// `GET /metrics`: not part of the JSON contract, so not in the document.
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    endpoints.undocumented("/metrics", get(metrics), Limits::JSON)
 }
 
 async fn metrics(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {

@@ -3,27 +3,19 @@
 //! language can be generated from it and it cannot drift from the code
 //! (the api's tests check real answers against it).
 
-use std::sync::LazyLock;
-
-use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
+use bytes::Bytes;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::conditional;
-use crate::state::AppState;
-
-/// `GET /api/openapi.json`.
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, get(document))
-}
 
 /// Where the document is served.
 pub const PATH: &str = "/api/openapi.json";
 
-/// The contract. Every route of the api is listed here.
+/// What the document says besides its operations, which come from each
+/// endpoint's declaration (`routes::table`).
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -31,31 +23,6 @@ pub const PATH: &str = "/api/openapi.json";
         version = "1",
         description = "Sign up, upload a profile photo, and follow the background jobs they start. \
                        Every error answer has the shape of `ErrorBody`."
-    ),
-    paths(
-        super::signup::signup,
-        super::session::login,
-        super::session::logout,
-        super::session::logout_everywhere,
-        super::me::me,
-        super::me::onboarding_pdf,
-        super::jobs::job_status,
-        super::jobs::my_jobs,
-        super::photos::upload,
-        super::photos::serve,
-        super::photos::serve_original,
-        super::health::healthz,
-        super::health::readyz,
-        super::admin::sign_in,
-        super::admin::sign_out,
-        super::admin::queues,
-        super::admin::failed,
-        super::admin::retry_all,
-        super::admin::retry,
-        super::admin::remove,
-        super::admin::pause,
-        super::admin::resume,
-        super::admin::job,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -88,13 +55,20 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Rendered once: the document only changes with the binary.
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .to_json()
-        .expect("the OpenAPI document serializes")
-});
+/// The document, rendered once at start: it only changes with the binary.
+#[derive(Clone)]
+pub struct Document(Bytes);
 
-async fn document(request: HeaderMap) -> Response {
-    conditional::answer(&request, DOCUMENT.as_str(), "application/json", "no-cache")
+impl Document {
+    /// `document` as JSON.
+    pub fn render(document: &utoipa::openapi::OpenApi) -> Self {
+        Self(Bytes::from(
+            document.to_json().expect("the OpenAPI document serializes"),
+        ))
+    }
+
+    /// The document, or `304` when the client has it.
+    pub fn answer(&self, request: &HeaderMap) -> Response {
+        conditional::answer(request, self.0.clone(), "application/json", "no-cache")
+    }
 }

@@ -8,32 +8,31 @@
 //! hold one account's logins off for the window; its owner's existing
 //! sessions keep working.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::domain::EmailAddress;
 use shared::config::LoginFailureLimit;
+use shared::users;
 
+use super::endpoints::{Endpoints, Limits};
 use super::users::UserBody;
 use crate::auth::{AuthUser, issue_token, revoke_all_tokens, revoke_token};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-/// `POST /api/login`: a credential endpoint, rate limited by the caller.
-pub fn login_router() -> Router<AppState> {
-    Router::new().route("/api/login", post(login))
-}
-
+/// `POST /api/login` (a credential endpoint, counted per client),
 /// `DELETE /api/session` (this token) and `DELETE /api/sessions` (all of
 /// the user's tokens: sign out everywhere).
-pub fn logout_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/session", delete(logout))
-        .route("/api/sessions", delete(logout_everywhere))
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    endpoints
+        .add(routes!(login), Limits::CREDENTIALS)
+        .add(routes!(logout), Limits::JSON)
+        .add(routes!(logout_everywhere), Limits::JSON)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -71,20 +70,7 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let limit = state.login_failures;
-    let user = sqlx::query!(
-        r#"select user_id, password_hash, login_failures,
-                  case when $2 > 0 and login_failures >= $2
-                             and login_failures_since > now() - make_interval(secs => $3)
-                       then extract(epoch from login_failures_since
-                                               + make_interval(secs => $3) - now())::float8
-                  end as "locked_for"
-           from users where lower(email) = lower($1)"#,
-        email,
-        i32::try_from(limit.max).unwrap_or(i32::MAX),
-        limit.window.as_secs_f64(),
-    )
-    .fetch_optional(&state.pool)
-    .await?;
+    let user = users::login_candidate(&state.pool, email, limit).await?;
     if let Some(user) = &user {
         tracing::Span::current().record("user_id", tracing::field::display(user.user_id));
     }
@@ -99,13 +85,8 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
-    if user.login_failures > 0 {
-        sqlx::query!(
-            "update users set login_failures = 0, login_failures_since = null where user_id = $1",
-            user.user_id,
-        )
-        .execute(&state.pool)
-        .await?;
+    if user.failures > 0 {
+        users::clear_login_failures(&state.pool, user.user_id).await?;
     }
     let token = issue_token(&state.pool, user.user_id).await?;
     let user = UserBody::find(&state.pool, user.user_id)
@@ -121,19 +102,7 @@ async fn record_failure(
     user_id: uuid::Uuid,
     limit: LoginFailureLimit,
 ) -> Result<(), ApiError> {
-    let failures = sqlx::query_scalar!(
-        "update users set
-             login_failures = case when login_failures_since > now() - make_interval(secs => $2)
-                                   then login_failures + 1 else 1 end,
-             login_failures_since = case when login_failures_since > now() - make_interval(secs => $2)
-                                         then login_failures_since else now() end
-         where user_id = $1
-         returning login_failures",
-        user_id,
-        limit.window.as_secs_f64(),
-    )
-    .fetch_one(&state.pool)
-    .await?;
+    let failures = users::record_login_failure(&state.pool, user_id, limit.window).await?;
     if limit.max > 0 && u32::try_from(failures).is_ok_and(|failures| failures == limit.max) {
         // Once per lockout, not once per attempt.
         tracing::warn!(%user_id, failures, "too many failed logins; account locked for the window");

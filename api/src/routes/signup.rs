@@ -5,13 +5,14 @@ use std::time::Instant;
 use crate::domain::{NewUser, SignupForm};
 use crate::outbox;
 use crate::request_id::RequestId;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Serialize;
 use shared::jobs::{OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail};
+use shared::users;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::issue_token;
@@ -19,12 +20,13 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
+use super::endpoints::{Endpoints, Limits};
 use super::jobs::JobRef;
 use super::users::UserBody;
 
-/// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/signup", post(signup))
+/// `POST /api/signup`: a credential endpoint, counted per client.
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    endpoints.add(routes!(signup), Limits::CREDENTIALS)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -68,24 +70,18 @@ async fn signup(
     let user_id = Uuid::now_v7();
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     let mut tx = state.pool.begin().await?;
-    let user = sqlx::query_as!(
-        UserBody,
-        "insert into users (user_id, email, name, password_hash)
-         values ($1, $2, $3, $4)
-         returning user_id as id, email, name, created_at",
-        user_id,
-        new_user.email.as_str(),
-        new_user.name.as_str(),
-        password_hash,
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
-            ApiError::EmailTaken
-        }
-        _ => ApiError::database(error),
-    })?;
+    let account = users::NewAccount {
+        id: user_id,
+        email: new_user.email.as_str(),
+        name: new_user.name.as_str(),
+        password_hash: &password_hash,
+    };
+    let user = users::create(&mut tx, account)
+        .await
+        .map_err(|error| match error {
+            users::CreateError::EmailTaken => ApiError::EmailTaken,
+            users::CreateError::Database(error) => ApiError::database(error),
+        })?;
     let token = issue_token(&mut *tx, user_id).await?;
     let records = [
         outbox::record(&mut tx, &state.queues, &request, &WelcomeEmail { user_id }).await?,
@@ -113,7 +109,11 @@ async fn signup(
     // The business event, at info: with the request's id it joins this
     // signup's lines in the worker's log.
     tracing::info!(jobs = records.len(), "account created");
-    let body = SignupResponse { user, token, jobs };
+    let body = SignupResponse {
+        user: user.into(),
+        token,
+        jobs,
+    };
     // Server-Timing lets clients and the benchmark see where the time went
     // without a profiler: waiting for and running Argon2, the transaction,
     // and commit-to-response (enqueueing).

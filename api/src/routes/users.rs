@@ -31,3 +31,14 @@ impl UserBody {
         .await
     }
 }
+
+impl From<shared::users::User> for UserBody {
+    fn from(user: shared::users::User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            created_at: user.created_at,
+        }
+    }
+}

@@ -2,21 +2,23 @@
 //! compiled into the binary, so what ships is what runs and the api needs
 //! no file beside it.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::endpoints::{Endpoints, Limits};
 use crate::conditional;
 use crate::state::AppState;
 
-/// `GET /`, `/admin` and their assets.
-pub fn router() -> Router<AppState> {
-    ASSETS.iter().fold(Router::new(), |router, asset| {
-        router.route(
+/// `GET /`, `/admin` and their assets: pages, not part of the JSON
+/// contract.
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    ASSETS.iter().fold(endpoints, |endpoints, asset| {
+        endpoints.undocumented(
             asset.path,
             get(move |state, headers| serve(state, headers, asset)),
+            Limits::JSON,
         )
     })
 }

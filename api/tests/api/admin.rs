@@ -4,7 +4,7 @@ use testkit::app::Options;
 
 #[tokio::test]
 async fn admin_endpoints_do_not_exist_without_an_admin_token() {
-    let app = TestApp::spawn_without_worker_with(vec![("ADMIN_TOKEN", String::new())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| s.auth.admin_token = None).await;
 
     for path in [
         "/api/admin/queues",
@@ -122,7 +122,9 @@ async fn an_operator_signs_in_for_a_strict_http_only_cookie_and_actions_need_our
 async fn queue_counts_need_the_admin_token_and_show_real_numbers() {
     let mut app = TestApp::spawn_with(Options {
         worker: true,
-        env: vec![("ADMIN_TOKEN", "s3cret-operator-token".into())],
+        configure: Some(testkit::app::configure(move |s| {
+            s.auth.admin_token = Some("s3cret-operator-token".into())
+        })),
         ..Options::default()
     })
     .await;

@@ -122,10 +122,11 @@ async fn without_allowed_origins_no_cors_header_is_sent() {
 
 #[tokio::test]
 async fn an_allowed_origin_gets_its_preflight_answered_and_others_do_not() {
-    let app = TestApp::spawn_without_worker_with(vec![(
-        "CORS_ALLOWED_ORIGINS",
-        "https://app.example.com, http://localhost:5173".into(),
-    )])
+    let app = TestApp::spawn_without_worker_with(|s| {
+        s.server.cors_allowed_origins = "https://app.example.com, http://localhost:5173"
+            .parse()
+            .expect("valid origins");
+    })
     .await;
     let user = app.sign_up("cors@example.com", "Cors").await;
     let token = user["token"].as_str().expect("token");

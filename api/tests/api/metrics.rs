@@ -68,7 +68,10 @@ async fn requests_are_counted_and_timed_by_route_template_and_status() {
 
 #[tokio::test]
 async fn with_a_metrics_token_only_the_scraper_holding_it_reads_metrics() {
-    let app = TestApp::spawn_without_worker_with(vec![("METRICS_TOKEN", "scrape-me".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.metrics_token = Some("scrape-me".into())
+    })
+    .await;
 
     let anonymous = app.get("/metrics", None).await;
     let wrong = app.get("/metrics", Some("guess")).await;

@@ -8,10 +8,10 @@ use tokio::io::AsyncWriteExt as _;
 use crate::raw;
 
 async fn app_with_one_hashing_thread(max_queue: usize) -> TestApp {
-    TestApp::spawn_without_worker_with(vec![
-        ("ARGON2_THREADS", "1".into()),
-        ("ARGON2_MAX_QUEUE", max_queue.to_string()),
-    ])
+    TestApp::spawn_without_worker_with(move |s| {
+        s.auth.argon2.threads = 1;
+        s.auth.argon2.max_queue = max_queue;
+    })
     .await
 }
 

@@ -1,15 +1,18 @@
 use serde_json::{Value, json};
+use shared::config::Settings;
 use testkit::TestApp;
 
-async fn app_with_limit(extra: Vec<(&'static str, String)>) -> TestApp {
-    let mut env = vec![("AUTH_RATE_LIMIT", "3".to_owned())];
-    env.extend(extra);
-    TestApp::spawn_without_worker_with(env).await
+async fn app_with_limit(configure: impl FnOnce(&mut Settings) + Send + 'static) -> TestApp {
+    TestApp::spawn_without_worker_with(move |s| {
+        s.auth.rate_limit = 3;
+        configure(s);
+    })
+    .await
 }
 
 #[tokio::test]
 async fn password_guessing_is_cut_off_with_a_429_and_retry_after() {
-    let app = app_with_limit(Vec::new()).await;
+    let app = app_with_limit(|_| {}).await;
     let guess = json!({ "email": "victim@example.com", "password": "guess guess guess" });
 
     let mut statuses = Vec::new();
@@ -32,7 +35,7 @@ async fn password_guessing_is_cut_off_with_a_429_and_retry_after() {
 
 #[tokio::test]
 async fn signup_and_login_share_the_limit_but_other_routes_do_not() {
-    let app = app_with_limit(Vec::new()).await;
+    let app = app_with_limit(|_| {}).await;
     let body = app.sign_up("one@example.com", "One").await;
     let token = body["token"].as_str();
     for _ in 0..2 {
@@ -57,7 +60,8 @@ async fn signup_and_login_share_the_limit_but_other_routes_do_not() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
-    let app = app_with_limit(vec![("CLIENT_IP_HEADER", "X-Forwarded-For".into())]).await;
+    let app =
+        app_with_limit(move |s| s.server.client_ip_header = Some("X-Forwarded-For".into())).await;
     let guess = json!({ "email": "x@example.com", "password": "guess guess guess" });
     let from = |client: &'static str| {
         let request = app

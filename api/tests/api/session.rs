@@ -186,12 +186,11 @@ async fn a_token_revoked_on_one_instance_stops_working_on_another_within_seconds
 
 #[tokio::test]
 async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
-    let app = TestApp::spawn_without_worker_with(vec![
-        ("LOGIN_FAILURE_LIMIT", "3".into()),
-        // The per-address limit is on but every guess has a new address.
-        ("AUTH_RATE_LIMIT", "2".into()),
-        ("CLIENT_IP_HEADER", "x-forwarded-for".into()),
-    ])
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.auth.login_failures.max = 3;
+        s.auth.rate_limit = 2;
+        s.server.client_ip_header = Some("x-forwarded-for".into());
+    })
     .await;
     app.sign_up("victim@example.com", "Victim").await;
     app.sign_up("bystander@example.com", "Bystander").await;
@@ -239,7 +238,7 @@ async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
 
 #[tokio::test]
 async fn a_successful_login_clears_earlier_failures() {
-    let app = TestApp::spawn_without_worker_with(vec![("LOGIN_FAILURE_LIMIT", "2".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| s.auth.login_failures.max = 2).await;
     app.sign_up("forgetful@example.com", "Forgetful").await;
 
     let mut statuses = Vec::new();

@@ -11,8 +11,10 @@ use crate::raw;
 
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_cut_off() {
-    let app =
-        TestApp::spawn_without_worker_with(vec![("HTTP_HEADER_TIMEOUT_SECS", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.http.header_timeout = Duration::from_secs(1)
+    })
+    .await;
     let mut stream = raw::connect(&app).await;
     let head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 
@@ -31,8 +33,10 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let app =
-        TestApp::spawn_without_worker_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.http.idle_timeout = Duration::from_secs(1)
+    })
+    .await;
     let mut stream = raw::connect(&app).await;
 
     let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
@@ -46,10 +50,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_quiet_new_connection_is_governed_by_the_idle_timeout_not_the_header_timeout() {
-    let app = TestApp::spawn_without_worker_with(vec![
-        ("HTTP_HEADER_TIMEOUT_SECS", "1".into()),
-        ("HTTP_IDLE_TIMEOUT_SECS", "30".into()),
-    ])
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.http.header_timeout = Duration::from_secs(1);
+        s.server.http.idle_timeout = Duration::from_secs(30);
+    })
     .await;
     let mut stream = raw::connect(&app).await;
 
@@ -65,7 +69,7 @@ async fn a_quiet_new_connection_is_governed_by_the_idle_timeout_not_the_header_t
 
 #[tokio::test]
 async fn connections_past_the_cap_get_a_quick_503_with_retry_after() {
-    let app = TestApp::spawn_without_worker_with(vec![("HTTP_MAX_CONNECTIONS", "4".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| s.server.http.max_connections = 4).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut stream = raw::connect(&app).await;
@@ -98,7 +102,7 @@ async fn connections_past_the_cap_get_a_quick_503_with_retry_after() {
 
 #[tokio::test]
 async fn hundreds_of_slow_clients_do_not_stop_a_normal_request() {
-    let app = TestApp::spawn_without_worker_with(Vec::new()).await;
+    let app = TestApp::spawn_without_worker().await;
     let mut slow = Vec::new();
     for _ in 0..300 {
         let mut stream = raw::connect(&app).await;
@@ -119,7 +123,10 @@ async fn hundreds_of_slow_clients_do_not_stop_a_normal_request() {
 
 #[tokio::test]
 async fn a_json_body_that_stalls_is_answered_408() {
-    let app = TestApp::spawn_without_worker_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.http.body_window = Duration::from_secs(1)
+    })
+    .await;
     let mut stream: TcpStream = raw::connect(&app).await;
     stream
         .write_all(
@@ -137,8 +144,10 @@ async fn a_json_body_that_stalls_is_answered_408() {
 
 #[tokio::test]
 async fn a_connection_that_never_sends_a_request_is_closed_after_the_idle_timeout() {
-    let app =
-        TestApp::spawn_without_worker_with(vec![("HTTP_IDLE_TIMEOUT_SECS", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.http.idle_timeout = Duration::from_secs(1)
+    })
+    .await;
     let mut stream = raw::connect(&app).await;
 
     assert!(

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use testkit::app::Options;
 use testkit::otlp::Collector;
 use testkit::{DEADLINE, TestApp};
 
@@ -19,11 +20,12 @@ fn worker_binary() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signups_jobs_continue_the_trace_of_its_request_across_processes() {
     let collector = Collector::start().await;
-    let app = TestApp::spawn_without_worker_with(vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()),
-        // Export at once rather than every 5 s.
-        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-    ])
+    let endpoint = collector.endpoint.clone();
+    let app = TestApp::spawn_with(Options {
+        // Export at once rather than every 5 s (read by the exporter).
+        process_env: vec![("OTEL_BSP_SCHEDULE_DELAY", "100".into())],
+        ..Options::default().configure(move |s| s.telemetry.otlp_endpoint = Some(endpoint))
+    })
     .await;
     let api = app.spawn_api_process(env!("CARGO_BIN_EXE_api")).await;
     let _worker = app.spawn_worker_process(worker_binary());

@@ -59,8 +59,7 @@ fn big_photo() -> Vec<u8> {
 
 #[tokio::test]
 async fn uploads_past_the_hourly_limit_get_429_with_retry_after() {
-    let app =
-        TestApp::spawn_without_worker_with(vec![("PHOTO_UPLOADS_PER_HOUR", "2".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| s.photos.uploads.per_hour = 2).await;
     let token = sign_up(&app, "hourly@example.com").await;
     let file = jpeg(64, 64, &photo(64, 64));
 
@@ -89,8 +88,7 @@ async fn uploads_past_the_hourly_limit_get_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_concurrent_uploads_from_one_account_gets_exactly_the_hourly_limit() {
-    let app =
-        TestApp::spawn_without_worker_with(vec![("PHOTO_UPLOADS_PER_HOUR", "3".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| s.photos.uploads.per_hour = 3).await;
     let token = sign_up(&app, "burst@example.com").await;
     let file = jpeg(64, 64, &photo(64, 64));
 
@@ -108,9 +106,9 @@ async fn a_burst_of_concurrent_uploads_from_one_account_gets_exactly_the_hourly_
 #[tokio::test]
 async fn uploads_past_the_storage_quota_get_403_and_leave_nothing() {
     let file = big_photo();
-    let quota = file.len() * 3 / 2;
+    let quota = file.len() as u64 * 3 / 2;
     let app =
-        TestApp::spawn_without_worker_with(vec![("PHOTO_QUOTA_BYTES", quota.to_string())]).await;
+        TestApp::spawn_without_worker_with(move |s| s.photos.uploads.quota_bytes = quota).await;
     let token = sign_up(&app, "quota@example.com").await;
 
     let first = app.upload(&token, "photo", &file).await.status();
@@ -134,8 +132,7 @@ async fn uploads_past_the_storage_quota_get_403_and_leave_nothing() {
 #[tokio::test]
 async fn uploads_past_the_instance_cap_get_503_with_retry_after() {
     let app =
-        TestApp::spawn_without_worker_with(vec![("PHOTO_MAX_CONCURRENT_UPLOADS", "1".into())])
-            .await;
+        TestApp::spawn_without_worker_with(move |s| s.photos.uploads.max_concurrent = 1).await;
     let token = sign_up(&app, "cap@example.com").await;
     let file = big_photo();
     let stalled = start_upload(&app, &token, &file, file.len() / 2).await;
@@ -158,7 +155,10 @@ async fn uploads_past_the_instance_cap_get_503_with_retry_after() {
 
 #[tokio::test]
 async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
-    let app = TestApp::spawn_without_worker_with(vec![("HTTP_BODY_WINDOW_SECS", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.http.body_window = Duration::from_secs(1)
+    })
+    .await;
     let token = sign_up(&app, "stall@example.com").await;
     let file = big_photo();
 
@@ -177,7 +177,7 @@ async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
 
 #[tokio::test]
 async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
-    let app = TestApp::spawn_without_worker_with(Vec::new()).await;
+    let app = TestApp::spawn_without_worker().await;
     let token = sign_up(&app, "gone@example.com").await;
     let file = big_photo();
     let stream = start_upload(&app, &token, &file, file.len() / 2).await;
@@ -203,8 +203,7 @@ async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upload_is_answered_even_while_the_client_is_still_sending() {
-    let app =
-        TestApp::spawn_without_worker_with(vec![("PHOTO_UPLOADS_PER_HOUR", "1".into())]).await;
+    let app = TestApp::spawn_without_worker_with(move |s| s.photos.uploads.per_hour = 1).await;
     let token = sign_up(&app, "insistent@example.com").await;
     assert_eq!(
         app.upload(&token, "photo", &jpeg(64, 64, &photo(64, 64)))

@@ -27,7 +27,7 @@ async fn screenshot(browser: &Browser, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_up_shows_every_job_reach_done_and_the_guide_downloads_as_a_pdf() {
-    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let app = TestApp::spawn_for_browser(|_| {}).await;
     let browser = Browser::start(Screen::Desktop).await;
     browser
         .run("signup", async |browser| {
@@ -73,7 +73,7 @@ async fn signing_up_shows_every_job_reach_done_and_the_guide_downloads_as_a_pdf(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_photo_shows_its_progress_then_becomes_the_avatar_at_the_right_size() {
-    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let app = TestApp::spawn_for_browser(|_| {}).await;
     let browser = Browser::start(Screen::Desktop).await;
     let file = tempfile_with(&jpeg(1600, 1200, &photo(1600, 1200)), "photo.jpg");
     browser
@@ -132,7 +132,7 @@ async fn an_uploaded_photo_shows_its_progress_then_becomes_the_avatar_at_the_rig
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_refused_in_words_and_the_right_one_logs_in_by_keyboard_alone() {
-    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let app = TestApp::spawn_for_browser(|_| {}).await;
     app.sign_up("linus@example.com", "Linus").await;
     let browser = Browser::start(Screen::Phone).await;
     browser
@@ -166,7 +166,7 @@ async fn a_wrong_password_is_refused_in_words_and_the_right_one_logs_in_by_keybo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_over_the_limit_is_refused_with_the_limit_named() {
-    let app = TestApp::spawn_for_browser(vec![("PHOTO_MAX_BYTES", "200000".into())]).await;
+    let app = TestApp::spawn_for_browser(move |s| s.photos.max_bytes = 200000).await;
     let browser = Browser::start(Screen::Phone).await;
     let file = tempfile_with(&jpeg(1200, 1200, &noise(1200, 1200)), "big.jpg");
     assert!(file.1 > 200_000, "the file is over the limit");
@@ -192,7 +192,7 @@ async fn a_photo_over_the_limit_is_refused_with_the_limit_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_written_as_markup_is_shown_as_text_and_runs_nothing() {
-    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let app = TestApp::spawn_for_browser(|_| {}).await;
     let browser = Browser::start(Screen::Desktop).await;
     let name = r#"<img src=x onerror="window.ran=1">"#;
     browser
@@ -222,7 +222,7 @@ fn tempfile_with(bytes: &[u8], name: &str) -> (std::path::PathBuf, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_retries_a_failed_job_pauses_a_queue_and_looks_a_job_up() {
-    let app = TestApp::spawn_for_browser(Vec::new()).await;
+    let app = TestApp::spawn_for_browser(|_| {}).await;
     app.smtp.refuse_next("550 5.7.1 relaying denied");
     let signup = app.sign_up("bounced@example.com", "Bounced").await;
     let job = testkit::job_id(&signup, "welcome-email");

@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 use shared::jobs::ImageResize;
+use shared::photos::{self, PhotoState};
 use shared::records::PublicError;
 use shared::storage::keys;
 use uuid::Uuid;
@@ -22,19 +23,12 @@ impl Perform for ImageResize {
 
     async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
         let ImageResize { user_id, photo_id } = self;
-        let Some(state) = sqlx::query_scalar!(
-            "select state from photos where photo_id = $1 and user_id = $2",
-            photo_id,
-            user_id,
-        )
-        .fetch_optional(&ctx.pool)
-        .await?
-        else {
+        let Some(state) = photos::state(&ctx.pool, photo_id, user_id).await? else {
             return Err(JobError::Permanent(anyhow::anyhow!(
                 "photo {photo_id} no longer exists"
             )));
         };
-        if state == "ready" {
+        if state == PhotoState::Ready {
             return Ok(json!({ "skipped": "already resized" }));
         }
 
@@ -51,8 +45,8 @@ impl Perform for ImageResize {
         job.progress(ctx, 10).await;
 
         let limits = imaging::Limits {
-            max_pixels: ctx.photo_max_pixels,
-            max_decode_bytes: ctx.photo_max_decode_bytes,
+            max_pixels: ctx.photos.max_pixels,
+            max_decode_bytes: ctx.photos.max_decode_bytes,
             deadline: job.deadline,
         };
         let processed =
@@ -74,29 +68,13 @@ impl Perform for ImageResize {
             job.progress(ctx, 50 + 15 * sizes.len() as i16).await;
         }
 
-        let mut tx = ctx.pool.begin().await?;
-        sqlx::query!(
-            "update photos set state = 'ready', width = $2, height = $3, error = null, updated_at = now()
-             where photo_id = $1",
+        let switched = photos::mark_ready(
+            &ctx.pool,
             photo_id,
-            i32::try_from(processed.width).unwrap_or(i32::MAX),
-            i32::try_from(processed.height).unwrap_or(i32::MAX),
-        )
-        .execute(&mut *tx)
-        .await?;
-        // Uploads are ordered by their v7 ids: a photo that finishes after a
-        // newer one must not take the avatar back.
-        let switched = sqlx::query!(
-            "update users set avatar_photo_id = $2, updated_at = now()
-             where user_id = $1 and (avatar_photo_id is null or avatar_photo_id < $2)",
             user_id,
-            photo_id,
+            (processed.width, processed.height),
         )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        tx.commit().await?;
+        .await?;
         Ok(json!({
             "width": processed.width,
             "height": processed.height,
@@ -110,14 +88,7 @@ impl Perform for ImageResize {
 /// fails the job for good; the decoder's own message stays in the logs.
 async fn reject(ctx: &JobContext, photo_id: Uuid, error: ImageError) -> JobError {
     let (code, message) = error.public();
-    if let Err(db) = sqlx::query!(
-        "update photos set state = 'failed', error = $2, updated_at = now() where photo_id = $1",
-        photo_id,
-        message,
-    )
-    .execute(&ctx.pool)
-    .await
-    {
+    if let Err(db) = photos::mark_failed(&ctx.pool, photo_id, &message).await {
         return JobError::from(db);
     }
     JobError::rejected(PublicError { code, message }, anyhow::Error::new(error))

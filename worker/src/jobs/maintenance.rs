@@ -7,7 +7,7 @@
 //! writes what it removed to `maintenance_runs`. Every task is idempotent:
 //! a retried or repeated run removes only what is still there.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use bullmq::job_scheduler::RepeatOptions;
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use shared::jobs::{Maintenance, MaintenanceTask, QueueName};
 use shared::queue::JobQueues;
 use shared::storage::keys;
+use shared::{photos, records, tokens};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};
@@ -64,25 +65,14 @@ pub async fn run(
 }
 
 async fn purge_expired_tokens(ctx: &JobContext) -> Result<Value, JobError> {
-    let tokens = sqlx::query!("delete from api_tokens where expires_at < now()")
-        .execute(&ctx.pool)
-        .await?
-        .rows_affected();
+    let tokens = tokens::purge_expired(&ctx.pool).await?;
     Ok(json!({ "tokens": tokens }))
 }
 
 /// Finished records only: a job still waiting or running is never pruned,
 /// however old.
 async fn prune_job_records(ctx: &JobContext) -> Result<Value, JobError> {
-    let records = sqlx::query!(
-        "delete from jobs
-         where state in ('completed', 'failed')
-           and finished_at < now() - make_interval(secs => $1)",
-        ctx.maintenance.job_record_retention.as_secs_f64(),
-    )
-    .execute(&ctx.pool)
-    .await?
-    .rows_affected();
+    let records = records::prune_finished(&ctx.pool, ctx.maintenance.job_record_retention).await?;
     Ok(json!({ "job_records": records }))
 }
 
@@ -93,21 +83,7 @@ async fn prune_job_records(ctx: &JobContext) -> Result<Value, JobError> {
 /// is an orphan the next run removes, never a row pointing at nothing.
 async fn clean_photos(ctx: &JobContext) -> Result<Value, JobError> {
     let grace = ctx.maintenance.photo_grace;
-    let stale = sqlx::query_scalar!(
-        "delete from photos p
-         where p.photo_id in (
-             select photo_id from photos
-             where created_at < now() - make_interval(secs => $1)
-               and (state = 'failed'
-                    or (state = 'ready'
-                        and not exists (select 1 from users u where u.avatar_photo_id = photos.photo_id)))
-             limit $2)
-         returning p.photo_id",
-        grace.as_secs_f64(),
-        PHOTO_BATCH,
-    )
-    .fetch_all(&ctx.pool)
-    .await?;
+    let stale = photos::clean_stale(&ctx.pool, grace, PHOTO_BATCH).await?;
     for &photo_id in &stale {
         delete_photo_files(ctx, photo_id).await?;
     }
@@ -165,12 +141,7 @@ async fn delete_orphan_files(ctx: &JobContext, grace: Duration) -> Result<usize,
         }
     }
     let ids: Vec<Uuid> = by_photo.keys().copied().collect();
-    let known: BTreeSet<Uuid> =
-        sqlx::query_scalar!("select photo_id from photos where photo_id = any($1)", &ids,)
-            .fetch_all(&ctx.pool)
-            .await?
-            .into_iter()
-            .collect();
+    let known = photos::existing(&ctx.pool, &ids).await?;
     let mut removed = 0;
     for (id, files) in by_photo {
         // A file younger than the grace may belong to an upload being recorded.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use shared::jobs::OnboardingPdf;
 use shared::storage::keys;
+use shared::users;
 
 use super::{JobMeta, Perform, on_blocking_pool};
 use crate::context::JobContext;
@@ -52,13 +53,7 @@ impl Perform for OnboardingPdf {
             .put(&key, document.bytes, "application/pdf")
             .await
             .transient("could not store the PDF")?;
-        sqlx::query!(
-            "update users set onboarding_pdf_key = $2, updated_at = now() where user_id = $1",
-            self.user_id,
-            key,
-        )
-        .execute(&ctx.pool)
-        .await?;
+        users::set_onboarding_pdf(&ctx.pool, self.user_id, &key).await?;
         let mut result = json!({ "key": key, "pages": document.pages, "bytes": size });
         // Still worth delivering (the rest of the guide is fine), but say so.
         if !unsupported.is_empty() {

@@ -22,7 +22,7 @@ impl Perform for SlackNotify {
     const SERVICE: &'static str = "Team notification";
 
     async fn perform(self, ctx: &JobContext, _job: &JobMeta) -> Result<Value, JobError> {
-        let Some(webhook) = &ctx.slack_webhook_url else {
+        let Some(webhook) = &ctx.providers.slack_webhook_url else {
             return Ok(json!({ "skipped": "SLACK_WEBHOOK_URL is not set" }));
         };
         let Some(user) = sqlx::query!(

@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::jobs::StripeCustomer;
+use shared::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;
@@ -34,7 +35,7 @@ impl Perform for StripeCustomer {
     const SERVICE: &'static str = "Billing";
 
     async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
-        let Some(secret_key) = &ctx.stripe.secret_key else {
+        let Some(secret_key) = &ctx.providers.stripe_secret_key else {
             return Ok(json!({ "skipped": "STRIPE_SECRET_KEY is not set" }));
         };
         let Some(user) = sqlx::query!(
@@ -52,7 +53,7 @@ impl Perform for StripeCustomer {
 
         let response = ctx
             .http
-            .post(format!("{}/v1/customers", ctx.stripe.api_base))
+            .post(format!("{}/v1/customers", ctx.providers.stripe_api_base))
             .bearer_auth(secret_key.expose_secret())
             .header("Idempotency-Key", &job.id)
             .form(&[
@@ -80,14 +81,7 @@ impl Perform for StripeCustomer {
             .await
             .transient("Stripe's answer was not a customer")?;
 
-        sqlx::query!(
-            "update users set stripe_customer_id = $2, updated_at = now()
-             where user_id = $1 and stripe_customer_id is null",
-            self.user_id,
-            customer.id,
-        )
-        .execute(&ctx.pool)
-        .await?;
+        users::set_stripe_customer(&ctx.pool, self.user_id, &customer.id).await?;
         Ok(json!({ "customer_id": customer.id, "created": true }))
     }
 }

@@ -8,6 +8,7 @@
 use lettre::message::Mailbox;
 use serde_json::{Value, json};
 use shared::jobs::WelcomeEmail;
+use shared::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;
@@ -45,12 +46,7 @@ impl Perform for WelcomeEmail {
         );
         ctx.mailer.send(to, &email, &job.id).await?;
 
-        sqlx::query!(
-            "update users set welcome_email_sent_at = now(), updated_at = now() where user_id = $1",
-            self.user_id,
-        )
-        .execute(&ctx.pool)
-        .await?;
+        users::mark_welcome_email_sent(&ctx.pool, self.user_id).await?;
         Ok(json!({ "delivered_to": user.email, "transport": ctx.mailer.transport_name() }))
     }
 }

@@ -85,11 +85,11 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
 async fn a_job_still_running_at_the_shutdown_deadline_is_finished_by_another_worker() {
     let app = TestApp::spawn_with(Options {
         worker: false,
-        env: vec![
-            ("SHUTDOWN_TIMEOUT_SECS", "1".into()),
-            ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
-            ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
-        ],
+        configure: Some(testkit::app::configure(move |s| {
+            s.worker.shutdown_timeout = Duration::from_secs(1);
+            s.queues.welcome_email.lock_duration = Duration::from_millis(2000);
+            s.queues.welcome_email.stalled_interval = Duration::from_millis(1000);
+        })),
         ..Options::default()
     })
     .await;
@@ -121,10 +121,10 @@ fn welcome_job(signup: &serde_json::Value) -> String {
 async fn app_with_short_locks() -> TestApp {
     TestApp::spawn_with(Options {
         worker: false,
-        env: vec![
-            ("QUEUE_WELCOME_EMAIL_LOCK_DURATION_MS", "2000".into()),
-            ("QUEUE_WELCOME_EMAIL_STALLED_INTERVAL_MS", "1000".into()),
-        ],
+        configure: Some(testkit::app::configure(move |s| {
+            s.queues.welcome_email.lock_duration = Duration::from_millis(2000);
+            s.queues.welcome_email.stalled_interval = Duration::from_millis(1000);
+        })),
         ..Options::default()
     })
     .await

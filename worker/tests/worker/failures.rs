@@ -1,3 +1,6 @@
+use std::time::Duration;
+
+use shared::jobs::RateLimit;
 use testkit::TestApp;
 
 use testkit::DEADLINE;
@@ -57,10 +60,10 @@ async fn a_temporary_smtp_failure_is_retried_and_the_email_sent_once() {
 async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
     let app = TestApp::spawn_with(testkit::app::Options {
         worker: true,
-        env: vec![
-            ("QUEUE_WELCOME_EMAIL_ATTEMPTS", "3".into()),
-            ("QUEUE_WELCOME_EMAIL_BACKOFF_MS", "50".into()),
-        ],
+        configure: Some(testkit::app::configure(move |s| {
+            s.queues.welcome_email.attempts = 3;
+            s.queues.welcome_email.backoff = Duration::from_millis(50);
+        })),
         ..testkit::app::Options::default()
     })
     .await;
@@ -89,10 +92,12 @@ async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
 async fn a_rate_limited_queue_spaces_its_jobs_out() {
     let app = TestApp::spawn_with(testkit::app::Options {
         worker: true,
-        env: vec![
-            ("QUEUE_WELCOME_EMAIL_RATE_MAX", "1".into()),
-            ("QUEUE_WELCOME_EMAIL_RATE_PER_MS", "1000".into()),
-        ],
+        configure: Some(testkit::app::configure(|s| {
+            s.queues.welcome_email.rate_limit = Some(RateLimit {
+                max: 1,
+                per: Duration::from_secs(1),
+            });
+        })),
         ..testkit::app::Options::default()
     })
     .await;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use shared::config::Settings;
 use testkit::app::Options;
 use testkit::{TestApp, job_id};
 use wiremock::matchers::{method, path};
@@ -13,18 +14,17 @@ const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 use testkit::DEADLINE;
 const KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
 
-async fn app_with_stripe(stripe: &MockServer, env: Vec<(&'static str, String)>) -> TestApp {
-    let mut all = vec![
-        ("STRIPE_SECRET_KEY", KEY.to_owned()),
-        ("STRIPE_API_BASE", stripe.uri()),
-        ("CONFIG_FAULT_PAUSE_SECS", "1".to_owned()),
-    ];
-    all.extend(env);
-    TestApp::spawn_with(Options {
-        worker: true,
-        env: all,
-        ..Options::default()
-    })
+async fn app_with_stripe(
+    stripe: &MockServer,
+    configure: impl FnOnce(&mut Settings) + Send + 'static,
+) -> TestApp {
+    let api_base = stripe.uri();
+    TestApp::spawn_with(Options::with_worker().configure(move |s| {
+        s.providers.stripe_secret_key = Some(KEY.into());
+        s.providers.stripe_api_base = api_base;
+        s.providers.config_fault_pause = Duration::from_secs(1);
+        configure(s);
+    }))
     .await
 }
 
@@ -48,13 +48,10 @@ async fn a_rejected_stripe_key_makes_jobs_wait_not_fail_until_it_is_fixed() {
         .await;
     // One attempt only: had the refusal been held against the job, it
     // would be dead now.
-    let app = app_with_stripe(
-        &stripe,
-        vec![
-            ("QUEUE_STRIPE_CUSTOMER_ATTEMPTS", "1".to_owned()),
-            ("CONFIG_FAULT_PAUSE_SECS", "3".to_owned()),
-        ],
-    )
+    let app = app_with_stripe(&stripe, move |s| {
+        s.queues.stripe_customer.attempts = 1;
+        s.providers.config_fault_pause = Duration::from_secs(3);
+    })
     .await;
     let body = app.sign_up("rotated@example.com", "Rotated Key").await;
     let job = job_id(&body, "stripe-customer");
@@ -117,10 +114,10 @@ async fn a_rejected_stripe_key_makes_jobs_wait_not_fail_until_it_is_fixed() {
 async fn an_smtp_login_refusal_holds_the_email_until_the_server_takes_it() {
     let app = TestApp::spawn_with(Options {
         worker: true,
-        env: vec![
-            ("CONFIG_FAULT_PAUSE_SECS", "1".into()),
-            ("QUEUE_WELCOME_EMAIL_ATTEMPTS", "1".into()),
-        ],
+        configure: Some(testkit::app::configure(move |s| {
+            s.providers.config_fault_pause = Duration::from_secs(1);
+            s.queues.welcome_email.attempts = 1;
+        })),
         ..Options::default()
     })
     .await;
@@ -155,14 +152,11 @@ async fn an_attempt_past_its_timeout_fails_and_frees_its_slot() {
         .respond_with(customer_created())
         .mount(&stripe)
         .await;
-    let app = app_with_stripe(
-        &stripe,
-        vec![
-            ("QUEUE_STRIPE_CUSTOMER_TIMEOUT_SECS", "1".to_owned()),
-            ("QUEUE_STRIPE_CUSTOMER_ATTEMPTS", "1".to_owned()),
-            ("QUEUE_STRIPE_CUSTOMER_CONCURRENCY", "1".to_owned()),
-        ],
-    )
+    let app = app_with_stripe(&stripe, |s| {
+        s.queues.stripe_customer.timeout = Duration::from_secs(1);
+        s.queues.stripe_customer.attempts = 1;
+        s.queues.stripe_customer.concurrency = 1;
+    })
     .await;
 
     let hung = app.sign_up("hung@example.com", "Hung").await;
@@ -195,19 +189,13 @@ async fn a_worker_that_lost_its_lock_cannot_overwrite_the_attempt_after_it() {
         .respond_with(customer_created().set_delay(Duration::from_secs(8)))
         .mount(&stripe)
         .await;
-    let app = app_with_stripe(
-        &stripe,
-        vec![
-            ("QUEUE_STRIPE_CUSTOMER_LOCK_DURATION_MS", "1000".to_owned()),
-            (
-                "QUEUE_STRIPE_CUSTOMER_STALLED_INTERVAL_MS",
-                "500".to_owned(),
-            ),
-            // One slot per worker: the one running the first attempt is
-            // full, so the second attempt runs on the other worker.
-            ("QUEUE_STRIPE_CUSTOMER_CONCURRENCY", "1".to_owned()),
-        ],
-    )
+    let app = app_with_stripe(&stripe, |s| {
+        s.queues.stripe_customer.lock_duration = Duration::from_secs(1);
+        s.queues.stripe_customer.stalled_interval = Duration::from_millis(500);
+        // One slot per worker: the one running the first attempt is
+        // full, so the second attempt runs on the other worker.
+        s.queues.stripe_customer.concurrency = 1;
+    })
     .await;
     let mut second = app.spawn_worker_process(WORKER);
     let body = app.sign_up("race@example.com", "Race").await;
@@ -249,11 +237,15 @@ async fn a_refused_key_is_logged_once_per_incident_not_once_per_job() {
         .mount(&stripe)
         .await;
     let app = TestApp::spawn_with(Options {
-        env: vec![
-            ("STRIPE_SECRET_KEY", KEY.to_owned()),
-            ("STRIPE_API_BASE", stripe.uri()),
-            ("CONFIG_FAULT_PAUSE_SECS", "1".to_owned()),
-        ],
+        configure: Some(testkit::app::configure({
+            let v0 = KEY.to_owned();
+            let v1 = stripe.uri();
+            move |s| {
+                s.providers.stripe_secret_key = Some(v0.into());
+                s.providers.stripe_api_base = v1;
+                s.providers.config_fault_pause = Duration::from_secs(1);
+            }
+        })),
         ..Options::default()
     })
     .await;

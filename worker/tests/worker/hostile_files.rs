@@ -106,7 +106,9 @@ async fn an_ordinary_progressive_jpeg_is_processed() {
 async fn files_that_would_decode_past_the_budget_are_refused_at_upload() {
     let app = TestApp::spawn_with(Options {
         worker: false,
-        env: vec![("PHOTO_MAX_DECODE_BYTES", "20000000".into())],
+        configure: Some(testkit::app::configure(move |s| {
+            s.photos.max_decode_bytes = 20000000
+        })),
         ..Options::default()
     })
     .await;
@@ -135,7 +137,9 @@ async fn files_that_would_decode_past_the_budget_are_refused_at_upload() {
 async fn a_header_hidden_past_the_first_bytes_is_judged_by_the_worker() {
     let app = TestApp::spawn_with(Options {
         worker: true,
-        env: vec![("PHOTO_MAX_DECODE_BYTES", "20000000".into())],
+        configure: Some(testkit::app::configure(move |s| {
+            s.photos.max_decode_bytes = 20000000
+        })),
         ..Options::default()
     })
     .await;

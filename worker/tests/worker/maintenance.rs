@@ -183,8 +183,10 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_two_workers_each_schedule_fires_once_per_period() {
-    let mut app =
-        TestApp::spawn_without_worker_with(vec![("MAINTENANCE_INTERVAL_SECS", "1".into())]).await;
+    let mut app = TestApp::spawn_without_worker_with(move |s| {
+        s.maintenance.interval = Some(Duration::from_secs(1))
+    })
+    .await;
     app.start_worker();
     let _second = app.spawn_worker_process(WORKER);
 
@@ -229,49 +231,85 @@ async fn with_two_workers_each_schedule_fires_once_per_period() {
 }
 
 /// S3 is outside our walls, and s3rver does not list multipart uploads:
-/// a mock S3 answers the listing and checks what is aborted, and that every
-/// request is signed.
+/// a mock S3 answers the listing (two pages) and checks what is aborted,
+/// that every request is signed, and that an upload outside our prefix is
+/// left alone even when the listing names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_multipart_uploads_older_than_a_day_are_aborted_with_signed_requests() {
-    use wiremock::matchers::{header_regex, method, path, query_param};
+async fn only_our_multipart_uploads_older_than_a_day_are_aborted_on_every_page() {
+    use wiremock::matchers::{header_regex, method, path, query_param, query_param_is_missing};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     let s3 = MockServer::start().await;
     let old = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
     let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let listing = format!(
+    let id = Uuid::nil();
+    let first_page = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<ListMultipartUploadsResult><Bucket>media</Bucket>
+<ListMultipartUploadsResult><Bucket>media</Bucket><IsTruncated>true</IsTruncated>
+<NextKeyMarker>app/photos/{id}/large.jpg</NextKeyMarker><NextUploadIdMarker>recent-upload</NextUploadIdMarker>
 <Upload><Key>app/photos/{id}/original</Key><UploadId>old-upload</UploadId><Initiated>{old}</Initiated></Upload>
+<Upload><Key>other-app/photos/{id}/original</Key><UploadId>not-ours</UploadId><Initiated>{old}</Initiated></Upload>
 <Upload><Key>app/photos/{id}/large.jpg</Key><UploadId>recent-upload</UploadId><Initiated>{recent}</Initiated></Upload>
-</ListMultipartUploadsResult>"#,
-        id = Uuid::nil()
+</ListMultipartUploadsResult>"#
+    );
+    let second_page = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult><Bucket>media</Bucket><IsTruncated>false</IsTruncated>
+<Upload><Key>app/photos/{id}/medium.jpg</Key><UploadId>old-upload-2</UploadId><Initiated>{old}</Initiated></Upload>
+</ListMultipartUploadsResult>"#
     );
     let signed = || header_regex("authorization", "^AWS4-HMAC-SHA256 Credential=test-key/");
     Mock::given(method("GET"))
         .and(path("/media/"))
         .and(query_param("prefix", "app/"))
+        .and(query_param_is_missing("key-marker"))
         .and(signed())
-        .respond_with(ResponseTemplate::new(200).set_body_string(listing))
+        .respond_with(ResponseTemplate::new(200).set_body_string(first_page))
         .expect(1)
         .mount(&s3)
         .await;
+    Mock::given(method("GET"))
+        .and(path("/media/"))
+        .and(query_param("prefix", "app/"))
+        .and(query_param(
+            "key-marker",
+            format!("app/photos/{id}/large.jpg"),
+        ))
+        .and(query_param("upload-id-marker", "recent-upload"))
+        .and(signed())
+        .respond_with(ResponseTemplate::new(200).set_body_string(second_page))
+        .expect(1)
+        .mount(&s3)
+        .await;
+    for (file, upload) in [("original", "old-upload"), ("medium.jpg", "old-upload-2")] {
+        Mock::given(method("DELETE"))
+            .and(path(format!("/media/app/photos/{id}/{file}")))
+            .and(query_param("uploadId", upload))
+            .and(signed())
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&s3)
+            .await;
+    }
+    // Anything else (the upload outside our prefix) is a 404 the run would
+    // fail on, and is counted here.
     Mock::given(method("DELETE"))
-        .and(path(format!("/media/app/photos/{}/original", Uuid::nil())))
-        .and(query_param("uploadId", "old-upload"))
-        .and(signed())
+        .and(query_param("uploadId", "not-ours"))
         .respond_with(ResponseTemplate::new(204))
-        .expect(1)
+        .expect(0)
         .mount(&s3)
         .await;
-    let app = TestApp::spawn_without_worker_with(vec![
-        ("STORAGE_URL", "s3://media/app".into()),
-        ("AWS_ENDPOINT", s3.uri()),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("AWS_REGION", "eu-west-1".into()),
-        ("AWS_ACCESS_KEY_ID", "test-key".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret".into()),
-    ])
+    let app = TestApp::spawn_without_worker_with({
+        let value = s3.uri();
+        move |s| {
+            s.storage.url = "s3://media/app".into();
+            s.storage.s3.endpoint = Some(value);
+            s.storage.s3.allow_http = true;
+            s.storage.s3.region = Some("eu-west-1".into());
+            s.storage.s3.access_key_id = Some("test-key".into());
+            s.storage.s3.secret_access_key = Some("test-secret".into());
+        }
+    })
     .await;
 
     let output = app
@@ -286,8 +324,8 @@ async fn only_multipart_uploads_older_than_a_day_are_aborted_with_signed_request
     let printed = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         printed.trim(),
-        r#"abort-multipart-uploads	{"multipart_uploads":1}"#
+        r#"abort-multipart-uploads	{"multipart_uploads":2}"#
     );
-    // The mock's expectations (one listing, one abort: the old upload's) are
-    // checked when it is dropped.
+    // The mock's expectations (two listing pages, two aborts: the old
+    // uploads under our prefix) are checked when it is dropped.
 }

@@ -196,10 +196,10 @@ async fn a_corrupt_photo_fails_its_job_once_with_a_reason_and_the_worker_carries
 async fn uploads_we_cannot_take_are_refused_with_the_right_status() {
     let app = TestApp::spawn_with(Options {
         worker: false,
-        env: vec![
-            ("PHOTO_MAX_BYTES", "200000".into()),
-            ("PHOTO_MAX_PIXELS", "1000000".into()),
-        ],
+        configure: Some(testkit::app::configure(move |s| {
+            s.photos.max_bytes = 200000;
+            s.photos.max_pixels = 1000000;
+        })),
         ..Options::default()
     })
     .await;
@@ -289,7 +289,7 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     let s3 = testkit::s3::S3Server::start("acme-media").await;
     let mut app = TestApp::spawn_with(Options {
         worker: true,
-        env: s3.env(),
+        configure: Some(s3.configure()),
         ..Options::default()
     })
     .await;

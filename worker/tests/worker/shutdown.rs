@@ -1,24 +1,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use shared::config::Settings;
 use testkit::TestApp;
 use testkit::app::Options;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 use testkit::DEADLINE;
 
-async fn app_without_worker(env: Vec<(&'static str, String)>) -> TestApp {
-    TestApp::spawn_with(Options {
-        worker: false,
-        env,
-        ..Options::default()
-    })
-    .await
+async fn app_without_worker(configure: impl FnOnce(&mut Settings) + Send + 'static) -> TestApp {
+    TestApp::spawn_with(Options::default().configure(configure)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_in_flight_job_finish_and_exits_zero() {
-    let app = app_without_worker(vec![("SHUTDOWN_TIMEOUT_SECS", "20".into())]).await;
+    let app =
+        app_without_worker(move |s| s.worker.shutdown_timeout = Duration::from_secs(20)).await;
     app.smtp.set_delay(Duration::from_secs(2));
     let mut worker = app.spawn_worker_process(WORKER);
     let body = app.sign_up("inflight@example.com", "In Flight").await;
@@ -37,7 +34,7 @@ async fn sigterm_lets_the_in_flight_job_finish_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_exits_zero_on_sigterm() {
-    let app = app_without_worker(Vec::new()).await;
+    let app = app_without_worker(|_| {}).await;
     let mut worker = app.spawn_worker_process(WORKER);
     // A completed job proves the worker is up and now idle.
     let body = app.sign_up("idle@example.com", "Idle").await;
@@ -53,7 +50,7 @@ async fn an_idle_worker_exits_zero_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_and_restarted_mid_queue_loses_no_job() {
     const SIGNUPS: usize = 12;
-    let app = app_without_worker(vec![("QUEUE_WELCOME_EMAIL_CONCURRENCY", "2".into())]).await;
+    let app = app_without_worker(move |s| s.queues.welcome_email.concurrency = 2).await;
     app.smtp.set_delay(Duration::from_millis(300));
     let mut first = app.spawn_worker_process(WORKER);
     let mut job_ids = Vec::new();

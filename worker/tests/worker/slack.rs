@@ -64,7 +64,10 @@ async fn slack(replies: Vec<ResponseTemplate>) -> (MockServer, Scripted) {
 async fn app_with_slack(server: &MockServer) -> TestApp {
     TestApp::spawn_with(Options {
         worker: true,
-        env: vec![("SLACK_WEBHOOK_URL", format!("{}{HOOK}", server.uri()))],
+        configure: Some(testkit::app::configure({
+            let value = format!("{}{HOOK}", server.uri());
+            move |s| s.providers.slack_webhook_url = Some(value.into())
+        })),
         ..Options::default()
     })
     .await
@@ -172,13 +175,13 @@ async fn an_unreachable_webhook_never_leaks_its_secret_url() {
     let closed_port = testkit::free_port();
     let app = TestApp::spawn_with(Options {
         worker: true,
-        env: vec![
-            (
-                "SLACK_WEBHOOK_URL",
-                format!("http://127.0.0.1:{closed_port}/services/T0/B0/s3cr3tT0k3n"),
-            ),
-            ("QUEUE_SLACK_NOTIFY_ATTEMPTS", "1".into()),
-        ],
+        configure: Some(testkit::app::configure({
+            let value = format!("http://127.0.0.1:{closed_port}/services/T0/B0/s3cr3tT0k3n");
+            move |s| {
+                s.providers.slack_webhook_url = Some(value.into());
+                s.queues.slack_notify.attempts = 1;
+            }
+        })),
         ..Options::default()
     })
     .await;

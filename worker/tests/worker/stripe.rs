@@ -1,5 +1,7 @@
 //! The stripe-customer job against a wiremock Stripe that checks what we send.
 
+use std::time::Duration;
+
 use serde_json::json;
 use testkit::app::Options;
 use testkit::{TestApp, job_id};
@@ -12,11 +14,14 @@ const KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
 async fn app_with_stripe(stripe: &MockServer, worker: bool) -> TestApp {
     TestApp::spawn_with(Options {
         worker,
-        env: vec![
-            ("STRIPE_SECRET_KEY", KEY.into()),
-            ("STRIPE_API_BASE", stripe.uri()),
-            ("QUEUE_STRIPE_CUSTOMER_BACKOFF_MS", "50".into()),
-        ],
+        configure: Some(testkit::app::configure({
+            let api_base = stripe.uri();
+            move |s| {
+                s.providers.stripe_secret_key = Some(KEY.into());
+                s.providers.stripe_api_base = api_base;
+                s.queues.stripe_customer.backoff = Duration::from_millis(50);
+            }
+        })),
         ..Options::default()
     })
     .await

@@ -1,0 +1,131 @@
+//! Declaring an endpoint: its route and its OpenAPI entry come from one
+//! `routes!(handler)` (utoipa-axum), and its limits are stated on the same
+//! line. Nothing about an endpoint is decided by which router it sits in.
+//!
+//! ```text
+//! endpoints.add(routes!(signup), Limits::CREDENTIALS)
+//! ```
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::MethodRouter;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+
+use crate::rate_limit;
+use crate::state::AppState;
+
+/// Room for the multipart framing around an uploaded file.
+pub const FRAMING_BYTES: u64 = 64 * 1024;
+
+/// What one request to an endpoint may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body accepted; more is 413.
+    pub body: usize,
+    /// Longest the answer may take; then 503.
+    pub time: Duration,
+    /// Counted per client (`AUTH_RATE_LIMIT`): 429 past the limit.
+    pub per_client: bool,
+}
+
+impl Limits {
+    /// JSON bodies are small; anything bigger is a mistake or an attack.
+    /// Answered within 30 s.
+    pub const JSON: Self = Self {
+        body: 16 * 1024,
+        time: Duration::from_secs(30),
+        per_client: false,
+    };
+
+    /// Signup, login and operator sign-in: as [`Limits::JSON`], and
+    /// counted per client against password guessing.
+    pub const CREDENTIALS: Self = Self {
+        per_client: true,
+        ..Self::JSON
+    };
+
+    /// A file of up to `max_bytes` in a multipart body: a 20 MiB photo from
+    /// a phone on a slow link takes minutes, not seconds.
+    pub fn upload(max_bytes: u64) -> Self {
+        Self {
+            body: usize::try_from(max_bytes + FRAMING_BYTES).unwrap_or(usize::MAX),
+            time: Duration::from_secs(600),
+            per_client: false,
+        }
+    }
+
+    /// `router`, enforcing these limits (outermost first: time, body size,
+    /// per-client count).
+    fn apply(self, router: MethodRouter<AppState>, state: &AppState) -> MethodRouter<AppState> {
+        let router = if self.per_client {
+            router.layer::<_, Infallible>(middleware::from_fn_with_state(
+                state.auth_limit.clone(),
+                rate_limit::limit,
+            ))
+        } else {
+            router
+        };
+        router
+            .layer::<_, Infallible>(DefaultBodyLimit::max(self.body))
+            .layer::<_, Infallible>(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                self.time,
+            ))
+    }
+}
+
+/// The api's endpoints and the OpenAPI document describing them, built
+/// together so they cannot drift apart.
+pub struct Endpoints {
+    router: OpenApiRouter<AppState>,
+    state: AppState,
+}
+
+impl Endpoints {
+    /// No endpoints yet; `document` holds what is not an endpoint (title,
+    /// tags, security schemes).
+    pub fn new(document: OpenApi, state: &AppState) -> Self {
+        Self {
+            router: OpenApiRouter::with_openapi(document),
+            state: state.clone(),
+        }
+    }
+
+    /// What the limits of an endpoint may depend on (e.g. `PHOTO_MAX_BYTES`).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Documented endpoints: one `routes!(handler, …)` (handlers of one
+    /// path), each with `limits`.
+    pub fn add(self, endpoints: UtoipaMethodRouter<AppState>, limits: Limits) -> Self {
+        let (schemas, paths, router) = endpoints;
+        let router = limits.apply(router, &self.state);
+        Self {
+            router: self.router.routes((schemas, paths, router)),
+            state: self.state,
+        }
+    }
+
+    /// An endpoint the document does not describe: the web app's files and
+    /// the scrape endpoint, which are not part of the JSON contract.
+    pub fn undocumented(self, path: &str, router: MethodRouter<AppState>, limits: Limits) -> Self {
+        let router = limits.apply(router, &self.state);
+        Self {
+            router: self.router.route(path, router),
+            state: self.state,
+        }
+    }
+
+    /// The router and the document.
+    pub fn into_parts(self) -> (Router<AppState>, OpenApi) {
+        self.router.split_for_parts()
+    }
+}

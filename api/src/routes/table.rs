@@ -1,0 +1,43 @@
+//! Every endpoint of the api, module by module, and the document that
+//! describes them: both come out of the same declarations.
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi as _;
+
+use super::endpoints::{Endpoints, Limits};
+use super::{admin, health, jobs, me, media, metrics, openapi, photos, session, signup, web};
+use crate::state::AppState;
+
+/// The routes and their OpenAPI document (served at
+/// [`openapi::PATH`]).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let modules = [
+        signup::endpoints,
+        session::endpoints,
+        me::endpoints,
+        jobs::endpoints,
+        photos::endpoints,
+        media::endpoints,
+        health::endpoints,
+        admin::endpoints,
+        metrics::endpoints,
+        web::endpoints,
+    ];
+    let endpoints = Endpoints::new(openapi::ApiDoc::openapi(), state);
+    let (router, document) = modules
+        .into_iter()
+        .fold(endpoints, |endpoints, module| module(endpoints))
+        .into_parts();
+    let document = openapi::Document::render(&document);
+    let served = get(move |headers| {
+        let document = document.clone();
+        async move { document.answer(&headers) }
+    });
+    // The document describes the contract; it is not an operation of it.
+    Endpoints::new(utoipa::openapi::OpenApi::default(), state)
+        .undocumented(openapi::PATH, served, Limits::JSON)
+        .into_parts()
+        .0
+        .merge(router)
+}

@@ -1,0 +1,409 @@
+//! Reading the settings from variables, and writing them back.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::settings::*;
+use super::values::{CorsOrigins, LogFormat};
+use crate::jobs::{QueueName, QueueSettings, QueueTable, RateLimit, cores};
+
+/// The settings that were missing or malformed, all of them.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError(Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration (see .env.example):")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads `./.env` into the process environment, so `cargo run -p api` works
+/// like `scripts/dev`; variables already set win. Only the working
+/// directory is searched (not its parents), so a process started elsewhere,
+/// by a test for instance, never picks up a developer's file. No file is
+/// fine; a malformed one is an error naming the line.
+pub fn load_dotenv() -> Result<(), String> {
+    match dotenvy::from_path(".env") {
+        Ok(()) => Ok(()),
+        Err(error) if error.not_found() => Ok(()),
+        Err(error) => Err(format!("cannot read .env: {error}")),
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process
+    /// environment (which is shared by every test thread).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut env = Env {
+            lookup: &lookup,
+            problems: &mut problems,
+        };
+        let database_url = env.required("DATABASE_URL");
+        let mut queues = QueueTable::default();
+        for &queue in QueueName::ALL {
+            *queues.get_mut(queue) = queue_settings(&mut env, queue);
+        }
+        let argon2_threads = env.parsed("ARGON2_THREADS", cores()).max(1);
+        let settings = Settings {
+            database: DatabaseSettings {
+                url: SecretString::from(database_url.unwrap_or_default()),
+                max_connections: env.parsed("DATABASE_MAX_CONNECTIONS", 10),
+            },
+            redis: RedisSettings {
+                url: SecretString::from(env.or("REDIS_URL", "redis://127.0.0.1:6379")),
+                queue_prefix: env.or("QUEUE_PREFIX", "bull"),
+            },
+            server: ServerSettings {
+                host: env.or("HOST", "0.0.0.0"),
+                port: env.parsed("PORT", 3000),
+                public_url: env
+                    .or("PUBLIC_URL", "http://localhost:3000")
+                    .trim_end_matches('/')
+                    .to_owned(),
+                http: HttpLimits {
+                    header_timeout: env.secs("HTTP_HEADER_TIMEOUT_SECS", 10).max(SECOND),
+                    idle_timeout: env.secs("HTTP_IDLE_TIMEOUT_SECS", 75).max(SECOND),
+                    body_min_rate: env.parsed("HTTP_BODY_MIN_BYTES_PER_SEC", 1024),
+                    body_window: env.secs("HTTP_BODY_WINDOW_SECS", 10).max(SECOND),
+                    max_connections: env.parsed("HTTP_MAX_CONNECTIONS", 1024).max(1),
+                },
+                cors_allowed_origins: env.parsed("CORS_ALLOWED_ORIGINS", CorsOrigins::SameOrigin),
+                client_ip_header: env.optional("CLIENT_IP_HEADER"),
+                metrics_token: env.secret("METRICS_TOKEN"),
+            },
+            auth: AuthSettings {
+                rate_limit: env.parsed("AUTH_RATE_LIMIT", 20),
+                login_failures: LoginFailureLimit {
+                    max: env.parsed("LOGIN_FAILURE_LIMIT", 10),
+                    window: env.secs("LOGIN_FAILURE_WINDOW_SECS", 900),
+                },
+                argon2: Argon2Settings {
+                    threads: argon2_threads,
+                    max_queue: env.parsed("ARGON2_MAX_QUEUE", 16 * argon2_threads),
+                },
+                admin_token: env.secret("ADMIN_TOKEN"),
+            },
+            photos: PhotoSettings {
+                max_bytes: env.parsed("PHOTO_MAX_BYTES", 20 * 1024 * 1024),
+                max_pixels: env.parsed("PHOTO_MAX_PIXELS", 50_000_000),
+                max_decode_bytes: env.parsed("PHOTO_MAX_DECODE_BYTES", 100 * 1024 * 1024),
+                uploads: UploadLimits {
+                    per_hour: env.parsed("PHOTO_UPLOADS_PER_HOUR", 20),
+                    quota_bytes: env.parsed("PHOTO_QUOTA_BYTES", 200 * 1024 * 1024),
+                    max_concurrent: env.parsed("PHOTO_MAX_CONCURRENT_UPLOADS", 32).max(1),
+                },
+            },
+            storage: StorageSettings {
+                url: env.or("STORAGE_URL", ".dev/storage"),
+                s3: S3Settings {
+                    endpoint: env.optional("AWS_ENDPOINT"),
+                    region: env.optional("AWS_REGION"),
+                    access_key_id: env.optional("AWS_ACCESS_KEY_ID"),
+                    secret_access_key: env.secret("AWS_SECRET_ACCESS_KEY"),
+                    allow_http: env.parsed("AWS_ALLOW_HTTP", false),
+                },
+                spool_dir: env
+                    .optional("UPLOAD_SPOOL_DIR")
+                    .map_or_else(std::env::temp_dir, PathBuf::from),
+            },
+            mail: MailSettings {
+                smtp_url: env.secret("SMTP_URL"),
+                from: env.or("MAIL_FROM", "Acme <hello@acme.test>"),
+                mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
+            },
+            providers: ProviderSettings {
+                stripe_secret_key: env.secret("STRIPE_SECRET_KEY"),
+                stripe_api_base: env
+                    .or("STRIPE_API_BASE", "https://api.stripe.com")
+                    .trim_end_matches('/')
+                    .to_owned(),
+                slack_webhook_url: env.secret("SLACK_WEBHOOK_URL"),
+                config_fault_pause: env.secs("CONFIG_FAULT_PAUSE_SECS", 300).max(SECOND),
+            },
+            queues,
+            worker: WorkerSettings {
+                http_port: Some(env.parsed("WORKER_HTTP_PORT", 3001_u16)).filter(|&port| port != 0),
+                shutdown_timeout: env.secs("SHUTDOWN_TIMEOUT_SECS", 30),
+            },
+            maintenance: MaintenanceSettings {
+                interval: Some(env.secs("MAINTENANCE_INTERVAL_SECS", 3600))
+                    .filter(|interval| !interval.is_zero()),
+                job_record_retention: Duration::from_secs(
+                    env.parsed("JOB_RECORD_RETENTION_DAYS", 30_u64)
+                        .saturating_mul(DAY.as_secs()),
+                ),
+                photo_grace: env.secs("PHOTO_CLEANUP_GRACE_SECS", DAY.as_secs()),
+            },
+            telemetry: TelemetrySettings {
+                otlp_endpoint: env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                log_format: env.parsed("LOG_FORMAT", LogFormat::Json),
+            },
+        };
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Every variable, with the value that reads back as these settings
+    /// (an empty value is the same as unset): what a child process (a test's
+    /// `worker` binary) is started with. Secrets are in it, exposed.
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        let Settings {
+            database,
+            redis,
+            server,
+            auth,
+            photos,
+            storage,
+            mail,
+            providers,
+            queues,
+            worker,
+            maintenance,
+            telemetry,
+        } = self;
+        let secret = |value: &Option<SecretString>| {
+            value
+                .as_ref()
+                .map_or_else(String::new, |secret| secret.expose_secret().to_owned())
+        };
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let secs = |duration: &Duration| duration.as_secs().to_string();
+        let mut vars: Vec<(String, String)> = [
+            ("DATABASE_URL", database.url.expose_secret().to_owned()),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                database.max_connections.to_string(),
+            ),
+            ("REDIS_URL", redis.url.expose_secret().to_owned()),
+            ("QUEUE_PREFIX", redis.queue_prefix.clone()),
+            ("HOST", server.host.clone()),
+            ("PORT", server.port.to_string()),
+            ("PUBLIC_URL", server.public_url.clone()),
+            (
+                "HTTP_HEADER_TIMEOUT_SECS",
+                secs(&server.http.header_timeout),
+            ),
+            ("HTTP_IDLE_TIMEOUT_SECS", secs(&server.http.idle_timeout)),
+            (
+                "HTTP_BODY_MIN_BYTES_PER_SEC",
+                server.http.body_min_rate.to_string(),
+            ),
+            ("HTTP_BODY_WINDOW_SECS", secs(&server.http.body_window)),
+            (
+                "HTTP_MAX_CONNECTIONS",
+                server.http.max_connections.to_string(),
+            ),
+            ("CORS_ALLOWED_ORIGINS", server.cors_allowed_origins.to_env()),
+            ("CLIENT_IP_HEADER", text(&server.client_ip_header)),
+            ("METRICS_TOKEN", secret(&server.metrics_token)),
+            ("AUTH_RATE_LIMIT", auth.rate_limit.to_string()),
+            ("LOGIN_FAILURE_LIMIT", auth.login_failures.max.to_string()),
+            (
+                "LOGIN_FAILURE_WINDOW_SECS",
+                secs(&auth.login_failures.window),
+            ),
+            ("ARGON2_THREADS", auth.argon2.threads.to_string()),
+            ("ARGON2_MAX_QUEUE", auth.argon2.max_queue.to_string()),
+            ("ADMIN_TOKEN", secret(&auth.admin_token)),
+            ("PHOTO_MAX_BYTES", photos.max_bytes.to_string()),
+            ("PHOTO_MAX_PIXELS", photos.max_pixels.to_string()),
+            (
+                "PHOTO_MAX_DECODE_BYTES",
+                photos.max_decode_bytes.to_string(),
+            ),
+            (
+                "PHOTO_UPLOADS_PER_HOUR",
+                photos.uploads.per_hour.to_string(),
+            ),
+            ("PHOTO_QUOTA_BYTES", photos.uploads.quota_bytes.to_string()),
+            (
+                "PHOTO_MAX_CONCURRENT_UPLOADS",
+                photos.uploads.max_concurrent.to_string(),
+            ),
+            ("STORAGE_URL", storage.url.clone()),
+            ("AWS_ENDPOINT", text(&storage.s3.endpoint)),
+            ("AWS_REGION", text(&storage.s3.region)),
+            ("AWS_ACCESS_KEY_ID", text(&storage.s3.access_key_id)),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                secret(&storage.s3.secret_access_key),
+            ),
+            ("AWS_ALLOW_HTTP", storage.s3.allow_http.to_string()),
+            ("UPLOAD_SPOOL_DIR", storage.spool_dir.display().to_string()),
+            ("SMTP_URL", secret(&mail.smtp_url)),
+            ("MAIL_FROM", mail.from.clone()),
+            ("MAILBOX_DIR", mail.mailbox_dir.display().to_string()),
+            ("STRIPE_SECRET_KEY", secret(&providers.stripe_secret_key)),
+            ("STRIPE_API_BASE", providers.stripe_api_base.clone()),
+            ("SLACK_WEBHOOK_URL", secret(&providers.slack_webhook_url)),
+            (
+                "CONFIG_FAULT_PAUSE_SECS",
+                secs(&providers.config_fault_pause),
+            ),
+            (
+                "WORKER_HTTP_PORT",
+                worker.http_port.unwrap_or(0).to_string(),
+            ),
+            ("SHUTDOWN_TIMEOUT_SECS", secs(&worker.shutdown_timeout)),
+            (
+                "MAINTENANCE_INTERVAL_SECS",
+                maintenance
+                    .interval
+                    .map_or_else(|| "0".to_owned(), |i| secs(&i)),
+            ),
+            (
+                "JOB_RECORD_RETENTION_DAYS",
+                (maintenance.job_record_retention.as_secs() / DAY.as_secs()).to_string(),
+            ),
+            ("PHOTO_CLEANUP_GRACE_SECS", secs(&maintenance.photo_grace)),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                text(&telemetry.otlp_endpoint),
+            ),
+            ("LOG_FORMAT", telemetry.log_format.as_str().to_owned()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+        for &queue in QueueName::ALL {
+            vars.extend(queue_env(queue, &queues.get(queue)));
+        }
+        vars
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `queue`'s defaults, overridden by `QUEUE_<NAME>_<FIELD>` variables.
+fn queue_settings<F: Fn(&str) -> Option<String>>(
+    env: &mut Env<'_, F>,
+    queue: QueueName,
+) -> QueueSettings {
+    let prefix = queue.env_prefix();
+    let d = queue.default_settings();
+    let key = |field: &str| format!("{prefix}{field}");
+    let millis = |env: &mut Env<'_, F>, field: &str, default: Duration| {
+        Duration::from_millis(env.parsed(&key(field), crate::millis(default)).max(1))
+    };
+    let rate_max = env.parsed(&key("RATE_MAX"), d.rate_limit.map_or(0, |limit| limit.max));
+    let rate_per = millis(
+        env,
+        "RATE_PER_MS",
+        d.rate_limit.map_or(SECOND, |limit| limit.per),
+    );
+    QueueSettings {
+        concurrency: env.parsed(&key("CONCURRENCY"), d.concurrency).max(1),
+        attempts: env.parsed(&key("ATTEMPTS"), d.attempts).max(1),
+        backoff: millis(env, "BACKOFF_MS", d.backoff),
+        // RATE_MAX=0 turns a default limit off.
+        rate_limit: (rate_max > 0).then_some(RateLimit {
+            max: rate_max,
+            per: rate_per,
+        }),
+        keep_completed: env.secs(&key("KEEP_COMPLETED_SECS"), d.keep_completed.as_secs()),
+        keep_completed_count: env.parsed(&key("KEEP_COMPLETED_COUNT"), d.keep_completed_count),
+        keep_failed: env.secs(&key("KEEP_FAILED_SECS"), d.keep_failed.as_secs()),
+        lock_duration: millis(env, "LOCK_DURATION_MS", d.lock_duration),
+        stalled_interval: millis(env, "STALLED_INTERVAL_MS", d.stalled_interval),
+        timeout: env
+            .secs(&key("TIMEOUT_SECS"), d.timeout.as_secs())
+            .max(SECOND),
+    }
+}
+
+/// The `QUEUE_<NAME>_<FIELD>` variables that read back as `settings`.
+fn queue_env(queue: QueueName, settings: &QueueSettings) -> Vec<(String, String)> {
+    let prefix = queue.env_prefix();
+    let ms = |duration: Duration| crate::millis(duration).to_string();
+    let rate = settings.rate_limit;
+    [
+        ("CONCURRENCY", settings.concurrency.to_string()),
+        ("ATTEMPTS", settings.attempts.to_string()),
+        ("BACKOFF_MS", ms(settings.backoff)),
+        ("RATE_MAX", rate.map_or(0, |limit| limit.max).to_string()),
+        ("RATE_PER_MS", ms(rate.map_or(SECOND, |limit| limit.per))),
+        (
+            "KEEP_COMPLETED_SECS",
+            settings.keep_completed.as_secs().to_string(),
+        ),
+        (
+            "KEEP_COMPLETED_COUNT",
+            settings.keep_completed_count.to_string(),
+        ),
+        (
+            "KEEP_FAILED_SECS",
+            settings.keep_failed.as_secs().to_string(),
+        ),
+        ("LOCK_DURATION_MS", ms(settings.lock_duration)),
+        ("STALLED_INTERVAL_MS", ms(settings.stalled_interval)),
+        ("TIMEOUT_SECS", settings.timeout.as_secs().to_string()),
+    ]
+    .into_iter()
+    .map(|(field, value)| (format!("{prefix}{field}"), value))
+    .collect()
+}
+
+/// Reads variables and collects what is wrong with them.
+struct Env<'a, F> {
+    lookup: &'a F,
+    problems: &'a mut Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn optional(&mut self, key: &str) -> Option<String> {
+        (self.lookup)(key).filter(|value| !value.trim().is_empty())
+    }
+
+    fn secret(&mut self, key: &str) -> Option<SecretString> {
+        self.optional(key).map(SecretString::from)
+    }
+
+    fn required(&mut self, key: &str) -> Option<String> {
+        let value = self.optional(key);
+        if value.is_none() {
+            self.problems.push(format!("{key} is required but not set"));
+        }
+        value
+    }
+
+    fn or(&mut self, key: &str, default: &str) -> String {
+        self.optional(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn secs(&mut self, key: &str, default: u64) -> Duration {
+        Duration::from_secs(self.parsed(key, default))
+    }
+
+    fn parsed<T>(&mut self, key: &str, default: T) -> T
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.optional(key) {
+            None => default,
+            Some(raw) => raw.trim().parse().unwrap_or_else(|error| {
+                self.problems
+                    .push(format!("{key}={raw:?} is invalid: {error}"));
+                default
+            }),
+        }
+    }
+}

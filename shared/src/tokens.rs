@@ -1,0 +1,91 @@
+//! Session tokens: the `api_tokens` row. This module is the only writer of
+//! that table.
+//!
+//! ```text
+//! issue → revoke (one, or all of a user) | expire → purge
+//! ```
+//!
+//! Only a token's SHA-256 is stored: reading the table does not let anyone
+//! sign in. Making and hashing tokens is the api's business; this module
+//! keeps the rows.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// SHA-256 of a bearer token.
+pub type TokenHash = [u8; 32];
+
+/// How long a token from signup or login stays valid.
+pub const TTL_DAYS: i32 = 30;
+
+/// A stored, unexpired token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// Whose token it is.
+    pub user_id: Uuid,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Stores a new token of `user_id`, valid for [`TTL_DAYS`], inside the
+/// caller's transaction or pool.
+pub async fn issue(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    hash: &TokenHash,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into api_tokens (token_hash, user_id, expires_at)
+         values ($1, $2, now() + make_interval(days => $3))",
+        &hash[..],
+        user_id,
+        TTL_DAYS,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The session behind `hash`, if it exists and has not expired.
+pub async fn find(
+    db: impl PgExecutor<'_>,
+    hash: &TokenHash,
+) -> Result<Option<Session>, sqlx::Error> {
+    sqlx::query_as!(
+        Session,
+        "select user_id, expires_at from api_tokens
+         where token_hash = $1 and expires_at > now()",
+        &hash[..],
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Revokes one token. Returns whether it existed.
+pub async fn revoke(db: impl PgExecutor<'_>, hash: &TokenHash) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query!("delete from api_tokens where token_hash = $1", &hash[..])
+        .execute(db)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Revokes every token of `user_id` (sign out everywhere, a password change,
+/// an account deletion). Returns how many there were.
+pub async fn revoke_all_of_user(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!("delete from api_tokens where user_id = $1", user_id)
+        .execute(db)
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
+/// Deletes expired tokens (scheduled maintenance). Returns how many.
+pub async fn purge_expired(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!("delete from api_tokens where expires_at < now()")
+        .execute(db)
+        .await?;
+    Ok(deleted.rows_affected())
+}

@@ -1,0 +1,243 @@
+//! Users: the `users` row. This module is the only writer of that table;
+//! every other module reads it or calls one of these transitions.
+//!
+//! ```text
+//! create → (welcome email sent, Stripe customer set, guide stored, avatar switched)* → delete
+//! login failures: 0 → n (within a window) → 0 on success or when the window ends
+//! ```
+//!
+//! Each write says in its SQL what it may change: a Stripe customer id is
+//! set once, an avatar only moves to a newer photo, a lockout window restarts
+//! only once the last one has ended. Deleting a user removes its tokens,
+//! photos rows and job records with it (`on delete cascade`); files in
+//! storage are the photos owner's to name ([`crate::photos`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::config::LoginFailureLimit;
+use crate::db::OnConstraint;
+
+/// A user as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user's id (UUID v7).
+    pub id: Uuid,
+    /// The address as the user typed it (trimmed).
+    pub email: String,
+    /// The display name.
+    pub name: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new account, validated by the caller, with its password already hashed.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAccount<'a> {
+    /// The new user's id.
+    pub id: Uuid,
+    /// A valid address.
+    pub email: &'a str,
+    /// A valid display name.
+    pub name: &'a str,
+    /// The Argon2id PHC string.
+    pub password_hash: &'a str,
+}
+
+/// Why [`create`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// Another account has this address, in any letter case.
+    #[error("the email address has an account already")]
+    EmailTaken,
+    /// Postgres failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Inserts the account inside the caller's transaction, so its token and
+/// job records commit with it or not at all.
+pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User, CreateError> {
+    sqlx::query_as!(
+        User,
+        "insert into users (user_id, email, name, password_hash)
+         values ($1, $2, $3, $4)
+         returning user_id as id, email, name, created_at",
+        new.id,
+        new.email,
+        new.name,
+        new.password_hash,
+    )
+    .fetch_one(conn)
+    .await
+    .on_constraint("users_email_key", || CreateError::EmailTaken)
+}
+
+/// What a login needs to know about the account behind an address.
+#[derive(Debug, Clone)]
+pub struct LoginCandidate {
+    /// The account.
+    pub user_id: Uuid,
+    /// Its Argon2id PHC string.
+    pub password_hash: String,
+    /// Failures counted in the current window.
+    pub failures: i32,
+    /// Seconds until the lockout ends, when the account is locked.
+    pub locked_for: Option<f64>,
+}
+
+/// The account with this address (any letter case) and its lockout state.
+pub async fn login_candidate(
+    db: impl PgExecutor<'_>,
+    email: &str,
+    limit: LoginFailureLimit,
+) -> Result<Option<LoginCandidate>, sqlx::Error> {
+    sqlx::query_as!(
+        LoginCandidate,
+        r#"select user_id, password_hash, login_failures as failures,
+                  case when $2 > 0 and login_failures >= $2
+                             and login_failures_since > now() - make_interval(secs => $3)
+                       then extract(epoch from login_failures_since
+                                               + make_interval(secs => $3) - now())::float8
+                  end as "locked_for"
+           from users where lower(email) = lower($1)"#,
+        email,
+        i32::try_from(limit.max).unwrap_or(i32::MAX),
+        limit.window.as_secs_f64(),
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Counts a failed login and returns the count in the window; the window
+/// restarts when the last one has ended.
+pub async fn record_login_failure(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    window: Duration,
+) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar!(
+        "update users set
+             login_failures = case when login_failures_since > now() - make_interval(secs => $2)
+                                   then login_failures + 1 else 1 end,
+             login_failures_since = case when login_failures_since > now() - make_interval(secs => $2)
+                                         then login_failures_since else now() end
+         where user_id = $1
+         returning login_failures",
+        user_id,
+        window.as_secs_f64(),
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// A successful login ends any lockout window.
+pub async fn clear_login_failures(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update users set login_failures = 0, login_failures_since = null
+         where user_id = $1 and (login_failures > 0 or login_failures_since is not null)",
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The welcome email was handed to the mail transport: a redelivered job
+/// must not send it again.
+pub async fn mark_welcome_email_sent(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update users set welcome_email_sent_at = now(), updated_at = now()
+         where user_id = $1 and welcome_email_sent_at is null",
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records the user's Stripe customer, unless one is recorded already (a
+/// user has exactly one). Returns whether this call set it.
+pub async fn set_stripe_customer(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    customer_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update users set stripe_customer_id = $2, updated_at = now()
+         where user_id = $1 and stripe_customer_id is null",
+        user_id,
+        customer_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// The user's onboarding guide is stored at `key`.
+pub async fn set_onboarding_pdf(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update users set onboarding_pdf_key = $2, updated_at = now() where user_id = $1",
+        user_id,
+        key,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Makes `photo_id` the user's avatar, unless a newer photo already is:
+/// uploads are ordered by their v7 ids, so a photo that finishes after a
+/// newer one does not take the avatar back. Returns whether it switched.
+/// Called by [`crate::photos::mark_ready`] in its transaction.
+pub async fn switch_avatar(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    photo_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update users set avatar_photo_id = $2, updated_at = now()
+         where user_id = $1 and (avatar_photo_id is null or avatar_photo_id < $2)",
+        user_id,
+        photo_id,
+    )
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Holds the user's row until the caller's transaction ends, so checks of
+/// one account's limits run one at a time. `false`: the user is gone.
+pub async fn lock(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        "select user_id from users where user_id = $1 for update",
+        user_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Deletes the account: its tokens, photo rows and job records go with it
+/// (`on delete cascade`). Files in storage are not rows: take their keys
+/// first from [`crate::photos::remove_all_of_user`]. Returns whether there
+/// was such a user.
+pub async fn delete(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query!("delete from users where user_id = $1", user_id)
+        .execute(db)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}

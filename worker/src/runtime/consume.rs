@@ -1,0 +1,153 @@
+//! A BullMQ worker per queue, until shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use shared::config::Settings;
+use shared::jobs::QueueName;
+use tokio::task::JoinHandle;
+
+use super::attempt::{Lane, process};
+use super::events::watch_events;
+use crate::context::JobContext;
+use crate::jobs::{Dispatcher, Handler};
+use crate::queue_options::worker_options;
+
+/// A task that ends with its owner (the worker's HTTP server ends with the runtime).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long to wait before trying Redis again when it is down at start-up.
+const CONNECT_RETRY: Duration = Duration::from_secs(2);
+
+/// Consumes `queues` until `shutdown` resolves, then drains in-flight jobs
+/// for up to `SHUTDOWN_TIMEOUT_SECS`. Jobs still running after that keep
+/// their Redis lock until it expires, when BullMQ's stalled-job check hands
+/// them to another worker: nothing is lost.
+pub async fn run(
+    settings: &Settings,
+    queues: &[QueueName],
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(settings, queues, Arc::new(Dispatcher), shutdown).await
+}
+
+/// [`run`] with another [`Handler`] doing the work, e.g. a no-op for benchmarks.
+pub async fn run_with<H: Handler>(
+    settings: &Settings,
+    queues: &[QueueName],
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let ctx = Arc::new(JobContext::build(settings)?);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let _server = match settings.worker.http_port {
+        Some(port) => {
+            let listener = crate::http::bind(port).await?;
+            shared::metrics::handle();
+            let probe = crate::http::Probe {
+                queues: Arc::new(queues.to_vec()),
+                redis: Arc::new(shared::queue::JobQueues::new(
+                    &settings.redis,
+                    settings.queues,
+                )),
+                stopping: stopping.clone(),
+            };
+            tracing::info!(port, "serving /healthz and /metrics");
+            Some(AbortOnDrop(tokio::spawn(crate::http::serve(
+                listener, probe,
+            ))))
+        }
+        None => None,
+    };
+    if let (true, Some(interval)) = (
+        queues.contains(&QueueName::Maintenance),
+        settings.maintenance.interval,
+    ) {
+        // Best effort at start: with Redis down the workers below wait for
+        // it anyway, and the next start (or another worker) schedules.
+        match crate::jobs::maintenance::schedule(&ctx.queues, interval).await {
+            Ok(()) => tracing::info!(every_secs = interval.as_secs(), "maintenance scheduled"),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "could not schedule maintenance"
+            ),
+        }
+    }
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut workers = Vec::with_capacity(queues.len());
+    for &queue in queues {
+        tokio::select! {
+            worker = connect(settings, &ctx, &handler, queue) => workers.push(worker),
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+    shutdown.await;
+    stopping.store(true, Ordering::Relaxed);
+
+    tracing::info!(
+        timeout_secs = settings.worker.shutdown_timeout.as_secs(),
+        "stopping: no new jobs; waiting for in-flight jobs"
+    );
+    let timeout_ms = shared::millis(settings.worker.shutdown_timeout);
+    let closing = workers.iter().map(|running| async move {
+        if let Err(error) = running.worker.close(timeout_ms).await {
+            tracing::warn!(queue = %running.queue, %error, "worker did not close cleanly");
+        }
+        running.events.abort();
+    });
+    futures::future::join_all(closing).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+struct RunningWorker {
+    queue: QueueName,
+    worker: Arc<bullmq::Worker>,
+    events: JoinHandle<()>,
+}
+
+/// Starts consuming `queue`, retrying until Redis answers: a worker started
+/// before Redis (or during an outage) waits instead of crash-looping.
+async fn connect<H: Handler>(
+    settings: &Settings,
+    ctx: &Arc<JobContext>,
+    handler: &Arc<H>,
+    queue: QueueName,
+) -> RunningWorker {
+    let lane = Arc::new(Lane::new(queue, settings.queue(queue).timeout));
+    loop {
+        let (for_jobs, handler, for_lane) = (ctx.clone(), handler.clone(), lane.clone());
+        let processor =
+            move |job, _cancel| process(for_jobs.clone(), handler.clone(), for_lane.clone(), job);
+        let options = worker_options(&settings.redis, &settings.queue(queue));
+        let concurrency = options.concurrency;
+        match bullmq::Worker::with_options(queue.as_str(), processor, options)
+            .await
+            .with_context(|| format!("cannot start consuming {queue}"))
+        {
+            Ok(worker) => {
+                tracing::info!(%queue, concurrency, "consuming queue");
+                let worker = Arc::new(worker);
+                let events =
+                    tokio::spawn(watch_events(lane.clone(), worker.clone(), ctx.pool.clone()));
+                return RunningWorker {
+                    queue,
+                    worker,
+                    events,
+                };
+            }
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "redis unavailable; retrying");
+                tokio::time::sleep(CONNECT_RETRY).await;
+            }
+        }
+    }
+}
