@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bullmq::job_scheduler::RepeatOptions;
 use bullmq::options::RedisConnectionOptions;
 use bullmq::redis_connection::RedisConnection;
 use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
@@ -16,7 +17,7 @@ use uuid::Uuid;
 
 use crate::config::RedisSettings;
 use crate::jobs::QueueTable;
-use crate::jobs::{QueueName, QueueSettings};
+use crate::jobs::{Job, QueueName, QueueSettings};
 
 /// Why a job could not be handed to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,34 @@ impl JobQueues {
             Ok(())
         })
         .await
+    }
+
+    /// Creates or updates the job scheduler `id`, which adds `job` (named
+    /// `name`) to its queue every `interval` with the queue's options. Safe to call from
+    /// every worker at every start: BullMQ keeps one scheduler per id and
+    /// creates one job per period, however many workers run.
+    pub async fn schedule<J: Job>(
+        &self,
+        id: &str,
+        name: &str,
+        interval: Duration,
+        job: &J,
+    ) -> anyhow::Result<()> {
+        let queue = self.queue(J::QUEUE).await?;
+        let repeat = RepeatOptions {
+            every: Some(crate::millis(interval).max(1)),
+            ..RepeatOptions::default()
+        };
+        queue
+            .upsert_job_scheduler(
+                id,
+                repeat,
+                Some(name),
+                Some(serde_json::to_value(job)?),
+                Some(self.job_options(J::QUEUE)),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Round-trips a `PING`, for readiness checks.

@@ -8,17 +8,21 @@
 //! - [`redis`]: a `redis-server` per test, on a free port.
 //! - [`s3`]: an S3-compatible server (s3rver) for the S3 storage path.
 //! - [`smtp`]: an SMTP sink that records what it receives.
-//! - [`app`]: [`TestApp`](app::TestApp), wiring it all together, and
-//!   [`WorkerProcess`](app::WorkerProcess) for tests that send real signals.
+//! - [`app`]: [`TestApp`](app::TestApp), wiring it all together; its
+//!   settings are changed as typed values (`Options::configure`).
+//! - [`process`]: the real binaries as processes ([`ApiProcess`],
+//!   [`WorkerProcess`]), for tests that send real signals or read logs.
 //! - [`browser`]: headless Chromium over WebDriver, for the web app.
 //! - [`images`]: JPEG, PNG and WebP test images made on the spot.
 //! - [`wait`]: awaiting a condition with a deadline, instead of sleeping.
 
 pub mod app;
 pub mod browser;
+mod client;
 pub mod images;
 pub mod otlp;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod redis;
 pub mod s3;
@@ -28,7 +32,8 @@ pub mod wait;
 
 use std::net::TcpListener;
 
-pub use app::{ApiProcess, TestApp, WorkerProcess};
+pub use app::TestApp;
+pub use process::{ApiProcess, WorkerProcess};
 
 /// How long a test waits for something the system does in the background
 /// (a job to finish, a worker to start) before it fails.

@@ -3,8 +3,9 @@
 //! that uses it.
 //!
 //! - `settings.rs`: the groups and what each field means.
-//! - `read.rs`: reading them from variables, every problem reported at
-//!   once, and writing them back ([`Settings::to_env`]) for child processes.
+//! - `read.rs`: reading them from variables, every problem reported at once.
+//! - `write.rs`: writing them back ([`Settings::to_env`]) for child
+//!   processes, so tests change settings as typed values.
 //! - `values.rs`: the values with a syntax of their own (CORS origins, log
 //!   format).
 //!
@@ -14,6 +15,7 @@
 mod read;
 mod settings;
 mod values;
+mod write;
 
 pub use read::{ConfigError, load_dotenv};
 pub use settings::{

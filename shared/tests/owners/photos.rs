@@ -147,6 +147,7 @@ async fn the_quota_is_checked_again_when_concurrent_uploads_commit() {
     tx.commit().await.expect("committed");
     let mut tx = pool.begin().await.expect("a transaction");
     let refused = b.commit(&mut tx, 80, limits.quota_bytes).await;
+    drop(tx);
 
     assert!(
         matches!(

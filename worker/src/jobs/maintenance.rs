@@ -10,10 +10,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use bullmq::job_scheduler::RepeatOptions;
 use media::Variant;
 use serde_json::{Value, json};
-use shared::jobs::{Maintenance, MaintenanceTask, QueueName};
+use shared::jobs::{Maintenance, MaintenanceTask};
 use shared::queue::JobQueues;
 use shared::storage::keys;
 use shared::{photos, records, tokens};
@@ -159,26 +158,13 @@ async fn delete_orphan_files(ctx: &JobContext, grace: Duration) -> Result<usize,
     Ok(removed)
 }
 
-/// Creates or updates one scheduler per task to run every `interval`. Safe
-/// to call from every worker at every start: the scheduler id is fixed, so
-/// BullMQ keeps exactly one per task.
+/// Creates or updates one scheduler per task (`maintenance:<task>`) to run
+/// every `interval`. Safe to call from every worker at every start.
 pub async fn schedule(queues: &JobQueues, interval: Duration) -> anyhow::Result<()> {
-    let queue = queues.queue(QueueName::Maintenance).await?;
     for task in MaintenanceTask::ALL {
-        let repeat = RepeatOptions {
-            every: Some(shared::millis(interval).max(1)),
-            ..RepeatOptions::default()
-        };
-        let data = serde_json::to_value(Maintenance { task })?;
-        let options = queues.job_options(QueueName::Maintenance);
-        queue
-            .upsert_job_scheduler(
-                &format!("maintenance:{}", task.as_str()),
-                repeat,
-                Some(task.as_str()),
-                Some(data),
-                Some(options),
-            )
+        let id = format!("maintenance:{}", task.as_str());
+        queues
+            .schedule(&id, task.as_str(), interval, &Maintenance { task })
             .await?;
     }
     Ok(())

@@ -1,0 +1,130 @@
+//! The conventions `docs/conventions.md` states, checked against the code,
+//! so a convention that stops being true fails the build instead of
+//! misleading the next reader.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Each table and the one module that writes it.
+const OWNERS: &[(&str, &str)] = &[
+    ("jobs", "shared/src/records.rs"),
+    ("users", "shared/src/users.rs"),
+    ("api_tokens", "shared/src/tokens.rs"),
+    ("photos", "shared/src/photos.rs"),
+    // One writer, one table: its SQL stays next to its only caller.
+    ("maintenance_runs", "worker/src/jobs/maintenance.rs"),
+];
+
+/// Where the queue engine's crate may be named: the producer and operator
+/// side in `shared`, the consumer side in the worker's runtime.
+const BULLMQ_ALLOWED: &[&str] = &[
+    "shared/src/queue.rs",
+    "shared/src/dead_letters.rs",
+    "worker/src/queue_options.rs",
+    "worker/src/runtime/",
+    // A job's handle, so handlers report progress to BullMQ's own tools.
+    "worker/src/jobs/mod.rs",
+];
+
+/// A source file longer than this is usually several things.
+const MAX_LINES: usize = 400;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_owned()
+}
+
+/// Every `.rs` file under the crates' `src/` folders, by workspace path.
+fn sources() -> BTreeMap<String, String> {
+    let root = root();
+    let mut files = BTreeMap::new();
+    for krate in ["api", "worker", "shared", "media", "imaging", "testkit"] {
+        collect(&root, &root.join(krate).join("src"), &mut files);
+    }
+    assert!(files.len() > 50, "found the sources: {}", files.len());
+    files
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).expect("a source folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            let name = path.strip_prefix(root).expect("under the root");
+            let text = std::fs::read_to_string(&path).expect("readable");
+            files.insert(name.display().to_string(), text);
+        }
+    }
+}
+
+/// The tables `sql` writes (`insert into t`, `update t set`, `delete from t`).
+fn written_tables(sql: &str) -> Vec<String> {
+    let words: Vec<String> = sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut tables = Vec::new();
+    for window in words.windows(3) {
+        match [window[0].as_str(), window[1].as_str(), window[2].as_str()] {
+            ["insert", "into", table] | ["delete", "from", table] => tables.push(table.to_owned()),
+            ["update", table, "set"] => tables.push(table.to_owned()),
+            _ => {}
+        }
+    }
+    tables
+}
+
+#[test]
+fn every_table_is_written_only_by_its_owner_module() {
+    let mut strays = Vec::new();
+    for (file, text) in sources() {
+        for table in written_tables(&text) {
+            let Some((_, owner)) = OWNERS.iter().find(|(name, _)| *name == table) else {
+                continue;
+            };
+            if file != *owner {
+                strays.push(format!("{file} writes `{table}`, owned by {owner}"));
+            }
+        }
+    }
+    assert!(strays.is_empty(), "{strays:#?}");
+}
+
+#[test]
+fn the_queue_engine_is_named_only_behind_the_queue_layer() {
+    let strays: Vec<String> = sources()
+        .into_iter()
+        .filter(|(file, text)| {
+            (text.contains("bullmq::") || text.contains("use bullmq"))
+                && !BULLMQ_ALLOWED
+                    .iter()
+                    .any(|allowed| file.starts_with(allowed))
+        })
+        .map(|(file, _)| file)
+        .collect();
+    assert!(strays.is_empty(), "{strays:#?}");
+}
+
+#[test]
+fn no_source_file_is_over_four_hundred_lines() {
+    let long: Vec<String> = sources()
+        .into_iter()
+        .map(|(file, text)| (file, text.lines().count()))
+        .filter(|(_, lines)| *lines > MAX_LINES)
+        .map(|(file, lines)| format!("{file}: {lines} lines"))
+        .collect();
+    assert!(long.is_empty(), "{long:#?}");
+}
+
+#[test]
+fn the_writes_of_a_query_are_found_whatever_its_layout() {
+    assert_eq!(
+        written_tables("UPDATE users\n   SET name = $1; delete from  photos p where"),
+        ["users", "photos"]
+    );
+    assert!(written_tables("select * from users; update the user").is_empty());
+}
