@@ -49,6 +49,24 @@ ensure_test_packages() {
   fi
 }
 
+# schemathesis (PyPI), the OpenAPI fuzzer a test runs against the api, in a
+# virtualenv under target/ (pinned: its checks are part of the suite).
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="$ROOT/target/tools/schemathesis"
+  if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/schemathesis" --version | grep -q "$SCHEMATHESIS_VERSION"; then
+    command -v python3 >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null; }
+    log "installing schemathesis $SCHEMATHESIS_VERSION (for the tests)"
+    python3 -m venv "$venv" 2>/dev/null || {
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$venv"
+    }
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export SCHEMATHESIS="$venv/bin/schemathesis"
+}
+
 # Builds <package>/benches/<name>.rs optimised (package: worker unless
 # given) and prints the binary's path.
 bench_bin() {

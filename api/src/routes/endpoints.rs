@@ -15,7 +15,10 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::MethodRouter;
 use tower_http::timeout::TimeoutLayer;
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 use crate::rate_limit;
@@ -81,6 +84,73 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// Adds to `operation` the error answers these limits and the
+    /// operation's inputs can cause, where its declaration does not already
+    /// describe them: the document lists every status the api can answer.
+    fn document(self, operation: &mut Operation) {
+        let body = operation.request_body.as_ref().map(|body| match body {
+            RefOr::T(body) => body.content.contains_key("application/json"),
+            RefOr::Ref(_) => false,
+        });
+        let query = operation.parameters.iter().flatten().any(
+            |parameter| matches!(parameter, RefOr::T(p) if p.parameter_in == ParameterIn::Query),
+        );
+        let mut implied = vec![(
+            "503",
+            "Not answered within the endpoint's time limit, at capacity, or a dependency is down",
+        )];
+        if let Some(json) = body {
+            implied.push(("400", "The body is malformed"));
+            implied.push(("408", "The body came slower than the minimum pace"));
+            implied.push(("413", "The body is over the endpoint's limit"));
+            if json {
+                implied.push(("415", "The body is not `application/json`"));
+                implied.push(("422", "A field is missing or invalid"));
+            }
+        }
+        if query {
+            implied.push(("400", "The query string is malformed"));
+        }
+        if self.per_client {
+            implied.push(("429", "Too many attempts from this client"));
+        }
+        for (status, description) in implied {
+            operation
+                .responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::T(error_answer(description)));
+        }
+    }
+}
+
+/// An error answer: the shape every error has (`ErrorBody`).
+fn error_answer(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// Every operation of a path.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// The api's endpoints and the OpenAPI document describing them, built
 /// together so they cannot drift apart.
 pub struct Endpoints {
@@ -106,7 +176,12 @@ impl Endpoints {
     /// Documented endpoints: one `routes!(handler, …)` (handlers of one
     /// path), each with `limits`.
     pub fn add(self, endpoints: UtoipaMethodRouter<AppState>, limits: Limits) -> Self {
-        let (schemas, paths, router) = endpoints;
+        let (schemas, mut paths, router) = endpoints;
+        for item in paths.paths.values_mut() {
+            for operation in operations(item) {
+                limits.document(operation);
+            }
+        }
         let router = limits.apply(router, &self.state);
         Self {
             router: self.router.routes((schemas, paths, router)),

@@ -65,12 +65,15 @@ pub(crate) struct JobStatus {
     /// 0 to 100.
     progress: i16,
     /// What the job produced, per job (e.g. `{"delivered_to": …}`).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required)]
     result: Option<serde_json::Value>,
     /// Written for the end user; the internal story is for operators only.
+    #[schema(required)]
     error: Option<JobErrorBody>,
     created_at: DateTime<Utc>,
+    #[schema(required)]
     started_at: Option<DateTime<Utc>>,
+    #[schema(required)]
     finished_at: Option<DateTime<Utc>>,
 }
 
@@ -190,6 +193,7 @@ struct PageQuery {
 #[derive(Serialize, utoipa::ToSchema)]
 struct JobPage {
     jobs: Vec<JobStatus>,
+    #[schema(required)]
     next_cursor: Option<Uuid>,
 }
 

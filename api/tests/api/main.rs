@@ -14,6 +14,7 @@ mod rate_limit;
 mod raw;
 mod request_ids;
 mod rollback;
+mod schemathesis;
 mod session;
 mod signup;
 mod slow_clients;

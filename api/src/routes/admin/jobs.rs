@@ -37,9 +37,11 @@ struct BullmqView {
     #[schema(example = "completed")]
     state: String,
     attempts_made: u32,
+    #[schema(required)]
     failed_reason: Option<String>,
     /// A number (0–100) from our jobs; other producers may set any JSON.
     #[schema(value_type = Option<serde_json::Value>)]
+    #[schema(required)]
     progress: Option<serde_json::Value>,
 }
 

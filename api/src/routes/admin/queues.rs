@@ -123,6 +123,7 @@ pub(super) struct FailedJobs {
 struct FailedView {
     id: String,
     attempts_made: u32,
+    #[schema(required)]
     failed_at: Option<DateTime<Utc>>,
     reason: String,
     #[schema(value_type = Object)]
