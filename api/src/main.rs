@@ -30,10 +30,7 @@ enum Command {
 async fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0, as clap does.
     let cli = Cli::parse();
-    let settings = match shared::startup::settings() {
-        Ok(settings) => settings,
-        Err(exit) => return exit,
-    };
+    let settings = shared::startup::settings();
     let _telemetry = shared::startup::telemetry(&settings, "api");
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings).await,

@@ -1,19 +1,18 @@
 //! The start of both binaries, written once: `.env`, the settings (every
 //! problem reported at once, then exit 1), and telemetry.
 
-use std::process::ExitCode;
-
 use crate::config::{self, Settings};
 use crate::telemetry;
 
-/// Reads `./.env` and the environment. On a problem, prints it for the
-/// operator and returns the exit code the process should end with.
-pub fn settings() -> Result<Settings, ExitCode> {
+/// Reads `./.env` and the environment. On a problem, prints every one of
+/// them for the operator and exits 1, before anything has started (as
+/// clap exits 2 on wrong usage).
+pub fn settings() -> Settings {
     let read = config::load_dotenv().and_then(|()| Settings::from_env().map_err(|e| e.to_string()));
-    read.map_err(|message| {
+    read.unwrap_or_else(|message| {
         // Before telemetry: stderr is all there is.
         eprintln!("{message}");
-        ExitCode::FAILURE
+        std::process::exit(1)
     })
 }
 

@@ -112,10 +112,7 @@ enum Outcome {
 async fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0, as clap does.
     let cli = Cli::parse();
-    let settings = match shared::startup::settings() {
-        Ok(settings) => settings,
-        Err(exit) => return exit,
-    };
+    let settings = shared::startup::settings();
     let command = cli.command.unwrap_or(Command::Run { queues: cli.queues });
     let outcome = match command {
         Command::Run { queues } => {

@@ -29,7 +29,10 @@ async fn fuzz(app: &TestApp, token: &str, paths: &str) -> Option<String> {
              response_schema_conformance",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "30", "--workers", "2", "--seed", "1"])
+        .args(["--max-examples", "30", "--seed", "1"])
+        // One worker: schemathesis 4.32 with several threads trips over its own
+        // lambda cache now and then ("AST constructor recursion depth mismatch").
+        .args(["--workers", "1"])
         .args(["--request-timeout", "10"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
