@@ -10,7 +10,7 @@ const REFRESH_MS = 5_000;
 const ACTION = { "x-acme-admin": "1" };
 const SVG = "http://www.w3.org/2000/svg";
 
-const $ = (id) => document.getElementById(id);
+import { $, announce, notice } from "/ui.js";
 
 let selected = null;
 let timer = null;
@@ -33,16 +33,6 @@ async function call(path, { method = "GET", body, action = false } = {}) {
     throw error;
   }
   return data;
-}
-
-function announce(text) {
-  $("announce").textContent = "";
-  setTimeout(() => { $("announce").textContent = text; }, 50);
-}
-
-function notice(text) {
-  $("notice").textContent = text ?? "";
-  $("notice").hidden = !text;
 }
 
 function showSignIn(message) {

@@ -29,7 +29,7 @@ const STATE_NAMES = {
   failed: "Failed",
 };
 
-const $ = (id) => document.getElementById(id);
+import { $, announce, notice } from "/ui.js";
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 let uploadJobId = null;
@@ -83,17 +83,6 @@ function sentence(text) {
   if (!trimmed) return "";
   const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
   return /[.!?]$/.test(capital) ? capital : `${capital}.`;
-}
-
-function announce(text) {
-  // Cleared first so the same words are announced again.
-  $("announce").textContent = "";
-  setTimeout(() => { $("announce").textContent = text; }, 50);
-}
-
-function notice(text) {
-  $("notice").textContent = text ?? "";
-  $("notice").hidden = !text;
 }
 
 // --- Forms ---------------------------------------------------------------

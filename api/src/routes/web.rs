@@ -35,44 +35,34 @@ struct Asset {
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-/// Every file under `web/`, compiled in.
-static ASSETS: [Asset; 6] = [
-    Asset {
-        path: "/",
-        body: include_str!("../../../web/index.html"),
-        content_type: HTML,
-        operators_only: false,
-    },
-    Asset {
-        path: "/app.js",
-        body: include_str!("../../../web/app.js"),
-        content_type: JS,
-        operators_only: false,
-    },
-    Asset {
-        path: "/app.css",
-        body: include_str!("../../../web/app.css"),
-        content_type: "text/css; charset=utf-8",
-        operators_only: false,
-    },
-    Asset {
-        path: "/favicon.svg",
-        body: include_str!("../../../web/favicon.svg"),
-        content_type: "image/svg+xml",
-        operators_only: false,
-    },
-    Asset {
-        path: "/admin",
-        body: include_str!("../../../web/admin.html"),
-        content_type: HTML,
-        operators_only: true,
-    },
-    Asset {
-        path: "/admin.js",
-        body: include_str!("../../../web/admin.js"),
-        content_type: JS,
-        operators_only: true,
-    },
+/// A file of `web/`, compiled in: `asset!(path, file, type)`, and
+/// `operators` for the dashboard's.
+macro_rules! asset {
+    ($path:literal, $file:literal, $content_type:expr) => {
+        asset!(@ $path, $file, $content_type, false)
+    };
+    ($path:literal, $file:literal, $content_type:expr, operators) => {
+        asset!(@ $path, $file, $content_type, true)
+    };
+    (@ $path:literal, $file:literal, $content_type:expr, $operators_only:literal) => {
+        Asset {
+            path: $path,
+            body: include_str!(concat!("../../../web/", $file)),
+            content_type: $content_type,
+            operators_only: $operators_only,
+        }
+    };
+}
+
+/// Every file under `web/`.
+static ASSETS: [Asset; 7] = [
+    asset!("/", "index.html", HTML),
+    asset!("/app.js", "app.js", JS),
+    asset!("/ui.js", "ui.js", JS),
+    asset!("/app.css", "app.css", "text/css; charset=utf-8"),
+    asset!("/favicon.svg", "favicon.svg", "image/svg+xml"),
+    asset!("/admin", "admin.html", HTML, operators),
+    asset!("/admin.js", "admin.js", JS, operators),
 ];
 
 /// The file, revalidated on every load (`no-cache` + `ETag`): a deploy is

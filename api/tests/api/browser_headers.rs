@@ -40,6 +40,7 @@ async fn the_web_app_is_served_at_the_root_with_a_policy_that_runs_no_inline_scr
     assert!(!html.contains("<script>"), "no inline script");
     for (path, kind) in [
         ("/app.js", "text/javascript"),
+        ("/ui.js", "text/javascript"),
         ("/app.css", "text/css"),
         ("/favicon.svg", "image/svg+xml"),
     ] {

@@ -9,6 +9,17 @@ const TAB: &str = "\u{E004}";
 const ENTER: &str = "\u{E007}";
 
 /// Signs up through the form, as a person would, and waits for the profile.
+/// Chooses `file` in the photo field and submits the upload form.
+async fn upload(browser: &Browser, file: &std::path::Path) {
+    browser
+        .visible("#photo")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("file chosen");
+    browser.click("#upload-form button[type=submit]").await;
+}
+
 async fn sign_up(browser: &Browser, name: &str, email: &str) {
     browser.fill("#signup-name", name).await;
     browser.fill("#signup-email", email).await;
@@ -90,13 +101,7 @@ async fn an_uploaded_photo_shows_its_progress_then_becomes_the_avatar_at_the_rig
                        .observe(bar, { attributes: true, attributeFilter: ['value'] });",
                 )
                 .await;
-            browser
-                .visible("#photo")
-                .await
-                .send_keys(&file.0.display().to_string())
-                .await
-                .expect("file chosen");
-            browser.click("#upload-form button[type=submit]").await;
+            upload(browser, &file.0).await;
 
             browser
                 .wait_for_text("#upload-label", "Your new photo is ready.")
@@ -174,13 +179,7 @@ async fn a_photo_over_the_limit_is_refused_with_the_limit_named() {
         .run("too-large", async |browser| {
             browser.open(&app.address).await;
             sign_up(browser, "Barbara Liskov", "barbara@example.com").await;
-            browser
-                .visible("#photo")
-                .await
-                .send_keys(&file.0.display().to_string())
-                .await
-                .expect("file chosen");
-            browser.click("#upload-form button[type=submit]").await;
+            upload(browser, &file.0).await;
             let message = browser
                 .wait_for_text("#photo-error", "The photo is larger than the 196 KB limit.")
                 .await;
