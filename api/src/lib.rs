@@ -20,6 +20,7 @@
 //! - [`rate_limit`]: per-client limits on signup and login (429), bounded memory.
 //! - [`token_cache`]: recently verified tokens, sparing the hot path a query.
 //! - [`metrics`]: Prometheus metrics of requests, Argon2 and the outbox.
+//! - [`layers`]: the middleware around every route, as one list.
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod admin_session;
@@ -30,6 +31,7 @@ pub mod domain;
 pub mod drain;
 pub mod error;
 pub mod extract;
+pub mod layers;
 pub mod metrics;
 pub mod outbox;
 pub mod pace;
@@ -45,14 +47,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::{Router, middleware};
+use axum::Router;
 use shared::config::Settings;
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::request_id::RequestId;
 use crate::state::AppState;
 
 /// How often the outbox relay looks for jobs Redis did not take.
@@ -142,36 +142,10 @@ async fn sweep_abandoned_uploads(state: AppState) {
 /// origins. Each endpoint's own limits are declared with it
 /// ([`routes::endpoints`]).
 pub fn router(state: AppState, cors: Option<CorsLayer>) -> Router {
-    let largest_body = state.photos.max_bytes + routes::endpoints::FRAMING_BYTES;
-    let http = state.http;
-    routes::table::routes(&state)
-        .fallback(|| async { ApiError::NotFound("route") })
-        .layer(middleware::from_fn(error::json_errors))
-        .layer(middleware::from_fn(move |request, next| {
-            drain::drain_refused(largest_body, request, next)
-        }))
-        // Outside the drain, so draining a refused body keeps the pace too.
-        .layer(middleware::from_fn(move |request, next| {
-            pace::enforce(http, request, next)
-        }))
-        .layer(middleware::from_fn(browser::security_headers))
-        .layer(middleware::from_fn(metrics::track))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
-                let id = request
-                    .extensions()
-                    .get::<RequestId>()
-                    .map_or("", RequestId::as_str);
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    uri = %request.uri(),
-                    request_id = %id,
-                )
-            }),
-        )
-        // Outside the span, so the span has the id.
-        .layer(middleware::from_fn(request_id::assign))
+    let routes = routes::table::routes(&state).fallback(|| async { ApiError::NotFound("route") });
+    layers::Layer::ALL
+        .into_iter()
+        .fold(routes, |router, layer| layer.wrap(router, &state))
         // Outermost: a preflight is answered before any limit or route.
         .layer(tower::util::option_layer(cors))
         .with_state(state)

@@ -2,35 +2,93 @@
 //! template and status, requests in flight, and, sampled when scraped, the
 //! Argon2 queue and the outbox.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{LazyLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use crate::state::AppState;
 
 /// Middleware: counts and times the request under its route template
-/// (`/api/jobs/{id}`, never the id itself, so the series stay few).
+/// (`/api/jobs/{id}`, never the id itself) and a method from a fixed list,
+/// so the series stay few whatever clients send.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let _in_flight = InFlight::enter();
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_str().to_owned()),
-    ];
-    counter!("http_requests_total", &labels).increment(1);
-    histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    record(method, route, response.status(), started.elapsed());
     response
 }
+
+/// Standard methods by name; anything else a client invents is `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// One series: a route's counter and histogram for one method and status.
+struct Series {
+    method: &'static str,
+    status: StatusCode,
+    count: Counter,
+    duration: Histogram,
+}
+
+/// The handles of every series seen, by route, so a request costs a lookup
+/// instead of building a key and asking the recorder. Bounded: routes are
+/// templates, methods a fixed list, statuses three digits.
+static SERIES: LazyLock<RwLock<HashMap<String, Vec<Series>>>> = LazyLock::new(RwLock::default);
+
+fn record(method: &'static str, route: &str, status: StatusCode, took: Duration) {
+    let seconds = took.as_secs_f64();
+    let known = SERIES.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(series) = known.get(route).and_then(|all| {
+        all.iter()
+            .find(|s| s.method == method && s.status == status)
+    }) {
+        series.count.increment(1);
+        series.duration.record(seconds);
+        return;
+    }
+    drop(known);
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.as_str().to_owned()),
+    ];
+    let series = Series {
+        method,
+        status,
+        count: counter!("http_requests_total", &labels),
+        duration: histogram!("http_request_duration_seconds", &labels),
+    };
+    series.count.increment(1);
+    series.duration.record(seconds);
+    let mut known = SERIES.write().unwrap_or_else(PoisonError::into_inner);
+    let all = known.entry(route.to_owned()).or_default();
+    if !all.iter().any(|s| s.method == method && s.status == status) {
+        all.push(series);
+    }
+}
+
+/// Requests in flight.
+static IN_FLIGHT: LazyLock<Gauge> = LazyLock::new(|| gauge!("http_requests_in_flight"));
 
 /// One request in flight; leaves the gauge when dropped, so a request the
 /// client abandoned does not stay counted.
@@ -38,14 +96,14 @@ struct InFlight;
 
 impl InFlight {
     fn enter() -> Self {
-        gauge!("http_requests_in_flight").increment(1.0);
+        IN_FLIGHT.increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        gauge!("http_requests_in_flight").decrement(1.0);
+        IN_FLIGHT.decrement(1.0);
     }
 }
 
