@@ -35,6 +35,8 @@ async fn fuzz(app: &TestApp, token: &str, paths: &str) -> Option<String> {
         .args(["--workers", "1"])
         .args(["--request-timeout", "10"])
         .env("NO_COLOR", "1")
+        // It keeps a cache in its working folder: not in the checkout.
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .stdin(Stdio::null())
         .output()
         .await
