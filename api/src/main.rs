@@ -7,12 +7,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Many small allocations per request (hyper, axum, sqlx): mimalloc serves
-/// them from per-thread pages without the locking and consolidation of
-/// glibc's allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use shared::config::Settings;
 
 /// The HTTP API of the Acme backend: validates, writes, records the slow
