@@ -66,7 +66,11 @@ impl Limits {
 
     /// `router`, enforcing these limits (outermost first: time, body size,
     /// per-client count).
-    fn apply(self, router: MethodRouter<AppState>, state: &AppState) -> MethodRouter<AppState> {
+    pub(crate) fn apply(
+        self,
+        router: MethodRouter<AppState>,
+        state: &AppState,
+    ) -> MethodRouter<AppState> {
         let router = if self.per_client {
             router.layer::<_, Infallible>(middleware::from_fn_with_state(
                 state.auth_limit.clone(),

@@ -35,9 +35,5 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         async move { document.answer(&headers) }
     });
     // The document describes the contract; it is not an operation of it.
-    Endpoints::new(utoipa::openapi::OpenApi::default(), state)
-        .undocumented(openapi::PATH, served, Limits::JSON)
-        .into_parts()
-        .0
-        .merge(router)
+    router.route(openapi::PATH, Limits::JSON.apply(served, state))
 }

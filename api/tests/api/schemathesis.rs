@@ -38,8 +38,12 @@ async fn fuzz(app: &TestApp, token: &str, paths: &str) -> Option<String> {
         // It keeps a cache in its working folder: not in the checkout.
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .stdin(Stdio::null())
-        .output()
+        // A hung run is killed with its future, not waited on for ever.
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), output)
         .await
+        .expect("schemathesis finishes within 5 minutes")
         .unwrap_or_else(|error| {
             panic!(
                 "cannot run `{}` ({error}): scripts/test installs it, or `pip install schemathesis`",
