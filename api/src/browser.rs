@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use shared::config::{CorsOrigins, StorageSettings};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -15,10 +12,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// in it may load or run, and no page may frame it.
 const DATA_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// Headers every answer carries unless its handler set its own.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+/// Adds the headers every answer carries unless its handler set its own.
+pub fn add_security_headers(headers: &mut HeaderMap) {
     for (name, value) in [
         // Browsers must not guess a type: a "JPEG" that sniffs as HTML stays a JPEG.
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -32,7 +27,6 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
             .entry(name)
             .or_insert(HeaderValue::from_static(value));
     }
-    response
 }
 
 /// The web app's policy: its own scripts and styles only (no inline script,

@@ -236,14 +236,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Middleware: an error answer that is not already in our JSON shape (a
-/// 405 from the router, an extractor's plain-text rejection) gets it, so a
-/// client never has to parse two kinds of error.
-pub async fn json_errors(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
+/// `response`, in our JSON shape if it is an error answer that is not
+/// already (a 405 from the router, an extractor's plain-text rejection), so
+/// a client never has to parse two kinds of error.
+pub fn json_shaped(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

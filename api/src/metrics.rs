@@ -8,24 +8,38 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use crate::state::AppState;
 
-/// Middleware: counts and times the request under its route template
+/// One request being counted and timed, under its route template
 /// (`/api/jobs/{id}`, never the id itself) and a method from a fixed list,
-/// so the series stay few whatever clients send.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let _in_flight = InFlight::enter();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    record(method, route, response.status(), started.elapsed());
-    response
+/// so the series stay few whatever clients send. Dropped without
+/// [`finish`](Self::finish) (the client went away), it leaves the
+/// in-flight gauge and counts nothing.
+pub struct Tracked {
+    route: Option<MatchedPath>,
+    method: &'static str,
+    started: Instant,
+    _in_flight: InFlight,
+}
+
+impl Tracked {
+    /// Starts counting `request`.
+    pub fn start(request: &Request) -> Self {
+        Self {
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            method: method_label(request.method()),
+            started: Instant::now(),
+            _in_flight: InFlight::enter(),
+        }
+    }
+
+    /// Counts the answer `status` and the time it took.
+    pub fn finish(self, status: StatusCode) {
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        record(self.method, route, status, self.started.elapsed());
+    }
 }
 
 /// Standard methods by name; anything else a client invents is `other`.

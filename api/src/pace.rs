@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use shared::config::HttpLimits;
 use tokio::time::{Instant, Sleep};
@@ -35,14 +33,13 @@ pub fn is_too_slow(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Middleware: wraps every request body in a [`Paced`] body (a request
-/// without one, such as a poll, passes as it is).
-pub async fn enforce(limits: HttpLimits, request: Request, next: Next) -> Response {
+/// `request` with its body wrapped in a [`Paced`] body (a request without
+/// one, such as a poll, passes as it is).
+pub fn enforce(limits: &HttpLimits, request: Request) -> Request {
     if request.body().is_end_stream() {
-        return next.run(request).await;
+        return request;
     }
-    let request = request.map(|body| Body::new(Paced::new(body, &limits)));
-    next.run(request).await
+    request.map(|body| Body::new(Paced::new(body, limits)))
 }
 
 /// A body that fails when it falls below the minimum pace.

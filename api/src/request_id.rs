@@ -9,9 +9,8 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument as _;
+use tracing::Span;
 
 /// `x-request-id`.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,25 +45,30 @@ impl RequestId {
     }
 }
 
-/// Middleware: gives the request its id, runs it in its span (method, URI,
-/// request id: what every log line and trace of the request carries), and
-/// gives the answer its `x-request-id`. One layer for both: a separate
-/// tracing layer (tower-http's `TraceLayer`) cost more than the handler of
-/// a polled job (`docs/benchmarks.md`).
-pub async fn assign(mut request: Request, next: Next) -> Response {
-    let id = RequestId::from_client(request.headers().get(&HEADER));
-    let span = tracing::info_span!(
-        "request",
-        method = request.method().as_str(),
-        uri = %request.uri(),
-        request_id = id.as_str(),
-    );
-    request.extensions_mut().insert(id.clone());
-    let mut response = next.run(request).instrument(span).await;
-    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert(HEADER, value);
+impl RequestId {
+    /// Gives `request` its id (the handlers' extractor finds it there) and
+    /// makes its span: method, URI and request id, what every log line and
+    /// trace of the request carries. One step for both: a separate tracing
+    /// layer (tower-http's `TraceLayer`) cost more than the handler of a
+    /// polled job (`docs/benchmarks.md`).
+    pub fn assign(request: &mut Request) -> (Self, Span) {
+        let id = Self::from_client(request.headers().get(&HEADER));
+        let span = tracing::info_span!(
+            "request",
+            method = request.method().as_str(),
+            uri = %request.uri(),
+            request_id = id.as_str(),
+        );
+        request.extensions_mut().insert(id.clone());
+        (id, span)
     }
-    response
+
+    /// Gives the answer its `x-request-id`.
+    pub fn tag(&self, response: &mut Response) {
+        if let Ok(value) = HeaderValue::from_str(self.as_str()) {
+            response.headers_mut().insert(HEADER, value);
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {

@@ -14,6 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::MethodRouter;
+use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
@@ -79,12 +80,16 @@ impl Limits {
         } else {
             router
         };
-        router
-            .layer::<_, Infallible>(DefaultBodyLimit::max(self.body))
-            .layer::<_, Infallible>(TimeoutLayer::with_status_code(
-                StatusCode::SERVICE_UNAVAILABLE,
-                self.time,
-            ))
+        // One layer for both: each layer on a route is a boxed clone and a
+        // boxed future per request.
+        router.layer::<_, Infallible>(
+            ServiceBuilder::new()
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    self.time,
+                ))
+                .layer(DefaultBodyLimit::max(self.body)),
+        )
     }
 }
 
