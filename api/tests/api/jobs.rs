@@ -196,3 +196,32 @@ async fn the_job_list_revalidates_and_refuses_bad_parameters_with_their_names() 
     }
     assert_eq!(app.get("/api/me/jobs", None).await.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_after_the_database_dropped_every_connection_still_answer() {
+    // The pool skips the health check of connections in steady use; one
+    // that sat idle must still be checked, or a Postgres restart or
+    // failover turns the next polls into errors.
+    let app = TestApp::spawn_without_worker().await;
+    let signup = app.sign_up("poller@example.com", "Poller").await;
+    let token = signup["token"].as_str();
+    let path = format!("/api/jobs/{}", testkit::job_id(&signup, "welcome-email"));
+    let polls = || futures::future::join_all((0..8).map(|_| app.get(&path, token)));
+    for poll in polls().await {
+        assert_eq!(poll.status(), 200, "a warm pool of several connections");
+    }
+
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("terminate the api's connections");
+    assert!(dropped.iter().filter(|&&d| d).count() >= 2, "{dropped:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    for poll in polls().await {
+        assert_eq!(poll.status(), 200, "a dead idle connection is replaced, not used");
+    }
+}
