@@ -222,6 +222,10 @@ async fn polls_after_the_database_dropped_every_connection_still_answer() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     for poll in polls().await {
-        assert_eq!(poll.status(), 200, "a dead idle connection is replaced, not used");
+        assert_eq!(
+            poll.status(),
+            200,
+            "a dead idle connection is replaced, not used"
+        );
     }
 }
