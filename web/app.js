@@ -7,9 +7,13 @@
 // sessionStorage: it survives a reload of this tab, is gone when the tab
 // closes, is never sent automatically (so no request can be forged on the
 // user's behalf, unlike a cookie), and with no HTML injection and no
-// third-party script there is nothing on the page to read it.
+// third-party script there is nothing on the page to read it. The device
+// token lives in localStorage, for as long as the browser keeps it: it opens
+// nothing by itself (a login still needs the password), and it lets this
+// browser log in while strangers' wrong guesses have locked the account.
 
 const TOKEN_KEY = "acme.token";
+const DEVICE_KEY = "acme.device";
 const FAST_POLL_MS = 500;
 const SLOW_POLL_MS = 10_000;
 const FINISHED = new Set(["completed", "failed"]);
@@ -117,6 +121,7 @@ async function submitForm(form, prefix, path, body) {
   button.disabled = true;
   try {
     const { body: answer } = await api(path, { method: "POST", body });
+    if (answer.device_token) localStorage.setItem(DEVICE_KEY, answer.device_token);
     signedIn(answer.token);
   } catch (error) {
     if (error.code === "email_taken") {
@@ -147,6 +152,7 @@ $("login-form").addEventListener("submit", (event) => {
   submitForm(form, "login", "/api/login", {
     email: form.elements.email.value,
     password: form.elements.password.value,
+    device_token: localStorage.getItem(DEVICE_KEY) ?? undefined,
   });
 });
 

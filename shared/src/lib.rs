@@ -22,11 +22,13 @@
 //!   (the api's outbox inserts them, the worker moves them on).
 //! - [`users`]: accounts, their lockout window and what the jobs set on them.
 //! - [`tokens`]: session tokens (`api_tokens`), stored hashed.
+//! - [`devices`]: devices trusted by an account during its lockout, stored hashed.
 //! - [`photos`]: the photo lifecycle, with the per-account upload limits.
 
 pub mod config;
 pub mod db;
 pub mod dead_letters;
+pub mod devices;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! create → (welcome email sent, Stripe customer set, guide stored, avatar switched)* → delete
-//! login failures: 0 → n (within a window) → 0 on success or when the window ends
+//! login attempts: counted before the password is checked, 0 → n (within a window, at most the limit)
+//!                 → 0 on success or when the window ends
 //! ```
 //!
 //! Each write says in its SQL what it may change: a Stripe customer id is
@@ -11,8 +12,6 @@
 //! only once the last one has ended. Deleting a user removes its tokens,
 //! photos rows and job records with it (`on delete cascade`); files in
 //! storage are the photos owner's to name ([`crate::photos`]).
-
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -76,62 +75,85 @@ pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User
     .on_constraint("users_email_key", || CreateError::EmailTaken)
 }
 
-/// What a login needs to know about the account behind an address.
-#[derive(Debug, Clone)]
-pub struct LoginCandidate {
-    /// The account.
-    pub user_id: Uuid,
-    /// Its Argon2id PHC string.
-    pub password_hash: String,
-    /// Failures counted in the current window.
-    pub failures: i32,
-    /// Seconds until the lockout ends, when the account is locked.
-    pub locked_for: Option<f64>,
+/// A login attempt on the account behind an address.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginAttempt {
+    /// No account has this address.
+    NoAccount,
+    /// The attempt is counted as a failure until the password proves
+    /// otherwise: verify it against this hash.
+    Counted {
+        /// The account.
+        user_id: Uuid,
+        /// Its Argon2id PHC string.
+        password_hash: String,
+        /// Attempts counted in the window, this one included.
+        failures: i32,
+    },
+    /// The account has used up its failures for the window.
+    Locked {
+        /// The account.
+        user_id: Uuid,
+        /// Seconds until the window ends.
+        for_secs: f64,
+    },
 }
 
-/// The account with this address (any letter case) and its lockout state.
-pub async fn login_candidate(
-    db: impl PgExecutor<'_>,
+/// Counts an attempt to log in to `email` (any letter case) before the
+/// password is checked, so however many guesses arrive at once, at most
+/// `limit.max` per window get as far as the hash: the row lock orders
+/// concurrent attempts and each sees the count the previous one left. A
+/// successful login clears the count ([`clear_login_failures`]). The window
+/// starts at the first failure and restarts once it has ended.
+pub async fn begin_login_attempt(
+    db: &sqlx::PgPool,
     email: &str,
     limit: LoginFailureLimit,
-) -> Result<Option<LoginCandidate>, sqlx::Error> {
-    sqlx::query_as!(
-        LoginCandidate,
-        r#"select user_id, password_hash, login_failures as failures,
-                  case when $2 > 0 and login_failures >= $2
-                             and login_failures_since > now() - make_interval(secs => $3)
-                       then extract(epoch from login_failures_since
-                                               + make_interval(secs => $3) - now())::float8
-                  end as "locked_for"
-           from users where lower(email) = lower($1)"#,
+) -> Result<LoginAttempt, sqlx::Error> {
+    let max = i32::try_from(limit.max).unwrap_or(i32::MAX);
+    let window = limit.window.as_secs_f64();
+    let counted = sqlx::query!(
+        "update users set
+             login_failures = case when login_failures_since > now() - make_interval(secs => $3)
+                                   then login_failures + 1 else 1 end,
+             login_failures_since = case when login_failures_since > now() - make_interval(secs => $3)
+                                         then login_failures_since else now() end
+         where lower(email) = lower($1)
+           and not ($2 > 0 and login_failures >= $2
+                    and login_failures_since > now() - make_interval(secs => $3))
+         returning user_id, password_hash, login_failures",
         email,
-        i32::try_from(limit.max).unwrap_or(i32::MAX),
-        limit.window.as_secs_f64(),
+        max,
+        window,
     )
     .fetch_optional(db)
-    .await
-}
-
-/// Counts a failed login and returns the count in the window; the window
-/// restarts when the last one has ended.
-pub async fn record_login_failure(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-    window: Duration,
-) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar!(
-        "update users set
-             login_failures = case when login_failures_since > now() - make_interval(secs => $2)
-                                   then login_failures + 1 else 1 end,
-             login_failures_since = case when login_failures_since > now() - make_interval(secs => $2)
-                                         then login_failures_since else now() end
-         where user_id = $1
-         returning login_failures",
-        user_id,
-        window.as_secs_f64(),
+    .await?;
+    if let Some(row) = counted {
+        return Ok(LoginAttempt::Counted {
+            user_id: row.user_id,
+            password_hash: row.password_hash,
+            failures: row.login_failures,
+        });
+    }
+    // Not counted: no such account, or locked. (A window that ended in
+    // between reads as locked for no time: the client retries at once.)
+    let locked = sqlx::query!(
+        r#"select user_id,
+                  greatest(extract(epoch from login_failures_since
+                                              + make_interval(secs => $2) - now())::float8,
+                           0) as "for_secs!"
+           from users where lower(email) = lower($1)"#,
+        email,
+        window,
     )
-    .fetch_one(db)
-    .await
+    .fetch_optional(db)
+    .await?;
+    Ok(
+        locked.map_or(LoginAttempt::NoAccount, |row| LoginAttempt::Locked {
+            user_id: row.user_id,
+            for_secs: row.for_secs,
+        }),
+    )
 }
 
 /// A successful login ends any lockout window.

@@ -10,6 +10,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("jobs", "shared/src/records.rs"),
     ("users", "shared/src/users.rs"),
     ("api_tokens", "shared/src/tokens.rs"),
+    ("trusted_devices", "shared/src/devices.rs"),
     ("photos", "shared/src/photos.rs"),
     // One writer, one table: its SQL stays next to its only caller.
     ("maintenance_runs", "worker/src/jobs/maintenance.rs"),

@@ -33,6 +33,8 @@ pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
 struct SignupResponse {
     user: UserBody,
     token: String,
+    /// Keep it on this device and send it with later logins (see `POST /api/login`).
+    device_token: String,
     jobs: Vec<JobRef>,
 }
 
@@ -83,6 +85,7 @@ async fn signup(
             users::CreateError::Database(error) => ApiError::database(error),
         })?;
     let token = issue_token(&mut *tx, user_id).await?;
+    let device_token = super::session::trust_device(&mut *tx, user_id).await?;
     let records = [
         outbox::record(&mut tx, &state.queues, &request, &WelcomeEmail { user_id }).await?,
         outbox::record(
@@ -112,6 +115,7 @@ async fn signup(
     let body = SignupResponse {
         user: user.into(),
         token,
+        device_token,
         jobs,
     };
     // Server-Timing lets clients and the benchmark see where the time went

@@ -271,3 +271,146 @@ async fn a_login_with_an_impossible_email_is_a_401_not_a_server_error() {
         assert_eq!(error["error"]["code"], "invalid_credentials");
     }
 }
+
+/// `POST /api/login` with `body`.
+async fn login_with(app: &TestApp, body: Value) -> u16 {
+    app.post_json("/api/login", &body).await.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_wrong_passwords_get_exactly_the_limit_of_401s_and_the_rest_429() {
+    let app = TestApp::spawn_without_worker_with(|s| {
+        s.auth.login_failures.max = 10;
+        // Every guess from one client: only the account's limit applies.
+        s.auth.rate_limit = 0;
+    })
+    .await;
+    app.sign_up("target@example.com", "Target").await;
+
+    let guesses = futures::future::join_all((0..50).map(|n| {
+        login_with(
+            &app,
+            json!({ "email": "target@example.com", "password": format!("guess number {n}") }),
+        )
+    }))
+    .await;
+
+    let unauthorized = guesses.iter().filter(|&&s| s == 401).count();
+    let limited = guesses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(
+        (unauthorized, limited),
+        (10, 40),
+        "only the limit reaches the hash: {guesses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_device_that_signed_in_before_still_logs_in_while_strangers_have_locked_the_account() {
+    let app = TestApp::spawn_without_worker_with(|s| {
+        s.auth.login_failures.max = 3;
+        s.auth.rate_limit = 0;
+    })
+    .await;
+    let signup = app.sign_up("owner@example.com", "Owner").await;
+    let owners_device = signup["device_token"]
+        .as_str()
+        .expect("a device token")
+        .to_owned();
+    let other = app.sign_up("other@example.com", "Other").await;
+    let others_device = other["device_token"]
+        .as_str()
+        .expect("a device token")
+        .to_owned();
+    let right = "correct horse battery";
+
+    for n in 0..3 {
+        let status = login_with(
+            &app,
+            json!({ "email": "owner@example.com", "password": format!("stranger {n}") }),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let stranger = login_with(
+        &app,
+        json!({ "email": "owner@example.com", "password": right }),
+    )
+    .await;
+    let forged = login_with(
+        &app,
+        json!({ "email": "owner@example.com", "password": right, "device_token": "made-up" }),
+    )
+    .await;
+    let borrowed = login_with(
+        &app,
+        json!({ "email": "owner@example.com", "password": right, "device_token": others_device }),
+    )
+    .await;
+    let owner = app
+        .post_json(
+            "/api/login",
+            &json!({ "email": "owner@example.com", "password": right, "device_token": owners_device }),
+        )
+        .await;
+
+    assert_eq!(stranger, 429, "the account is locked for strangers");
+    assert_eq!(forged, 429, "an unknown device token is a stranger");
+    assert_eq!(borrowed, 429, "another account's device is a stranger here");
+    assert_eq!(owner.status(), 200, "the owner's device gets in");
+    let owner: Value = owner.json().await.expect("json");
+    assert_eq!(
+        owner["device_token"],
+        owners_device.as_str(),
+        "the device stays trusted"
+    );
+    assert!(owner["token"].is_string());
+    let still_locked = login_with(
+        &app,
+        json!({ "email": "owner@example.com", "password": right }),
+    )
+    .await;
+    assert_eq!(
+        still_locked, 429,
+        "the owner's login gives strangers no new guesses"
+    );
+}
+
+#[tokio::test]
+async fn a_trusted_device_gets_no_more_guesses_than_the_account() {
+    let app = TestApp::spawn_without_worker_with(|s| {
+        s.auth.login_failures.max = 2;
+        s.auth.rate_limit = 0;
+    })
+    .await;
+    let signup = app.sign_up("owner@example.com", "Owner").await;
+    let device = signup["device_token"]
+        .as_str()
+        .expect("a device token")
+        .to_owned();
+
+    let mut statuses = Vec::new();
+    for password in ["wrong one", "wrong two", "correct horse battery"] {
+        statuses.push(
+            login_with(
+                &app,
+                json!({ "email": "owner@example.com", "password": password, "device_token": device }),
+            )
+            .await,
+        );
+    }
+    let without_device = login_with(
+        &app,
+        json!({ "email": "owner@example.com", "password": "correct horse battery" }),
+    )
+    .await;
+
+    assert_eq!(
+        statuses,
+        [401, 401, 429],
+        "a stolen device token is limited too"
+    );
+    assert_eq!(
+        without_device, 200,
+        "the device's failures are not the account's"
+    );
+}

@@ -2,6 +2,7 @@
 //! transitions it names, the ones it refuses, and what account deletion
 //! finds through it.
 
+mod devices;
 mod photos;
 mod tokens;
 mod users;

@@ -3,7 +3,7 @@ use std::time::Duration;
 use shared::config::LoginFailureLimit;
 use shared::jobs::QueueName;
 use shared::records::{self, Origin};
-use shared::users::{self, CreateError, NewAccount};
+use shared::users::{self, CreateError, LoginAttempt, NewAccount};
 use shared::{photos, tokens};
 use testkit::postgres::migrated_pool;
 use uuid::Uuid;
@@ -31,43 +31,61 @@ async fn an_address_has_one_account_in_any_letter_case() {
 }
 
 #[tokio::test]
-async fn failed_logins_lock_the_account_for_the_window_and_a_success_clears_them() {
+async fn at_most_the_limit_of_concurrent_attempts_is_counted_and_a_success_clears_them() {
     let pool = migrated_pool().await;
     let id = user(&pool, "locked@example.com").await;
     let limit = LoginFailureLimit {
-        max: 2,
+        max: 5,
         window: Duration::from_secs(3600),
     };
 
-    for expected in 1..=2 {
-        let count = users::record_login_failure(&pool, id, limit.window)
-            .await
-            .expect("counted");
-        assert_eq!(count, expected);
+    let attempts = futures::future::join_all(
+        (0..40).map(|_| users::begin_login_attempt(&pool, "LOCKED@example.com", limit)),
+    )
+    .await;
+
+    let attempts: Vec<LoginAttempt> = attempts.into_iter().map(|a| a.expect("read")).collect();
+    let counted = attempts
+        .iter()
+        .filter(|a| matches!(a, LoginAttempt::Counted { .. }))
+        .count();
+    assert_eq!(counted, 5, "exactly the limit gets to the hash");
+    for attempt in &attempts {
+        match attempt {
+            LoginAttempt::Counted { user_id, .. } => assert_eq!(*user_id, id),
+            LoginAttempt::Locked { user_id, for_secs } => {
+                assert_eq!(*user_id, id);
+                assert!((3500.0..=3600.0).contains(for_secs), "{for_secs}");
+            }
+            LoginAttempt::NoAccount => panic!("the account exists"),
+        }
     }
-    let locked = users::login_candidate(&pool, "LOCKED@example.com", limit)
-        .await
-        .expect("read")
-        .expect("found in any letter case");
-    let seconds = locked.locked_for.expect("locked");
-    assert!((3500.0..=3600.0).contains(&seconds), "{seconds}");
 
     users::clear_login_failures(&pool, id)
         .await
         .expect("cleared");
-    let open = users::login_candidate(&pool, "locked@example.com", limit)
+    let after = users::begin_login_attempt(&pool, "locked@example.com", limit)
         .await
-        .expect("read")
-        .expect("found");
-    assert_eq!((open.failures, open.locked_for), (0, None));
+        .expect("read");
+    assert!(
+        matches!(after, LoginAttempt::Counted { failures: 1, .. }),
+        "{after:?}"
+    );
+    let unknown = users::begin_login_attempt(&pool, "nobody@example.com", limit)
+        .await
+        .expect("read");
+    assert_eq!(unknown, LoginAttempt::NoAccount);
 }
 
 #[tokio::test]
-async fn a_failure_after_the_window_starts_a_new_window() {
+async fn an_attempt_after_the_window_starts_a_new_window() {
     let pool = migrated_pool().await;
     let id = user(&pool, "window@example.com").await;
-    let window = Duration::from_secs(3600);
-    users::record_login_failure(&pool, id, window)
+    let limit = LoginFailureLimit {
+        max: 1,
+        window: Duration::from_secs(3600),
+    };
+    users::begin_login_attempt(&pool, "window@example.com", limit)
         .await
         .expect("counted");
     // Arrange: the window ended.
@@ -79,11 +97,14 @@ async fn a_failure_after_the_window_starts_a_new_window() {
     .await
     .expect("aged");
 
-    let count = users::record_login_failure(&pool, id, window)
+    let attempt = users::begin_login_attempt(&pool, "window@example.com", limit)
         .await
         .expect("counted");
 
-    assert_eq!(count, 1, "the old window's failures do not count");
+    assert!(
+        matches!(attempt, LoginAttempt::Counted { failures: 1, .. }),
+        "the old window's failures do not count: {attempt:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! `maintenance`: the housekeeping nothing else does, on a schedule:
-//! expired tokens, old job records, replaced photos, abandoned S3 uploads.
+//! expired tokens and devices, old job records, replaced photos, abandoned S3 uploads.
 //!
 //! Each task is a BullMQ job scheduler (`maintenance:<task>`), upserted by
 //! every worker that consumes the queue: BullMQ keeps one scheduler per id
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use shared::jobs::{Maintenance, MaintenanceTask};
 use shared::queue::JobQueues;
 use shared::storage::keys;
-use shared::{photos, records, tokens};
+use shared::{devices, photos, records, tokens};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};
@@ -63,9 +63,11 @@ pub async fn run(
     Ok(json!({ "task": task.as_str(), "removed": removed }))
 }
 
+/// Expired session tokens, and devices no longer trusted.
 async fn purge_expired_tokens(ctx: &JobContext) -> Result<Value, JobError> {
     let tokens = tokens::purge_expired(&ctx.pool).await?;
-    Ok(json!({ "tokens": tokens }))
+    let devices = devices::purge_expired(&ctx.pool).await?;
+    Ok(json!({ "tokens": tokens, "devices": devices }))
 }
 
 /// Finished records only: a job still waiting or running is never pruned,
