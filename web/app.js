@@ -115,19 +115,22 @@ function label(input) {
   return document.querySelector(`label[for="${input.id}"]`)?.textContent ?? input.name;
 }
 
-async function submitForm(form, prefix, path, body) {
+async function submitForm(form, prefix, path, body, done = signedInWith) {
   clearErrors(form);
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
     const { body: answer } = await api(path, { method: "POST", body });
-    if (answer.device_token) localStorage.setItem(DEVICE_KEY, answer.device_token);
-    signedIn(answer.token);
+    done(answer);
   } catch (error) {
     if (error.code === "email_taken") {
       showFieldErrors(prefix, { email: "already has an account; log in instead" });
     } else if (!(error.code === "validation_failed" && showFieldErrors(prefix, error.fields))) {
-      const message = error.code === "invalid_credentials" ? "The email or password is wrong." : describe(error);
+      const message =
+        error.code === "invalid_credentials" ? "The email or password is wrong."
+        : error.code === "invalid_reset_link" ? "This link is used or expired. Ask for a new one below."
+        : describe(error);
+      if (error.code === "invalid_reset_link") showAuth("forgot", { keepError: true });
       $(`${prefix}-error`).textContent = message;
       announce(message);
     }
@@ -156,31 +159,81 @@ $("login-form").addEventListener("submit", (event) => {
   });
 });
 
+$("forgot-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  history.pushState(null, "", "/forgot-password");
+  showAuth("forgot");
+  $("forgot-email").value = $("login-email").value;
+  $("forgot-email").focus();
+});
+
+$("forgot-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  submitForm(form, "forgot", "/api/password/forgot", { email: form.elements.email.value }, (answer) => {
+    $("forgot-done").textContent = answer.message;
+    announce(answer.message);
+  });
+});
+
+$("reset-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  submitForm(form, "reset", "/api/password/reset", { token: resetToken(), password: form.elements.password.value }, (answer) => {
+    // The link is spent: no reload or shared screen should show it again.
+    history.replaceState(null, "", "/");
+    signedInWith(answer);
+    notice("Your password is changed, and every other session is signed out.");
+  });
+});
+
+/** The token of a reset link: in the fragment, which no server ever sees. */
+function resetToken() {
+  return new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
+}
+
 $("switch").addEventListener("click", () => {
+  // From the login screen to signup; from any other to login.
+  if (location.pathname !== "/") history.pushState(null, "", "/");
   showAuth($("login-form").hidden ? "login" : "signup");
 });
 
 // --- Screens -------------------------------------------------------------
 
-function showAuth(mode) {
-  const login = mode === "login";
+const AUTH_SCREENS = {
+  signup: { title: "Create your account", page: "Sign up", switchText: "Already have an account?", switchTo: "Log in" },
+  login: { title: "Log in", page: "Log in", switchText: "New here?", switchTo: "Create an account" },
+  forgot: { title: "Forgot your password?", page: "Reset your password", switchText: "Remembered it?", switchTo: "Log in" },
+  reset: { title: "Choose a new password", page: "New password", switchText: "Remembered it?", switchTo: "Log in" },
+};
+
+function showAuth(mode, { keepError = false } = {}) {
+  const screen = AUTH_SCREENS[mode];
   $("home").hidden = true;
   $("logout").hidden = true;
   $("auth").hidden = false;
-  $("login-form").hidden = !login;
-  $("signup-form").hidden = login;
-  $("auth-title").textContent = login ? "Log in" : "Create your account";
-  $("switch-text").textContent = login ? "New here?" : "Already have an account?";
-  $("switch").textContent = login ? "Create an account" : "Log in";
-  document.title = login ? "Log in · Acme" : "Sign up · Acme";
-  clearErrors($("login-form"));
-  clearErrors($("signup-form"));
+  for (const name of Object.keys(AUTH_SCREENS)) {
+    const form = $(`${name}-form`);
+    form.hidden = name !== mode;
+    if (!(keepError && name === "reset")) clearErrors(form);
+  }
+  $("forgot-done").textContent = "";
+  $("auth-title").textContent = screen.title;
+  $("switch-text").textContent = screen.switchText;
+  $("switch").textContent = screen.switchTo;
+  document.title = `${screen.page} · Acme`;
+  if (keepError) $("forgot-error").textContent = $("reset-error").textContent;
+}
+
+function signedInWith(answer) {
+  if (answer.device_token) localStorage.setItem(DEVICE_KEY, answer.device_token);
+  signedIn(answer.token);
 }
 
 function signedIn(newToken) {
   token = newToken;
   sessionStorage.setItem(TOKEN_KEY, token);
-  for (const form of [$("signup-form"), $("login-form")]) form.reset();
+  for (const name of Object.keys(AUTH_SCREENS)) $(`${name}-form`).reset();
   showHome();
 }
 
@@ -504,5 +557,7 @@ function when(timestamp) {
 
 // --- Start ---------------------------------------------------------------
 
-if (token) showHome();
+if (location.pathname === "/reset-password" && resetToken()) showAuth("reset");
+else if (location.pathname === "/forgot-password") showAuth("forgot");
+else if (token) showHome();
 else showAuth("signup");

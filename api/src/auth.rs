@@ -7,10 +7,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use sha2::{Digest, Sha256};
 use shared::tokens;
 use uuid::Uuid;
 
@@ -20,17 +17,12 @@ use crate::token_cache::TokenHash;
 
 /// A new random token: the string for the client and the hash to store.
 pub fn new_token() -> Result<(String, TokenHash), ApiError> {
-    let mut bytes = [0_u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    let hash = hash_token(&token);
-    Ok((token, hash))
+    Ok(tokens::mint().map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?)
 }
 
 /// SHA-256 of a token: what we store and compare, never the token itself.
-/// Comparing digests also keeps timing from revealing a secret's prefix.
 pub fn hash_token(token: &str) -> TokenHash {
-    Sha256::digest(token.as_bytes()).into()
+    tokens::hash(token)
 }
 
 /// The token of an `Authorization: Bearer <token>` header, trimmed; `None`

@@ -40,6 +40,9 @@ pub enum ApiError {
     /// Signup with an email that already has an account, in any letter case (409).
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// A password reset link that is unknown, used or expired (400).
+    #[error("this reset link is invalid, used or expired; ask for a new one")]
+    InvalidResetLink,
     /// Wrong email or password (401).
     #[error("the email or password is wrong")]
     InvalidCredentials,
@@ -76,7 +79,9 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::MalformedBody(_) | Self::InvalidResetLink => {
+                StatusCode::BAD_REQUEST
+            }
             Self::InvalidJson(_) | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge | Self::PhotoTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -101,6 +106,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::EmailTaken => "email_taken",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidResetLink => "invalid_reset_link",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::RateLimited(_) => "rate_limited",

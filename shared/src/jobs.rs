@@ -188,6 +188,12 @@ catalogue! {
     WelcomeEmail = "welcome-email" (welcome_email), payload WelcomeEmail (user_id),
         settings QueueSettings { concurrency: 16, ..BASE };
 
+    /// Account email the user is waiting for or must see (a password reset
+    /// link, a notice that the password changed): its own queue, so it
+    /// never waits behind a backlog of welcome emails.
+    AccountEmail = "account-email" (account_email), payload AccountEmail (user_id),
+        settings QueueSettings { concurrency: 16, ..BASE };
+
     /// Creates the user's Stripe customer. Stripe answers in ~0.5 s and
     /// allows 100 requests/s; retries are safe (idempotency key), so be
     /// patient through outages.
@@ -279,6 +285,25 @@ impl<'de> Deserialize<'de> for QueueName {
 pub struct WelcomeEmail {
     /// The new user.
     pub user_id: Uuid,
+}
+
+/// Send an account email to a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEmail {
+    /// The account.
+    pub user_id: Uuid,
+    /// Which email.
+    pub kind: AccountEmailKind,
+}
+
+/// The account emails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountEmailKind {
+    /// A single-use link to choose a new password (`PASSWORD_RESET_TTL_SECS`).
+    PasswordReset,
+    /// "Your password was changed; if it was not you…"
+    PasswordChanged,
 }
 
 /// Create the Stripe customer of a user who just signed up.

@@ -22,6 +22,7 @@
 //!   (the api's outbox inserts them, the worker moves them on).
 //! - [`users`]: accounts, their lockout window and what the jobs set on them.
 //! - [`tokens`]: session tokens (`api_tokens`), stored hashed.
+//! - [`resets`]: password reset links, stored hashed.
 //! - [`devices`]: devices trusted by an account during its lockout, stored hashed.
 //! - [`photos`]: the photo lifecycle, with the per-account upload limits.
 
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod photos;
 pub mod queue;
 pub mod records;
+pub mod resets;
 pub mod shutdown;
 pub mod startup;
 pub mod storage;

@@ -149,6 +149,29 @@ pub async fn insert(
     Ok(())
 }
 
+/// How many jobs of `queue` whose payload contains `payload` (JSON
+/// containment) `user_id` has had recorded within `within`: a per-account
+/// limit on a kind of work, counted where the work is recorded.
+pub async fn count_recent(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    queue: QueueName,
+    payload: &serde_json::Value,
+    within: std::time::Duration,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select count(*) as "count!" from jobs
+           where user_id = $1 and queue = $2 and payload @> $3
+             and created_at > now() - make_interval(secs => $4)"#,
+        user_id,
+        queue.as_str(),
+        payload,
+        within.as_secs_f64(),
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// The jobs are in Redis: `pending` → `waiting`, unless a worker already
 /// moved them further.
 pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {

@@ -13,8 +13,27 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-/// SHA-256 of a bearer token.
+/// SHA-256 of a bearer token (or of any of our single-use secrets).
 pub type TokenHash = [u8; 32];
+
+/// A new secret for a client (a session, a trusted device, a reset link):
+/// 32 random bytes as unpadded base64url (43 characters), and its hash,
+/// the only thing stored.
+pub fn mint() -> Result<(String, TokenHash), getrandom::Error> {
+    use base64::Engine as _;
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash(&token);
+    Ok((token, hash))
+}
+
+/// SHA-256 of a secret: what we store and compare, never the secret itself.
+/// Comparing digests also keeps timing from revealing a secret's prefix.
+pub fn hash(token: &str) -> TokenHash {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
 
 /// How long a token from signup or login stays valid.
 pub const TTL_DAYS: i32 = 30;

@@ -2,7 +2,7 @@
 //! every other module reads it or calls one of these transitions.
 //!
 //! ```text
-//! create → (welcome email sent, Stripe customer set, guide stored, avatar switched)* → delete
+//! create → (welcome email sent, Stripe customer set, guide stored, avatar switched, password set)* → delete
 //! login attempts: counted before the password is checked, 0 → n (within a window, at most the limit)
 //!                 → 0 on success or when the window ends
 //! ```
@@ -154,6 +154,38 @@ pub async fn begin_login_attempt(
             for_secs: row.for_secs,
         }),
     )
+}
+
+/// The account with this address, in any letter case.
+pub async fn id_by_email(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select user_id from users where lower(email) = lower($1)",
+        email
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Replaces the password (a reset) and ends any lockout: whoever can read
+/// the account's email is its owner. `false` when the user is gone.
+pub async fn set_password(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    password_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update users set password_hash = $2, login_failures = 0, login_failures_since = null,
+                          updated_at = now()
+         where user_id = $1",
+        user_id,
+        password_hash,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A successful login ends any lockout window.

@@ -100,6 +100,13 @@ impl TestApp {
         .await
     }
 
+    /// API and an in-process worker, with changed settings.
+    pub async fn spawn_with_worker_with(
+        configure: impl FnOnce(&mut Settings) + Send + 'static,
+    ) -> Self {
+        Self::spawn_with(Options::with_worker().configure(configure)).await
+    }
+
     /// API only: jobs wait in Redis until a test starts a worker.
     pub async fn spawn_without_worker() -> Self {
         Self::spawn_with(Options::default()).await

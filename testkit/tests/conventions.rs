@@ -11,6 +11,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("users", "shared/src/users.rs"),
     ("api_tokens", "shared/src/tokens.rs"),
     ("trusted_devices", "shared/src/devices.rs"),
+    ("password_resets", "shared/src/resets.rs"),
     ("photos", "shared/src/photos.rs"),
     // One writer, one table: its SQL stays next to its only caller.
     ("maintenance_runs", "worker/src/jobs/maintenance.rs"),

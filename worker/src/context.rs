@@ -30,6 +30,8 @@ pub struct JobContext {
     pub providers: ProviderSettings,
     /// Base for links in emails (`PUBLIC_URL`).
     pub public_url: String,
+    /// How long a password reset link works.
+    pub password_reset_ttl: Duration,
     /// For third-party APIs.
     pub http: reqwest::Client,
     /// Queue handles, to pause a queue a provider asked us to slow down on.
@@ -51,6 +53,7 @@ impl JobContext {
             photos: settings.photos,
             providers: settings.providers.clone(),
             public_url: settings.server.public_url.clone(),
+            password_reset_ttl: settings.auth.password_reset_ttl,
             http: provider_client()?,
             queues: JobQueues::new(&settings.redis, settings.queues),
         })

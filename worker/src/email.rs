@@ -48,6 +48,30 @@ impl Templates {
                 "welcome.html",
                 include_str!("../../templates/email/welcome.html"),
             ),
+            (
+                "password-reset.subject.txt",
+                include_str!("../../templates/email/password-reset.subject.txt"),
+            ),
+            (
+                "password-reset.txt",
+                include_str!("../../templates/email/password-reset.txt"),
+            ),
+            (
+                "password-reset.html",
+                include_str!("../../templates/email/password-reset.html"),
+            ),
+            (
+                "password-changed.subject.txt",
+                include_str!("../../templates/email/password-changed.subject.txt"),
+            ),
+            (
+                "password-changed.txt",
+                include_str!("../../templates/email/password-changed.txt"),
+            ),
+            (
+                "password-changed.html",
+                include_str!("../../templates/email/password-changed.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .with_context(|| format!("template {name} does not parse"))?;

@@ -11,6 +11,7 @@ mod me;
 mod media;
 mod metrics;
 pub mod openapi;
+mod password;
 mod photos;
 mod session;
 mod signup;

@@ -6,7 +6,9 @@ use axum::routing::get;
 use utoipa::OpenApi as _;
 
 use super::endpoints::{Endpoints, Limits};
-use super::{admin, health, jobs, me, media, metrics, openapi, photos, session, signup, web};
+use super::{
+    admin, health, jobs, me, media, metrics, openapi, password, photos, session, signup, web,
+};
 use crate::state::AppState;
 
 /// The routes and their OpenAPI document (served at
@@ -15,6 +17,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let modules = [
         signup::endpoints,
         session::endpoints,
+        password::endpoints,
         me::endpoints,
         jobs::endpoints,
         photos::endpoints,

@@ -10,6 +10,7 @@ mod memory;
 mod metrics;
 mod openapi;
 mod overload;
+mod password;
 mod rate_limit;
 mod raw;
 mod request_ids;

@@ -115,6 +115,8 @@ pub struct AuthSettings {
     pub login_failures: LoginFailureLimit,
     /// Argon2 hashing threads and the queue in front of them.
     pub argon2: Argon2Settings,
+    /// How long a password reset link works (`PASSWORD_RESET_TTL_SECS`).
+    pub password_reset_ttl: Duration,
     /// Bearer token for the operator endpoints; `None` disables them (`ADMIN_TOKEN`).
     pub admin_token: Option<SecretString>,
 }

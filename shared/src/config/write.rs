@@ -68,6 +68,7 @@ impl Settings {
                 "LOGIN_FAILURE_WINDOW_SECS",
                 secs(&auth.login_failures.window),
             ),
+            ("PASSWORD_RESET_TTL_SECS", secs(&auth.password_reset_ttl)),
             ("ARGON2_THREADS", auth.argon2.threads.to_string()),
             ("ARGON2_MAX_QUEUE", auth.argon2.max_queue.to_string()),
             ("ADMIN_TOKEN", secret(&auth.admin_token)),

@@ -4,6 +4,7 @@
 //! [`registered!`] is the one place jobs are registered, and a queue left
 //! out of it is a compile error.
 
+mod account_email;
 mod image_resize;
 pub mod maintenance;
 mod onboarding_pdf;
@@ -119,6 +120,7 @@ macro_rules! registered {
 
 registered!(
     shared::jobs::WelcomeEmail,
+    shared::jobs::AccountEmail,
     shared::jobs::StripeCustomer,
     shared::jobs::SlackNotify,
     shared::jobs::OnboardingPdf,

@@ -113,7 +113,7 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
     );
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(
-        printed.contains(r#"purge-expired-tokens	{"devices":0,"tokens":1}"#),
+        printed.contains(r#"purge-expired-tokens	{"devices":0,"resets":0,"tokens":1}"#),
         "{printed}"
     );
     assert!(

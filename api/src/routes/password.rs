@@ -1,0 +1,201 @@
+//! `POST /api/password/forgot` and `POST /api/password/reset`: the way
+//! back into an account for whoever reads its email, even while strangers
+//! hold it locked.
+//!
+//! `forgot` answers the same 202, after the same minimum time, whether or
+//! not the address has an account, so it tells nobody which addresses do.
+//! For one that has, it records an `account-email` job (the worker makes
+//! the single-use link when it sends it, so the link is in no payload); at
+//! most [`RESETS_PER_HOUR`] per account, so the address cannot be flooded.
+//! `reset` spends the link, sets the password, ends the lockout and every
+//! session, trusts no device any more, and sends a notice to the address;
+//! it answers like a login, so the page that called it is signed in.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::jobs::{AccountEmail, AccountEmailKind, Job as _};
+use shared::{devices, records, resets, tokens, users};
+use utoipa_axum::routes;
+
+use super::endpoints::{Endpoints, Limits};
+use super::session::trust_device;
+use super::users::UserBody;
+use crate::auth::{hash_token, issue_token};
+use crate::domain::{EmailAddress, FieldErrors, Password};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::outbox;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// Reset emails one account gets per hour at most; more requests answer
+/// the same and send nothing.
+pub const RESETS_PER_HOUR: i64 = 3;
+
+/// `forgot` never answers sooner: the work for a known address (a query,
+/// a record, an enqueue) hides inside it.
+const FORGOT_FLOOR: Duration = Duration::from_millis(250);
+
+/// Both are credential endpoints, counted per client.
+pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
+    endpoints
+        .add(routes!(forgot), Limits::CREDENTIALS)
+        .add(routes!(reset), Limits::CREDENTIALS)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ForgotForm {
+    email: String,
+}
+
+/// The same for every address.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ForgotAnswer {
+    #[schema(
+        example = "If an account uses this address, a link to reset its password is on its way."
+    )]
+    message: &'static str,
+}
+
+/// Sends a password reset link to the address, if an account uses it.
+#[utoipa::path(post, path = "/api/password/forgot", tag = "account",
+    request_body = ForgotForm,
+    responses(
+        (status = 202, description = "The same answer whether or not an account uses the address", body = ForgotAnswer),
+        (status = 400, description = "The body is not JSON", body = crate::error::Body),
+        (status = 422, description = "`email` is missing or not text", body = crate::error::Body),
+        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 503, description = "A dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
+#[tracing::instrument(name = "password_forgot", skip_all, fields(user_id = tracing::field::Empty))]
+async fn forgot(
+    State(state): State<AppState>,
+    request: RequestId,
+    JsonBody(form): JsonBody<ForgotForm>,
+) -> Result<(StatusCode, Json<ForgotAnswer>), ApiError> {
+    let started = Instant::now();
+    let email = form.email.trim();
+    if email.len() <= EmailAddress::MAX_LEN && !email.contains('\0') {
+        request_reset(&state, &request, email).await?;
+    }
+    tokio::time::sleep_until((started + FORGOT_FLOOR).into()).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ForgotAnswer {
+            message: "If an account uses this address, a link to reset its password is on its way.",
+        }),
+    ))
+}
+
+/// Records and enqueues the reset email of the account using `email`, if
+/// there is one and it has not had its share this hour.
+async fn request_reset(state: &AppState, request: &RequestId, email: &str) -> Result<(), ApiError> {
+    let Some(user_id) = users::id_by_email(&state.pool, email).await? else {
+        return Ok(());
+    };
+    tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    let job = AccountEmail {
+        user_id,
+        kind: AccountEmailKind::PasswordReset,
+    };
+    let recent = records::count_recent(
+        &state.pool,
+        user_id,
+        AccountEmail::QUEUE,
+        &json!({ "kind": "password-reset" }),
+        Duration::from_secs(3600),
+    )
+    .await?;
+    if recent >= RESETS_PER_HOUR {
+        tracing::info!(%user_id, "password reset requested again within the hour; not sent");
+        return Ok(());
+    }
+    let mut tx = state.pool.begin().await?;
+    let record = outbox::record(&mut tx, &state.queues, request, &job).await?;
+    tx.commit().await?;
+    outbox::dispatch(&state.pool, &state.queues, &[record]).await;
+    Ok(())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ResetForm {
+    /// The `token` of the link in the reset email.
+    token: String,
+    /// The new password, 8 to 128 characters.
+    password: String,
+}
+
+/// Signed in with the new password, like a login.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ResetAnswer {
+    user: UserBody,
+    token: String,
+    device_token: String,
+}
+
+/// Sets a new password with a reset link's token: once, before it expires.
+#[utoipa::path(post, path = "/api/password/reset", tag = "account",
+    request_body = ResetForm,
+    responses(
+        (status = 200, description = "The password is set, every other session ended; a new session", body = ResetAnswer),
+        (status = 400, description = "The body is not JSON, or the link is unknown, used or expired (`invalid_reset_link`)", body = crate::error::Body),
+        (status = 422, description = "The password is invalid (named in `fields`)", body = crate::error::Body),
+        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
+#[tracing::instrument(name = "password_reset", skip_all, fields(user_id = tracing::field::Empty))]
+async fn reset(
+    State(state): State<AppState>,
+    request: RequestId,
+    JsonBody(form): JsonBody<ResetForm>,
+) -> Result<Json<ResetAnswer>, ApiError> {
+    let password = Password::parse(&form.password)
+        .map_err(|problem| ApiError::Validation(FieldErrors::from([("password", problem)])))?;
+    let link = hash_token(form.token.trim());
+    // Hashing first costs a hash per bad link; spending the link first
+    // would lose it to a hashing queue that is full. Per-client limits
+    // bound the first.
+    let password_hash = state
+        .passwords
+        .hash(password.expose().to_owned())
+        .await?
+        .value;
+
+    let mut tx = state.pool.begin().await?;
+    let user_id = resets::consume(&mut tx, &link)
+        .await?
+        .ok_or(ApiError::InvalidResetLink)?;
+    tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    if !users::set_password(&mut *tx, user_id, &password_hash).await? {
+        return Err(ApiError::InvalidResetLink);
+    }
+    tokens::revoke_all_of_user(&mut *tx, user_id).await?;
+    devices::revoke_all_of_user(&mut *tx, user_id).await?;
+    let notice = AccountEmail {
+        user_id,
+        kind: AccountEmailKind::PasswordChanged,
+    };
+    let record = outbox::record(&mut tx, &state.queues, &request, &notice).await?;
+    let token = issue_token(&mut *tx, user_id).await?;
+    let device_token = trust_device(&mut *tx, user_id).await?;
+    tx.commit().await?;
+    // Other sessions were revoked in the database; this instance's cache
+    // forgets them now, other instances within the cache's lifetime.
+    state.tokens.remove_user(user_id);
+    outbox::dispatch(&state.pool, &state.queues, &[record]).await;
+    tracing::info!("password reset");
+
+    let user = UserBody::find(&state.pool, user_id)
+        .await?
+        .ok_or(ApiError::InvalidResetLink)?;
+    Ok(Json(ResetAnswer {
+        user,
+        token,
+        device_token,
+    }))
+}

@@ -1,0 +1,196 @@
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::TestApp;
+use testkit::smtp::ReceivedEmail;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const OWNER: &str = "owner@example.com";
+const NEW_PASSWORD: &str = "a brand new password";
+
+/// The emails with `subject`, once at least `count` of them arrived.
+async fn emails_titled(app: &TestApp, subject: &str, count: usize) -> Vec<ReceivedEmail> {
+    testkit::wait::until("the emails to arrive", DEADLINE, || async {
+        let titled: Vec<ReceivedEmail> = app
+            .smtp
+            .received()
+            .into_iter()
+            .filter(|email| email.parsed().subject() == Some(subject))
+            .collect();
+        (titled.len() >= count).then_some(titled)
+    })
+    .await
+}
+
+/// The token of the reset link in `email`'s text part.
+fn link_token(email: &ReceivedEmail) -> String {
+    let text = email
+        .parsed()
+        .body_text(0)
+        .expect("a text part")
+        .into_owned();
+    let (_, rest) = text
+        .split_once("http://app.test/reset-password#token=")
+        .unwrap_or_else(|| panic!("a reset link built from PUBLIC_URL: {text}"));
+    rest.split_whitespace()
+        .next()
+        .expect("the token")
+        .to_owned()
+}
+
+async fn forgot(app: &TestApp, email: &str) -> reqwest::Response {
+    app.post_json("/api/password/forgot", &json!({ "email": email }))
+        .await
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/password/reset",
+        &json!({ "token": token, "password": password }),
+    )
+    .await
+}
+
+async fn login(app: &TestApp, password: &str) -> u16 {
+    app.post_json(
+        "/api/login",
+        &json!({ "email": OWNER, "password": password }),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_link_works_once_ends_every_session_and_lets_the_owner_back_in_during_a_lockout() {
+    let app = TestApp::spawn_with_worker_with(|s| {
+        s.auth.login_failures.max = 2;
+        s.auth.rate_limit = 0;
+    })
+    .await;
+    let signup = app
+        .sign_up(OWNER, "Click <a href=http://evil.test>here</a>")
+        .await;
+    let old_session = signup["token"].as_str().expect("token").to_owned();
+    for _ in 0..2 {
+        assert_eq!(login(&app, "a stranger's guess").await, 401);
+    }
+    assert_eq!(login(&app, "correct horse battery").await, 429, "locked");
+
+    let asked = forgot(&app, OWNER).await;
+    assert_eq!(asked.status(), 202);
+    let emails = emails_titled(&app, "Reset your Acme password", 1).await;
+    assert_eq!(emails[0].to, [OWNER]);
+    assert!(
+        !emails[0].data.contains("evil.test") && !emails[0].data.contains("Click"),
+        "nothing the signer typed reaches the address: {}",
+        emails[0].data
+    );
+    let token = link_token(&emails[0]);
+
+    let done = reset(&app, &token, NEW_PASSWORD).await;
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.expect("json");
+    let new_session = done["token"].as_str().expect("a new session");
+    assert!(done["device_token"].is_string());
+    assert_eq!(app.get("/api/me", Some(new_session)).await.status(), 200);
+    assert_eq!(
+        app.get("/api/me", Some(&old_session)).await.status(),
+        401,
+        "every earlier session ended"
+    );
+    assert_eq!(
+        login(&app, NEW_PASSWORD).await,
+        200,
+        "the lockout is cleared"
+    );
+    assert_eq!(
+        login(&app, "correct horse battery").await,
+        401,
+        "the old password is gone"
+    );
+
+    let again = reset(&app, &token, "yet another password").await;
+    assert_eq!(again.status(), 400, "a link works once");
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["error"]["code"], "invalid_reset_link");
+
+    let notices = emails_titled(&app, "Your Acme password was changed", 1).await;
+    assert_eq!(notices[0].to, [OWNER]);
+    let text = notices[0].parsed().body_text(0).expect("text").into_owned();
+    assert!(text.contains("http://app.test/forgot-password"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_for_an_unknown_address_sends_nothing_and_answers_exactly_like_a_known_one() {
+    let mut app = TestApp::spawn_with_worker().await;
+    app.sign_up(OWNER, "Owner").await;
+
+    let mut answers = Vec::new();
+    for email in [OWNER, "nobody@example.com", "OWNER@example.com"] {
+        let started = Instant::now();
+        let answer = forgot(&app, email).await;
+        let took = started.elapsed();
+        answers.push((answer.status(), answer.text().await.expect("body")));
+        // The floor that hides a known address's extra work.
+        assert!(took >= Duration::from_millis(250), "{email}: {took:?}");
+    }
+    app.run_jobs_until_idle().await;
+
+    assert!(
+        answers.iter().all(|answer| answer == &answers[0]),
+        "{answers:?}"
+    );
+    assert_eq!(answers[0].0, 202);
+    let resets = emails_titled(&app, "Reset your Acme password", 2).await;
+    assert_eq!(resets.len(), 2, "the address in any letter case");
+    assert!(
+        app.smtp.received().iter().all(|email| email.to == [OWNER]),
+        "nothing went to the unknown address"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_link_is_refused_and_a_weak_password_keeps_the_link() {
+    let app =
+        TestApp::spawn_with_worker_with(|s| s.auth.password_reset_ttl = Duration::from_secs(3))
+            .await;
+    app.sign_up(OWNER, "Owner").await;
+    forgot(&app, OWNER).await;
+    let token = link_token(&emails_titled(&app, "Reset your Acme password", 1).await[0]);
+
+    let weak = reset(&app, &token, "short").await;
+    assert_eq!(weak.status(), 422);
+    let weak: Value = weak.json().await.expect("json");
+    assert!(weak["error"]["fields"]["password"].is_string(), "{weak}");
+    let forged = reset(&app, "not-a-link", NEW_PASSWORD).await;
+    assert_eq!(forged.status(), 400);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let late = reset(&app, &token, NEW_PASSWORD).await;
+
+    assert_eq!(late.status(), 400, "the link expired");
+    assert_eq!(
+        login(&app, "correct horse battery").await,
+        200,
+        "nothing changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_gets_at_most_three_reset_emails_an_hour() {
+    let mut app = TestApp::spawn_with_worker_with(|s| s.auth.rate_limit = 0).await;
+    app.sign_up(OWNER, "Owner").await;
+
+    for _ in 0..5 {
+        assert_eq!(forgot(&app, OWNER).await.status(), 202);
+    }
+    app.run_jobs_until_idle().await;
+
+    let resets = app
+        .smtp
+        .received()
+        .into_iter()
+        .filter(|email| email.parsed().subject() == Some("Reset your Acme password"))
+        .count();
+    assert_eq!(resets, 3);
+}

@@ -1,0 +1,66 @@
+//! `account-email`: the emails an account's owner is waiting for or must
+//! see: a password reset link, a notice that the password changed.
+//!
+//! They carry nothing the account's signer typed (no name): the address
+//! may not be the signer's, and an email from us must not say what a
+//! stranger wants it to. A reset link's token is made here, at sending
+//! time, so it is never in the job's payload, in Redis or in its record; a
+//! retried job sends a new link (each expires on its own, and using one
+//! spends them all). Delivery is at-least-once, as for every email.
+
+use chrono::Utc;
+use lettre::message::Mailbox;
+use serde_json::{Value, json};
+use shared::jobs::{AccountEmail, AccountEmailKind};
+use shared::{resets, tokens};
+
+use super::{JobMeta, Perform};
+use crate::context::JobContext;
+use crate::error::{Classify, JobError};
+
+impl Perform for AccountEmail {
+    const SERVICE: &'static str = "Email delivery";
+
+    async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
+        let Some(email) =
+            sqlx::query_scalar!("select email from users where user_id = $1", self.user_id,)
+                .fetch_optional(&ctx.pool)
+                .await?
+        else {
+            return Err(JobError::user_gone(self.user_id));
+        };
+        let rendered = match self.kind {
+            AccountEmailKind::PasswordReset => {
+                let (token, hash) = tokens::mint().map_err(|e| {
+                    JobError::Transient(anyhow::anyhow!("the OS random source failed: {e}"))
+                })?;
+                resets::issue(&ctx.pool, self.user_id, &hash, ctx.password_reset_ttl).await?;
+                ctx.templates.render(
+                    "password-reset",
+                    json!({
+                        // In the fragment: browsers send it to no server,
+                        // not even ours, and no Referer carries it.
+                        "reset_url": format!("{}/reset-password#token={token}", ctx.public_url),
+                        "valid_minutes": ctx.password_reset_ttl.as_secs().div_ceil(60),
+                    }),
+                )
+            }
+            AccountEmailKind::PasswordChanged => ctx.templates.render(
+                "password-changed",
+                json!({
+                    "changed_at": Utc::now().format("%Y-%m-%d %H:%M").to_string(),
+                    "forgot_url": format!("{}/forgot-password", ctx.public_url),
+                }),
+            ),
+        }
+        .permanent("could not render the account email")?;
+        let to = Mailbox::new(
+            None,
+            email
+                .parse()
+                .permanent("the user's email address is not deliverable")?,
+        );
+        ctx.mailer.send(to, &rendered, &job.id).await?;
+        Ok(json!({ "delivered_to": email, "transport": ctx.mailer.transport_name() }))
+    }
+}
