@@ -19,6 +19,7 @@ const SLOW_POLL_MS = 10_000;
 const FINISHED = new Set(["completed", "failed"]);
 const JOB_NAMES = {
   "welcome-email": "Welcome email",
+  "account-email": "Account email",
   "stripe-customer": "Billing account",
   "slack-notify": "Team notification",
   "onboarding-pdf": "Onboarding guide (PDF)",
@@ -37,7 +38,7 @@ import { $, announce, notice } from "/ui.js";
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 let uploadJobId = null;
-const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map() };
+const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false };
 
 /** An answer that was not 2xx (status 0: the server was not reached). */
 class ApiError extends Error {
@@ -128,10 +129,15 @@ async function submitForm(form, prefix, path, body, done = signedInWith) {
     } else if (!(error.code === "validation_failed" && showFieldErrors(prefix, error.fields))) {
       const message =
         error.code === "invalid_credentials" ? "The email or password is wrong."
-        : error.code === "invalid_reset_link" ? "This link is used or expired. Ask for a new one below."
+        : error.code === "invalid_reset_link" ? "This link is used or expired. Ask for a new one here."
         : describe(error);
-      if (error.code === "invalid_reset_link") showAuth("forgot", { keepError: true });
-      $(`${prefix}-error`).textContent = message;
+      // A spent link leads to where a new one is asked for.
+      const shownIn = error.code === "invalid_reset_link" ? "forgot" : prefix;
+      if (shownIn !== prefix) {
+        history.replaceState(null, "", "/forgot-password");
+        showAuth(shownIn);
+      }
+      $(`${shownIn}-error`).textContent = message;
       announce(message);
     }
   } finally {
@@ -207,7 +213,7 @@ const AUTH_SCREENS = {
   reset: { title: "Choose a new password", page: "New password", switchText: "Remembered it?", switchTo: "Log in" },
 };
 
-function showAuth(mode, { keepError = false } = {}) {
+function showAuth(mode) {
   const screen = AUTH_SCREENS[mode];
   $("home").hidden = true;
   $("logout").hidden = true;
@@ -215,14 +221,13 @@ function showAuth(mode, { keepError = false } = {}) {
   for (const name of Object.keys(AUTH_SCREENS)) {
     const form = $(`${name}-form`);
     form.hidden = name !== mode;
-    if (!(keepError && name === "reset")) clearErrors(form);
+    clearErrors(form);
   }
   $("forgot-done").textContent = "";
   $("auth-title").textContent = screen.title;
   $("switch-text").textContent = screen.switchText;
   $("switch").textContent = screen.switchTo;
   document.title = `${screen.page} · Acme`;
-  if (keepError) $("forgot-error").textContent = $("reset-error").textContent;
 }
 
 function signedInWith(answer) {
@@ -462,14 +467,20 @@ async function pollJobs() {
       poll.delay = FAST_POLL_MS;
       await showJobs(answer.body.jobs);
     }
-    notice(null);
+    // Only the notice the poller put up (the server was unreachable) is
+    // the poller's to take down.
+    if (poll.offline) notice(null);
+    poll.offline = false;
   } catch (error) {
     if (error.status === 401) {
       signedOut("Your session has ended. Please log in again.");
       return;
     }
     poll.delay = Math.min(poll.delay * 2, SLOW_POLL_MS);
-    if (error.status === 0) notice(describe(error));
+    if (error.status === 0) {
+      notice(describe(error));
+      poll.offline = true;
+    }
   }
   const unfinished = [...poll.jobs.values()].some((job) => !FINISHED.has(job.state));
   if (token && unfinished && poll.timer === null) poll.timer = setTimeout(pollJobs, poll.delay);

@@ -23,3 +23,4 @@ mod traces;
 mod uploads;
 mod validation;
 mod web;
+mod web_account;
