@@ -383,6 +383,42 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
     )
     .await;
 
+    // Password reset: asked for, a bad link, a weak password, a good link.
+    let forgot = app
+        .post_json(
+            "/api/password/forgot",
+            &json!({"email": "contract@example.com"}),
+        )
+        .await;
+    contract.check("post", "/api/password/forgot", forgot).await;
+    let resetting = app.sign_up("reset@example.com", "Reset").await;
+    let user_id: uuid::Uuid = resetting["user"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("a user id");
+    let (link, hash) = shared::tokens::mint().expect("random");
+    shared::resets::issue(
+        &app.pool,
+        user_id,
+        &hash,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .expect("a reset link");
+    for (token, password) in [
+        ("not-a-link", "a brand new password"),
+        (link.as_str(), "short"),
+        (link.as_str(), "a brand new password"),
+    ] {
+        let answer = app
+            .post_json(
+                "/api/password/reset",
+                &json!({"token": token, "password": password}),
+            )
+            .await;
+        contract.check("post", "/api/password/reset", answer).await;
+    }
+
     let documented: BTreeSet<(String, String)> = contract.document["paths"]
         .as_object()
         .expect("paths")
