@@ -13,6 +13,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod payloads;
+
+pub use payloads::{
+    AccountEmail, AccountEmailKind, ImageResize, Maintenance, MaintenanceTask, OnboardingPdf,
+    SlackNotify, StripeCustomer, WelcomeEmail,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -188,12 +194,6 @@ catalogue! {
     WelcomeEmail = "welcome-email" (welcome_email), payload WelcomeEmail (user_id),
         settings QueueSettings { concurrency: 16, ..BASE };
 
-    /// Account email the user is waiting for or must see (a password reset
-    /// link, a notice that the password changed): its own queue, so it
-    /// never waits behind a backlog of welcome emails.
-    AccountEmail = "account-email" (account_email), payload AccountEmail (user_id),
-        settings QueueSettings { concurrency: 16, ..BASE };
-
     /// Creates the user's Stripe customer. Stripe answers in ~0.5 s and
     /// allows 100 requests/s; retries are safe (idempotency key), so be
     /// patient through outages.
@@ -228,6 +228,12 @@ catalogue! {
             timeout: Duration::from_secs(30),
             ..BASE
         };
+
+    /// Account email the user is waiting for or must see (a password reset
+    /// link, a notice that the password changed): its own queue, so it
+    /// never waits behind a backlog of welcome emails.
+    AccountEmail = "account-email" (account_email), payload AccountEmail (user_id),
+        settings QueueSettings { concurrency: 16, ..BASE };
 
     /// Housekeeping on a schedule: expired tokens, old job records, replaced
     /// photos. BullMQ's job schedulers create one job per period however
@@ -277,120 +283,6 @@ impl<'de> Deserialize<'de> for QueueName {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Send the welcome email to a user who just signed up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WelcomeEmail {
-    /// The new user.
-    pub user_id: Uuid,
-}
-
-/// Send an account email to a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountEmail {
-    /// The account.
-    pub user_id: Uuid,
-    /// Which email.
-    pub kind: AccountEmailKind,
-}
-
-/// The account emails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AccountEmailKind {
-    /// A single-use link to choose a new password (`PASSWORD_RESET_TTL_SECS`).
-    PasswordReset,
-    /// "Your password was changed; if it was not you…"
-    PasswordChanged,
-}
-
-/// Create the Stripe customer of a user who just signed up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StripeCustomer {
-    /// The new user.
-    pub user_id: Uuid,
-}
-
-/// Announce a new user in the team's Slack channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlackNotify {
-    /// The new user.
-    pub user_id: Uuid,
-}
-
-/// Render and store the onboarding guide of a user who just signed up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OnboardingPdf {
-    /// The new user.
-    pub user_id: Uuid,
-}
-
-/// Make the three sizes of an uploaded photo and make it the user's avatar.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageResize {
-    /// Who uploaded it.
-    pub user_id: Uuid,
-    /// The `photos` row.
-    pub photo_id: Uuid,
-}
-
-/// One maintenance task; the scheduler runs each every
-/// `MAINTENANCE_INTERVAL_SECS`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Maintenance {
-    /// What to clean up.
-    pub task: MaintenanceTask,
-}
-
-/// The housekeeping the system does by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MaintenanceTask {
-    /// Deletes session tokens past their expiry.
-    PurgeExpiredTokens,
-    /// Deletes finished job records older than `JOB_RECORD_RETENTION_DAYS`.
-    PruneJobRecords,
-    /// Deletes the files and rows of replaced and failed photos, and photo
-    /// files no row names, once older than `PHOTO_CLEANUP_GRACE_SECS`.
-    CleanPhotos,
-    /// Aborts S3 multipart uploads started over a day ago and never
-    /// completed (a crash mid-copy leaves them, and their parts are billed).
-    AbortMultipartUploads,
-}
-
-impl MaintenanceTask {
-    /// Every task, in the order a manual run does them.
-    pub const ALL: [MaintenanceTask; 4] = [
-        MaintenanceTask::PurgeExpiredTokens,
-        MaintenanceTask::PruneJobRecords,
-        MaintenanceTask::CleanPhotos,
-        MaintenanceTask::AbortMultipartUploads,
-    ];
-
-    /// The task's name on the wire and in its scheduler's id.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MaintenanceTask::PurgeExpiredTokens => "purge-expired-tokens",
-            MaintenanceTask::PruneJobRecords => "prune-job-records",
-            MaintenanceTask::CleanPhotos => "clean-photos",
-            MaintenanceTask::AbortMultipartUploads => "abort-multipart-uploads",
-        }
-    }
-}
-
-impl FromStr for MaintenanceTask {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|task| task.as_str() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|task| task.as_str()).collect();
-                format!("unknown task `{name}`; the tasks are {}", names.join(", "))
-            })
     }
 }
 
