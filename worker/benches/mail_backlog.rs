@@ -80,7 +80,7 @@ async fn main() {
             received
                 .iter()
                 .any(|email| email.parsed().subject() == Some(RESET_SUBJECT))
-                .then(|| received.len())
+                .then_some(received.len())
         })
         .await;
     let waited = asked_at.elapsed();
