@@ -43,6 +43,10 @@ pub enum ApiError {
     /// A password reset link that is unknown, used or expired (400).
     #[error("this reset link is invalid, used or expired; ask for a new one")]
     InvalidResetLink,
+    /// A signed-in user's password, asked again before a change to the
+    /// account, is wrong (403: the session itself is fine).
+    #[error("the password is wrong")]
+    WrongPassword,
     /// Wrong email or password (401).
     #[error("the email or password is wrong")]
     InvalidCredentials,
@@ -90,7 +94,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
-            Self::QuotaExceeded(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::QuotaExceeded(_) | Self::Forbidden(_) | Self::WrongPassword => {
+                StatusCode::FORBIDDEN
+            }
             Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -107,6 +113,7 @@ impl ApiError {
             Self::EmailTaken => "email_taken",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidResetLink => "invalid_reset_link",
+            Self::WrongPassword => "wrong_password",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::RateLimited(_) => "rate_limited",

@@ -16,8 +16,8 @@ use std::time::Duration;
 mod payloads;
 
 pub use payloads::{
-    AccountEmail, AccountEmailKind, ImageResize, Maintenance, MaintenanceTask, OnboardingPdf,
-    SlackNotify, StripeCustomer, WelcomeEmail,
+    AccountDeletion, AccountEmail, AccountEmailKind, ImageResize, Maintenance, MaintenanceTask,
+    OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -234,6 +234,12 @@ catalogue! {
     /// never waits behind a backlog of welcome emails.
     AccountEmail = "account-email" (account_email), payload AccountEmail (user_id),
         settings QueueSettings { concurrency: 16, ..BASE };
+
+    /// Deletes an account everywhere (storage, Stripe, rows), step by
+    /// idempotent step, after the account's running jobs have finished:
+    /// patient, as it waits for them and for Stripe.
+    AccountDeletion = "account-deletion" (account_deletion), payload AccountDeletion (user_id),
+        settings QueueSettings { attempts: 10, backoff: Duration::from_secs(5), ..BASE };
 
     /// Housekeeping on a schedule: expired tokens, old job records, replaced
     /// photos. BullMQ's job schedulers create one job per period however

@@ -243,14 +243,18 @@ pub async fn sweep_abandoned(
     Ok(deleted.rows_affected())
 }
 
-/// The state of `user_id`'s photo `photo_id`; `None` if there is none.
+/// The state of `user_id`'s photo `photo_id`; `None` if there is none, or
+/// its account is being deleted.
 pub async fn state(
     db: impl PgExecutor<'_>,
     photo_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<PhotoState>, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"select state as "state: PhotoState" from photos where photo_id = $1 and user_id = $2"#,
+        r#"select state as "state: PhotoState" from photos
+           where photo_id = $1 and user_id = $2
+             and exists (select 1 from users
+                         where users.user_id = $2 and users.deleting_since is null)"#,
         photo_id,
         user_id,
     )
@@ -351,6 +355,14 @@ pub async fn existing(
         .fetch_all(db)
         .await?;
     Ok(known.into_iter().collect())
+}
+
+/// Every photo of `user_id`, whatever its state: account deletion removes
+/// their files before their rows.
+pub async fn ids_of_user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("select photo_id from photos where user_id = $1", user_id)
+        .fetch_all(db)
+        .await
 }
 
 /// Deletes every photo row of `user_id` (account deletion) and returns the

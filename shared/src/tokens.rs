@@ -101,6 +101,23 @@ pub async fn revoke_all_of_user(
     Ok(deleted.rows_affected())
 }
 
+/// Revokes every token of `user_id` but `keep` (a password change ends
+/// the other sessions, not the one that made it). Returns how many went.
+pub async fn revoke_others(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    keep: &TokenHash,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "delete from api_tokens where user_id = $1 and token_hash <> $2",
+        user_id,
+        &keep[..],
+    )
+    .execute(db)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// Deletes expired tokens (scheduled maintenance). Returns how many.
 pub async fn purge_expired(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
     let deleted = sqlx::query!("delete from api_tokens where expires_at < now()")

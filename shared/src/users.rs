@@ -2,7 +2,8 @@
 //! every other module reads it or calls one of these transitions.
 //!
 //! ```text
-//! create → (welcome email sent, Stripe customer set, guide stored, avatar switched, password set)* → delete
+//! create → (welcome email sent, Stripe customer set, guide stored, avatar switched, password set)*
+//!        → deleting (the owner asked; nothing new starts) → (Stripe customer forgotten) → delete
 //! login attempts: counted before the password is checked, 0 → n (within a window, at most the limit)
 //!                 → 0 on success or when the window ends
 //! ```
@@ -118,7 +119,7 @@ pub async fn begin_login_attempt(
                                    then login_failures + 1 else 1 end,
              login_failures_since = case when login_failures_since > now() - make_interval(secs => $3)
                                          then login_failures_since else now() end
-         where lower(email) = lower($1)
+         where lower(email) = lower($1) and deleting_since is null
            and not ($2 > 0 and login_failures >= $2
                     and login_failures_since > now() - make_interval(secs => $3))
          returning user_id, password_hash, login_failures",
@@ -142,7 +143,7 @@ pub async fn begin_login_attempt(
                   greatest(extract(epoch from login_failures_since
                                               + make_interval(secs => $2) - now())::float8,
                            0) as "for_secs!"
-           from users where lower(email) = lower($1)"#,
+           from users where lower(email) = lower($1) and deleting_since is null"#,
         email,
         window,
     )
@@ -156,21 +157,23 @@ pub async fn begin_login_attempt(
     )
 }
 
-/// The account with this address, in any letter case.
+/// The account with this address, in any letter case, unless it is being
+/// deleted.
 pub async fn id_by_email(
     db: impl PgExecutor<'_>,
     email: &str,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
-        "select user_id from users where lower(email) = lower($1)",
+        "select user_id from users where lower(email) = lower($1) and deleting_since is null",
         email
     )
     .fetch_optional(db)
     .await
 }
 
-/// Replaces the password (a reset) and ends any lockout: whoever can read
-/// the account's email is its owner. `false` when the user is gone.
+/// Replaces the password (a reset or a change) and ends any lockout:
+/// whoever can read the account's email, or knew its password, is its
+/// owner. `false` when the user is gone or being deleted.
 pub async fn set_password(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -179,7 +182,7 @@ pub async fn set_password(
     let done = sqlx::query!(
         "update users set password_hash = $2, login_failures = 0, login_failures_since = null,
                           updated_at = now()
-         where user_id = $1",
+         where user_id = $1 and deleting_since is null",
         user_id,
         password_hash,
     )
@@ -274,10 +277,11 @@ pub async fn switch_avatar(
 }
 
 /// Holds the user's row until the caller's transaction ends, so checks of
-/// one account's limits run one at a time. `false`: the user is gone.
+/// one account's limits run one at a time. `false`: the user is gone or
+/// being deleted, and takes nothing new.
 pub async fn lock(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let found = sqlx::query_scalar!(
-        "select user_id from users where user_id = $1 for update",
+        "select user_id from users where user_id = $1 and deleting_since is null for update",
         user_id
     )
     .fetch_optional(conn)
@@ -285,10 +289,80 @@ pub async fn lock(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::
     Ok(found.is_some())
 }
 
-/// Deletes the account: its tokens, photo rows and job records go with it
-/// (`on delete cascade`). Files in storage are not rows: take their keys
-/// first from [`crate::photos::remove_all_of_user`]. Returns whether there
-/// was such a user.
+/// The address of the account, unless it is gone or being deleted.
+pub async fn email_of(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select email from users where user_id = $1 and deleting_since is null",
+        user_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The owner asked to delete the account (their password checked): from
+/// now on it logs nobody in, takes no upload, and jobs treat it as gone.
+/// Returns whether this call marked it (`false`: already being deleted, or
+/// gone).
+pub async fn begin_deletion(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let marked = sqlx::query!(
+        "update users set deleting_since = now(), updated_at = now()
+         where user_id = $1 and deleting_since is null",
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(marked.rows_affected() == 1)
+}
+
+/// What the clean-up of an account being deleted must remove outside
+/// Postgres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftovers {
+    /// The Stripe customer to delete, until [`forget_stripe_customer`].
+    pub stripe_customer_id: Option<String>,
+    /// The stored onboarding guide.
+    pub onboarding_pdf_key: Option<String>,
+}
+
+/// The leftovers of an account being deleted; `None` when the account is
+/// gone or not being deleted (the clean-up then has nothing to do).
+pub async fn leftovers(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<Option<Leftovers>, sqlx::Error> {
+    sqlx::query_as!(
+        Leftovers,
+        "select stripe_customer_id, onboarding_pdf_key from users
+         where user_id = $1 and deleting_since is not null",
+        user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The Stripe customer of an account being deleted no longer exists at
+/// Stripe: a rerun of the clean-up does not ask again.
+pub async fn forget_stripe_customer(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update users set stripe_customer_id = null, updated_at = now()
+         where user_id = $1 and deleting_since is not null",
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the account: its tokens, devices, reset links, photo rows and
+/// job records go with it (`on delete cascade`). Files in storage are not
+/// rows: delete them first (their keys from [`crate::photos::ids_of_user`]
+/// and [`leftovers`]). Returns whether there was such a user.
 pub async fn delete(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let deleted = sqlx::query!("delete from users where user_id = $1", user_id)
         .execute(db)

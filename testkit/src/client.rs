@@ -19,6 +19,23 @@ impl TestApp {
             .expect("the api answers")
     }
 
+    /// `<method> <path>` with a JSON body, as `token`'s owner.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("the api answers")
+    }
+
     /// `GET <path>`, with a bearer token if given.
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         let mut request = self.client.get(format!("{}{path}", self.address));

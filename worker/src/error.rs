@@ -29,10 +29,12 @@ pub enum JobError {
 }
 
 impl JobError {
-    /// The job's user was deleted after it was enqueued: nothing left to do,
-    /// and retrying will not bring the user back.
+    /// The job's user was deleted (or is being deleted) after it was
+    /// enqueued: nothing left to do, and retrying will not bring it back.
     pub fn user_gone(user_id: uuid::Uuid) -> Self {
-        Self::Permanent(anyhow::anyhow!("user {user_id} no longer exists"))
+        Self::Permanent(anyhow::anyhow!(
+            "user {user_id} no longer exists or is being deleted"
+        ))
     }
 
     /// A permanent failure whose reason the end user may read as it is

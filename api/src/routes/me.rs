@@ -1,24 +1,41 @@
-//! `GET /api/me` and `GET /api/me/onboarding.pdf`: the signed-in user's
-//! profile and the files that belong to them.
+//! `GET /api/me`, `GET /api/me/onboarding.pdf` and `DELETE /api/me`: the
+//! signed-in user's profile, the files that belong to them, and the way
+//! out.
+//!
+//! Deletion answers at once: it marks the account (from then on it logs
+//! nobody in, takes no upload, and its queued jobs find it gone), ends
+//! every other session and device, and records the `account-deletion` job
+//! that removes the rest, files and Stripe customer included. The session
+//! that asked can poll the job until the account, and the session with
+//! it, is gone.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use shared::jobs::AccountDeletion;
+use shared::{devices, tokens, users};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
+use super::jobs::JobRef;
 use super::media::AvatarUrls;
+use super::session::confirm_password;
 use super::users::UserBody;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::outbox;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 
-/// `GET /api/me` and `GET /api/me/onboarding.pdf`.
+/// `GET /api/me`, `GET /api/me/onboarding.pdf`, and `DELETE /api/me` (it
+/// checks a password, so it is counted per client like a login).
 pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
     endpoints
         .add(routes!(me), Limits::JSON)
+        .add(routes!(delete_account), Limits::CREDENTIALS)
         .add(routes!(onboarding_pdf), Limits::JSON)
 }
 
@@ -109,5 +126,66 @@ async fn onboarding_pdf(
             // Personal: no shared cache may keep it.
             (header::CACHE_CONTROL, "private, no-cache"),
         ],
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct DeleteForm {
+    /// The account's password, asked again.
+    password: String,
+}
+
+/// The clean-up the account's deletion is, to poll.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DeleteAnswer {
+    job: JobRef,
+}
+
+/// Deletes the account and everything in it: photos, the onboarding guide,
+/// the Stripe customer, every session and job record. Answers at once; the
+/// `account-deletion` job does the rest. Polling it with this session works
+/// until the account is gone: then the session is gone too (401).
+#[utoipa::path(delete, path = "/api/me", tag = "account", security(("bearer" = [])),
+    request_body = DeleteForm,
+    responses(
+        (status = 202, description = "The account is being deleted; every other session has ended", body = DeleteAnswer),
+        (status = 400, description = "The body is not JSON", body = crate::error::Body),
+        (status = 401, description = "No valid token (or the account is already being deleted)", body = crate::error::Body),
+        (status = 403, description = "The password is wrong (`wrong_password`)", body = crate::error::Body),
+        (status = 422, description = "`password` is missing or not text", body = crate::error::Body),
+        (status = 429, description = "Too many attempts from this client, or failed passwords on this account", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
+#[tracing::instrument(name = "delete_account", skip_all, fields(user_id = %auth.user_id))]
+async fn delete_account(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    request: RequestId,
+    JsonBody(form): JsonBody<DeleteForm>,
+) -> Result<(StatusCode, Json<DeleteAnswer>), ApiError> {
+    confirm_password(&state, auth.user_id, form.password).await?;
+    let mut tx = state.pool.begin().await?;
+    if !users::begin_deletion(&mut *tx, auth.user_id).await? {
+        // A concurrent request marked it first, and recorded the job.
+        return Err(ApiError::Unauthorized);
+    }
+    tokens::revoke_others(&mut *tx, auth.user_id, &auth.token).await?;
+    devices::revoke_all_of_user(&mut *tx, auth.user_id).await?;
+    let job = AccountDeletion {
+        user_id: auth.user_id,
+    };
+    let record = outbox::record(&mut tx, &state.queues, &request, &job).await?;
+    tx.commit().await?;
+    state.tokens.remove_user(auth.user_id);
+    let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
+        .await
+        .pop()
+        .unwrap_or(outbox::DispatchState::Pending);
+    tracing::info!("account deletion requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DeleteAnswer {
+            job: JobRef::new(&state, &record, dispatched),
+        }),
     ))
 }

@@ -1,6 +1,7 @@
 //! `POST /api/password/forgot` and `POST /api/password/reset`: the way
 //! back into an account for whoever reads its email, even while strangers
-//! hold it locked.
+//! hold it locked; and `POST /api/me/password`, a change by the signed-in
+//! owner, who knows the current one.
 //!
 //! `forgot` answers the same 202, after the same minimum time, whether or
 //! not the address has an account, so it tells nobody which addresses do.
@@ -10,6 +11,7 @@
 //! `reset` spends the link, sets the password, ends the lockout and every
 //! session, trusts no device any more, and sends a notice to the address;
 //! it answers like a login, so the page that called it is signed in.
+//! A change ends every other session and sends the same notice.
 
 use std::time::{Duration, Instant};
 
@@ -23,9 +25,10 @@ use shared::{devices, records, resets, tokens, users};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
+use super::session::confirm_password;
 use super::session::trust_device;
 use super::users::UserBody;
-use crate::auth::{hash_token, issue_token};
+use crate::auth::{AuthUser, hash_token, issue_token};
 use crate::domain::{EmailAddress, FieldErrors, Password};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -46,6 +49,7 @@ pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
     endpoints
         .add(routes!(forgot), Limits::CREDENTIALS)
         .add(routes!(reset), Limits::CREDENTIALS)
+        .add(routes!(change), Limits::CREDENTIALS)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -198,4 +202,59 @@ async fn reset(
         token,
         device_token,
     }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ChangeForm {
+    /// The password the account has now.
+    current_password: String,
+    /// The new password, 8 to 128 characters.
+    new_password: String,
+}
+
+/// Sets a new password for the signed-in user, who proves they know the
+/// current one: ends every other session, keeps this one, and tells the
+/// account's address.
+#[utoipa::path(post, path = "/api/me/password", tag = "account", security(("bearer" = [])),
+    request_body = ChangeForm,
+    responses(
+        (status = 204, description = "The password is changed; every other session has ended"),
+        (status = 400, description = "The body is not JSON", body = crate::error::Body),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+        (status = 403, description = "`current_password` is wrong (`wrong_password`)", body = crate::error::Body),
+        (status = 422, description = "The new password is invalid (named in `fields`)", body = crate::error::Body),
+        (status = 429, description = "Too many attempts from this client, or failed passwords on this account", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
+#[tracing::instrument(name = "password_change", skip_all, fields(user_id = %auth.user_id))]
+async fn change(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    request: RequestId,
+    JsonBody(form): JsonBody<ChangeForm>,
+) -> Result<StatusCode, ApiError> {
+    let password = Password::parse(&form.new_password)
+        .map_err(|problem| ApiError::Validation(FieldErrors::from([("new_password", problem)])))?;
+    confirm_password(&state, auth.user_id, form.current_password).await?;
+    let password_hash = state
+        .passwords
+        .hash(password.expose().to_owned())
+        .await?
+        .value;
+    let mut tx = state.pool.begin().await?;
+    if !users::set_password(&mut *tx, auth.user_id, &password_hash).await? {
+        // Deleted (or being deleted) since the check.
+        return Err(ApiError::Unauthorized);
+    }
+    tokens::revoke_others(&mut *tx, auth.user_id, &auth.token).await?;
+    let notice = AccountEmail {
+        user_id: auth.user_id,
+        kind: AccountEmailKind::PasswordChanged,
+    };
+    let record = outbox::record(&mut tx, &state.queues, &request, &notice).await?;
+    tx.commit().await?;
+    state.tokens.remove_user(auth.user_id);
+    outbox::dispatch(&state.pool, &state.queues, &[record]).await;
+    tracing::info!("password changed");
+    Ok(StatusCode::NO_CONTENT)
 }

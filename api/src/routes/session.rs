@@ -216,6 +216,34 @@ async fn begin_attempt(
     )
 }
 
+/// Checks a signed-in user's password again before a change to the
+/// account (a new password, deletion). Counted like a login on the
+/// account, before the hash runs: a stolen session cannot guess the
+/// password any faster than a stranger at the login form.
+pub(super) async fn confirm_password(
+    state: &AppState,
+    user_id: Uuid,
+    password: String,
+) -> Result<(), ApiError> {
+    // Gone or being deleted: the session is nobody's any more.
+    let email = users::email_of(&state.pool, user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let stored_hash =
+        match users::begin_login_attempt(&state.pool, &email, state.login_failures).await? {
+            LoginAttempt::Counted { password_hash, .. } => password_hash,
+            LoginAttempt::Locked { for_secs, .. } => {
+                return Err(ApiError::RateLimited(for_secs.ceil().max(1.0) as u64));
+            }
+            LoginAttempt::NoAccount => return Err(ApiError::Unauthorized),
+        };
+    if !state.passwords.verify(password, Some(stored_hash)).await? {
+        return Err(ApiError::WrongPassword);
+    }
+    users::clear_login_failures(&state.pool, user_id).await?;
+    Ok(())
+}
+
 /// Trusts this device for `user_id` from now on: the token for the client.
 pub(super) async fn trust_device<'c>(
     db: impl sqlx::PgExecutor<'c>,

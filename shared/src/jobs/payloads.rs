@@ -32,6 +32,13 @@ pub enum AccountEmailKind {
     PasswordChanged,
 }
 
+/// Remove an account whose owner asked for it, everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDeletion {
+    /// The account, already marked as being deleted.
+    pub user_id: Uuid,
+}
+
 /// Create the Stripe customer of a user who just signed up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripeCustomer {

@@ -22,10 +22,12 @@ impl Perform for AccountEmail {
     const SERVICE: &'static str = "Email delivery";
 
     async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
-        let Some(email) =
-            sqlx::query_scalar!("select email from users where user_id = $1", self.user_id,)
-                .fetch_optional(&ctx.pool)
-                .await?
+        let Some(email) = sqlx::query_scalar!(
+            "select email from users where user_id = $1 and deleting_since is null",
+            self.user_id,
+        )
+        .fetch_optional(&ctx.pool)
+        .await?
         else {
             return Err(JobError::user_gone(self.user_id));
         };

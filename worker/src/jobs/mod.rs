@@ -4,6 +4,7 @@
 //! [`registered!`] is the one place jobs are registered, and a queue left
 //! out of it is a compile error.
 
+mod account_deletion;
 mod account_email;
 mod image_resize;
 pub mod maintenance;
@@ -125,6 +126,7 @@ registered!(
     shared::jobs::SlackNotify,
     shared::jobs::OnboardingPdf,
     shared::jobs::ImageResize,
+    shared::jobs::AccountDeletion,
     shared::jobs::Maintenance,
 );
 

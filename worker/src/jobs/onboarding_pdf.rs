@@ -21,7 +21,7 @@ impl Perform for OnboardingPdf {
 
     async fn perform(self, ctx: &JobContext, _job: &JobMeta) -> Result<Value, JobError> {
         let Some(user) = sqlx::query!(
-            "select name, created_at, onboarding_pdf_key from users where user_id = $1",
+            "select name, created_at, onboarding_pdf_key from users where user_id = $1 and deleting_since is null",
             self.user_id,
         )
         .fetch_optional(&ctx.pool)

@@ -26,7 +26,7 @@ impl Perform for SlackNotify {
             return Ok(json!({ "skipped": "SLACK_WEBHOOK_URL is not set" }));
         };
         let Some(user) = sqlx::query!(
-            "select email, name from users where user_id = $1",
+            "select email, name from users where user_id = $1 and deleting_since is null",
             self.user_id,
         )
         .fetch_optional(&ctx.pool)

@@ -39,7 +39,7 @@ impl Perform for StripeCustomer {
             return Ok(json!({ "skipped": "STRIPE_SECRET_KEY is not set" }));
         };
         let Some(user) = sqlx::query!(
-            "select email, name, stripe_customer_id from users where user_id = $1",
+            "select email, name, stripe_customer_id from users where user_id = $1 and deleting_since is null",
             self.user_id,
         )
         .fetch_optional(&ctx.pool)

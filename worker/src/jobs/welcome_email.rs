@@ -19,7 +19,7 @@ impl Perform for WelcomeEmail {
 
     async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
         let Some(user) = sqlx::query!(
-            "select email, name, welcome_email_sent_at from users where user_id = $1",
+            "select email, name, welcome_email_sent_at from users where user_id = $1 and deleting_since is null",
             self.user_id,
         )
         .fetch_optional(&ctx.pool)

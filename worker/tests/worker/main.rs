@@ -1,5 +1,6 @@
 //! Black-box tests of the `worker` binary: real processes, real signals.
 
+mod account_deletion;
 mod chaos;
 mod dead_letters;
 mod failures;

@@ -1,0 +1,119 @@
+//! `account-deletion`: removes an account everywhere, once its owner has
+//! asked (the api marked it as being deleted, with the password checked).
+//!
+//! Each step is idempotent and the steps run in an order that a crash
+//! between any two of them cannot spoil: what is outside Postgres goes
+//! first (files, the Stripe customer), named by rows that are removed only
+//! afterwards, and the user's row goes last, taking its sessions, devices,
+//! reset links, photo rows and job records (this job's own included) with
+//! it. A rerun after a SIGKILL finds what is left and removes that; one
+//! after the end finds no account and has nothing to do.
+//!
+//! It starts only once none of the account's other jobs is running: from
+//! the moment the account is marked, jobs treat it as gone and start no
+//! new work, but one already past that check could still write a file or
+//! create a Stripe customer, so this job waits (a transient failure, retried
+//! with backoff) until those have ended.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use media::Variant;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use shared::jobs::AccountDeletion;
+use shared::storage::keys;
+use shared::{photos, records, users};
+use uuid::Uuid;
+
+use super::{JobMeta, Perform};
+use crate::context::JobContext;
+use crate::error::{Classify, JobError};
+
+/// A job record `active` for longer than this belongs to a worker that
+/// died (the longest queue timeout is 5 minutes); BullMQ runs that job again
+/// and it then finds the account gone, so it is not waited for.
+const RUNNING_AT_MOST: Duration = Duration::from_secs(10 * 60);
+
+impl Perform for AccountDeletion {
+    const SERVICE: &'static str = "Account deletion";
+
+    async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
+        let user_id = self.user_id;
+        let Some(leftovers) = users::leftovers(&ctx.pool, user_id).await? else {
+            // Removed by an earlier attempt (or never marked): done.
+            return Ok(json!({ "deleted": true, "already": true }));
+        };
+        let except = job.run.map_or_else(Uuid::nil, |run| run.job_id);
+        let running = records::running_of_user(&ctx.pool, user_id, except, RUNNING_AT_MOST).await?;
+        if running > 0 {
+            return Err(JobError::Transient(anyhow!(
+                "{running} job(s) of the account are still running; waiting for them"
+            )));
+        }
+        job.progress(ctx, 10).await;
+
+        let photos = photos::ids_of_user(&ctx.pool, user_id).await?;
+        let mut files = Vec::with_capacity(photos.len() * 4 + 1);
+        for photo_id in &photos {
+            files.push(keys::photo_original(*photo_id));
+            files.extend(Variant::ALL.map(|variant| keys::photo_variant(*photo_id, variant)));
+        }
+        files.extend(leftovers.onboarding_pdf_key);
+        for key in &files {
+            ctx.storage
+                .delete(key)
+                .await
+                .transient("could not delete a file from storage")?;
+        }
+        job.progress(ctx, 50).await;
+
+        let stripe = match leftovers.stripe_customer_id {
+            Some(customer_id) => {
+                delete_stripe_customer(ctx, &customer_id).await?;
+                users::forget_stripe_customer(&ctx.pool, user_id).await?;
+                Some(customer_id)
+            }
+            None => None,
+        };
+        job.progress(ctx, 80).await;
+
+        // Last: the row, and with it everything that names the account.
+        users::delete(&ctx.pool, user_id).await?;
+        tracing::info!(photos = photos.len(), "account deleted");
+        Ok(json!({
+            "deleted": true,
+            "files": files.len(),
+            "stripe_customer_deleted": stripe,
+        }))
+    }
+}
+
+/// Deletes the customer at Stripe. One that Stripe does not know (deleted
+/// by an earlier attempt whose answer was lost, or by hand) is done too.
+async fn delete_stripe_customer(ctx: &JobContext, customer_id: &str) -> Result<(), JobError> {
+    let Some(secret_key) = &ctx.providers.stripe_secret_key else {
+        // The account has a customer, so a key was set once: the setting
+        // is broken, not the job. The queue waits for an operator.
+        return Err(JobError::Misconfigured(anyhow!(
+            "STRIPE_SECRET_KEY is not set, and the account has a Stripe customer to delete"
+        )));
+    };
+    let response = ctx
+        .http
+        .delete(format!(
+            "{}/v1/customers/{customer_id}",
+            ctx.providers.stripe_api_base
+        ))
+        .bearer_auth(secret_key.expose_secret())
+        .send()
+        .await
+        .transient("could not reach Stripe")?;
+    let status = response.status();
+    if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+        tracing::info!(customer_id, %status, "Stripe customer deleted");
+        return Ok(());
+    }
+    let error = anyhow!("Stripe answered {status} to deleting customer {customer_id}");
+    Err(JobError::from_status(status, error, JobError::Transient))
+}
