@@ -419,6 +419,28 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
         contract.check("post", "/api/password/reset", answer).await;
     }
 
+    // A password change (wrong, weak, right), then a deletion (wrong, right).
+    let changing = app.sign_up("change@example.com", "Change").await;
+    let token = changing["token"].as_str().expect("a token");
+    for (current, new) in [
+        ("not the password", "a brand new password"),
+        ("correct horse battery", "short"),
+        ("correct horse battery", "a brand new password"),
+    ] {
+        let body = json!({"current_password": current, "new_password": new});
+        let answer = app
+            .send_json(reqwest::Method::POST, "/api/me/password", token, &body)
+            .await;
+        contract.check("post", "/api/me/password", answer).await;
+    }
+    for password in ["not the password", "a brand new password"] {
+        let body = json!({ "password": password });
+        let answer = app
+            .send_json(reqwest::Method::DELETE, "/api/me", token, &body)
+            .await;
+        contract.check("delete", "/api/me", answer).await;
+    }
+
     let documented: BTreeSet<(String, String)> = contract.document["paths"]
         .as_object()
         .expect("paths")

@@ -194,3 +194,88 @@ async fn an_account_gets_at_most_three_reset_emails_an_hour() {
         .count();
     assert_eq!(resets, 3);
 }
+
+async fn change(app: &TestApp, token: &str, current: &str, new: &str) -> reqwest::Response {
+    app.send_json(
+        reqwest::Method::POST,
+        "/api/me/password",
+        token,
+        &json!({ "current_password": current, "new_password": new }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_needs_the_current_one_ends_the_other_sessions_and_tells_the_owner() {
+    let app = TestApp::spawn_with_worker().await;
+    let signup = app.sign_up(OWNER, "Owner").await;
+    let this = signup["token"].as_str().expect("token");
+    let other: Value = app
+        .post_json(
+            "/api/login",
+            &json!({ "email": OWNER, "password": "correct horse battery" }),
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let other = other["token"].as_str().expect("token");
+
+    let wrong = change(&app, this, "not it at all", NEW_PASSWORD).await;
+    assert_eq!(wrong.status(), 403);
+    let wrong: Value = wrong.json().await.expect("JSON");
+    assert_eq!(wrong["error"]["code"], "wrong_password");
+    let weak = change(&app, this, "correct horse battery", "short").await;
+    assert_eq!(weak.status(), 422);
+    let weak: Value = weak.json().await.expect("JSON");
+    assert!(
+        weak["error"]["fields"]["new_password"].is_string(),
+        "{weak}"
+    );
+    assert_eq!(app.get("/api/me", Some(other)).await.status(), 200);
+
+    let changed = change(&app, this, "correct horse battery", NEW_PASSWORD).await;
+    assert_eq!(changed.status(), 204);
+    assert_eq!(app.get("/api/me", Some(this)).await.status(), 200);
+    assert_eq!(app.get("/api/me", Some(other)).await.status(), 401);
+    assert_eq!(login(&app, "correct horse battery").await, 401);
+    assert_eq!(login(&app, NEW_PASSWORD).await, 200);
+    let notice = emails_titled(&app, "Your Acme password was changed", 1).await;
+    assert_eq!(notice[0].to, [OWNER]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_session_guesses_the_password_no_faster_than_the_login_form() {
+    let app = TestApp::spawn_without_worker_with(|s| {
+        s.auth.login_failures.max = 3;
+        s.auth.rate_limit = 0;
+    })
+    .await;
+    let signup = app.sign_up(OWNER, "Owner").await;
+    let stolen = signup["token"].as_str().expect("token");
+    let mut statuses = Vec::new();
+    for guess in [
+        "guess one!",
+        "guess two!",
+        "guess three!",
+        "correct horse battery",
+    ] {
+        statuses.push(
+            change(&app, stolen, guess, NEW_PASSWORD)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [403, 403, 403, 429], "even the right one waits");
+    let deleting = app
+        .send_json(
+            reqwest::Method::DELETE,
+            "/api/me",
+            stolen,
+            &json!({ "password": "correct horse battery" }),
+        )
+        .await;
+    assert_eq!(deleting.status(), 429);
+    assert_eq!(login(&app, "correct horse battery").await, 429);
+}
