@@ -24,7 +24,10 @@ const JOB_NAMES = {
   "slack-notify": "Team notification",
   "onboarding-pdf": "Onboarding guide (PDF)",
   "image-resize": "Photo processing",
+  "account-deletion": "Account deletion",
 };
+// The field a wrong password belongs to, per signed-in form.
+const PASSWORD_FIELDS = { change: "current_password", delete: "password" };
 const STATE_NAMES = {
   pending: "Queued",
   waiting: "Queued",
@@ -38,6 +41,7 @@ import { $, announce, notice } from "/ui.js";
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 let uploadJobId = null;
+let deleting = false;
 const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false };
 
 /** An answer that was not 2xx (status 0: the server was not reached). */
@@ -116,15 +120,19 @@ function label(input) {
   return document.querySelector(`label[for="${input.id}"]`)?.textContent ?? input.name;
 }
 
-async function submitForm(form, prefix, path, body, done = signedInWith) {
+async function submitForm(form, prefix, path, body, done = signedInWith, method = "POST") {
   clearErrors(form);
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const { body: answer } = await api(path, { method: "POST", body });
+    const { body: answer } = await api(path, { method, body });
     done(answer);
   } catch (error) {
-    if (error.code === "email_taken") {
+    if (error.status === 401 && token) {
+      signedOut("Your session has ended. Please log in again.");
+    } else if (error.code === "wrong_password") {
+      showFieldErrors(prefix, { [PASSWORD_FIELDS[prefix]]: "is not right" });
+    } else if (error.code === "email_taken") {
       showFieldErrors(prefix, { email: "already has an account; log in instead" });
     } else if (!(error.code === "validation_failed" && showFieldErrors(prefix, error.fields))) {
       const message =
@@ -198,6 +206,62 @@ function resetToken() {
   return new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
 }
 
+$("change-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const body = {
+    current_password: form.elements.current_password.value,
+    new_password: form.elements.new_password.value,
+  };
+  submitForm(form, "change", "/api/me/password", body, () => {
+    form.reset();
+    const done = "Your password is changed, and your other sessions are signed out.";
+    $("change-done").textContent = done;
+    announce(done);
+  });
+});
+
+$("delete-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  $("delete-status").textContent = "";
+  const body = { password: form.elements.password.value };
+  submitForm(form, "delete", "/api/me", body, (answer) => followDeletion(answer.job), "DELETE");
+});
+
+/**
+ * Follows the clean-up until the account is gone. The session that asked
+ * lasts exactly as long as the account: a 401 (or a job that no longer
+ * exists) means it is done.
+ */
+async function followDeletion(job) {
+  deleting = true;
+  stopPolling();
+  for (const input of document.querySelectorAll("#home input, #home button")) input.disabled = true;
+  $("delete-status").textContent = "Deleting your account and everything in it…";
+  announce("Deleting your account.");
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    try {
+      const { body } = await api(`/api/jobs/${job.id}`);
+      if (body.state === "completed") break;
+      if (body.state === "failed") {
+        $("delete-status").textContent = "";
+        $("delete-error").textContent =
+          "Deleting your account is taking longer than it should. It can no longer be used, and our team has been told to finish it.";
+        return;
+      }
+    } catch (error) {
+      if (error.status === 401 || error.status === 404) break;
+      // Unreachable or busy: the clean-up goes on without us; look again.
+    }
+  }
+  deleting = false;
+  for (const input of document.querySelectorAll("#home input, #home button")) input.disabled = false;
+  localStorage.removeItem(DEVICE_KEY);
+  signedOut("Your account and everything in it are deleted.", "signup");
+}
+
 $("switch").addEventListener("click", () => {
   // From the login screen to signup; from any other to login.
   if (location.pathname !== "/") history.pushState(null, "", "/");
@@ -252,7 +316,7 @@ async function showHome() {
   startPolling();
 }
 
-function signedOut(message) {
+function signedOut(message, screen = "login") {
   token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   stopPolling();
@@ -264,10 +328,16 @@ function signedOut(message) {
   $("upload-form").reset();
   $("avatar").removeAttribute("src");
   $("avatar").removeAttribute("srcset");
-  showAuth("login");
+  for (const name of ["change", "delete"]) {
+    $(`${name}-form`).reset();
+    clearErrors($(`${name}-form`));
+  }
+  $("change-done").textContent = "";
+  $("delete-status").textContent = "";
+  showAuth(screen);
   notice(message);
   announce(message);
-  $("login-email").focus();
+  $(`${screen}-email`).focus();
 }
 
 $("logout").addEventListener("click", async () => {
@@ -456,7 +526,7 @@ function stopPolling() {
  */
 async function pollJobs() {
   poll.timer = null;
-  if (!token || document.hidden) return;
+  if (!token || deleting || document.hidden) return;
   try {
     const headers = poll.etag ? { "If-None-Match": poll.etag } : {};
     const answer = await api("/api/me/jobs?limit=20", { headers });
@@ -488,7 +558,7 @@ async function pollJobs() {
 
 document.addEventListener("visibilitychange", () => {
   if (document.hidden) stopPolling();
-  else if (token) startPolling();
+  else if (token && !deleting) startPolling();
 });
 
 async function showJobs(jobs) {

@@ -77,3 +77,66 @@ async fn a_forgotten_password_is_reset_from_the_emailed_link_and_a_spent_link_sa
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_changes_the_password_then_deletes_the_account_and_is_told_when_it_is_gone() {
+    let app = TestApp::spawn_for_browser(|_| {}).await;
+    app.sign_up("ruth@example.com", "Ruth").await;
+    let browser = Browser::start(Screen::Desktop).await;
+    browser
+        .run("account-settings", async |browser| {
+            browser.open(&app.address).await;
+            browser.click("#switch").await;
+            browser.fill("#login-email", "ruth@example.com").await;
+            browser
+                .fill("#login-password", "correct horse battery")
+                .await;
+            browser.click("#login-form button[type=submit]").await;
+            browser.wait_for_text("#profile-name", "Ruth").await;
+
+            browser
+                .fill("#change-current_password", "not my password")
+                .await;
+            browser
+                .fill("#change-new_password", "a brand new password")
+                .await;
+            browser.click("#change-form button[type=submit]").await;
+            browser
+                .wait_for_text(
+                    "#change-current_password-error",
+                    "Current password is not right.",
+                )
+                .await;
+            screenshot(browser, "change-wrong-desktop").await;
+            browser
+                .fill("#change-current_password", "correct horse battery")
+                .await;
+            browser.click("#change-form button[type=submit]").await;
+            browser
+                .wait_for_text("#change-done", "Your password is changed")
+                .await;
+            screenshot(browser, "change-done-desktop").await;
+
+            browser
+                .fill("#delete-password", "a brand new password")
+                .await;
+            browser.click("#delete-form button[type=submit]").await;
+            browser
+                .wait_for_text("#notice", "Your account and everything in it are deleted.")
+                .await;
+            browser
+                .wait_for_text("#auth-title", "Create your account")
+                .await;
+            screenshot(browser, "deleted-desktop").await;
+            let device = browser
+                .eval("return localStorage.getItem('acme.device')")
+                .await;
+            assert_eq!(device, serde_json::Value::Null, "the device is forgotten");
+        })
+        .await;
+    let left: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&app.pool)
+        .await
+        .expect("readable");
+    assert_eq!(left, 0, "the account is gone");
+}
