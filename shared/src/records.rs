@@ -364,10 +364,9 @@ pub async fn prune_finished(
     Ok(deleted.rows_affected())
 }
 
-/// How many of `user_id`'s jobs other than `except` an attempt is running
-/// now: account deletion waits for them, as they may still write what it
-/// removes. A record `active` for longer than `stale` is a worker that
-/// died; BullMQ runs that job again, and then it finds the account gone.
+/// How many of `user_id`'s jobs but `except` are running: account deletion
+/// waits for them. One `active` for longer than `stale` is a dead worker's:
+/// BullMQ runs it again, and it then finds the account gone.
 pub async fn running_of_user(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -375,28 +374,14 @@ pub async fn running_of_user(
     stale: std::time::Duration,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"select count(*) as "count!" from jobs
-           where user_id = $1 and job_id <> $2 and state = 'active'
-             and updated_at > now() - make_interval(secs => $3)"#,
+        r#"select count(*) as "count!" from jobs where user_id = $1 and job_id <> $2
+           and state = 'active' and updated_at > now() - make_interval(secs => $3)"#,
         user_id,
         except,
         stale.as_secs_f64(),
     )
     .fetch_one(db)
     .await
-}
-
-/// Deletes every record of `user_id` (account deletion), whatever its
-/// state: a job still queued finds no record and no user, and ends there.
-/// Returns how many went.
-pub async fn remove_all_of_user(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query!("delete from jobs where user_id = $1", user_id)
-        .execute(db)
-        .await?;
-    Ok(deleted.rows_affected())
 }
 
 fn to_i32(value: u32) -> i32 {

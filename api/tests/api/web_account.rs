@@ -140,3 +140,59 @@ async fn the_owner_changes_the_password_then_deletes_the_account_and_is_told_whe
         .expect("readable");
     assert_eq!(left, 0, "the account is gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_emails_read_well_and_carry_nothing_the_signer_typed() {
+    let app = TestApp::spawn_for_browser(|_| {}).await;
+    let name = r#"<a href="https://evil.example">Claim your prize</a>"#;
+    let signup = app.sign_up("nora@example.com", name).await;
+    app.wait_for_signup_jobs(&signup).await;
+    app.post_json(
+        "/api/password/forgot",
+        &serde_json::json!({ "email": "nora@example.com" }),
+    )
+    .await;
+    let link = reset_link(&app).await;
+    let token = link.split("#token=").nth(1).expect("the link's token");
+    let reset = app
+        .post_json(
+            "/api/password/reset",
+            &serde_json::json!({ "token": token, "password": "a brand new password" }),
+        )
+        .await;
+    assert_eq!(reset.status(), 200);
+    let emails = testkit::wait::until("the notice", Duration::from_secs(20), || async {
+        let received = app.smtp.received();
+        (received.len() >= 3).then_some(received)
+    })
+    .await;
+
+    let folder = evidence_dir().join("emails");
+    std::fs::create_dir_all(&folder).expect("a folder for the emails");
+    let browser = Browser::start(Screen::Phone).await;
+    browser
+        .run("account-emails", async |browser| {
+            for email in &emails[1..] {
+                let parsed = email.parsed();
+                let subject = parsed.subject().expect("a subject").to_owned();
+                let html = parsed.body_html(0).expect("an HTML part").into_owned();
+                let text = parsed.body_text(0).expect("a text part").into_owned();
+                for part in [&subject, &html, &text] {
+                    assert!(
+                        !part.contains("evil.example") && !part.contains("Claim your prize"),
+                        "the signer's text reached {subject}: {part}"
+                    );
+                }
+                let file = if subject.contains("Reset") {
+                    "password-reset"
+                } else {
+                    "password-changed"
+                };
+                let path = folder.join(format!("{file}.html"));
+                std::fs::write(&path, &html).expect("written");
+                browser.open(&format!("file://{}", path.display())).await;
+                screenshot(browser, &format!("email-{file}-phone")).await;
+            }
+        })
+        .await;
+}
