@@ -201,9 +201,9 @@ $("reset-form").addEventListener("submit", (event) => {
   });
 });
 
-/** The token of a reset link: in the fragment, which no server ever sees. */
+/** The token of a reset link. */
 function resetToken() {
-  return new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
+  return linkToken();
 }
 
 $("change-form").addEventListener("submit", (event) => {
@@ -260,6 +260,58 @@ async function followDeletion(job) {
   for (const input of document.querySelectorAll("#home input, #home button")) input.disabled = false;
   localStorage.removeItem(DEVICE_KEY);
   signedOut("Your account and everything in it are deleted.", "signup");
+}
+
+$("verify-resend").addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  button.disabled = true;
+  $("verify-status").textContent = "";
+  $("verify-error").textContent = "";
+  try {
+    await api("/api/email/verify/resend", { method: "POST" });
+    const sent = "A new link is on its way. It can take a minute to arrive.";
+    $("verify-status").textContent = sent;
+    announce(sent);
+    startPolling();
+  } catch (error) {
+    if (error.status === 401) return signedOut("Your session has ended. Please log in again.");
+    if (error.code === "already_verified") return loadProfile();
+    const message = error.status === 429 && error.code === "rate_limited"
+      ? "We have sent several links in the last hour. Check your inbox and spam folder, or try again later."
+      : describe(error);
+    $("verify-error").textContent = message;
+    announce(message);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+/** The token of a link in an email: in the fragment, which no server ever sees. */
+function linkToken() {
+  return new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
+}
+
+/**
+ * The confirmation link: proves the address, then goes where the person
+ * would be anyway (home when signed in in this tab, else the login).
+ */
+async function confirmAddress() {
+  const link = linkToken();
+  // Spent either way: no reload or shared screen should show it again.
+  history.replaceState(null, "", "/");
+  let message;
+  try {
+    await api("/api/email/verify", { method: "POST", body: { token: link } });
+    message = "Your email address is confirmed. Welcome aboard!";
+  } catch (error) {
+    message = error.code === "invalid_verification_link"
+      ? "This confirmation link is used or expired. Log in to ask for a new one."
+      : describe(error);
+  }
+  if (token) await showHome();
+  else showAuth("login");
+  notice(message);
+  announce(message);
 }
 
 $("switch").addEventListener("click", () => {
@@ -360,6 +412,8 @@ async function loadProfile() {
     else notice(describe(error));
     return;
   }
+  $("verify-banner").hidden = me.email_verified;
+  $("verify-address").textContent = me.email;
   $("profile-name").textContent = me.name;
   $("profile-email").textContent = me.email;
   $("initials").textContent = initials(me.name);
@@ -378,7 +432,8 @@ async function loadProfile() {
     avatar.hidden = true;
     $("initials").hidden = false;
   }
-  $("profile-stripe").textContent = me.stripe_customer_id ?? pendingText("stripe-customer", "Being set up…");
+  $("profile-stripe").textContent =
+    me.stripe_customer_id ?? (me.email_verified ? pendingText("stripe-customer", "Being set up…") : "After you confirm your address.");
   $("guide").hidden = !me.onboarding_pdf_url;
   $("guide-pending").hidden = Boolean(me.onboarding_pdf_url);
   $("guide-pending").textContent = pendingText("onboarding-pdf", "Being written…");
@@ -638,7 +693,8 @@ function when(timestamp) {
 
 // --- Start ---------------------------------------------------------------
 
-if (location.pathname === "/reset-password" && resetToken()) showAuth("reset");
+if (location.pathname === "/verify-email" && linkToken()) confirmAddress();
+else if (location.pathname === "/reset-password" && resetToken()) showAuth("reset");
 else if (location.pathname === "/forgot-password") showAuth("forgot");
 else if (token) showHome();
 else showAuth("signup");

@@ -43,6 +43,12 @@ pub enum ApiError {
     /// A password reset link that is unknown, used or expired (400).
     #[error("this reset link is invalid, used or expired; ask for a new one")]
     InvalidResetLink,
+    /// An email verification link that is unknown, used or expired (400).
+    #[error("this confirmation link is invalid, used or expired; ask for a new one")]
+    InvalidVerificationLink,
+    /// The address is confirmed already: there is nothing to resend (409).
+    #[error("the email address is confirmed already")]
+    AlreadyVerified,
     /// A signed-in user's password, asked again before a change to the
     /// account, is wrong (403: the session itself is fine).
     #[error("the password is wrong")]
@@ -83,13 +89,14 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::MalformedBody(_) | Self::InvalidResetLink => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedJson(_)
+            | Self::MalformedBody(_)
+            | Self::InvalidResetLink
+            | Self::InvalidVerificationLink => StatusCode::BAD_REQUEST,
             Self::InvalidJson(_) | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge | Self::PhotoTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::AlreadyVerified => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -114,6 +121,8 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidResetLink => "invalid_reset_link",
             Self::WrongPassword => "wrong_password",
+            Self::InvalidVerificationLink => "invalid_verification_link",
+            Self::AlreadyVerified => "already_verified",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::RateLimited(_) => "rate_limited",

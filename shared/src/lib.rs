@@ -43,6 +43,7 @@ pub mod storage;
 pub mod telemetry;
 pub mod tokens;
 pub mod users;
+pub mod verifications;
 
 /// `duration` in whole milliseconds, saturating: the unit BullMQ and Redis
 /// take.

@@ -2,7 +2,8 @@
 //! every other module reads it or calls one of these transitions.
 //!
 //! ```text
-//! create → (welcome email sent, Stripe customer set, guide stored, avatar switched, password set)*
+//! create (unverified; or reclaim_unverified: a squatter's goes to deleting) → mark_verified
+//!        → (welcome email sent, Stripe customer set, guide stored, avatar switched, password set)*
 //!        → deleting (the owner asked; nothing new starts) → (Stripe customer forgotten) → delete
 //! login attempts: counted before the password is checked, 0 → n (within a window, at most the limit)
 //!                 → 0 on success or when the window ends
@@ -18,8 +19,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::config::LoginFailureLimit;
 use crate::db::OnConstraint;
+
+mod login;
+
+pub use login::{LoginAttempt, begin_login_attempt, clear_login_failures};
 
 /// A user as created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub struct User {
     pub name: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// Whether the address is proven (a link sent to it was followed).
+    pub email_verified: bool,
 }
 
 /// A new account, validated by the caller, with its password already hashed.
@@ -63,9 +69,10 @@ pub enum CreateError {
 pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User, CreateError> {
     sqlx::query_as!(
         User,
-        "insert into users (user_id, email, name, password_hash)
-         values ($1, $2, $3, $4)
-         returning user_id as id, email, name, created_at",
+        r#"insert into users (user_id, email, name, password_hash)
+           values ($1, $2, $3, $4)
+           returning user_id as id, email, name, created_at,
+                     email_verified_at is not null as "email_verified!""#,
         new.id,
         new.email,
         new.name,
@@ -74,87 +81,6 @@ pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User
     .fetch_one(conn)
     .await
     .on_constraint("users_email_key", || CreateError::EmailTaken)
-}
-
-/// A login attempt on the account behind an address.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LoginAttempt {
-    /// No account has this address.
-    NoAccount,
-    /// The attempt is counted as a failure until the password proves
-    /// otherwise: verify it against this hash.
-    Counted {
-        /// The account.
-        user_id: Uuid,
-        /// Its Argon2id PHC string.
-        password_hash: String,
-        /// Attempts counted in the window, this one included.
-        failures: i32,
-    },
-    /// The account has used up its failures for the window.
-    Locked {
-        /// The account.
-        user_id: Uuid,
-        /// Seconds until the window ends.
-        for_secs: f64,
-    },
-}
-
-/// Counts an attempt to log in to `email` (any letter case) before the
-/// password is checked, so however many guesses arrive at once, at most
-/// `limit.max` per window get as far as the hash: the row lock orders
-/// concurrent attempts and each sees the count the previous one left. A
-/// successful login clears the count ([`clear_login_failures`]). The window
-/// starts at the first failure and restarts once it has ended.
-pub async fn begin_login_attempt(
-    db: &sqlx::PgPool,
-    email: &str,
-    limit: LoginFailureLimit,
-) -> Result<LoginAttempt, sqlx::Error> {
-    let max = i32::try_from(limit.max).unwrap_or(i32::MAX);
-    let window = limit.window.as_secs_f64();
-    let counted = sqlx::query!(
-        "update users set
-             login_failures = case when login_failures_since > now() - make_interval(secs => $3)
-                                   then login_failures + 1 else 1 end,
-             login_failures_since = case when login_failures_since > now() - make_interval(secs => $3)
-                                         then login_failures_since else now() end
-         where lower(email) = lower($1) and deleting_since is null
-           and not ($2 > 0 and login_failures >= $2
-                    and login_failures_since > now() - make_interval(secs => $3))
-         returning user_id, password_hash, login_failures",
-        email,
-        max,
-        window,
-    )
-    .fetch_optional(db)
-    .await?;
-    if let Some(row) = counted {
-        return Ok(LoginAttempt::Counted {
-            user_id: row.user_id,
-            password_hash: row.password_hash,
-            failures: row.login_failures,
-        });
-    }
-    // Not counted: no such account, or locked. (A window that ended in
-    // between reads as locked for no time: the client retries at once.)
-    let locked = sqlx::query!(
-        r#"select user_id,
-                  greatest(extract(epoch from login_failures_since
-                                              + make_interval(secs => $2) - now())::float8,
-                           0) as "for_secs!"
-           from users where lower(email) = lower($1) and deleting_since is null"#,
-        email,
-        window,
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(
-        locked.map_or(LoginAttempt::NoAccount, |row| LoginAttempt::Locked {
-            user_id: row.user_id,
-            for_secs: row.for_secs,
-        }),
-    )
 }
 
 /// The account with this address, in any letter case, unless it is being
@@ -189,21 +115,6 @@ pub async fn set_password(
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// A successful login ends any lockout window.
-pub async fn clear_login_failures(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update users set login_failures = 0, login_failures_since = null
-         where user_id = $1 and (login_failures > 0 or login_failures_since is not null)",
-        user_id,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 /// The welcome email was handed to the mail transport: a redelivered job
@@ -287,6 +198,62 @@ pub async fn lock(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::
     .fetch_optional(conn)
     .await?;
     Ok(found.is_some())
+}
+
+/// The link sent to `email` was followed (`None`: a reset link, sent to
+/// the account's address): the account whose address it is has proven it. Returns whether this call verified it (`false`: verified
+/// already, the address changed since, or the account is gone or being
+/// deleted).
+pub async fn mark_verified(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    email: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update users set email_verified_at = now(), updated_at = now()
+         where user_id = $1 and ($2::text is null or lower(email) = lower($2))
+           and email_verified_at is null and deleting_since is null",
+        user_id,
+        email,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Starts the deletion of the account that holds `email` without having
+/// proven it, if there is one: a new signup for the address wins over a
+/// squatter. Returns the account to clean up (the caller records its
+/// `account-deletion` job in the same transaction).
+pub async fn reclaim_unverified(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "update users set deleting_since = now(), updated_at = now()
+         where lower(email) = lower($1) and deleting_since is null
+           and email_verified_at is null
+         returning user_id",
+        email,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// An account's address and whether it is proven; `None` when the account
+/// is gone or being deleted.
+pub async fn address(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<Option<(String, bool)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select email, email_verified_at is not null as "verified!" from users
+           where user_id = $1 and deleting_since is null"#,
+        user_id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| (row.email, row.verified)))
 }
 
 /// The address of the account, unless it is gone or being deleted.

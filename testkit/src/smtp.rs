@@ -93,6 +93,21 @@ impl SmtpSink {
         self.inbox.received.lock().expect("not poisoned").clone()
     }
 
+    /// The received messages whose subject starts with `prefix` (e.g.
+    /// `"Welcome"`): a test about one kind of email is not thrown by the
+    /// others a signup sends.
+    pub fn received_titled(&self, prefix: &str) -> Vec<ReceivedEmail> {
+        self.received()
+            .into_iter()
+            .filter(|email| {
+                email
+                    .parsed()
+                    .subject()
+                    .is_some_and(|subject| subject.starts_with(prefix))
+            })
+            .collect()
+    }
+
     /// Waits until at least `count` messages arrived, or panics after `deadline`.
     pub async fn wait_for(&self, count: usize, deadline: Duration) -> Vec<ReceivedEmail> {
         let wait = async {

@@ -5,16 +5,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Each table and the one module that writes it.
+/// Each table and the one module that writes it (its file, and the files
+/// of its submodules: `shared/src/users.rs` and `shared/src/users/*.rs`).
 const OWNERS: &[(&str, &str)] = &[
-    ("jobs", "shared/src/records.rs"),
-    ("users", "shared/src/users.rs"),
-    ("api_tokens", "shared/src/tokens.rs"),
-    ("trusted_devices", "shared/src/devices.rs"),
-    ("password_resets", "shared/src/resets.rs"),
-    ("photos", "shared/src/photos.rs"),
+    ("jobs", "shared/src/records"),
+    ("users", "shared/src/users"),
+    ("api_tokens", "shared/src/tokens"),
+    ("trusted_devices", "shared/src/devices"),
+    ("password_resets", "shared/src/resets"),
+    ("email_verifications", "shared/src/verifications"),
+    ("photos", "shared/src/photos"),
     // One writer, one table: its SQL stays next to its only caller.
-    ("maintenance_runs", "worker/src/jobs/maintenance.rs"),
+    ("maintenance_runs", "worker/src/jobs/maintenance"),
 ];
 
 /// Where the queue engine's crate may be named: the producer and operator
@@ -88,7 +90,9 @@ fn every_table_is_written_only_by_its_owner_module() {
             let Some((_, owner)) = OWNERS.iter().find(|(name, _)| *name == table) else {
                 continue;
             };
-            if file != *owner {
+            let owned =
+                file.strip_suffix(".rs") == Some(owner) || file.starts_with(&format!("{owner}/"));
+            if !owned {
                 strays.push(format!("{file} writes `{table}`, owned by {owner}"));
             }
         }

@@ -32,6 +32,8 @@ pub struct JobContext {
     pub public_url: String,
     /// How long a password reset link works.
     pub password_reset_ttl: Duration,
+    /// How long an email verification link works.
+    pub email_verification_ttl: Duration,
     /// For third-party APIs.
     pub http: reqwest::Client,
     /// Queue handles, to pause a queue a provider asked us to slow down on.
@@ -54,6 +56,7 @@ impl JobContext {
             providers: settings.providers.clone(),
             public_url: settings.server.public_url.clone(),
             password_reset_ttl: settings.auth.password_reset_ttl,
+            email_verification_ttl: settings.auth.email_verification_ttl,
             http: provider_client()?,
             queues: JobQueues::new(&settings.redis, settings.queues),
         })

@@ -30,48 +30,36 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// Each named email's three templates (subject, text, HTML), compiled in.
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        [$(
+            (
+                concat!($name, ".subject.txt"),
+                include_str!(concat!("../../templates/email/", $name, ".subject.txt")),
+            ),
+            (
+                concat!($name, ".txt"),
+                include_str!(concat!("../../templates/email/", $name, ".txt")),
+            ),
+            (
+                concat!($name, ".html"),
+                include_str!(concat!("../../templates/email/", $name, ".html")),
+            ),
+        )*]
+    };
+}
+
 impl Templates {
     /// Parses every template once at start-up; a broken template stops the
     /// worker before it takes a job rather than failing each job later.
     pub fn load() -> anyhow::Result<Self> {
         let mut env = Environment::new();
-        for (name, source) in [
-            (
-                "welcome.subject.txt",
-                include_str!("../../templates/email/welcome.subject.txt"),
-            ),
-            (
-                "welcome.txt",
-                include_str!("../../templates/email/welcome.txt"),
-            ),
-            (
-                "welcome.html",
-                include_str!("../../templates/email/welcome.html"),
-            ),
-            (
-                "password-reset.subject.txt",
-                include_str!("../../templates/email/password-reset.subject.txt"),
-            ),
-            (
-                "password-reset.txt",
-                include_str!("../../templates/email/password-reset.txt"),
-            ),
-            (
-                "password-reset.html",
-                include_str!("../../templates/email/password-reset.html"),
-            ),
-            (
-                "password-changed.subject.txt",
-                include_str!("../../templates/email/password-changed.subject.txt"),
-            ),
-            (
-                "password-changed.txt",
-                include_str!("../../templates/email/password-changed.txt"),
-            ),
-            (
-                "password-changed.html",
-                include_str!("../../templates/email/password-changed.html"),
-            ),
+        for (name, source) in templates![
+            "welcome",
+            "verify-email",
+            "password-reset",
+            "password-changed",
         ] {
             env.add_template(name, source)
                 .with_context(|| format!("template {name} does not parse"))?;

@@ -3,6 +3,7 @@
 //! [`table`].
 
 mod admin;
+mod email;
 pub mod endpoints;
 mod files;
 mod health;

@@ -178,6 +178,9 @@ async fn reset(
     if !users::set_password(&mut *tx, user_id, &password_hash).await? {
         return Err(ApiError::InvalidResetLink);
     }
+    // The link reached the address: it is proven, and whoever signed up
+    // with it without proving it loses every way in.
+    users::mark_verified(&mut *tx, user_id, None).await?;
     tokens::revoke_all_of_user(&mut *tx, user_id).await?;
     devices::revoke_all_of_user(&mut *tx, user_id).await?;
     let notice = AccountEmail {

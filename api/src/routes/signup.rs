@@ -1,4 +1,13 @@
 //! `POST /api/signup`: create the account, record its jobs, answer at once.
+//!
+//! The account starts unverified: the only email it causes is the link
+//! that proves the address, which carries nothing the signer typed. The
+//! welcome email and the Stripe customer follow the proof
+//! (`POST /api/email/verify`); the onboarding guide (private to the
+//! account) and the team's Slack notice run at once. An address held by an
+//! account that never proved it is taken over: that account is marked for
+//! deletion and its clean-up recorded in the same transaction, so a
+//! stranger cannot keep an address from its owner.
 
 use std::time::Instant;
 
@@ -10,8 +19,8 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use shared::jobs::{OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail};
-use shared::users;
+use shared::jobs::{AccountDeletion, AccountEmail, AccountEmailKind, OnboardingPdf, SlackNotify};
+use shared::{devices, tokens, users};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
@@ -38,16 +47,17 @@ struct SignupResponse {
     jobs: Vec<JobRef>,
 }
 
-/// Creates the account and starts its jobs (welcome email, Stripe
-/// customer, Slack notification, onboarding guide); answers before any of
-/// them runs.
+/// Creates the account and starts its jobs (the email that confirms the
+/// address, the Slack notification, the onboarding guide); answers before
+/// any of them runs. The welcome email and the Stripe customer follow the
+/// confirmation.
 #[utoipa::path(post, path = "/api/signup", tag = "account",
     request_body = SignupForm,
     responses(
         (status = 201, description = "The account, a session token and the jobs it started", body = SignupResponse,
          headers(("Server-Timing" = String, description = "argon2_queue, argon2, db, enqueue"))),
         (status = 400, description = "The body is not JSON", body = crate::error::Body),
-        (status = 409, description = "The email has an account already, in any letter case", body = crate::error::Body),
+        (status = 409, description = "The email has a confirmed account already, in any letter case", body = crate::error::Body),
         (status = 413, description = "The body is over 16 KiB", body = crate::error::Body),
         (status = 415, description = "Not `application/json`", body = crate::error::Body),
         (status = 422, description = "Invalid fields, each named in `fields`", body = crate::error::Body),
@@ -72,6 +82,14 @@ async fn signup(
     let user_id = Uuid::now_v7();
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     let mut tx = state.pool.begin().await?;
+    let squatter = users::reclaim_unverified(&mut tx, new_user.email.as_str()).await?;
+    let mut cleanup = None;
+    if let Some(squatter) = squatter {
+        tokens::revoke_all_of_user(&mut *tx, squatter).await?;
+        devices::revoke_all_of_user(&mut *tx, squatter).await?;
+        let job = AccountDeletion { user_id: squatter };
+        cleanup = Some(outbox::record(&mut tx, &state.queues, &request, &job).await?);
+    }
     let account = users::NewAccount {
         id: user_id,
         email: new_user.email.as_str(),
@@ -86,21 +104,23 @@ async fn signup(
         })?;
     let token = issue_token(&mut *tx, user_id).await?;
     let device_token = super::session::trust_device(&mut *tx, user_id).await?;
+    let verify = AccountEmail {
+        user_id,
+        kind: AccountEmailKind::VerifyEmail,
+    };
     let records = [
-        outbox::record(&mut tx, &state.queues, &request, &WelcomeEmail { user_id }).await?,
-        outbox::record(
-            &mut tx,
-            &state.queues,
-            &request,
-            &StripeCustomer { user_id },
-        )
-        .await?,
+        outbox::record(&mut tx, &state.queues, &request, &verify).await?,
         outbox::record(&mut tx, &state.queues, &request, &SlackNotify { user_id }).await?,
         outbox::record(&mut tx, &state.queues, &request, &OnboardingPdf { user_id }).await?,
     ];
     tx.commit().await?;
     let committed = Instant::now();
 
+    if let (Some(squatter), Some(cleanup)) = (squatter, cleanup) {
+        tracing::info!(%squatter, "an unconfirmed account's address was taken over by a new signup");
+        state.tokens.remove_user(squatter);
+        outbox::dispatch(&state.pool, &state.queues, &[cleanup]).await;
+    }
     let dispatched = outbox::dispatch(&state.pool, &state.queues, &records).await;
     let answered = Instant::now();
     let jobs = records

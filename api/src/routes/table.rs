@@ -7,7 +7,7 @@ use utoipa::OpenApi as _;
 
 use super::endpoints::{Endpoints, Limits};
 use super::{
-    admin, health, jobs, me, media, metrics, openapi, password, photos, session, signup, web,
+    admin, email, health, jobs, me, media, metrics, openapi, password, photos, session, signup, web,
 };
 use crate::state::AppState;
 
@@ -18,6 +18,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         signup::endpoints,
         session::endpoints,
         password::endpoints,
+        email::endpoints,
         me::endpoints,
         jobs::endpoints,
         photos::endpoints,

@@ -17,6 +17,10 @@ pub struct UserBody {
     pub name: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// Whether the address is confirmed. Until it is, there is no welcome
+    /// email and no billing customer; `POST /api/email/verify/resend`
+    /// sends the link again.
+    pub email_verified: bool,
 }
 
 impl UserBody {
@@ -24,7 +28,9 @@ impl UserBody {
     pub async fn find(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<Self>> {
         sqlx::query_as!(
             UserBody,
-            "select user_id as id, email, name, created_at from users where user_id = $1",
+            r#"select user_id as id, email, name, created_at,
+                      email_verified_at is not null as "email_verified!"
+               from users where user_id = $1"#,
             user_id,
         )
         .fetch_optional(db)
@@ -39,6 +45,7 @@ impl From<shared::users::User> for UserBody {
             email: user.email,
             name: user.name,
             created_at: user.created_at,
+            email_verified: user.email_verified,
         }
     }
 }

@@ -1,5 +1,5 @@
 use serde_json::Value;
-use testkit::TestApp;
+use testkit::{DEADLINE, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_sees_the_job_with_its_real_state() {
@@ -63,7 +63,10 @@ async fn an_unchanged_job_answers_304_and_a_changed_one_200_with_a_new_etag() {
     let mut app = TestApp::spawn_without_worker().await;
     let signup = app.sign_up("poller@example.com", "Poller").await;
     let token = signup["token"].as_str();
-    let path = format!("/api/jobs/{}", testkit::job_id(&signup, "welcome-email"));
+    let job = testkit::job_id(&signup, "welcome-email");
+    let path = format!("/api/jobs/{job}");
+    // Marked `waiting` just after the answer that enqueued it.
+    app.wait_for_job_state(&job, "waiting", DEADLINE).await;
 
     let first = app.get(&path, token).await;
     assert_eq!(first.status(), 200);
@@ -133,7 +136,7 @@ async fn my_jobs_are_listed_newest_first_in_pages_that_neither_skip_nor_repeat()
         }
     }
 
-    assert_eq!(pages, 2, "4 + 2 jobs in pages of 4");
+    assert_eq!(pages, 2, "5 + 2 jobs in pages of 4");
     let names: Vec<&str> = seen.iter().map(|(name, _, _)| name.as_str()).collect();
     assert_eq!(
         names[..2],
@@ -145,6 +148,7 @@ async fn my_jobs_are_listed_newest_first_in_pages_that_neither_skip_nor_repeat()
     assert_eq!(
         signup_jobs,
         [
+            "account-email",
             "onboarding-pdf",
             "slack-notify",
             "stripe-customer",
@@ -156,7 +160,7 @@ async fn my_jobs_are_listed_newest_first_in_pages_that_neither_skip_nor_repeat()
     let mut ids: Vec<&str> = seen.iter().map(|(_, id, _)| id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 6, "no job twice");
+    assert_eq!(ids.len(), 7, "no job twice");
     let strangers = testkit::job_id(&stranger, "welcome-email");
     assert!(!ids.contains(&strangers.as_str()), "only the caller's jobs");
 }
@@ -171,7 +175,7 @@ async fn the_job_list_revalidates_and_refuses_bad_parameters_with_their_names() 
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
     let page: Value = first.json().await.expect("json");
-    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(4));
+    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(5));
     assert_eq!(page["next_cursor"], Value::Null);
     assert_eq!(
         app.get_if_none_match("/api/me/jobs", token, &etag)

@@ -22,5 +22,6 @@ mod slow_clients;
 mod traces;
 mod uploads;
 mod validation;
+mod verification;
 mod web;
 mod web_account;

@@ -419,6 +419,48 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
         contract.check("post", "/api/password/reset", answer).await;
     }
 
+    // Confirming an address: a resend, a bad link, a good one, then a
+    // resend that has nothing to do.
+    let confirming = app
+        .sign_up_unverified("confirm@example.com", "Confirm")
+        .await;
+    let session = confirming["token"].as_str().expect("a token");
+    let resend = || async {
+        app.send_json(
+            reqwest::Method::POST,
+            "/api/email/verify/resend",
+            session,
+            &json!({}),
+        )
+        .await
+    };
+    contract
+        .check("post", "/api/email/verify/resend", resend().await)
+        .await;
+    let user_id: uuid::Uuid = confirming["user"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("a user id");
+    let (link, hash) = shared::tokens::mint().expect("random");
+    shared::verifications::issue(
+        &app.pool,
+        user_id,
+        "confirm@example.com",
+        &hash,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .expect("a confirmation link");
+    for token in ["not-a-link", link.as_str()] {
+        let answer = app
+            .post_json("/api/email/verify", &json!({ "token": token }))
+            .await;
+        contract.check("post", "/api/email/verify", answer).await;
+    }
+    contract
+        .check("post", "/api/email/verify/resend", resend().await)
+        .await;
+
     // A password change (wrong, weak, right), then a deletion (wrong, right).
     let changing = app.sign_up("change@example.com", "Change").await;
     let token = changing["token"].as_str().expect("a token");

@@ -68,7 +68,8 @@ async fn signups_past_the_hashing_queue_get_503_overloaded_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_abandoned_while_waiting_for_a_hash_do_not_hold_up_the_next_one() {
     let app = app_with_one_hashing_thread(64).await;
-    app.sign_up("patient@example.com", "Patient").await;
+    app.sign_up_unverified("patient@example.com", "Patient")
+        .await;
     let body = r#"{"email":"patient@example.com","password":"wrong password"}"#;
     let request = format!(
         "POST /api/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\

@@ -27,7 +27,7 @@ async fn a_signups_request_id_is_answered_logged_and_stored_with_its_jobs() {
         .expect("records");
     assert_eq!(
         stored,
-        vec![Some("click-42".to_owned()); 4],
+        vec![Some("click-42".to_owned()); 3],
         "every job of the signup"
     );
     let lines = api.log_lines();

@@ -192,8 +192,9 @@ async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
         s.server.client_ip_header = Some("x-forwarded-for".into());
     })
     .await;
-    app.sign_up("victim@example.com", "Victim").await;
-    app.sign_up("bystander@example.com", "Bystander").await;
+    app.sign_up_unverified("victim@example.com", "Victim").await;
+    app.sign_up_unverified("bystander@example.com", "Bystander")
+        .await;
     let attempt = |n: u32, email: &'static str, password: &'static str| {
         let app = &app;
         async move {

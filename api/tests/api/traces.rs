@@ -53,7 +53,7 @@ async fn a_signups_jobs_continue_the_trace_of_its_request_across_processes() {
                 .filter(|span| span.service == "worker" && span.name == "job")
                 .cloned()
                 .collect();
-            (jobs.len() >= 4).then(|| (signup.clone(), jobs))
+            (jobs.len() >= 3).then(|| (signup.clone(), jobs))
         })
         .await;
     let request = collector

@@ -37,7 +37,8 @@ async fn screenshot(browser: &Browser, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_up_shows_every_job_reach_done_and_the_guide_downloads_as_a_pdf() {
+async fn signing_up_and_confirming_the_address_shows_every_job_reach_done_and_the_guide_downloads()
+{
     let app = TestApp::spawn_for_browser(|_| {}).await;
     let browser = Browser::start(Screen::Desktop).await;
     browser
@@ -52,15 +53,40 @@ async fn signing_up_shows_every_job_reach_done_and_the_guide_downloads_as_a_pdf(
             assert_eq!(browser.text("#profile-name").await.as_deref(), Some("Ada Lovelace"));
             browser
                 .wait_until(
-                    "the four signup jobs are done",
-                    "return document.querySelectorAll('#jobs .job[data-state=completed]').length === 4",
+                    "the three signup jobs are done",
+                    "return document.querySelectorAll('#jobs .job[data-state=completed]').length === 3",
+                )
+                .await;
+            browser.wait_for_text("#verify-address", "ada@example.com").await;
+            browser.wait_for_text("#profile-stripe", "After you confirm your address.").await;
+            screenshot(browser, "verify-banner-desktop").await;
+
+            // The owner follows the link in the confirmation email.
+            let received = app.smtp.received();
+            assert_eq!(received.len(), 1, "only the confirmation before the proof");
+            let text = received[0].parsed().body_text(0).expect("text").into_owned();
+            let link = text
+                .split_whitespace()
+                .find(|word| word.contains("/verify-email#token="))
+                .expect("a confirmation link")
+                .replace("http://app.test", &app.address);
+            browser.open(&link).await;
+            browser.wait_for_text("#notice", "Your email address is confirmed.").await;
+            assert_eq!(browser.eval("return location.pathname + location.hash").await, "/");
+            browser
+                .wait_until("the banner to go", "return document.getElementById('verify-banner').hidden")
+                .await;
+            browser
+                .wait_until(
+                    "all five jobs are done",
+                    "return document.querySelectorAll('#jobs .job[data-state=completed]').length === 5",
                 )
                 .await;
             let panel = browser.text("#jobs").await.unwrap_or_default();
-            for job in ["Welcome email", "Billing account", "Team notification", "Onboarding guide (PDF)"] {
+            for job in ["Welcome email", "Billing account", "Team notification", "Onboarding guide (PDF)", "Account email"] {
                 assert!(panel.contains(job), "{job} is listed: {panel}");
             }
-            assert_eq!(app.smtp.received().len(), 1, "the welcome email went out");
+            assert_eq!(app.smtp.received().len(), 2, "the welcome email followed the proof");
 
             browser.click("#guide").await;
             let pdf = browser.downloaded("onboarding.pdf").await;
@@ -222,8 +248,11 @@ fn tempfile_with(bytes: &[u8], name: &str) -> (std::path::PathBuf, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_retries_a_failed_job_pauses_a_queue_and_looks_a_job_up() {
     let app = TestApp::spawn_for_browser(|_| {}).await;
-    app.smtp.refuse_next("550 5.7.1 relaying denied");
-    let signup = app.sign_up("bounced@example.com", "Bounced").await;
+    let signup = app
+        .sign_up_and_meanwhile("bounced@example.com", "Bounced", |app| {
+            app.smtp.refuse_next("550 5.7.1 relaying denied")
+        })
+        .await;
     let job = testkit::job_id(&signup, "welcome-email");
     app.wait_for_job_state(&job, "failed", testkit::DEADLINE)
         .await;

@@ -92,6 +92,7 @@ impl Settings {
                     window: env.secs("LOGIN_FAILURE_WINDOW_SECS", 900),
                 },
                 password_reset_ttl: env.secs("PASSWORD_RESET_TTL_SECS", 1800),
+                email_verification_ttl: env.secs("EMAIL_VERIFICATION_TTL_SECS", 86_400),
                 argon2: Argon2Settings {
                     threads: argon2_threads,
                     max_queue: env.parsed("ARGON2_MAX_QUEUE", 16 * argon2_threads),

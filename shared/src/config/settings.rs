@@ -117,6 +117,9 @@ pub struct AuthSettings {
     pub argon2: Argon2Settings,
     /// How long a password reset link works (`PASSWORD_RESET_TTL_SECS`).
     pub password_reset_ttl: Duration,
+    /// How long an email verification link works
+    /// (`EMAIL_VERIFICATION_TTL_SECS`).
+    pub email_verification_ttl: Duration,
     /// Bearer token for the operator endpoints; `None` disables them (`ADMIN_TOKEN`).
     pub admin_token: Option<SecretString>,
 }

@@ -47,6 +47,7 @@ fn abuse_limits_have_their_documented_defaults() {
         }
     );
     assert_eq!(s.auth.password_reset_ttl, Duration::from_secs(1800));
+    assert_eq!(s.auth.email_verification_ttl, Duration::from_secs(86_400));
     assert_eq!(s.photos.uploads.per_hour, 20);
     assert_eq!(s.photos.uploads.quota_bytes, 200 * 1024 * 1024);
     assert_eq!(s.photos.uploads.max_concurrent, 32);

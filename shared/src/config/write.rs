@@ -69,6 +69,10 @@ impl Settings {
                 secs(&auth.login_failures.window),
             ),
             ("PASSWORD_RESET_TTL_SECS", secs(&auth.password_reset_ttl)),
+            (
+                "EMAIL_VERIFICATION_TTL_SECS",
+                secs(&auth.email_verification_ttl),
+            ),
             ("ARGON2_THREADS", auth.argon2.threads.to_string()),
             ("ARGON2_MAX_QUEUE", auth.argon2.max_queue.to_string()),
             ("ADMIN_TOKEN", secret(&auth.admin_token)),

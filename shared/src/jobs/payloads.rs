@@ -26,6 +26,9 @@ pub struct AccountEmail {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccountEmailKind {
+    /// A single-use link that proves the account's address
+    /// (`EMAIL_VERIFICATION_TTL_SECS`); sent at signup and on request.
+    VerifyEmail,
     /// A single-use link to choose a new password (`PASSWORD_RESET_TTL_SECS`).
     PasswordReset,
     /// "Your password was changed; if it was not you…"

@@ -1,5 +1,6 @@
 //! `account-email`: the emails an account's owner is waiting for or must
-//! see: a password reset link, a notice that the password changed.
+//! see: the link that proves the address, a password reset link, a notice
+//! that the password changed.
 //!
 //! They carry nothing the account's signer typed (no name): the address
 //! may not be the signer's, and an email from us must not say what a
@@ -12,7 +13,8 @@ use chrono::Utc;
 use lettre::message::Mailbox;
 use serde_json::{Value, json};
 use shared::jobs::{AccountEmail, AccountEmailKind};
-use shared::{resets, tokens};
+use shared::tokens::TokenHash;
+use shared::{resets, tokens, users, verifications};
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;
@@ -22,20 +24,27 @@ impl Perform for AccountEmail {
     const SERVICE: &'static str = "Email delivery";
 
     async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
-        let Some(email) = sqlx::query_scalar!(
-            "select email from users where user_id = $1 and deleting_since is null",
-            self.user_id,
-        )
-        .fetch_optional(&ctx.pool)
-        .await?
-        else {
+        let Some((email, verified)) = users::address(&ctx.pool, self.user_id).await? else {
             return Err(JobError::user_gone(self.user_id));
         };
         let rendered = match self.kind {
+            AccountEmailKind::VerifyEmail if verified => {
+                return Ok(json!({ "skipped": "the address is verified already" }));
+            }
+            AccountEmailKind::VerifyEmail => {
+                let (token, hash) = mint()?;
+                let ttl = ctx.email_verification_ttl;
+                verifications::issue(&ctx.pool, self.user_id, &email, &hash, ttl).await?;
+                ctx.templates.render(
+                    "verify-email",
+                    json!({
+                        "verify_url": format!("{}/verify-email#token={token}", ctx.public_url),
+                        "valid_hours": ttl.as_secs().div_ceil(3600),
+                    }),
+                )
+            }
             AccountEmailKind::PasswordReset => {
-                let (token, hash) = tokens::mint().map_err(|e| {
-                    JobError::Transient(anyhow::anyhow!("the OS random source failed: {e}"))
-                })?;
+                let (token, hash) = mint()?;
                 resets::issue(&ctx.pool, self.user_id, &hash, ctx.password_reset_ttl).await?;
                 ctx.templates.render(
                     "password-reset",
@@ -65,4 +74,10 @@ impl Perform for AccountEmail {
         ctx.mailer.send(to, &rendered, &job.id).await?;
         Ok(json!({ "delivered_to": email, "transport": ctx.mailer.transport_name() }))
     }
+}
+
+/// A new link token and the hash that is stored.
+fn mint() -> Result<(String, TokenHash), JobError> {
+    tokens::mint()
+        .map_err(|e| JobError::Transient(anyhow::anyhow!("the OS random source failed: {e}")))
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use shared::jobs::{Maintenance, MaintenanceTask};
 use shared::queue::JobQueues;
 use shared::storage::keys;
-use shared::{devices, photos, records, resets, tokens};
+use shared::{devices, photos, records, resets, tokens, verifications};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};
@@ -63,13 +63,19 @@ pub async fn run(
     Ok(json!({ "task": task.as_str(), "removed": removed }))
 }
 
-/// Expired session tokens, devices no longer trusted, and reset links
-/// that can no longer be used.
+/// Expired session tokens, devices no longer trusted, and reset and
+/// confirmation links that can no longer be used.
 async fn purge_expired_tokens(ctx: &JobContext) -> Result<Value, JobError> {
     let tokens = tokens::purge_expired(&ctx.pool).await?;
     let devices = devices::purge_expired(&ctx.pool).await?;
     let resets = resets::purge_spent(&ctx.pool).await?;
-    Ok(json!({ "tokens": tokens, "devices": devices, "resets": resets }))
+    let verifications = verifications::purge_spent(&ctx.pool).await?;
+    Ok(json!({
+        "tokens": tokens,
+        "devices": devices,
+        "resets": resets,
+        "verifications": verifications,
+    }))
 }
 
 /// Finished records only: a job still waiting or running is never pruned,

@@ -30,7 +30,7 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_email_goes_out_once() {
         "the killed worker's job completed again after {:?}",
         killed.elapsed()
     );
-    let emails = app.smtp.received();
+    let emails = app.smtp.received_titled("Welcome");
     assert_eq!(emails.len(), 1, "the killed attempt delivered nothing");
     assert_eq!(emails[0].to, ["crash@example.com"]);
     rescuer.terminate();
@@ -64,7 +64,7 @@ async fn the_system_rides_out_a_redis_outage_without_a_restart() {
         .await;
     let mut recipients: Vec<String> = app
         .smtp
-        .received()
+        .received_titled("Welcome")
         .into_iter()
         .flat_map(|email| email.to)
         .collect();
@@ -106,7 +106,7 @@ async fn a_job_still_running_at_the_shutdown_deadline_is_finished_by_another_wor
 
     assert!(status.success(), "a deadline is not a crash: {status}");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
-    let emails = app.smtp.received();
+    let emails = app.smtp.received_titled("Welcome");
     assert_eq!(emails.len(), 1, "the abandoned attempt delivered nothing");
     successor.terminate();
     assert!(successor.wait(DEADLINE).await.success());
@@ -165,7 +165,7 @@ async fn a_job_whose_workers_keep_dying_ends_failed_not_active_forever() {
     );
     let job = app.job_status(&job_id, body["token"].as_str()).await;
     assert_eq!(job["error"]["code"], "interrupted", "{job}");
-    assert!(app.smtp.received().is_empty());
+    assert!(app.smtp.received_titled("Welcome").is_empty());
     survivor.terminate();
     assert!(survivor.wait(DEADLINE).await.success());
 }

@@ -8,9 +8,11 @@ use testkit::DEADLINE;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_recipient_fails_the_job_at_once_with_the_reason() {
     let app = TestApp::spawn_with_worker().await;
-    app.smtp.refuse_next("550 5.1.1 mailbox does not exist");
-
-    let body = app.sign_up("nobody@example.com", "Nobody").await;
+    let body = app
+        .sign_up_and_meanwhile("nobody@example.com", "Nobody", |app| {
+            app.smtp.refuse_next("550 5.1.1 mailbox does not exist")
+        })
+        .await;
 
     let job_id = &testkit::job_id(&body, "welcome-email");
     let token = body["token"].as_str();
@@ -34,15 +36,17 @@ async fn a_rejected_recipient_fails_the_job_at_once_with_the_reason() {
     assert!(detail.contains("rejected"), "{detail}");
     assert!(detail.contains("mailbox does not exist"), "{detail}");
     assert_eq!(app.smtp.refused(), 1);
-    assert!(app.smtp.received().is_empty());
+    assert!(app.smtp.received_titled("Welcome").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_temporary_smtp_failure_is_retried_and_the_email_sent_once() {
     let app = TestApp::spawn_with_worker().await;
-    app.smtp.refuse_next("451 4.3.0 try again later");
-
-    let body = app.sign_up("patient@example.com", "Patient").await;
+    let body = app
+        .sign_up_and_meanwhile("patient@example.com", "Patient", |app| {
+            app.smtp.refuse_next("451 4.3.0 try again later")
+        })
+        .await;
 
     let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "completed", DEADLINE).await;
@@ -53,7 +57,7 @@ async fn a_temporary_smtp_failure_is_retried_and_the_email_sent_once() {
         "a success clears the last error: {job}"
     );
     assert_eq!(app.smtp.refused(), 1);
-    assert_eq!(app.smtp.received().len(), 1);
+    assert_eq!(app.smtp.received_titled("Welcome").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,11 +71,13 @@ async fn a_job_that_keeps_failing_stops_after_the_configured_attempts() {
         ..testkit::app::Options::default()
     })
     .await;
-    for _ in 0..5 {
-        app.smtp.refuse_next("421 4.7.0 try again later");
-    }
-
-    let body = app.sign_up("flaky@example.com", "Flaky").await;
+    let body = app
+        .sign_up_and_meanwhile("flaky@example.com", "Flaky", |app| {
+            for _ in 0..5 {
+                app.smtp.refuse_next("421 4.7.0 try again later");
+            }
+        })
+        .await;
 
     let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "failed", DEADLINE).await;

@@ -104,6 +104,19 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
     .await
     .expect("an old unfinished record");
 
+    // The signup's two confirmation links (emailed, and followed) are
+    // spent; an open one must stay.
+    let user_id = Uuid::parse_str(signup["user"]["id"].as_str().expect("id")).expect("uuid");
+    let (_, open_link) = shared::tokens::mint().expect("random");
+    shared::verifications::issue(
+        &pool,
+        user_id,
+        "keeper@example.com",
+        &open_link,
+        Duration::from_secs(3600),
+    )
+    .await
+    .expect("an open link");
     let output = app.worker_command(WORKER, &["maintenance", "run"]).await;
 
     assert!(
@@ -113,7 +126,9 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
     );
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(
-        printed.contains(r#"purge-expired-tokens	{"devices":0,"resets":0,"tokens":1}"#),
+        printed.contains(
+            r#"purge-expired-tokens	{"devices":0,"resets":0,"tokens":1,"verifications":2}"#
+        ),
         "{printed}"
     );
     assert!(
@@ -130,6 +145,11 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
         "the live session stays"
     );
     assert_eq!(app.me(&token).await["email"], "keeper@example.com");
+    assert_eq!(
+        count(&pool, "select count(*) from email_verifications").await,
+        1,
+        "the open confirmation link stays"
+    );
     assert_eq!(
         count(
             &pool,

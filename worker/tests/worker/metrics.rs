@@ -32,8 +32,11 @@ async fn the_worker_reports_health_and_job_metrics_that_move_with_the_work() {
     let health: serde_json::Value = health.json().await.expect("json");
     assert_eq!(health, serde_json::json!({ "status": "ok", "redis": "up" }));
 
-    app.smtp.refuse_next("550 5.1.1 no such user");
-    let failed = app.sign_up("bounce@example.com", "Bounce").await;
+    let failed = app
+        .sign_up_and_meanwhile("bounce@example.com", "Bounce", |app| {
+            app.smtp.refuse_next("550 5.1.1 no such user")
+        })
+        .await;
     let done = app.sign_up("done@example.com", "Done").await;
     for (signup, state) in [(&failed, "failed"), (&done, "completed")] {
         let job = testkit::job_id(signup, "welcome-email");

@@ -29,7 +29,7 @@ async fn the_worker_logs_each_job_under_the_id_of_the_request_that_recorded_it()
         .filter(|line| line["message"] == "job completed")
         .map(Value::to_string)
         .collect();
-    assert_eq!(completed.len(), 4, "{completed:?}");
+    assert_eq!(completed.len(), 3, "{completed:?}");
     for line in &completed {
         assert!(line.contains(r#""request_id":"click-42""#), "{line}");
     }

@@ -27,7 +27,7 @@ async fn sigterm_lets_the_in_flight_job_finish_and_exits_zero() {
 
     assert!(status.success(), "worker exited with {status}");
     assert_eq!(app.job_state(job_id).await, "completed");
-    let emails = app.smtp.received();
+    let emails = app.smtp.received_titled("Welcome");
     assert_eq!(emails.len(), 1);
     assert_eq!(emails[0].to, ["inflight@example.com"]);
 }
@@ -64,7 +64,7 @@ async fn a_worker_stopped_and_restarted_mid_queue_loses_no_job() {
 
     first.terminate();
     assert!(first.wait(DEADLINE).await.success());
-    let done_by_first = app.smtp.received().len();
+    let done_by_first = app.smtp.received_titled("Welcome").len();
     assert!(
         done_by_first < SIGNUPS,
         "the first worker finished everything; the test proves nothing"
@@ -75,7 +75,7 @@ async fn a_worker_stopped_and_restarted_mid_queue_loses_no_job() {
     }
 
     let mut per_recipient: BTreeMap<String, usize> = BTreeMap::new();
-    for email in app.smtp.received() {
+    for email in app.smtp.received_titled("Welcome") {
         for to in email.to {
             *per_recipient.entry(to).or_default() += 1;
         }

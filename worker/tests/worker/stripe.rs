@@ -36,10 +36,10 @@ fn customers() -> wiremock::MockBuilder {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signup_creates_one_stripe_customer_and_stores_its_id() {
+async fn a_confirmed_address_gets_one_stripe_customer_and_its_id_is_stored() {
     let stripe = MockServer::start().await;
     let app = app_with_stripe(&stripe, true).await;
-    let signup_body = app.sign_up("pay@example.com", "Ada Payer").await;
+    let mut signup_body = app.sign_up_unverified("pay@example.com", "Ada Payer").await;
     let user_id = signup_body["user"]["id"]
         .as_str()
         .expect("user id")
@@ -57,6 +57,16 @@ async fn signup_creates_one_stripe_customer_and_stores_its_id() {
         .expect(1)
         .mount(&stripe)
         .await;
+    app.wait_for_signup_jobs(&signup_body).await;
+    assert!(
+        stripe
+            .received_requests()
+            .await
+            .expect("recorded")
+            .is_empty(),
+        "no customer for an unconfirmed address"
+    );
+    app.confirm(&mut signup_body).await;
 
     let job_id = job_id(&signup_body, "stripe-customer");
     app.wait_for_job_state(&job_id, "completed", DEADLINE).await;
