@@ -27,7 +27,7 @@ const JOB_NAMES = {
   "account-deletion": "Account deletion",
 };
 // The field a wrong password belongs to, per signed-in form.
-const PASSWORD_FIELDS = { change: "current_password", delete: "password" };
+const PASSWORD_FIELDS = { change: "current_password", email: "password", delete: "password" };
 const STATE_NAMES = {
   pending: "Queued",
   waiting: "Queued",
@@ -132,6 +132,8 @@ async function submitForm(form, prefix, path, body, done = signedInWith, method 
       signedOut("Your session has ended. Please log in again.");
     } else if (error.code === "wrong_password") {
       showFieldErrors(prefix, { [PASSWORD_FIELDS[prefix]]: "is not right" });
+    } else if (error.code === "email_taken" && token) {
+      showFieldErrors(prefix, { email: "has another account" });
     } else if (error.code === "email_taken") {
       showFieldErrors(prefix, { email: "already has an account; log in instead" });
     } else if (!(error.code === "validation_failed" && showFieldErrors(prefix, error.fields))) {
@@ -218,6 +220,20 @@ $("change-form").addEventListener("submit", (event) => {
     const done = "Your password is changed, and your other sessions are signed out.";
     $("change-done").textContent = done;
     announce(done);
+  });
+});
+
+$("email-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const address = form.elements.email.value.trim();
+  const body = { email: address, password: form.elements.password.value };
+  submitForm(form, "email", "/api/me/email", body, () => {
+    form.reset();
+    const done = `We sent a link to ${address}. Your address changes when you follow it.`;
+    $("email-done").textContent = done;
+    announce(done);
+    startPolling();
   });
 });
 
@@ -380,11 +396,12 @@ function signedOut(message, screen = "login") {
   $("upload-form").reset();
   $("avatar").removeAttribute("src");
   $("avatar").removeAttribute("srcset");
-  for (const name of ["change", "delete"]) {
+  for (const name of ["change", "email", "delete"]) {
     $(`${name}-form`).reset();
     clearErrors($(`${name}-form`));
   }
   $("change-done").textContent = "";
+  $("email-done").textContent = "";
   $("delete-status").textContent = "";
   showAuth(screen);
   notice(message);

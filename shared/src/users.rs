@@ -221,6 +221,37 @@ pub async fn mark_verified(
     Ok(done.rows_affected() == 1)
 }
 
+/// Moves the account to `email`, which a link sent there has just proven
+/// (so the account is verified from now on). Returns the address it had,
+/// or `None` when the account is gone or being deleted; `EmailTaken` when
+/// another account holds `email` (free it first with
+/// [`reclaim_unverified`] if that one never proved it).
+pub async fn change_email(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+) -> Result<Option<String>, CreateError> {
+    let Some(old) = sqlx::query_scalar!(
+        "select email from users where user_id = $1 and deleting_since is null for update",
+        user_id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    sqlx::query!(
+        "update users set email = $2, email_verified_at = now(), updated_at = now()
+         where user_id = $1",
+        user_id,
+        email,
+    )
+    .execute(&mut *conn)
+    .await
+    .on_constraint("users_email_key", || CreateError::EmailTaken)?;
+    Ok(Some(old))
+}
+
 /// Starts the deletion of the account that holds `email` without having
 /// proven it, if there is one: a new signup for the address wins over a
 /// squatter. Returns the account to clean up (the caller records its

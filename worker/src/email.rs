@@ -60,6 +60,8 @@ impl Templates {
             "verify-email",
             "password-reset",
             "password-changed",
+            "confirm-new-email",
+            "email-changed",
         ] {
             env.add_template(name, source)
                 .with_context(|| format!("template {name} does not parse"))?;

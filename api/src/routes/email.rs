@@ -1,10 +1,13 @@
-//! `POST /api/email/verify` and `POST /api/email/verify/resend`: proving
-//! an account's address.
+//! `POST /api/email/verify`, `POST /api/email/verify/resend` and
+//! `POST /api/me/email`: proving an account's address, and moving it to a
+//! new one.
 //!
-//! The link in the confirmation email leads to the web app's
-//! `/verify-email#token=…`, which sends the token here. The proof starts
-//! what waited for it (the welcome email, the Stripe customer). Resending
-//! is limited per account ([`RESENDS_PER_HOUR`]) and, like every
+//! The link in a confirmation email leads to the web app's
+//! `/verify-email#token=…`, which sends the token here. For the account's
+//! own address the proof starts what waited for it (the welcome email, the
+//! Stripe customer); for the new address of an email change it is the
+//! change itself, and the old address is told. Sending links is limited
+//! per account ([`LINKS_PER_HOUR`] of each kind) and, like every
 //! credential endpoint, per client.
 
 use std::time::Duration;
@@ -14,29 +17,34 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::jobs::{AccountEmail, AccountEmailKind, Job as _, StripeCustomer, WelcomeEmail};
-use shared::{records, users, verifications};
+use shared::jobs::{
+    AccountDeletion, AccountEmail, AccountEmailKind, Job as _, StripeCustomer, WelcomeEmail,
+};
+use shared::{devices, records, tokens, users, verifications};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
 use super::jobs::JobRef;
+use super::session::confirm_password;
 use super::users::UserBody;
 use crate::auth::{AuthUser, hash_token};
+use crate::domain::{EmailAddress, FieldErrors};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::outbox;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
-/// Confirmation emails one account gets per hour at most, the one sent at
-/// signup included.
-pub const RESENDS_PER_HOUR: i64 = 3;
+/// Confirmation emails of one kind (the account's address, a new address)
+/// one account gets per hour at most, the one sent at signup included.
+pub const LINKS_PER_HOUR: i64 = 3;
 
-/// Both are counted per client.
+/// All three are counted per client.
 pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
     endpoints
         .add(routes!(verify), Limits::CREDENTIALS)
         .add(routes!(resend), Limits::CREDENTIALS)
+        .add(routes!(change), Limits::CREDENTIALS)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -52,12 +60,14 @@ struct VerifyAnswer {
     jobs: Vec<JobRef>,
 }
 
-/// Confirms the address a link was sent to: once, before it expires.
+/// Confirms the address a link was sent to: once, before it expires. For
+/// a new address (an email change) the account moves to it.
 #[utoipa::path(post, path = "/api/email/verify", tag = "account",
     request_body = VerifyForm,
     responses(
-        (status = 200, description = "The address is confirmed; the welcome email and billing setup are on their way", body = VerifyAnswer),
+        (status = 200, description = "The address is confirmed (the welcome email and billing setup are on their way), or the account now uses it (the old address is told)", body = VerifyAnswer),
         (status = 400, description = "The body is not JSON, or the link is unknown, used or expired (`invalid_verification_link`)", body = crate::error::Body),
+        (status = 409, description = "The new address has a confirmed account since (`email_taken`)", body = crate::error::Body),
         (status = 422, description = "`token` is missing or not text", body = crate::error::Body),
         (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 503, description = "A dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
@@ -75,21 +85,51 @@ async fn verify(
         .ok_or(ApiError::InvalidVerificationLink)?;
     let user_id = proof.user_id;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    if !users::mark_verified(&mut *tx, user_id, Some(&proof.email)).await? {
-        // Verified since the email was sent, or no longer this address.
-        return Err(ApiError::InvalidVerificationLink);
+    let (current, was_verified) = users::address(&mut *tx, user_id)
+        .await?
+        .ok_or(ApiError::InvalidVerificationLink)?;
+    let mut records = Vec::new();
+    let mut squatter = None;
+    if current.to_lowercase() == proof.email.to_lowercase() {
+        if !users::mark_verified(&mut *tx, user_id, Some(&proof.email)).await? {
+            // Verified since the email was sent.
+            return Err(ApiError::InvalidVerificationLink);
+        }
+    } else {
+        // An email change. Whoever signed up with the new address without
+        // proving it loses it, as to a signup (its clean-up job is not
+        // this account's, so it is not in the answer).
+        if let Some(unproven) = users::reclaim_unverified(&mut tx, &proof.email).await? {
+            tokens::revoke_all_of_user(&mut *tx, unproven).await?;
+            devices::revoke_all_of_user(&mut *tx, unproven).await?;
+            let cleanup = AccountDeletion { user_id: unproven };
+            let record = outbox::record(&mut tx, &state.queues, &request, &cleanup).await?;
+            squatter = Some((unproven, record));
+        }
+        users::change_email(&mut tx, user_id, &proof.email)
+            .await
+            .map_err(|error| match error {
+                users::CreateError::EmailTaken => ApiError::EmailTaken,
+                users::CreateError::Database(error) => ApiError::database(error),
+            })?
+            .ok_or(ApiError::InvalidVerificationLink)?;
+        if was_verified {
+            let notice = AccountEmail::to(user_id, AccountEmailKind::EmailChanged, &current);
+            records.push(outbox::record(&mut tx, &state.queues, &request, &notice).await?);
+        }
     }
-    let records = [
-        outbox::record(&mut tx, &state.queues, &request, &WelcomeEmail { user_id }).await?,
-        outbox::record(
-            &mut tx,
-            &state.queues,
-            &request,
-            &StripeCustomer { user_id },
-        )
-        .await?,
-    ];
+    if !was_verified {
+        // Proven for the first time: what waited for it starts.
+        let welcome = WelcomeEmail { user_id };
+        records.push(outbox::record(&mut tx, &state.queues, &request, &welcome).await?);
+        let customer = StripeCustomer { user_id };
+        records.push(outbox::record(&mut tx, &state.queues, &request, &customer).await?);
+    }
     tx.commit().await?;
+    if let Some((squatter, cleanup)) = squatter {
+        state.tokens.remove_user(squatter);
+        outbox::dispatch(&state.pool, &state.queues, &[cleanup]).await;
+    }
     let dispatched = outbox::dispatch(&state.pool, &state.queues, &records).await;
     tracing::info!("email address confirmed");
     let user = UserBody::find(&state.pool, user_id)
@@ -103,7 +143,7 @@ async fn verify(
     Ok(Json(VerifyAnswer { user, jobs }))
 }
 
-/// The confirmation email that is on its way.
+/// The email with the link, on its way.
 #[derive(Serialize, utoipa::ToSchema)]
 struct ResendAnswer {
     job: JobRef,
@@ -139,15 +179,85 @@ async fn resend(
         hour,
     )
     .await?;
-    if sent >= RESENDS_PER_HOUR {
+    if sent >= LINKS_PER_HOUR {
         return Err(ApiError::RateLimited(hour.as_secs()));
     }
-    let job = AccountEmail {
-        user_id: auth.user_id,
-        kind: AccountEmailKind::VerifyEmail,
-    };
+    let job = AccountEmail::new(auth.user_id, AccountEmailKind::VerifyEmail);
+    send(&state, &request, &job).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct ChangeForm {
+    /// The account's password, asked again.
+    password: String,
+    /// The address to move to.
+    email: String,
+}
+
+/// Sends a link to a new address; the account moves to it when the link
+/// is followed (the old address is then told).
+#[utoipa::path(post, path = "/api/me/email", tag = "account", security(("bearer" = [])),
+    request_body = ChangeForm,
+    responses(
+        (status = 202, description = "A link is on its way to the new address; nothing changes until it is followed", body = ResendAnswer),
+        (status = 400, description = "The body is not JSON", body = crate::error::Body),
+        (status = 401, description = "No valid token", body = crate::error::Body),
+        (status = 403, description = "The password is wrong (`wrong_password`)", body = crate::error::Body),
+        (status = 409, description = "Another confirmed account has this address (`email_taken`)", body = crate::error::Body),
+        (status = 422, description = "The address is invalid or already the account's (named in `fields`)", body = crate::error::Body),
+        (status = 429, description = "Three links this hour already, failed passwords on this account, or too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
+    ))]
+#[tracing::instrument(name = "email_change", skip_all, fields(user_id = %auth.user_id))]
+async fn change(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    request: RequestId,
+    JsonBody(form): JsonBody<ChangeForm>,
+) -> Result<(StatusCode, Json<ResendAnswer>), ApiError> {
+    let invalid = |problem: String| ApiError::Validation(FieldErrors::from([("email", problem)]));
+    let email = EmailAddress::parse(&form.email).map_err(invalid)?;
+    confirm_password(&state, auth.user_id, form.password).await?;
+    let (current, _) = users::address(&state.pool, auth.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if current.to_lowercase() == email.as_str().to_lowercase() {
+        return Err(invalid("is already the account's address".into()));
+    }
+    if let Some(holder) = users::id_by_email(&state.pool, email.as_str()).await?
+        && users::address(&state.pool, holder)
+            .await?
+            .is_some_and(|(_, verified)| verified)
+    {
+        return Err(ApiError::EmailTaken);
+    }
+    let sent = records::count_recent(
+        &state.pool,
+        auth.user_id,
+        AccountEmail::QUEUE,
+        &json!({ "kind": "confirm-new-email" }),
+        Duration::from_secs(3600),
+    )
+    .await?;
+    if sent >= LINKS_PER_HOUR {
+        return Err(ApiError::RateLimited(3600));
+    }
+    let job = AccountEmail::to(
+        auth.user_id,
+        AccountEmailKind::ConfirmNewEmail,
+        email.as_str(),
+    );
+    send(&state, &request, &job).await
+}
+
+/// Records and enqueues `job`; the answer that points to it.
+async fn send(
+    state: &AppState,
+    request: &RequestId,
+    job: &AccountEmail,
+) -> Result<(StatusCode, Json<ResendAnswer>), ApiError> {
     let mut tx = state.pool.begin().await?;
-    let record = outbox::record(&mut tx, &state.queues, &request, &job).await?;
+    let record = outbox::record(&mut tx, &state.queues, request, job).await?;
     tx.commit().await?;
     let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
         .await
@@ -156,7 +266,7 @@ async fn resend(
     Ok((
         StatusCode::ACCEPTED,
         Json(ResendAnswer {
-            job: JobRef::new(&state, &record, dispatched),
+            job: JobRef::new(state, &record, dispatched),
         }),
     ))
 }

@@ -103,10 +103,7 @@ async fn request_reset(state: &AppState, request: &RequestId, email: &str) -> Re
         return Ok(());
     };
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    let job = AccountEmail {
-        user_id,
-        kind: AccountEmailKind::PasswordReset,
-    };
+    let job = AccountEmail::new(user_id, AccountEmailKind::PasswordReset);
     let recent = records::count_recent(
         &state.pool,
         user_id,
@@ -183,10 +180,7 @@ async fn reset(
     users::mark_verified(&mut *tx, user_id, None).await?;
     tokens::revoke_all_of_user(&mut *tx, user_id).await?;
     devices::revoke_all_of_user(&mut *tx, user_id).await?;
-    let notice = AccountEmail {
-        user_id,
-        kind: AccountEmailKind::PasswordChanged,
-    };
+    let notice = AccountEmail::new(user_id, AccountEmailKind::PasswordChanged);
     let record = outbox::record(&mut tx, &state.queues, &request, &notice).await?;
     let token = issue_token(&mut *tx, user_id).await?;
     let device_token = trust_device(&mut *tx, user_id).await?;
@@ -250,10 +244,7 @@ async fn change(
         return Err(ApiError::Unauthorized);
     }
     tokens::revoke_others(&mut *tx, auth.user_id, &auth.token).await?;
-    let notice = AccountEmail {
-        user_id: auth.user_id,
-        kind: AccountEmailKind::PasswordChanged,
-    };
+    let notice = AccountEmail::new(auth.user_id, AccountEmailKind::PasswordChanged);
     let record = outbox::record(&mut tx, &state.queues, &request, &notice).await?;
     tx.commit().await?;
     state.tokens.remove_user(auth.user_id);

@@ -104,10 +104,7 @@ async fn signup(
         })?;
     let token = issue_token(&mut *tx, user_id).await?;
     let device_token = super::session::trust_device(&mut *tx, user_id).await?;
-    let verify = AccountEmail {
-        user_id,
-        kind: AccountEmailKind::VerifyEmail,
-    };
+    let verify = AccountEmail::new(user_id, AccountEmailKind::VerifyEmail);
     let records = [
         outbox::record(&mut tx, &state.queues, &request, &verify).await?,
         outbox::record(&mut tx, &state.queues, &request, &SlackNotify { user_id }).await?,

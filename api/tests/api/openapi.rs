@@ -475,6 +475,17 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
             .await;
         contract.check("post", "/api/me/password", answer).await;
     }
+    for (password, email) in [
+        ("not the password", "moved@example.com"),
+        ("a brand new password", "not an address"),
+        ("a brand new password", "moved@example.com"),
+    ] {
+        let body = json!({ "password": password, "email": email });
+        let answer = app
+            .send_json(reqwest::Method::POST, "/api/me/email", token, &body)
+            .await;
+        contract.check("post", "/api/me/email", answer).await;
+    }
     for password in ["not the password", "a brand new password"] {
         let body = json!({ "password": password });
         let answer = app

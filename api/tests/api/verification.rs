@@ -232,3 +232,68 @@ async fn the_confirmation_is_resent_at_most_three_times_an_hour_and_never_once_c
     let already: Value = already.json().await.expect("JSON");
     assert_eq!(already["error"]["code"], "already_verified");
 }
+
+async fn change_email(app: &TestApp, session: &str, password: &str, to: &str) -> reqwest::Response {
+    app.send_json(
+        reqwest::Method::POST,
+        "/api/me/email",
+        session,
+        &json!({ "password": password, "email": to }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_change_takes_effect_when_the_new_address_confirms_it_and_the_old_one_is_told() {
+    const NEW: &str = "new.owner@example.com";
+    let app = TestApp::spawn_with_worker().await;
+    let signup = app.sign_up(ADDRESS, "Owner").await;
+    let session = token(&signup);
+    app.wait_for_signup_jobs(&signup).await;
+
+    let wrong = change_email(&app, session, "not the password", NEW).await;
+    assert_eq!(wrong.status(), 403);
+    let invalid = change_email(&app, session, "correct horse battery", "no-at-sign").await;
+    assert_eq!(invalid.status(), 422);
+    let same = change_email(&app, session, "correct horse battery", "OWNER@example.com").await;
+    assert_eq!(same.status(), 422);
+    let taken = app.sign_up("taken@example.com", "Taken").await;
+    let _ = taken;
+    let conflict = change_email(&app, session, "correct horse battery", "taken@example.com").await;
+    assert_eq!(conflict.status(), 409);
+
+    let asked = change_email(&app, session, "correct horse battery", NEW).await;
+    assert_eq!(asked.status(), 202);
+    let link_email = emails_titled(&app, "Confirm your new email address for Acme", 1).await;
+    assert_eq!(
+        link_email[0].to,
+        [NEW],
+        "the link goes to the new address only"
+    );
+    // Nothing changes until the link is followed.
+    assert_eq!(app.me(session).await["email"], ADDRESS);
+    assert_eq!(login(&app, "correct horse battery").await, 200);
+
+    let link = link_token(&link_email[0], "http://app.test/verify-email#token=");
+    let moved = verify(&app, &link).await;
+    assert_eq!(moved.status(), 200);
+    let moved: Value = moved.json().await.expect("JSON");
+    assert_eq!(moved["user"]["email"], NEW);
+    assert_eq!(moved["user"]["email_verified"], true);
+    let notice = emails_titled(&app, "Your Acme email address was changed", 1).await;
+    assert_eq!(notice[0].to, [ADDRESS], "the old address is told");
+
+    assert_eq!(
+        login(&app, "correct horse battery").await,
+        401,
+        "the old address is free"
+    );
+    let by_new = app
+        .post_json(
+            "/api/login",
+            &json!({ "email": NEW, "password": "correct horse battery" }),
+        )
+        .await;
+    assert_eq!(by_new.status(), 200);
+    assert_eq!(verify(&app, &link).await.status(), 400, "once");
+}

@@ -79,7 +79,7 @@ async fn a_forgotten_password_is_reset_from_the_emailed_link_and_a_spent_link_sa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_owner_changes_the_password_then_deletes_the_account_and_is_told_when_it_is_gone() {
+async fn the_owner_changes_the_password_and_the_address_then_deletes_the_account() {
     let app = TestApp::spawn_for_browser(|_| {}).await;
     app.sign_up("ruth@example.com", "Ruth").await;
     let browser = Browser::start(Screen::Desktop).await;
@@ -116,6 +116,39 @@ async fn the_owner_changes_the_password_then_deletes_the_account_and_is_told_whe
                 .wait_for_text("#change-done", "Your password is changed")
                 .await;
             screenshot(browser, "change-done-desktop").await;
+
+            browser.fill("#email-email", "ruth.new@example.com").await;
+            browser
+                .fill("#email-password", "a brand new password")
+                .await;
+            browser.click("#email-form button[type=submit]").await;
+            browser
+                .wait_for_text("#email-done", "We sent a link to ruth.new@example.com.")
+                .await;
+            screenshot(browser, "email-sent-desktop").await;
+            let link = testkit::wait::until(
+                "the link to the new address",
+                Duration::from_secs(20),
+                || async {
+                    app.smtp.received().iter().find_map(|email| {
+                        if email.to != ["ruth.new@example.com"] {
+                            return None;
+                        }
+                        let text = email.parsed().body_text(0)?.into_owned();
+                        text.split_whitespace()
+                            .find(|word| word.contains("/verify-email#token="))
+                            .map(str::to_owned)
+                    })
+                },
+            )
+            .await;
+            browser.open(&link).await;
+            browser
+                .wait_for_text("#notice", "Your email address is confirmed.")
+                .await;
+            browser
+                .wait_for_text("#profile-email", "ruth.new@example.com")
+                .await;
 
             browser
                 .fill("#delete-password", "a brand new password")

@@ -20,6 +20,30 @@ pub struct AccountEmail {
     pub user_id: Uuid,
     /// Which email.
     pub kind: AccountEmailKind,
+    /// Where it goes when that is not the account's address now: the new
+    /// address of an email change, or the old one its notice goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl AccountEmail {
+    /// An email to the account's own address.
+    pub fn new(user_id: Uuid, kind: AccountEmailKind) -> Self {
+        Self {
+            user_id,
+            kind,
+            address: None,
+        }
+    }
+
+    /// An email to `address`, which is not (or no longer) the account's.
+    pub fn to(user_id: Uuid, kind: AccountEmailKind, address: &str) -> Self {
+        Self {
+            user_id,
+            kind,
+            address: Some(address.to_owned()),
+        }
+    }
 }
 
 /// The account emails.
@@ -33,6 +57,12 @@ pub enum AccountEmailKind {
     PasswordReset,
     /// "Your password was changed; if it was not you…"
     PasswordChanged,
+    /// A single-use link to the new address of an email change: the change
+    /// takes effect when it is followed.
+    ConfirmNewEmail,
+    /// To the old address, once the change took effect: "if it was not
+    /// you…"
+    EmailChanged,
 }
 
 /// Remove an account whose owner asked for it, everywhere.

@@ -1,6 +1,6 @@
 //! `account-email`: the emails an account's owner is waiting for or must
-//! see: the link that proves the address, a password reset link, a notice
-//! that the password changed.
+//! see: the link that proves the address (or a new one), a password reset
+//! link, a notice that the password or the address changed.
 //!
 //! They carry nothing the account's signer typed (no name): the address
 //! may not be the signer's, and an email from us must not say what a
@@ -24,19 +24,27 @@ impl Perform for AccountEmail {
     const SERVICE: &'static str = "Email delivery";
 
     async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
-        let Some((email, verified)) = users::address(&ctx.pool, self.user_id).await? else {
+        let Some((own, verified)) = users::address(&ctx.pool, self.user_id).await? else {
             return Err(JobError::user_gone(self.user_id));
         };
+        // The account's address, unless the payload names another (an email
+        // change's new address, or the old one its notice goes to).
+        let email = self.address.unwrap_or(own);
         let rendered = match self.kind {
             AccountEmailKind::VerifyEmail if verified => {
                 return Ok(json!({ "skipped": "the address is verified already" }));
             }
-            AccountEmailKind::VerifyEmail => {
+            AccountEmailKind::VerifyEmail | AccountEmailKind::ConfirmNewEmail => {
                 let (token, hash) = mint()?;
                 let ttl = ctx.email_verification_ttl;
                 verifications::issue(&ctx.pool, self.user_id, &email, &hash, ttl).await?;
+                let template = if self.kind == AccountEmailKind::VerifyEmail {
+                    "verify-email"
+                } else {
+                    "confirm-new-email"
+                };
                 ctx.templates.render(
-                    "verify-email",
+                    template,
                     json!({
                         "verify_url": format!("{}/verify-email#token={token}", ctx.public_url),
                         "valid_hours": ttl.as_secs().div_ceil(3600),
@@ -56,6 +64,10 @@ impl Perform for AccountEmail {
                     }),
                 )
             }
+            AccountEmailKind::EmailChanged => ctx.templates.render(
+                "email-changed",
+                json!({ "changed_at": Utc::now().format("%Y-%m-%d %H:%M").to_string() }),
+            ),
             AccountEmailKind::PasswordChanged => ctx.templates.render(
                 "password-changed",
                 json!({
