@@ -20,16 +20,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::jobs::{AccountEmail, AccountEmailKind, Job as _};
+use shared::jobs::{
+    AccountDeletion, AccountEmail, AccountEmailKind, Job as _, OnboardingPdf, SlackNotify,
+    StripeCustomer, WelcomeEmail,
+};
 use shared::{devices, records, resets, tokens, users};
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::endpoints::{Endpoints, Limits};
 use super::session::confirm_password;
 use super::session::trust_device;
 use super::users::UserBody;
 use crate::auth::{AuthUser, hash_token, issue_token};
-use crate::domain::{EmailAddress, FieldErrors, Password};
+use crate::domain::{EmailAddress, FieldErrors, Password, UserName};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::outbox;
@@ -168,27 +172,44 @@ async fn reset(
         .value;
 
     let mut tx = state.pool.begin().await?;
-    let user_id = resets::consume(&mut tx, &link)
+    let linked = resets::consume(&mut tx, &link)
         .await?
         .ok_or(ApiError::InvalidResetLink)?;
+    let (email, verified) = users::address(&mut *tx, linked)
+        .await?
+        .ok_or(ApiError::InvalidResetLink)?;
+    let mut records = Vec::new();
+    let user_id = if verified {
+        if !users::set_password(&mut *tx, linked, &password_hash).await? {
+            return Err(ApiError::InvalidResetLink);
+        }
+        tokens::revoke_all_of_user(&mut *tx, linked).await?;
+        devices::revoke_all_of_user(&mut *tx, linked).await?;
+        let notice = AccountEmail::new(linked, AccountEmailKind::PasswordChanged);
+        records.push(outbox::record(&mut tx, &state.queues, &request, &notice).await?);
+        linked
+    } else {
+        // Nobody had proven the address; whoever reads it just did. The
+        // account that held it goes, with what its signer typed.
+        owner_takes_over(
+            &state,
+            &request,
+            &mut tx,
+            linked,
+            &email,
+            &password_hash,
+            &mut records,
+        )
+        .await?
+    };
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    if !users::set_password(&mut *tx, user_id, &password_hash).await? {
-        return Err(ApiError::InvalidResetLink);
-    }
-    // The link reached the address: it is proven, and whoever signed up
-    // with it without proving it loses every way in.
-    users::mark_verified(&mut *tx, user_id, None).await?;
-    tokens::revoke_all_of_user(&mut *tx, user_id).await?;
-    devices::revoke_all_of_user(&mut *tx, user_id).await?;
-    let notice = AccountEmail::new(user_id, AccountEmailKind::PasswordChanged);
-    let record = outbox::record(&mut tx, &state.queues, &request, &notice).await?;
     let token = issue_token(&mut *tx, user_id).await?;
     let device_token = trust_device(&mut *tx, user_id).await?;
     tx.commit().await?;
     // Other sessions were revoked in the database; this instance's cache
     // forgets them now, other instances within the cache's lifetime.
-    state.tokens.remove_user(user_id);
-    outbox::dispatch(&state.pool, &state.queues, &[record]).await;
+    state.tokens.remove_user(linked);
+    outbox::dispatch(&state.pool, &state.queues, &records).await;
     tracing::info!("password reset");
 
     let user = UserBody::find(&state.pool, user_id)
@@ -199,6 +220,51 @@ async fn reset(
         token,
         device_token,
     }))
+}
+
+/// A reset link followed for an address its account never proved: that
+/// account is cleaned up (its sessions and devices end now) and the
+/// address's owner gets a new, confirmed one with the new password, named
+/// after the address (nothing a stranger typed), and its onboarding jobs.
+async fn owner_takes_over(
+    state: &AppState,
+    request: &RequestId,
+    tx: &mut sqlx::PgConnection,
+    squatter: Uuid,
+    email: &str,
+    password_hash: &str,
+    records: &mut Vec<outbox::JobRecord>,
+) -> Result<Uuid, ApiError> {
+    users::reclaim_unverified(&mut *tx, email)
+        .await?
+        .ok_or(ApiError::InvalidResetLink)?;
+    tokens::revoke_all_of_user(&mut *tx, squatter).await?;
+    devices::revoke_all_of_user(&mut *tx, squatter).await?;
+    let cleanup = AccountDeletion { user_id: squatter };
+    records.push(outbox::record(&mut *tx, &state.queues, request, &cleanup).await?);
+    let user_id = Uuid::now_v7();
+    let local = email.split('@').next().unwrap_or_default();
+    let name: String = local.chars().take(UserName::MAX_CHARS).collect();
+    let account = users::NewAccount {
+        id: user_id,
+        email,
+        name: if name.is_empty() { "Acme user" } else { &name },
+        password_hash,
+    };
+    users::create(&mut *tx, account)
+        .await
+        .map_err(|error| match error {
+            users::CreateError::EmailTaken => ApiError::InvalidResetLink,
+            users::CreateError::Database(error) => ApiError::database(error),
+        })?;
+    users::mark_verified(&mut *tx, user_id, Some(email)).await?;
+    let queues = &state.queues;
+    records.push(outbox::record(&mut *tx, queues, request, &WelcomeEmail { user_id }).await?);
+    records.push(outbox::record(&mut *tx, queues, request, &StripeCustomer { user_id }).await?);
+    records.push(outbox::record(&mut *tx, queues, request, &SlackNotify { user_id }).await?);
+    records.push(outbox::record(&mut *tx, queues, request, &OnboardingPdf { user_id }).await?);
+    tracing::info!(%squatter, "an unconfirmed account's address was taken over by a reset");
+    Ok(user_id)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

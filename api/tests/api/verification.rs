@@ -173,7 +173,7 @@ async fn the_owners_signup_takes_an_address_back_from_an_unconfirmed_squatter() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_password_reset_takes_an_address_back_from_an_unconfirmed_squatter() {
+async fn a_password_reset_takes_an_address_back_from_an_unconfirmed_squatter_whose_account_goes() {
     let app = TestApp::spawn_with_worker().await;
     let squatter = app.sign_up_unverified(ADDRESS, "Squatter").await;
     app.post_json("/api/password/forgot", &json!({ "email": ADDRESS }))
@@ -190,6 +190,18 @@ async fn a_password_reset_takes_an_address_back_from_an_unconfirmed_squatter() {
     let reset: Value = reset.json().await.expect("JSON");
 
     assert_eq!(reset["user"]["email_verified"], true, "the link proved it");
+    assert_ne!(reset["user"]["id"], squatter["user"]["id"], "a new account");
+    assert_eq!(reset["user"]["name"], "owner", "nothing the squatter typed");
+    testkit::wait::until("the squatter's account to go", DEADLINE, || async {
+        let names: Vec<String> =
+            sqlx::query_scalar("select name from users where lower(email) = lower($1)")
+                .bind(ADDRESS)
+                .fetch_all(&app.pool)
+                .await
+                .ok()?;
+        (names == ["owner"]).then_some(())
+    })
+    .await;
     assert_eq!(
         app.get("/api/me", Some(token(&squatter))).await.status(),
         401
