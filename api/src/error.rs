@@ -86,6 +86,15 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<shared::users::CreateError> for ApiError {
+    fn from(error: shared::users::CreateError) -> Self {
+        match error {
+            shared::users::CreateError::EmailTaken => Self::EmailTaken,
+            shared::users::CreateError::Database(error) => Self::database(error),
+        }
+    }
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {

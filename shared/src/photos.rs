@@ -364,17 +364,3 @@ pub async fn ids_of_user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<U
         .fetch_all(db)
         .await
 }
-
-/// Deletes every photo row of `user_id` (account deletion) and returns the
-/// ids whose files the caller must delete.
-pub async fn remove_all_of_user(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "delete from photos where user_id = $1 returning photo_id",
-        user_id
-    )
-    .fetch_all(db)
-    .await
-}

@@ -1,5 +1,7 @@
-//! Users: the `users` row. This module is the only writer of that table;
-//! every other module reads it or calls one of these transitions.
+//! Users: the `users` row. This file is the only writer of that table;
+//! every other module reads it (through the queries of `users/read.rs` or
+//! its own) or
+//! calls one of these transitions.
 //!
 //! ```text
 //! create (unverified; or reclaim_unverified: a squatter's goes to deleting) → mark_verified
@@ -19,11 +21,12 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::config::LoginFailureLimit;
 use crate::db::OnConstraint;
 
-mod login;
+mod read;
 
-pub use login::{LoginAttempt, begin_login_attempt, clear_login_failures};
+pub use read::{Leftovers, address, id_by_email, is_taken, leftovers, lock};
 
 /// A user as created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,18 +86,100 @@ pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User
     .on_constraint("users_email_key", || CreateError::EmailTaken)
 }
 
-/// The account with this address, in any letter case, unless it is being
-/// deleted.
-pub async fn id_by_email(
-    db: impl PgExecutor<'_>,
+/// A login attempt on the account behind an address.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginAttempt {
+    /// No account has this address.
+    NoAccount,
+    /// The attempt is counted as a failure until the password proves
+    /// otherwise: verify it against this hash.
+    Counted {
+        /// The account.
+        user_id: Uuid,
+        /// Its Argon2id PHC string.
+        password_hash: String,
+        /// Attempts counted in the window, this one included.
+        failures: i32,
+    },
+    /// The account has used up its failures for the window.
+    Locked {
+        /// The account.
+        user_id: Uuid,
+        /// Seconds until the window ends.
+        for_secs: f64,
+    },
+}
+
+/// Counts an attempt to log in to `email` (any letter case) before the
+/// password is checked, so however many guesses arrive at once, at most
+/// `limit.max` per window get as far as the hash: the row lock orders
+/// concurrent attempts and each sees the count the previous one left. A
+/// successful login clears the count ([`clear_login_failures`]). The window
+/// starts at the first failure and restarts once it has ended.
+pub async fn begin_login_attempt(
+    db: &sqlx::PgPool,
     email: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "select user_id from users where lower(email) = lower($1) and deleting_since is null",
-        email
+    limit: LoginFailureLimit,
+) -> Result<LoginAttempt, sqlx::Error> {
+    let max = i32::try_from(limit.max).unwrap_or(i32::MAX);
+    let window = limit.window.as_secs_f64();
+    let counted = sqlx::query!(
+        "update users set
+             login_failures = case when login_failures_since > now() - make_interval(secs => $3)
+                                   then login_failures + 1 else 1 end,
+             login_failures_since = case when login_failures_since > now() - make_interval(secs => $3)
+                                         then login_failures_since else now() end
+         where lower(email) = lower($1) and deleting_since is null
+           and not ($2 > 0 and login_failures >= $2
+                    and login_failures_since > now() - make_interval(secs => $3))
+         returning user_id, password_hash, login_failures",
+        email,
+        max,
+        window,
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    if let Some(row) = counted {
+        return Ok(LoginAttempt::Counted {
+            user_id: row.user_id,
+            password_hash: row.password_hash,
+            failures: row.login_failures,
+        });
+    }
+    // Not counted: no such account, or locked. (A window that ended in
+    // between reads as locked for no time: the client retries at once.)
+    let locked = sqlx::query!(
+        r#"select user_id,
+                  greatest(extract(epoch from login_failures_since
+                                              + make_interval(secs => $2) - now())::float8,
+                           0) as "for_secs!"
+           from users where lower(email) = lower($1) and deleting_since is null"#,
+        email,
+        window,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(
+        locked.map_or(LoginAttempt::NoAccount, |row| LoginAttempt::Locked {
+            user_id: row.user_id,
+            for_secs: row.for_secs,
+        }),
+    )
+}
+
+/// A successful login ends any lockout window.
+pub async fn clear_login_failures(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update users set login_failures = 0, login_failures_since = null
+         where user_id = $1 and (login_failures > 0 or login_failures_since is not null)",
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Replaces the password (a reset or a change) and ends any lockout:
@@ -187,31 +272,18 @@ pub async fn switch_avatar(
     Ok(updated.rows_affected() == 1)
 }
 
-/// Holds the user's row until the caller's transaction ends, so checks of
-/// one account's limits run one at a time. `false`: the user is gone or
-/// being deleted, and takes nothing new.
-pub async fn lock(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    let found = sqlx::query_scalar!(
-        "select user_id from users where user_id = $1 and deleting_since is null for update",
-        user_id
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(found.is_some())
-}
-
-/// The link sent to `email` was followed (`None`: a reset link, sent to
-/// the account's address): the account whose address it is has proven it. Returns whether this call verified it (`false`: verified
+/// The link sent to `email` was followed: the account whose address it is
+/// has proven it. Returns whether this call verified it (`false`: verified
 /// already, the address changed since, or the account is gone or being
 /// deleted).
 pub async fn mark_verified(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
-    email: Option<&str>,
+    email: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "update users set email_verified_at = now(), updated_at = now()
-         where user_id = $1 and ($2::text is null or lower(email) = lower($2))
+         where user_id = $1 and lower(email) = lower($2)
            and email_verified_at is null and deleting_since is null",
         user_id,
         email,
@@ -271,35 +343,6 @@ pub async fn reclaim_unverified(
     .await
 }
 
-/// An account's address and whether it is proven; `None` when the account
-/// is gone or being deleted.
-pub async fn address(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-) -> Result<Option<(String, bool)>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"select email, email_verified_at is not null as "verified!" from users
-           where user_id = $1 and deleting_since is null"#,
-        user_id
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|row| (row.email, row.verified)))
-}
-
-/// The address of the account, unless it is gone or being deleted.
-pub async fn email_of(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "select email from users where user_id = $1 and deleting_since is null",
-        user_id
-    )
-    .fetch_optional(db)
-    .await
-}
-
 /// The owner asked to delete the account (their password checked): from
 /// now on it logs nobody in, takes no upload, and jobs treat it as gone.
 /// Returns whether this call marked it (`false`: already being deleted, or
@@ -313,32 +356,6 @@ pub async fn begin_deletion(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<bo
     .execute(db)
     .await?;
     Ok(marked.rows_affected() == 1)
-}
-
-/// What the clean-up of an account being deleted must remove outside
-/// Postgres.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leftovers {
-    /// The Stripe customer to delete, until [`forget_stripe_customer`].
-    pub stripe_customer_id: Option<String>,
-    /// The stored onboarding guide.
-    pub onboarding_pdf_key: Option<String>,
-}
-
-/// The leftovers of an account being deleted; `None` when the account is
-/// gone or not being deleted (the clean-up then has nothing to do).
-pub async fn leftovers(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-) -> Result<Option<Leftovers>, sqlx::Error> {
-    sqlx::query_as!(
-        Leftovers,
-        "select stripe_customer_id, onboarding_pdf_key from users
-         where user_id = $1 and deleting_since is not null",
-        user_id,
-    )
-    .fetch_optional(db)
-    .await
 }
 
 /// The Stripe customer of an account being deleted no longer exists at

@@ -26,6 +26,23 @@ impl ReceivedEmail {
             .parse(self.data.as_bytes())
             .expect("the sink only records complete messages")
     }
+
+    /// The token of the link in the text part that starts with
+    /// `link_start` (e.g. `"http://app.test/reset-password#token="`).
+    pub fn link_token(&self, link_start: &str) -> String {
+        let text = self
+            .parsed()
+            .body_text(0)
+            .expect("a text part")
+            .into_owned();
+        let (_, rest) = text
+            .split_once(link_start)
+            .unwrap_or_else(|| panic!("a link starting {link_start}: {text}"));
+        rest.split_whitespace()
+            .next()
+            .expect("the token")
+            .to_owned()
+    }
 }
 
 #[derive(Default)]
@@ -106,6 +123,31 @@ impl SmtpSink {
                     .is_some_and(|subject| subject.starts_with(prefix))
             })
             .collect()
+    }
+
+    /// Waits until at least `count` messages whose subject starts with
+    /// `prefix` have arrived, and returns those.
+    pub async fn wait_for_titled(
+        &self,
+        prefix: &str,
+        count: usize,
+        deadline: Duration,
+    ) -> Vec<ReceivedEmail> {
+        let wait = async {
+            loop {
+                let changed = self.inbox.changed.notified();
+                let titled = self.received_titled(prefix);
+                if titled.len() >= count {
+                    return titled;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("expected {count} emails titled {prefix:?} within {deadline:?}")
+            })
     }
 
     /// Waits until at least `count` messages arrived, or panics after `deadline`.

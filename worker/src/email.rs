@@ -55,6 +55,12 @@ impl Templates {
     /// worker before it takes a job rather than failing each job later.
     pub fn load() -> anyhow::Result<Self> {
         let mut env = Environment::new();
+        // The page every HTML email extends.
+        env.add_template(
+            "layout.html",
+            include_str!("../../templates/email/layout.html"),
+        )
+        .context("template layout.html does not parse")?;
         for (name, source) in templates![
             "welcome",
             "verify-email",

@@ -17,15 +17,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::jobs::{
-    AccountDeletion, AccountEmail, AccountEmailKind, Job as _, StripeCustomer, WelcomeEmail,
-};
-use shared::{devices, records, tokens, users, verifications};
+use shared::jobs::{AccountEmail, AccountEmailKind, Job as _, StripeCustomer, WelcomeEmail};
+use shared::{records, users, verifications};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
 use super::jobs::JobRef;
 use super::session::confirm_password;
+use super::signup::Evicted;
 use super::users::UserBody;
 use crate::auth::{AuthUser, hash_token};
 use crate::domain::{EmailAddress, FieldErrors};
@@ -89,29 +88,18 @@ async fn verify(
         .await?
         .ok_or(ApiError::InvalidVerificationLink)?;
     let mut records = Vec::new();
-    let mut squatter = None;
-    if current.to_lowercase() == proof.email.to_lowercase() {
-        if !users::mark_verified(&mut *tx, user_id, Some(&proof.email)).await? {
+    let mut evicted = None;
+    if same_address(&current, &proof.email) {
+        if !users::mark_verified(&mut *tx, user_id, &proof.email).await? {
             // Verified since the email was sent.
             return Err(ApiError::InvalidVerificationLink);
         }
     } else {
         // An email change. Whoever signed up with the new address without
-        // proving it loses it, as to a signup (its clean-up job is not
-        // this account's, so it is not in the answer).
-        if let Some(unproven) = users::reclaim_unverified(&mut tx, &proof.email).await? {
-            tokens::revoke_all_of_user(&mut *tx, unproven).await?;
-            devices::revoke_all_of_user(&mut *tx, unproven).await?;
-            let cleanup = AccountDeletion { user_id: unproven };
-            let record = outbox::record(&mut tx, &state.queues, &request, &cleanup).await?;
-            squatter = Some((unproven, record));
-        }
+        // proving it loses it, as to a signup.
+        evicted = Evicted::from_address(&mut tx, &state, &request, &proof.email).await?;
         users::change_email(&mut tx, user_id, &proof.email)
-            .await
-            .map_err(|error| match error {
-                users::CreateError::EmailTaken => ApiError::EmailTaken,
-                users::CreateError::Database(error) => ApiError::database(error),
-            })?
+            .await?
             .ok_or(ApiError::InvalidVerificationLink)?;
         if was_verified {
             let notice = AccountEmail::to(user_id, AccountEmailKind::EmailChanged, &current);
@@ -126,18 +114,20 @@ async fn verify(
         records.push(outbox::record(&mut tx, &state.queues, &request, &customer).await?);
     }
     tx.commit().await?;
-    if let Some((squatter, cleanup)) = squatter {
-        state.tokens.remove_user(squatter);
-        outbox::dispatch(&state.pool, &state.queues, &[cleanup]).await;
+    let own = records.len();
+    if let Some(evicted) = evicted {
+        records.push(evicted.committed(&state));
     }
     let dispatched = outbox::dispatch(&state.pool, &state.queues, &records).await;
     tracing::info!("email address confirmed");
     let user = UserBody::find(&state.pool, user_id)
         .await?
         .ok_or(ApiError::InvalidVerificationLink)?;
+    // The squatter's clean-up is not this account's job.
     let jobs = records
         .iter()
         .zip(dispatched)
+        .take(own)
         .map(|(record, dispatch)| JobRef::new(&state, record, dispatch))
         .collect();
     Ok(Json(VerifyAnswer { user, jobs }))
@@ -217,18 +207,11 @@ async fn change(
 ) -> Result<(StatusCode, Json<ResendAnswer>), ApiError> {
     let invalid = |problem: String| ApiError::Validation(FieldErrors::from([("email", problem)]));
     let email = EmailAddress::parse(&form.email).map_err(invalid)?;
-    confirm_password(&state, auth.user_id, form.password).await?;
-    let (current, _) = users::address(&state.pool, auth.user_id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    if current.to_lowercase() == email.as_str().to_lowercase() {
+    let current = confirm_password(&state, auth.user_id, form.password).await?;
+    if same_address(&current, email.as_str()) {
         return Err(invalid("is already the account's address".into()));
     }
-    if let Some(holder) = users::id_by_email(&state.pool, email.as_str()).await?
-        && users::address(&state.pool, holder)
-            .await?
-            .is_some_and(|(_, verified)| verified)
-    {
+    if users::is_taken(&state.pool, email.as_str()).await? {
         return Err(ApiError::EmailTaken);
     }
     let sent = records::count_recent(
@@ -269,4 +252,10 @@ async fn send(
             job: JobRef::new(state, &record, dispatched),
         }),
     ))
+}
+
+/// Addresses are one account's in any letter case (the unique index is on
+/// `lower(email)`).
+fn same_address(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
 }

@@ -21,8 +21,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::jobs::{
-    AccountDeletion, AccountEmail, AccountEmailKind, Job as _, OnboardingPdf, SlackNotify,
-    StripeCustomer, WelcomeEmail,
+    AccountEmail, AccountEmailKind, Job as _, OnboardingPdf, SlackNotify, StripeCustomer,
+    WelcomeEmail,
 };
 use shared::{devices, records, resets, tokens, users};
 use utoipa_axum::routes;
@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::endpoints::{Endpoints, Limits};
 use super::session::confirm_password;
 use super::session::trust_device;
+use super::signup::Evicted;
 use super::users::UserBody;
 use crate::auth::{AuthUser, hash_token, issue_token};
 use crate::domain::{EmailAddress, FieldErrors, Password, UserName};
@@ -179,6 +180,7 @@ async fn reset(
         .await?
         .ok_or(ApiError::InvalidResetLink)?;
     let mut records = Vec::new();
+    let mut evicted = None;
     let user_id = if verified {
         if !users::set_password(&mut *tx, linked, &password_hash).await? {
             return Err(ApiError::InvalidResetLink);
@@ -191,11 +193,15 @@ async fn reset(
     } else {
         // Nobody had proven the address; whoever reads it just did. The
         // account that held it goes, with what its signer typed.
-        owner_takes_over(
+        evicted = Some(
+            Evicted::from_address(&mut tx, &state, &request, &email)
+                .await?
+                .ok_or(ApiError::InvalidResetLink)?,
+        );
+        owners_account(
             &state,
             &request,
             &mut tx,
-            linked,
             &email,
             &password_hash,
             &mut records,
@@ -209,6 +215,7 @@ async fn reset(
     // Other sessions were revoked in the database; this instance's cache
     // forgets them now, other instances within the cache's lifetime.
     state.tokens.remove_user(linked);
+    records.extend(evicted.map(|evicted| evicted.committed(&state)));
     outbox::dispatch(&state.pool, &state.queues, &records).await;
     tracing::info!("password reset");
 
@@ -222,26 +229,18 @@ async fn reset(
     }))
 }
 
-/// A reset link followed for an address its account never proved: that
-/// account is cleaned up (its sessions and devices end now) and the
-/// address's owner gets a new, confirmed one with the new password, named
-/// after the address (nothing a stranger typed), and its onboarding jobs.
-async fn owner_takes_over(
+/// A reset link followed for an address its account never proved (that
+/// account evicted): the address's owner gets a new, confirmed account with
+/// the new password, named after the address (nothing a stranger typed),
+/// and its onboarding jobs.
+async fn owners_account(
     state: &AppState,
     request: &RequestId,
     tx: &mut sqlx::PgConnection,
-    squatter: Uuid,
     email: &str,
     password_hash: &str,
     records: &mut Vec<outbox::JobRecord>,
 ) -> Result<Uuid, ApiError> {
-    users::reclaim_unverified(&mut *tx, email)
-        .await?
-        .ok_or(ApiError::InvalidResetLink)?;
-    tokens::revoke_all_of_user(&mut *tx, squatter).await?;
-    devices::revoke_all_of_user(&mut *tx, squatter).await?;
-    let cleanup = AccountDeletion { user_id: squatter };
-    records.push(outbox::record(&mut *tx, &state.queues, request, &cleanup).await?);
     let user_id = Uuid::now_v7();
     let local = email.split('@').next().unwrap_or_default();
     let name: String = local.chars().take(UserName::MAX_CHARS).collect();
@@ -257,13 +256,12 @@ async fn owner_takes_over(
             users::CreateError::EmailTaken => ApiError::InvalidResetLink,
             users::CreateError::Database(error) => ApiError::database(error),
         })?;
-    users::mark_verified(&mut *tx, user_id, Some(email)).await?;
+    users::mark_verified(&mut *tx, user_id, email).await?;
     let queues = &state.queues;
     records.push(outbox::record(&mut *tx, queues, request, &WelcomeEmail { user_id }).await?);
     records.push(outbox::record(&mut *tx, queues, request, &StripeCustomer { user_id }).await?);
     records.push(outbox::record(&mut *tx, queues, request, &SlackNotify { user_id }).await?);
     records.push(outbox::record(&mut *tx, queues, request, &OnboardingPdf { user_id }).await?);
-    tracing::info!(%squatter, "an unconfirmed account's address was taken over by a reset");
     Ok(user_id)
 }
 

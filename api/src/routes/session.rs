@@ -217,16 +217,17 @@ async fn begin_attempt(
 }
 
 /// Checks a signed-in user's password again before a change to the
-/// account (a new password, deletion). Counted like a login on the
-/// account, before the hash runs: a stolen session cannot guess the
-/// password any faster than a stranger at the login form.
+/// account (a new password or address, deletion). Counted like a login on
+/// the account, before the hash runs: a stolen session cannot guess the
+/// password any faster than a stranger at the login form. Returns the
+/// account's address, read on the way.
 pub(super) async fn confirm_password(
     state: &AppState,
     user_id: Uuid,
     password: String,
-) -> Result<(), ApiError> {
+) -> Result<String, ApiError> {
     // Gone or being deleted: the session is nobody's any more.
-    let email = users::email_of(&state.pool, user_id)
+    let (email, _) = users::address(&state.pool, user_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let stored_hash =
@@ -241,7 +242,7 @@ pub(super) async fn confirm_password(
         return Err(ApiError::WrongPassword);
     }
     users::clear_login_failures(&state.pool, user_id).await?;
-    Ok(())
+    Ok(email)
 }
 
 /// Trusts this device for `user_id` from now on: the token for the client.

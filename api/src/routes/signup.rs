@@ -82,30 +82,18 @@ async fn signup(
     let user_id = Uuid::now_v7();
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     let mut tx = state.pool.begin().await?;
-    let squatter = users::reclaim_unverified(&mut tx, new_user.email.as_str()).await?;
-    let mut cleanup = None;
-    if let Some(squatter) = squatter {
-        tokens::revoke_all_of_user(&mut *tx, squatter).await?;
-        devices::revoke_all_of_user(&mut *tx, squatter).await?;
-        let job = AccountDeletion { user_id: squatter };
-        cleanup = Some(outbox::record(&mut tx, &state.queues, &request, &job).await?);
-    }
+    let evicted = Evicted::from_address(&mut tx, &state, &request, new_user.email.as_str()).await?;
     let account = users::NewAccount {
         id: user_id,
         email: new_user.email.as_str(),
         name: new_user.name.as_str(),
         password_hash: &password_hash,
     };
-    let user = users::create(&mut tx, account)
-        .await
-        .map_err(|error| match error {
-            users::CreateError::EmailTaken => ApiError::EmailTaken,
-            users::CreateError::Database(error) => ApiError::database(error),
-        })?;
+    let user = users::create(&mut tx, account).await?;
     let token = issue_token(&mut *tx, user_id).await?;
     let device_token = super::session::trust_device(&mut *tx, user_id).await?;
     let verify = AccountEmail::new(user_id, AccountEmailKind::VerifyEmail);
-    let records = [
+    let mut records = vec![
         outbox::record(&mut tx, &state.queues, &request, &verify).await?,
         outbox::record(&mut tx, &state.queues, &request, &SlackNotify { user_id }).await?,
         outbox::record(&mut tx, &state.queues, &request, &OnboardingPdf { user_id }).await?,
@@ -113,22 +101,23 @@ async fn signup(
     tx.commit().await?;
     let committed = Instant::now();
 
-    if let (Some(squatter), Some(cleanup)) = (squatter, cleanup) {
-        tracing::info!(%squatter, "an unconfirmed account's address was taken over by a new signup");
-        state.tokens.remove_user(squatter);
-        outbox::dispatch(&state.pool, &state.queues, &[cleanup]).await;
+    let own = records.len();
+    if let Some(evicted) = evicted {
+        records.push(evicted.committed(&state));
     }
     let dispatched = outbox::dispatch(&state.pool, &state.queues, &records).await;
     let answered = Instant::now();
+    // The squatter's clean-up is not this account's job.
     let jobs = records
         .iter()
         .zip(dispatched)
+        .take(own)
         .map(|(record, dispatch)| JobRef::new(&state, record, dispatch))
         .collect();
 
     // The business event, at info: with the request's id it joins this
     // signup's lines in the worker's log.
-    tracing::info!(jobs = records.len(), "account created");
+    tracing::info!(jobs = own, "account created");
     let body = SignupResponse {
         user: user.into(),
         token,
@@ -152,6 +141,43 @@ async fn signup(
             .insert(HeaderName::from_static("server-timing"), value);
     }
     Ok(response)
+}
+
+/// An account that held an address without proving it, taken over: marked
+/// for deletion, its sessions and devices ended, and its clean-up job
+/// recorded, all in the caller's transaction. A signup, a reset or an
+/// email change to the address does this, so a stranger cannot keep an
+/// address from its owner.
+pub(super) struct Evicted {
+    user_id: Uuid,
+    cleanup: outbox::JobRecord,
+}
+
+impl Evicted {
+    /// Takes `email` from the account that holds it unproven, if any.
+    pub(super) async fn from_address(
+        tx: &mut sqlx::PgConnection,
+        state: &AppState,
+        request: &RequestId,
+        email: &str,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(user_id) = users::reclaim_unverified(&mut *tx, email).await? else {
+            return Ok(None);
+        };
+        tokens::revoke_all_of_user(&mut *tx, user_id).await?;
+        devices::revoke_all_of_user(&mut *tx, user_id).await?;
+        let job = AccountDeletion { user_id };
+        let cleanup = outbox::record(&mut *tx, &state.queues, request, &job).await?;
+        Ok(Some(Self { user_id, cleanup }))
+    }
+
+    /// Once the transaction committed: this instance forgets the evicted
+    /// sessions now; the clean-up is the caller's to dispatch.
+    pub(super) fn committed(self, state: &AppState) -> outbox::JobRecord {
+        tracing::info!(squatter = %self.user_id, "an unproven account's address was taken over");
+        state.tokens.remove_user(self.user_id);
+        self.cleanup
+    }
 }
 
 fn ms(duration: std::time::Duration) -> f64 {

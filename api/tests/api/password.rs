@@ -2,41 +2,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testkit::TestApp;
-use testkit::smtp::ReceivedEmail;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const OWNER: &str = "owner@example.com";
 const NEW_PASSWORD: &str = "a brand new password";
-
-/// The emails with `subject`, once at least `count` of them arrived.
-async fn emails_titled(app: &TestApp, subject: &str, count: usize) -> Vec<ReceivedEmail> {
-    testkit::wait::until("the emails to arrive", DEADLINE, || async {
-        let titled: Vec<ReceivedEmail> = app
-            .smtp
-            .received()
-            .into_iter()
-            .filter(|email| email.parsed().subject() == Some(subject))
-            .collect();
-        (titled.len() >= count).then_some(titled)
-    })
-    .await
-}
-
-/// The token of the reset link in `email`'s text part.
-fn link_token(email: &ReceivedEmail) -> String {
-    let text = email
-        .parsed()
-        .body_text(0)
-        .expect("a text part")
-        .into_owned();
-    let (_, rest) = text
-        .split_once("http://app.test/reset-password#token=")
-        .unwrap_or_else(|| panic!("a reset link built from PUBLIC_URL: {text}"));
-    rest.split_whitespace()
-        .next()
-        .expect("the token")
-        .to_owned()
-}
+const RESET_LINK: &str = "http://app.test/reset-password#token=";
 
 async fn forgot(app: &TestApp, email: &str) -> reqwest::Response {
     app.post_json("/api/password/forgot", &json!({ "email": email }))
@@ -79,14 +49,17 @@ async fn a_reset_link_works_once_ends_every_session_and_lets_the_owner_back_in_d
 
     let asked = forgot(&app, OWNER).await;
     assert_eq!(asked.status(), 202);
-    let emails = emails_titled(&app, "Reset your Acme password", 1).await;
+    let emails = app
+        .smtp
+        .wait_for_titled("Reset your Acme password", 1, DEADLINE)
+        .await;
     assert_eq!(emails[0].to, [OWNER]);
     assert!(
         !emails[0].data.contains("evil.test") && !emails[0].data.contains("Click"),
         "nothing the signer typed reaches the address: {}",
         emails[0].data
     );
-    let token = link_token(&emails[0]);
+    let token = emails[0].link_token(RESET_LINK);
 
     let done = reset(&app, &token, NEW_PASSWORD).await;
     assert_eq!(done.status(), 200);
@@ -115,7 +88,10 @@ async fn a_reset_link_works_once_ends_every_session_and_lets_the_owner_back_in_d
     let again: Value = again.json().await.expect("json");
     assert_eq!(again["error"]["code"], "invalid_reset_link");
 
-    let notices = emails_titled(&app, "Your Acme password was changed", 1).await;
+    let notices = app
+        .smtp
+        .wait_for_titled("Your Acme password was changed", 1, DEADLINE)
+        .await;
     assert_eq!(notices[0].to, [OWNER]);
     let text = notices[0].parsed().body_text(0).expect("text").into_owned();
     assert!(text.contains("http://app.test/forgot-password"), "{text}");
@@ -142,7 +118,10 @@ async fn a_reset_for_an_unknown_address_sends_nothing_and_answers_exactly_like_a
         "{answers:?}"
     );
     assert_eq!(answers[0].0, 202);
-    let resets = emails_titled(&app, "Reset your Acme password", 2).await;
+    let resets = app
+        .smtp
+        .wait_for_titled("Reset your Acme password", 2, DEADLINE)
+        .await;
     assert_eq!(resets.len(), 2, "the address in any letter case");
     assert!(
         app.smtp.received().iter().all(|email| email.to == [OWNER]),
@@ -157,7 +136,11 @@ async fn an_expired_link_is_refused_and_a_weak_password_keeps_the_link() {
             .await;
     app.sign_up(OWNER, "Owner").await;
     forgot(&app, OWNER).await;
-    let token = link_token(&emails_titled(&app, "Reset your Acme password", 1).await[0]);
+    let token = app
+        .smtp
+        .wait_for_titled("Reset your Acme password", 1, DEADLINE)
+        .await[0]
+        .link_token(RESET_LINK);
 
     let weak = reset(&app, &token, "short").await;
     assert_eq!(weak.status(), 422);
@@ -240,7 +223,10 @@ async fn a_password_change_needs_the_current_one_ends_the_other_sessions_and_tel
     assert_eq!(app.get("/api/me", Some(other)).await.status(), 401);
     assert_eq!(login(&app, "correct horse battery").await, 401);
     assert_eq!(login(&app, NEW_PASSWORD).await, 200);
-    let notice = emails_titled(&app, "Your Acme password was changed", 1).await;
+    let notice = app
+        .smtp
+        .wait_for_titled("Your Acme password was changed", 1, DEADLINE)
+        .await;
     assert_eq!(notice[0].to, [OWNER]);
 }
 

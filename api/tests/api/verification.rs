@@ -6,41 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use testkit::TestApp;
-use testkit::smtp::ReceivedEmail;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const ADDRESS: &str = "owner@example.com";
 const CONFIRM_SUBJECT: &str = "Confirm your email address for Acme";
-
-/// The emails with `subject`, once at least `count` of them arrived.
-async fn emails_titled(app: &TestApp, subject: &str, count: usize) -> Vec<ReceivedEmail> {
-    testkit::wait::until("the emails to arrive", DEADLINE, || async {
-        let titled: Vec<ReceivedEmail> = app
-            .smtp
-            .received()
-            .into_iter()
-            .filter(|email| email.parsed().subject() == Some(subject))
-            .collect();
-        (titled.len() >= count).then_some(titled)
-    })
-    .await
-}
-
-/// The token of the link after `marker` in `email`'s text part.
-fn link_token(email: &ReceivedEmail, marker: &str) -> String {
-    let text = email
-        .parsed()
-        .body_text(0)
-        .expect("a text part")
-        .into_owned();
-    let (_, rest) = text
-        .split_once(marker)
-        .unwrap_or_else(|| panic!("a link built from PUBLIC_URL: {text}"));
-    rest.split_whitespace()
-        .next()
-        .expect("the token")
-        .to_owned()
-}
 
 async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
     app.post_json("/api/email/verify", &json!({ "token": token }))
@@ -55,6 +24,21 @@ async fn login(app: &TestApp, password: &str) -> u16 {
     .await
     .status()
     .as_u16()
+}
+
+/// Waits until the one account with [`ADDRESS`] is `name`'s: the
+/// squatter's has been cleaned up.
+async fn only_account_is_named(app: &TestApp, name: &str) {
+    testkit::wait::until("the squatter's account to go", DEADLINE, || async {
+        let names: Vec<String> =
+            sqlx::query_scalar("select name from users where lower(email) = lower($1)")
+                .bind(ADDRESS)
+                .fetch_all(&app.pool)
+                .await
+                .ok()?;
+        (names == [name]).then_some(())
+    })
+    .await;
 }
 
 fn token(body: &Value) -> &str {
@@ -95,7 +79,7 @@ async fn the_first_email_to_an_address_carries_no_name_and_its_link_confirms_it_
     assert_eq!(me["email_verified"], false);
     assert_eq!(me["stripe_customer_id"], Value::Null);
 
-    let link = link_token(confirmation, "http://app.test/verify-email#token=");
+    let link = confirmation.link_token("http://app.test/verify-email#token=");
     let confirmed = verify(&app, &link).await;
     assert_eq!(confirmed.status(), 200);
     let confirmed: Value = confirmed.json().await.expect("JSON");
@@ -107,7 +91,10 @@ async fn the_first_email_to_an_address_carries_no_name_and_its_link_confirms_it_
         .filter_map(|job| job["name"].as_str())
         .collect();
     assert_eq!(followers, ["welcome-email", "stripe-customer"]);
-    let welcome = emails_titled(&app, &format!("Welcome to Acme, {name}!"), 1).await;
+    let welcome = app
+        .smtp
+        .wait_for_titled(&format!("Welcome to Acme, {name}!"), 1, DEADLINE)
+        .await;
     assert_eq!(welcome[0].to, [ADDRESS], "the welcome follows the proof");
 
     let again = verify(&app, &link).await;
@@ -125,10 +112,10 @@ async fn an_expired_confirmation_link_is_refused() {
         .and_then(|id| id.parse().ok())
         .expect("a user id");
     let (link, hash) = shared::tokens::mint().expect("random");
-    shared::verifications::issue(&app.pool, user_id, ADDRESS, &hash, Duration::from_secs(1))
+    // Issued with no time to live: expired by the time it is followed.
+    shared::verifications::issue(&app.pool, user_id, ADDRESS, &hash, Duration::ZERO)
         .await
         .expect("a link");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let expired = verify(&app, &link).await;
     assert_eq!(expired.status(), 400);
@@ -150,16 +137,7 @@ async fn the_owners_signup_takes_an_address_back_from_an_unconfirmed_squatter() 
         401
     );
     assert_eq!(app.me(token(&owner)).await["name"], "Owner");
-    testkit::wait::until("the squatter's account to go", DEADLINE, || async {
-        let names: Vec<String> =
-            sqlx::query_scalar("select name from users where lower(email) = lower($1)")
-                .bind(ADDRESS)
-                .fetch_all(&app.pool)
-                .await
-                .ok()?;
-        (names == ["Owner"]).then_some(())
-    })
-    .await;
+    only_account_is_named(&app, "Owner").await;
     assert_eq!(login(&app, "correct horse battery").await, 200);
 
     // A confirmed address is nobody else's to take.
@@ -178,8 +156,11 @@ async fn a_password_reset_takes_an_address_back_from_an_unconfirmed_squatter_who
     let squatter = app.sign_up_unverified(ADDRESS, "Squatter").await;
     app.post_json("/api/password/forgot", &json!({ "email": ADDRESS }))
         .await;
-    let email = emails_titled(&app, "Reset your Acme password", 1).await;
-    let link = link_token(&email[0], "http://app.test/reset-password#token=");
+    let email = app
+        .smtp
+        .wait_for_titled("Reset your Acme password", 1, DEADLINE)
+        .await;
+    let link = email[0].link_token("http://app.test/reset-password#token=");
     let reset = app
         .post_json(
             "/api/password/reset",
@@ -192,16 +173,7 @@ async fn a_password_reset_takes_an_address_back_from_an_unconfirmed_squatter_who
     assert_eq!(reset["user"]["email_verified"], true, "the link proved it");
     assert_ne!(reset["user"]["id"], squatter["user"]["id"], "a new account");
     assert_eq!(reset["user"]["name"], "owner", "nothing the squatter typed");
-    testkit::wait::until("the squatter's account to go", DEADLINE, || async {
-        let names: Vec<String> =
-            sqlx::query_scalar("select name from users where lower(email) = lower($1)")
-                .bind(ADDRESS)
-                .fetch_all(&app.pool)
-                .await
-                .ok()?;
-        (names == ["owner"]).then_some(())
-    })
-    .await;
+    only_account_is_named(&app, "owner").await;
     assert_eq!(
         app.get("/api/me", Some(token(&squatter))).await.status(),
         401
@@ -276,7 +248,10 @@ async fn an_email_change_takes_effect_when_the_new_address_confirms_it_and_the_o
 
     let asked = change_email(&app, session, "correct horse battery", NEW).await;
     assert_eq!(asked.status(), 202);
-    let link_email = emails_titled(&app, "Confirm your new email address for Acme", 1).await;
+    let link_email = app
+        .smtp
+        .wait_for_titled("Confirm your new email address for Acme", 1, DEADLINE)
+        .await;
     assert_eq!(
         link_email[0].to,
         [NEW],
@@ -286,13 +261,16 @@ async fn an_email_change_takes_effect_when_the_new_address_confirms_it_and_the_o
     assert_eq!(app.me(session).await["email"], ADDRESS);
     assert_eq!(login(&app, "correct horse battery").await, 200);
 
-    let link = link_token(&link_email[0], "http://app.test/verify-email#token=");
+    let link = link_email[0].link_token("http://app.test/verify-email#token=");
     let moved = verify(&app, &link).await;
     assert_eq!(moved.status(), 200);
     let moved: Value = moved.json().await.expect("JSON");
     assert_eq!(moved["user"]["email"], NEW);
     assert_eq!(moved["user"]["email_verified"], true);
-    let notice = emails_titled(&app, "Your Acme email address was changed", 1).await;
+    let notice = app
+        .smtp
+        .wait_for_titled("Your Acme email address was changed", 1, DEADLINE)
+        .await;
     assert_eq!(notice[0].to, [ADDRESS], "the old address is told");
 
     assert_eq!(

@@ -166,9 +166,7 @@ async fn deleting_a_user_removes_its_tokens_photos_and_job_records_with_it() {
         .expect("recorded");
         tx.commit().await.expect("committed");
     }
-    let files = photos::remove_all_of_user(&pool, gone)
-        .await
-        .expect("listed");
+    let files = photos::ids_of_user(&pool, gone).await.expect("listed");
     assert_eq!(files.len(), 1, "the photo whose files must go");
 
     assert!(users::delete(&pool, gone).await.expect("deleted"));

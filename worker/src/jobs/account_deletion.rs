@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
+use futures::{StreamExt as _, TryStreamExt as _};
 use media::Variant;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -34,6 +35,9 @@ use crate::error::{Classify, JobError};
 /// died (the longest queue timeout is 5 minutes); BullMQ runs that job again
 /// and it then finds the account gone, so it is not waited for.
 const RUNNING_AT_MOST: Duration = Duration::from_secs(10 * 60);
+
+/// Storage deletes in flight at once.
+const DELETES_AT_ONCE: usize = 16;
 
 impl Perform for AccountDeletion {
     const SERVICE: &'static str = "Account deletion";
@@ -60,12 +64,16 @@ impl Perform for AccountDeletion {
             files.extend(Variant::ALL.map(|variant| keys::photo_variant(*photo_id, variant)));
         }
         files.extend(leftovers.onboarding_pdf_key);
-        for key in &files {
-            ctx.storage
-                .delete(key)
-                .await
-                .transient("could not delete a file from storage")?;
-        }
+        // A few at a time: an account with hundreds of photos is done in
+        // seconds on S3, and storage is not flooded.
+        let storage = &ctx.storage;
+        let file_count = files.len();
+        futures::stream::iter(files)
+            .map(|key| async move { storage.delete(&key).await })
+            .buffer_unordered(DELETES_AT_ONCE)
+            .try_collect::<()>()
+            .await
+            .transient("could not delete a file from storage")?;
         job.progress(ctx, 50).await;
 
         let stripe = match leftovers.stripe_customer_id {
@@ -83,7 +91,7 @@ impl Perform for AccountDeletion {
         tracing::info!(photos = photos.len(), "account deleted");
         Ok(json!({
             "deleted": true,
-            "files": files.len(),
+            "files": file_count,
             "stripe_customer_deleted": stripe,
         }))
     }
