@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::FieldErrors;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -46,6 +46,13 @@ pub enum ApiError {
     /// An email verification link that is unknown, used or expired (400).
     #[error("this confirmation link is invalid, used or expired; ask for a new one")]
     InvalidVerificationLink,
+    /// A webhook that is not signed by the sender it claims, is stale, or
+    /// is not an event (400); the message says which.
+    #[error("{0}")]
+    InvalidWebhook(String),
+    /// An unsubscribe link that is not one we signed (400).
+    #[error("this unsubscribe link is invalid; use the one in your latest email")]
+    InvalidUnsubscribeLink,
     /// The address is confirmed already: there is nothing to resend (409).
     #[error("the email address is confirmed already")]
     AlreadyVerified,
@@ -101,7 +108,9 @@ impl ApiError {
             Self::MalformedJson(_)
             | Self::MalformedBody(_)
             | Self::InvalidResetLink
-            | Self::InvalidVerificationLink => StatusCode::BAD_REQUEST,
+            | Self::InvalidVerificationLink
+            | Self::InvalidWebhook(_)
+            | Self::InvalidUnsubscribeLink => StatusCode::BAD_REQUEST,
             Self::InvalidJson(_) | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge | Self::PhotoTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -132,6 +141,8 @@ impl ApiError {
             Self::WrongPassword => "wrong_password",
             Self::InvalidVerificationLink => "invalid_verification_link",
             Self::AlreadyVerified => "already_verified",
+            Self::InvalidWebhook(_) => "invalid_webhook",
+            Self::InvalidUnsubscribeLink => "invalid_unsubscribe_link",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::RateLimited(_) => "rate_limited",
@@ -188,6 +199,18 @@ impl From<sqlx::Error> for ApiError {
 impl From<shared::storage::StorageError> for ApiError {
     fn from(error: shared::storage::StorageError) -> Self {
         Self::Unavailable(anyhow::Error::new(error).context("storage is unavailable"))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if crate::pace::is_too_slow(&rejection) {
+            Self::BodyTooSlow
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::MalformedBody(rejection.body_text())
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Extractors whose rejections use our error shape instead of axum's plain text.
 
-use axum::extract::FromRequest;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 
 use crate::error::ApiError;
 
@@ -8,3 +9,16 @@ use crate::error::ApiError;
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct JsonBody<T>(pub T);
+
+/// The body's bytes as sent (a signature covers them exactly), within the
+/// route's limit; a bad body becomes an [`ApiError`] (408 or 413).
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Self(Bytes::from_request(request, state).await?))
+    }
+}

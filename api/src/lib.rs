@@ -41,6 +41,7 @@ pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod stripe_signature;
 pub mod token_cache;
 
 use std::net::SocketAddr;
@@ -102,6 +103,7 @@ impl Application {
             self.state.pool.clone(),
             self.state.queues.clone(),
             RELAY_INTERVAL,
+            self.state.redeliver_after,
         ));
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         tracing::info!(address = %self.local_addr()?, "api listening");

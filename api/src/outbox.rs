@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use shared::jobs::{QueueName, UserJob};
+use shared::jobs::{Job, QueueName};
 use shared::queue::JobQueues;
 use shared::records::{self, Failure, JobState, PublicError};
 
@@ -26,6 +26,8 @@ pub struct JobRecord {
     pub queue: QueueName,
     /// The JSON job data.
     pub payload: serde_json::Value,
+    /// How long after the commit the job is due; zero for at once.
+    pub delay: Duration,
 }
 
 /// Where a job stands in the outbox right after dispatch.
@@ -40,25 +42,42 @@ pub enum DispatchState {
 
 /// Writes the durable record of `job` inside the caller's transaction, with
 /// the attempts `queues` will give it.
-pub async fn record<J: UserJob>(
+pub async fn record<J: Job>(
     conn: &mut PgConnection,
     queues: &JobQueues,
     request: &RequestId,
     job: &J,
 ) -> Result<JobRecord, sqlx::Error> {
+    record_delayed(conn, queues, request, job, Duration::ZERO).await
+}
+
+/// Like [`record`], for a job due `delay` after the commit. The due time is
+/// in the record, so a delayed job outlives a Redis that lost it: the relay
+/// hands it over again once it is overdue.
+pub async fn record_delayed<J: Job>(
+    conn: &mut PgConnection,
+    queues: &JobQueues,
+    request: &RequestId,
+    job: &J,
+    delay: Duration,
+) -> Result<JobRecord, sqlx::Error> {
     let record = JobRecord {
         id: Uuid::now_v7(),
         queue: J::QUEUE,
         payload: serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+        delay,
     };
     let max_attempts = queues.settings(J::QUEUE).attempts;
     records::insert(
         conn,
-        record.id,
-        job.user_id(),
-        record.queue,
-        &record.payload,
-        max_attempts,
+        records::NewRecord {
+            job_id: record.id,
+            owner: job.owner(),
+            queue: record.queue,
+            payload: &record.payload,
+            max_attempts,
+            delay: (!delay.is_zero()).then_some(delay),
+        },
         &records::Origin {
             request_id: Some(request.as_str().to_owned()),
             trace_parent: shared::telemetry::current_trace_parent(),
@@ -81,7 +100,7 @@ pub async fn dispatch(
 ) -> Vec<DispatchState> {
     let states = futures::future::join_all(batch.iter().map(|record| async move {
         match queues
-            .enqueue(record.queue, record.id, &record.payload)
+            .enqueue(record.queue, record.id, &record.payload, record.delay)
             .await
         {
             Ok(()) => DispatchState::Waiting,
@@ -118,7 +137,9 @@ pub async fn dispatch(
 
 /// Enqueues rows that have been `pending` for longer than `grace` (the API
 /// normally enqueues within milliseconds; the grace keeps the relay from
-/// racing it). Returns how many were delivered.
+/// racing it), then hands Redis again the jobs it should hold and has not
+/// run for `redeliver_after` (a Redis that lost its data, a delayed job
+/// included). Returns how many were delivered.
 ///
 /// Rows are claimed with `for update skip locked`, so any number of relays
 /// may run side by side.
@@ -126,64 +147,85 @@ pub async fn relay_pending(
     pool: &PgPool,
     queues: &JobQueues,
     grace: Duration,
+    redeliver_after: Duration,
 ) -> Result<usize, RelayError> {
-    const BATCH: i64 = 100;
-    let grace_secs = grace.as_secs_f64();
     let mut delivered = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let rows = sqlx::query!(
-            "select job_id, queue, payload from jobs
-             where state = 'pending' and created_at < now() - make_interval(secs => $1)
-             order by created_at
-             limit $2
-             for update skip locked",
-            grace_secs,
-            BATCH,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let batch_len = rows.len();
-        let mut ids = Vec::with_capacity(batch_len);
-        for row in rows {
-            match row.queue.parse::<QueueName>() {
-                Ok(queue) => {
-                    queues.enqueue(queue, row.job_id, &row.payload).await?;
-                    ids.push(row.job_id);
-                }
-                // Only a hand-edited or future-version row gets here; failing
-                // it keeps it visible without blocking the rows behind it.
-                Err(problem) => {
-                    tracing::error!(job.id = %row.job_id, %problem, "cannot relay job");
-                    let public = PublicError {
-                        code: "internal",
-                        message: "This step could not be started.".to_owned(),
-                    };
-                    let failure = Failure {
-                        public: &public,
-                        detail: &problem,
-                    };
-                    records::fail_unowned(&mut *tx, row.job_id, JobState::Pending, failure).await?;
-                }
-            }
-        }
+        let due = records::due_pending(&mut tx, grace, BATCH).await?;
+        let ids = hand_over(&mut tx, queues, &due).await?;
         records::enqueued(&mut *tx, &ids).await?;
         tx.commit().await?;
         delivered += ids.len();
-        if batch_len < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+        if due.len() < BATCH_LEN {
+            break;
+        }
+    }
+    loop {
+        let mut tx = pool.begin().await?;
+        let due = records::due_again(&mut tx, redeliver_after, BATCH).await?;
+        let ids = hand_over(&mut tx, queues, &due).await?;
+        records::redelivered(&mut *tx, &ids).await?;
+        tx.commit().await?;
+        delivered += ids.len();
+        if due.len() < BATCH_LEN {
             return Ok(delivered);
         }
     }
 }
 
+/// Rows per relay transaction.
+const BATCH: i64 = 100;
+const BATCH_LEN: usize = BATCH as usize;
+
+/// Adds `due` to Redis; returns the ids it added. A row naming no queue we
+/// know is failed instead.
+async fn hand_over(
+    tx: &mut PgConnection,
+    queues: &JobQueues,
+    due: &[records::Due],
+) -> Result<Vec<Uuid>, RelayError> {
+    let mut ids = Vec::with_capacity(due.len());
+    for row in due {
+        match row.queue.parse::<QueueName>() {
+            Ok(queue) => {
+                queues
+                    .enqueue(queue, row.job_id, &row.payload, row.delay)
+                    .await?;
+                ids.push(row.job_id);
+            }
+            // Only a hand-edited or future-version row gets here; failing
+            // it keeps it visible without blocking the rows behind it.
+            Err(problem) => {
+                tracing::error!(job.id = %row.job_id, %problem, "cannot relay job");
+                let public = PublicError {
+                    code: "internal",
+                    message: "This step could not be started.".to_owned(),
+                };
+                let failure = Failure {
+                    public: &public,
+                    detail: &problem,
+                };
+                records::fail_unowned(&mut *tx, row.job_id, JobState::Pending, failure).await?;
+            }
+        }
+    }
+    Ok(ids)
+}
+
 /// Runs [`relay_pending`] every `interval`, for ever; the owner aborts the
 /// task to stop it (a pass cut short rolls back and is redone next time).
-pub async fn run_relay(pool: PgPool, queues: std::sync::Arc<JobQueues>, interval: Duration) {
+pub async fn run_relay(
+    pool: PgPool,
+    queues: std::sync::Arc<JobQueues>,
+    interval: Duration,
+    redeliver_after: Duration,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match relay_pending(&pool, &queues, interval).await {
+        match relay_pending(&pool, &queues, interval, redeliver_after).await {
             Ok(0) => {}
             Ok(delivered) => tracing::info!(delivered, "relayed pending jobs to redis"),
             Err(error) => tracing::warn!(

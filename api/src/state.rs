@@ -11,11 +11,13 @@ use tokio::sync::Semaphore;
 use shared::config::{HttpLimits, LoginFailureLimit, PhotoSettings, Settings};
 use shared::queue::JobQueues;
 use shared::storage::Storage;
+use shared::unsubscribe::UnsubscribeKey;
 use sqlx::PgPool;
 
 use crate::admin_session::SessionKey;
 use crate::passwords::Passwords;
 use crate::rate_limit::{ClientLimit, RateLimiter};
+use crate::stripe_signature::StripeWebhook;
 use crate::token_cache::{TokenCache, TokenHash};
 
 /// Tokens the api remembers as verified (about 100 bytes each).
@@ -72,6 +74,18 @@ pub struct App {
     pub app_policy: axum::http::HeaderValue,
     /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.
     pub public_url: Arc<str>,
+    /// How long a job Redis should hold may not run before the relay hands
+    /// it over again (`OUTBOX_REDELIVER_AFTER_SECS`).
+    pub redeliver_after: Duration,
+    /// Checks Stripe's webhook signatures; `None` turns the webhook off.
+    pub stripe_webhook: Option<StripeWebhook>,
+    /// The largest Stripe event taken (`STRIPE_WEBHOOK_MAX_BYTES`).
+    pub stripe_webhook_max_bytes: usize,
+    /// Checks unsubscribe links; `None` when product mail is off.
+    pub unsubscribe: Option<UnsubscribeKey>,
+    /// The follow-up email is due this long after verification
+    /// (`FOLLOW_UP_DELAY_SECS`); only sent with [`App::unsubscribe`].
+    pub follow_up_delay: Duration,
 }
 
 impl AppState {
@@ -127,6 +141,21 @@ impl AppState {
                 .map(|token| crate::auth::hash_token(token.expose_secret().trim())),
             app_policy: crate::browser::app_policy(storage),
             public_url: server.public_url.as_str().into(),
+            redeliver_after: redis.redeliver_after,
+            stripe_webhook: settings
+                .providers
+                .stripe_webhook_secret
+                .as_ref()
+                .map(|secret| {
+                    StripeWebhook::new(secret, settings.providers.stripe_webhook_tolerance)
+                }),
+            stripe_webhook_max_bytes: settings.providers.stripe_webhook_max_bytes,
+            unsubscribe: settings
+                .mail
+                .unsubscribe_secret
+                .as_ref()
+                .map(UnsubscribeKey::new),
+            follow_up_delay: settings.mail.follow_up_delay,
         })))
     }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 mod payloads;
 
 pub use payloads::{
-    AccountDeletion, AccountEmail, AccountEmailKind, ImageResize, Maintenance, MaintenanceTask,
-    OnboardingPdf, SlackNotify, StripeCustomer, WelcomeEmail,
+    AccountDeletion, AccountEmail, AccountEmailKind, FollowUpEmail, ImageResize, Maintenance,
+    MaintenanceTask, OnboardingPdf, SlackNotify, StripeCustomer, StripeEvent, WelcomeEmail,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn owner(&self) -> Option<Uuid>;
 }
 
-/// A job done for a user: recorded in the outbox and polled by its owner.
+/// A job done for a user: polled by its owner.
 pub trait UserJob: Job {
     /// The user who may see this job's status.
     fn user_id(&self) -> Uuid;
@@ -79,7 +79,7 @@ pub trait UserJob: Job {
 /// Declares the queues: `Variant = "wire-name" (field), payload Type (owner
 /// field), settings expr;` per queue, with its doc comment. `field` names
 /// the queue in [`QueueTable`]. A payload without an owner field is a system
-/// job: scheduled, never recorded for a user.
+/// job, which no user polls.
 macro_rules! catalogue {
     ($(
         $(#[doc = $doc:literal])*
@@ -240,6 +240,19 @@ catalogue! {
     /// patient, as it waits for them and for Stripe.
     AccountDeletion = "account-deletion" (account_deletion), payload AccountDeletion (user_id),
         settings QueueSettings { attempts: 10, backoff: Duration::from_secs(5), ..BASE };
+
+    /// Applies one Stripe event (received by the webhook and recorded)
+    /// to our data: a subscription's state, a deleted customer. Quick
+    /// database writes; retried patiently, as Stripe retries for days too.
+    StripeEvent = "stripe-event" (stripe_event), payload StripeEvent,
+        settings QueueSettings { attempts: 8, backoff: Duration::from_secs(5), ..BASE };
+
+    /// "Finish setting up": product mail, sent `FOLLOW_UP_DELAY_SECS` after
+    /// an account is verified, unless the user no longer needs it (a photo
+    /// is there), opted out, or left. Its own queue, so ten thousand of
+    /// them falling due at once never delay an account email.
+    FollowUpEmail = "follow-up-email" (follow_up_email), payload FollowUpEmail (user_id),
+        settings QueueSettings { concurrency: 16, ..BASE };
 
     /// Housekeeping on a schedule: expired tokens, old job records, replaced
     /// photos. BullMQ's job schedulers create one job per period however

@@ -25,6 +25,11 @@
 //! - [`resets`]: password reset links, stored hashed.
 //! - [`devices`]: devices trusted by an account during its lockout, stored hashed.
 //! - [`photos`]: the photo lifecycle, with the per-account upload limits.
+//! - [`stripe_events`]: Stripe events as the webhook received them, once each.
+//! - [`subscriptions`]: users' Stripe subscriptions, never overwritten by an older event.
+//! - [`verifications`]: email verification links, stored hashed.
+//!
+//! And [`unsubscribe`]: the signed links that opt a user out of product mail.
 
 pub mod config;
 pub mod db;
@@ -40,8 +45,11 @@ pub mod resets;
 pub mod shutdown;
 pub mod startup;
 pub mod storage;
+pub mod stripe_events;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod tokens;
+pub mod unsubscribe;
 pub mod users;
 pub mod verifications;
 

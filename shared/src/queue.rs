@@ -75,7 +75,8 @@ impl JobQueues {
         job_options(&self.settings(queue))
     }
 
-    /// Adds the job with `job_id` to `queue` with the queue's settings.
+    /// Adds the job with `job_id` to `queue` with the queue's settings, to
+    /// run once `delay` has passed (at once for zero).
     ///
     /// Idempotent: BullMQ ignores a second add of a job id it still holds.
     pub async fn enqueue(
@@ -83,16 +84,26 @@ impl JobQueues {
         queue: QueueName,
         job_id: Uuid,
         payload: &serde_json::Value,
+        delay: Duration,
     ) -> Result<(), QueueError> {
         self.bounded(async {
             let handle = self.queue(queue).await?;
-            handle
-                .add(queue.as_str(), payload)
-                .options(job_options(&self.settings(queue)).job_id(job_id.to_string()))
-                .await?;
+            let mut options = job_options(&self.settings(queue)).job_id(job_id.to_string());
+            if !delay.is_zero() {
+                options = options.delay(delay);
+            }
+            handle.add(queue.as_str(), payload).options(options).await?;
             Ok(())
         })
         .await
+    }
+
+    /// Takes the job `job_id` out of `queue` if it has not started (a
+    /// delayed job nobody needs any more). Returns whether it is gone: a
+    /// job a worker holds is not removed.
+    pub async fn remove(&self, queue: QueueName, job_id: Uuid) -> Result<bool, QueueError> {
+        self.bounded(async { Ok(self.queue(queue).await?.remove(&job_id.to_string()).await?) })
+            .await
     }
 
     /// Creates or updates the job scheduler `id`, which adds `job` (named

@@ -20,6 +20,10 @@ use uuid::Uuid;
 
 use crate::jobs::QueueName;
 
+mod read;
+
+pub use read::{Due, count_recent, due_again, due_pending, open_of_user, running_of_user};
+
 /// Where a job stands, as its record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -122,61 +126,68 @@ pub enum Started {
     Unrecorded,
 }
 
+/// A record about to be written by [`insert`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecord<'a> {
+    /// Its id, also the BullMQ job id.
+    pub job_id: Uuid,
+    /// The user who polls it; `None` for the system's own jobs (a Stripe
+    /// event).
+    pub owner: Option<Uuid>,
+    /// Its queue.
+    pub queue: QueueName,
+    /// The job data.
+    pub payload: &'a serde_json::Value,
+    /// The tries BullMQ will give it.
+    pub max_attempts: u32,
+    /// Due this long after the commit, rather than at once.
+    pub delay: Option<std::time::Duration>,
+}
+
 /// Writes a new `pending` record inside the caller's transaction (the
-/// transactional outbox: see [`crate::outbox`]).
+/// transactional outbox: see the api's `outbox`).
 pub async fn insert(
     conn: &mut PgConnection,
-    job_id: Uuid,
-    owner: Uuid,
-    queue: QueueName,
-    payload: &serde_json::Value,
-    max_attempts: u32,
+    record: NewRecord<'_>,
     origin: &Origin,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id, trace_parent)
-         values ($1, $2, $3, $4, $5, $6, $7)",
-        job_id,
-        owner,
-        queue.as_str(),
-        payload,
-        to_i32(max_attempts),
+        "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id, trace_parent,
+                           run_at)
+         values ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
+        record.job_id,
+        record.owner,
+        record.queue.as_str(),
+        record.payload,
+        to_i32(record.max_attempts),
         origin.request_id,
         origin.trace_parent,
+        record.delay.map(|delay| delay.as_secs_f64()),
     )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// How many jobs of `queue` whose payload contains `payload` (JSON
-/// containment) `user_id` has had recorded within `within`: a per-account
-/// limit on a kind of work, counted where the work is recorded.
-pub async fn count_recent(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-    queue: QueueName,
-    payload: &serde_json::Value,
-    within: std::time::Duration,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"select count(*) as "count!" from jobs
-           where user_id = $1 and queue = $2 and payload @> $3
-             and created_at > now() - make_interval(secs => $4)"#,
-        user_id,
-        queue.as_str(),
-        payload,
-        within.as_secs_f64(),
+/// Jobs handed to Redis again (they were overdue, see [`due_again`]): the
+/// next check of them waits another `OUTBOX_REDELIVER_AFTER_SECS`.
+pub async fn redelivered<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set enqueued_at = now() where job_id = any($1) and state in ('waiting', 'delayed')",
+        ids,
     )
-    .fetch_one(db)
-    .await
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
-/// The jobs are in Redis: `pending` → `waiting`, unless a worker already
-/// moved them further.
+/// The jobs are in Redis: `pending` → `waiting` (or `delayed` until their
+/// due time), unless a worker already moved them further.
 pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "update jobs set state = 'waiting', enqueued_at = now(), updated_at = now()
+        "update jobs
+         set state = case when run_at > now() then 'delayed' else 'waiting' end,
+             enqueued_at = now(), updated_at = now()
          where job_id = any($1) and state = 'pending'",
         ids,
     )
@@ -362,26 +373,6 @@ pub async fn prune_finished(
     .execute(db)
     .await?;
     Ok(deleted.rows_affected())
-}
-
-/// How many of `user_id`'s jobs but `except` are running: account deletion
-/// waits for them. One `active` for longer than `stale` is a dead worker's:
-/// BullMQ runs it again, and it then finds the account gone.
-pub async fn running_of_user(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-    except: Uuid,
-    stale: std::time::Duration,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"select count(*) as "count!" from jobs where user_id = $1 and job_id <> $2
-           and state = 'active' and updated_at > now() - make_interval(secs => $3)"#,
-        user_id,
-        except,
-        stale.as_secs_f64(),
-    )
-    .fetch_one(db)
-    .await
 }
 
 fn to_i32(value: u32) -> i32 {

@@ -17,55 +17,17 @@
 //! photos rows and job records with it (`on delete cascade`); files in
 //! storage are the photos owner's to name ([`crate::photos`]).
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::config::LoginFailureLimit;
 use crate::db::OnConstraint;
 
+mod account;
 mod read;
 
-pub use read::{Leftovers, address, id_by_email, is_taken, leftovers, lock};
-
-/// A user as created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// The user's id (UUID v7).
-    pub id: Uuid,
-    /// The address as the user typed it (trimmed).
-    pub email: String,
-    /// The display name.
-    pub name: String,
-    /// When the account was created.
-    pub created_at: DateTime<Utc>,
-    /// Whether the address is proven (a link sent to it was followed).
-    pub email_verified: bool,
-}
-
-/// A new account, validated by the caller, with its password already hashed.
-#[derive(Debug, Clone, Copy)]
-pub struct NewAccount<'a> {
-    /// The new user's id.
-    pub id: Uuid,
-    /// A valid address.
-    pub email: &'a str,
-    /// A valid display name.
-    pub name: &'a str,
-    /// The Argon2id PHC string.
-    pub password_hash: &'a str,
-}
-
-/// Why [`create`] wrote nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// Another account has this address, in any letter case.
-    #[error("the email address has an account already")]
-    EmailTaken,
-    /// Postgres failed.
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
+pub use account::{CreateError, NewAccount, User};
+pub use read::{Leftovers, address, id_by_email, id_by_stripe_customer, is_taken, leftovers, lock};
 
 /// Inserts the account inside the caller's transaction, so its token and
 /// job records commit with it or not at all.
@@ -216,6 +178,56 @@ pub async fn mark_welcome_email_sent(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// The follow-up email was handed over: a redelivered job does not send it
+/// again. Returns whether this call marked it.
+pub async fn mark_follow_up_sent(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let marked = sqlx::query!(
+        "update users set follow_up_sent_at = now(), updated_at = now()
+         where user_id = $1 and follow_up_sent_at is null",
+        user_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(marked.rows_affected() == 1)
+}
+
+/// Opts the user out of product mail, or back in. Transactional mail
+/// (links, notices) is not affected. Returns whether there is such a user.
+pub async fn set_product_email(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    wanted: bool,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update users set updated_at = now(), product_email_unsubscribed_at =
+            case when $2 then null else coalesce(product_email_unsubscribed_at, now()) end
+         where user_id = $1",
+        user_id,
+        wanted,
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Stripe deleted the customer `customer_id`: whoever had it has none now
+/// (the next signup-like flow may create another). Returns that user.
+pub async fn stripe_customer_deleted(
+    db: impl PgExecutor<'_>,
+    customer_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "update users set stripe_customer_id = null, updated_at = now()
+         where stripe_customer_id = $1 returning user_id",
+        customer_id,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// Records the user's Stripe customer, unless one is recorded already (a

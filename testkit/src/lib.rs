@@ -8,6 +8,7 @@
 //! - [`redis`]: a `redis-server` per test, on a free port.
 //! - [`s3`]: an S3-compatible server (s3rver) for the S3 storage path.
 //! - [`smtp`]: an SMTP sink that records what it receives.
+//! - [`stripe`]: Stripe events, signed and delivered to the webhook.
 //! - [`app`]: [`TestApp`](app::TestApp), wiring it all together; its
 //!   settings are changed as typed values (`Options::configure`).
 //! - [`process`]: the real binaries as processes ([`ApiProcess`],
@@ -28,6 +29,7 @@ pub mod redis;
 pub mod s3;
 mod scratch;
 pub mod smtp;
+pub mod stripe;
 pub mod wait;
 
 use std::net::TcpListener;

@@ -15,6 +15,8 @@ const OWNERS: &[(&str, &str)] = &[
     ("password_resets", "shared/src/resets.rs"),
     ("email_verifications", "shared/src/verifications.rs"),
     ("photos", "shared/src/photos.rs"),
+    ("stripe_events", "shared/src/stripe_events.rs"),
+    ("subscriptions", "shared/src/subscriptions.rs"),
     // One writer, one table: its SQL stays next to its only caller.
     ("maintenance_runs", "worker/src/jobs/maintenance.rs"),
 ];

@@ -255,11 +255,9 @@ async fn main() {
             let mut latencies = Vec::with_capacity(samples);
             for n in 0..=samples {
                 let sent = Instant::now();
-                let added = futures::future::join_all(
-                    signup_queues
-                        .iter()
-                        .map(|&queue| queues.enqueue(queue, uuid::Uuid::now_v7(), &payload)),
-                )
+                let added = futures::future::join_all(signup_queues.iter().map(|&queue| {
+                    queues.enqueue(queue, uuid::Uuid::now_v7(), &payload, Duration::ZERO)
+                }))
                 .await;
                 assert!(added.iter().all(Result::is_ok), "redis takes the jobs");
                 // The first round connects and loads scripts; not measured.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use shared::config::{MaintenanceSettings, PhotoSettings, ProviderSettings, Settings};
 use shared::queue::JobQueues;
 use shared::storage::Storage;
+use shared::unsubscribe::UnsubscribeKey;
 use sqlx::PgPool;
 
 use crate::email::{Mailer, Templates};
@@ -40,6 +41,8 @@ pub struct JobContext {
     pub queues: JobQueues,
     /// What the maintenance tasks keep and for how long.
     pub maintenance: MaintenanceSettings,
+    /// Signs the unsubscribe links of product mail; `None` sends none.
+    pub unsubscribe: Option<UnsubscribeKey>,
 }
 
 impl JobContext {
@@ -59,6 +62,11 @@ impl JobContext {
             email_verification_ttl: settings.auth.email_verification_ttl,
             http: provider_client()?,
             queues: JobQueues::new(&settings.redis, settings.queues),
+            unsubscribe: settings
+                .mail
+                .unsubscribe_secret
+                .as_ref()
+                .map(UnsubscribeKey::new),
         })
     }
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
@@ -68,6 +69,7 @@ impl Templates {
             "password-changed",
             "confirm-new-email",
             "email-changed",
+            "follow-up",
         ] {
             env.add_template(name, source)
                 .with_context(|| format!("template {name} does not parse"))?;
@@ -146,10 +148,46 @@ impl Mailer {
     /// Sends `email` to `to`. `key` names the dev mailbox files, so a retried
     /// job overwrites its own file instead of adding a second one.
     pub async fn send(&self, to: Mailbox, email: &Rendered, key: &str) -> Result<(), JobError> {
+        self.deliver(to, email, key, None).await
+    }
+
+    /// Sends product mail (anything a user may opt out of): as [`send`],
+    /// with `List-Unsubscribe` naming `unsubscribe_url` and
+    /// `List-Unsubscribe-Post` (RFC 8058), so mail clients offer a one-click
+    /// unsubscribe that POSTs to it.
+    ///
+    /// [`send`]: Mailer::send
+    pub async fn send_product(
+        &self,
+        to: Mailbox,
+        email: &Rendered,
+        key: &str,
+        unsubscribe_url: &str,
+    ) -> Result<(), JobError> {
+        self.deliver(to, email, key, Some(unsubscribe_url)).await
+    }
+
+    async fn deliver(
+        &self,
+        to: Mailbox,
+        email: &Rendered,
+        key: &str,
+        unsubscribe_url: Option<&str>,
+    ) -> Result<(), JobError> {
         let (Self::Smtp { from, .. } | Self::Mailbox { from, .. }) = self;
-        let message = Message::builder()
-            .from(from.clone())
-            .to(to)
+        let mut builder = Message::builder().from(from.clone()).to(to);
+        if let Some(url) = unsubscribe_url {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+        }
+        let message = builder
             .subject(&email.subject)
             .multipart(MultiPart::alternative_plain_html(
                 email.text.clone(),

@@ -5,7 +5,7 @@
 //! The link in a confirmation email leads to the web app's
 //! `/verify-email#token=…`, which sends the token here. For the account's
 //! own address the proof starts what waited for it (the welcome email, the
-//! Stripe customer); for the new address of an email change it is the
+//! Stripe customer, the follow-up a day later); for the new address of an email change it is the
 //! change itself, and the old address is told. Sending links is limited
 //! per account ([`LINKS_PER_HOUR`] of each kind) and, like every
 //! credential endpoint, per client.
@@ -17,7 +17,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::jobs::{AccountEmail, AccountEmailKind, Job as _, StripeCustomer, WelcomeEmail};
+use shared::jobs::{
+    AccountEmail, AccountEmailKind, FollowUpEmail, Job as _, StripeCustomer, WelcomeEmail,
+};
 use shared::{records, users, verifications};
 use utoipa_axum::routes;
 
@@ -37,6 +39,27 @@ use crate::state::AppState;
 /// Confirmation emails of one kind (the account's address, a new address)
 /// one account gets per hour at most, the one sent at signup included.
 pub const LINKS_PER_HOUR: i64 = 3;
+
+/// What waits for an account's address to be proven, recorded inside the
+/// caller's transaction: the welcome email, the Stripe customer, and the
+/// follow-up email `FOLLOW_UP_DELAY_SECS` later (when product mail is on).
+pub(super) async fn record_welcome(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    request: &RequestId,
+    user_id: uuid::Uuid,
+    records: &mut Vec<outbox::JobRecord>,
+) -> Result<(), sqlx::Error> {
+    let queues = &state.queues;
+    records.push(outbox::record(&mut *tx, queues, request, &WelcomeEmail { user_id }).await?);
+    records.push(outbox::record(&mut *tx, queues, request, &StripeCustomer { user_id }).await?);
+    if state.unsubscribe.is_some() {
+        let follow_up = FollowUpEmail { user_id };
+        let delay = state.follow_up_delay;
+        records.push(outbox::record_delayed(&mut *tx, queues, request, &follow_up, delay).await?);
+    }
+    Ok(())
+}
 
 /// All three are counted per client.
 pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
@@ -107,11 +130,7 @@ async fn verify(
         }
     }
     if !was_verified {
-        // Proven for the first time: what waited for it starts.
-        let welcome = WelcomeEmail { user_id };
-        records.push(outbox::record(&mut tx, &state.queues, &request, &welcome).await?);
-        let customer = StripeCustomer { user_id };
-        records.push(outbox::record(&mut tx, &state.queues, &request, &customer).await?);
+        record_welcome(&mut tx, &state, &request, user_id, &mut records).await?;
     }
     tx.commit().await?;
     let own = records.len();

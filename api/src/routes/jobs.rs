@@ -71,6 +71,10 @@ pub(crate) struct JobStatus {
     #[schema(required)]
     error: Option<JobErrorBody>,
     created_at: DateTime<Utc>,
+    /// When a delayed job (a follow-up email) is due; `null` for a job
+    /// that runs as soon as a worker is free.
+    #[schema(required)]
+    run_at: Option<DateTime<Utc>>,
     #[schema(required)]
     started_at: Option<DateTime<Utc>>,
     #[schema(required)]
@@ -106,6 +110,7 @@ struct StatusRow {
     error_code: Option<String>,
     error: Option<String>,
     created_at: DateTime<Utc>,
+    run_at: Option<DateTime<Utc>>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
 }
@@ -122,6 +127,7 @@ impl From<StatusRow> for JobStatus {
             result: row.result,
             error: JobErrorBody::from_columns(row.error_code, row.error),
             created_at: row.created_at,
+            run_at: row.run_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
         }
@@ -139,7 +145,7 @@ impl JobStatus {
         let row = sqlx::query_as!(
             StatusRow,
             r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
-                      progress, result, error_code, error, created_at, started_at, finished_at
+                      progress, result, error_code, error, created_at, run_at, started_at, finished_at
                from jobs where job_id = $1 and ($2::uuid is null or user_id = $2)"#,
             id,
             owner,
@@ -241,7 +247,7 @@ async fn my_jobs(
     let mut rows = sqlx::query_as!(
         StatusRow,
         r#"select job_id, queue, state as "state: JobState", attempts_made, max_attempts,
-                  progress, result, error_code, error, created_at, started_at, finished_at
+                  progress, result, error_code, error, created_at, run_at, started_at, finished_at
            from jobs
            where user_id = $1
              and ($2::uuid is null

@@ -15,6 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use shared::jobs::AccountDeletion;
+use shared::subscriptions::{self, Subscription};
 use shared::{devices, tokens, users};
 use utoipa_axum::routes;
 
@@ -53,6 +54,11 @@ struct MeResponse {
     avatar: Option<AvatarUrls>,
     stripe_customer_id: Option<String>,
     onboarding_pdf_url: Option<String>,
+    /// The plan as Stripe's latest event said; `null` without one.
+    #[schema(required)]
+    subscription: Option<Subscription>,
+    /// Whether the user gets product mail (`PUT /api/me/preferences`).
+    product_email: bool,
 }
 
 #[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])),
@@ -67,13 +73,15 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
         // The token outlived its user (account deleted): the caller is nobody.
         .ok_or(ApiError::Unauthorized)?;
     let row = sqlx::query!(
-        "select stripe_customer_id, onboarding_pdf_key, avatar_photo_id
-         from users where user_id = $1",
+        r#"select stripe_customer_id, onboarding_pdf_key, avatar_photo_id,
+                  product_email_unsubscribed_at is null as "product_email!"
+           from users where user_id = $1"#,
         auth.user_id,
     )
     .fetch_optional(&state.pool)
     .await?
     .ok_or(ApiError::Unauthorized)?;
+    let subscription = subscriptions::current_of_user(&state.pool, auth.user_id).await?;
     Ok(Json(MeResponse {
         user,
         avatar: row
@@ -83,6 +91,8 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
         onboarding_pdf_url: row
             .onboarding_pdf_key
             .map(|_| format!("{}{ONBOARDING_PDF_PATH}", state.public_url)),
+        subscription,
+        product_email: row.product_email,
     }))
 }
 

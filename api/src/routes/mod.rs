@@ -14,11 +14,13 @@ mod metrics;
 pub mod openapi;
 mod password;
 mod photos;
+mod preferences;
 mod session;
 mod signup;
 pub mod table;
 mod users;
 mod web;
+mod webhooks;
 
 pub use media::AvatarUrls;
 pub use users::UserBody;

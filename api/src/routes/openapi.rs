@@ -30,6 +30,7 @@ pub const PATH: &str = "/api/openapi.json";
         (name = "jobs", description = "The background work a request started"),
         (name = "photos", description = "Profile photos and their sizes"),
         (name = "operations", description = "Health, readiness, and operator views (`ADMIN_TOKEN`)"),
+        (name = "webhooks", description = "Events other services send us (Stripe), signed"),
     )
 )]
 pub struct ApiDoc;

@@ -20,10 +20,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::jobs::{
-    AccountEmail, AccountEmailKind, Job as _, OnboardingPdf, SlackNotify, StripeCustomer,
-    WelcomeEmail,
-};
+use shared::jobs::{AccountEmail, AccountEmailKind, Job as _, OnboardingPdf, SlackNotify};
 use shared::{devices, records, resets, tokens, users};
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -257,9 +254,8 @@ async fn owners_account(
             users::CreateError::Database(error) => ApiError::database(error),
         })?;
     users::mark_verified(&mut *tx, user_id, email).await?;
+    super::email::record_welcome(&mut *tx, state, request, user_id, records).await?;
     let queues = &state.queues;
-    records.push(outbox::record(&mut *tx, queues, request, &WelcomeEmail { user_id }).await?);
-    records.push(outbox::record(&mut *tx, queues, request, &StripeCustomer { user_id }).await?);
     records.push(outbox::record(&mut *tx, queues, request, &SlackNotify { user_id }).await?);
     records.push(outbox::record(&mut *tx, queues, request, &OnboardingPdf { user_id }).await?);
     Ok(user_id)

@@ -7,7 +7,8 @@ use utoipa::OpenApi as _;
 
 use super::endpoints::{Endpoints, Limits};
 use super::{
-    admin, email, health, jobs, me, media, metrics, openapi, password, photos, session, signup, web,
+    admin, email, health, jobs, me, media, metrics, openapi, password, photos, preferences,
+    session, signup, web, webhooks,
 };
 use crate::state::AppState;
 
@@ -20,9 +21,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         password::endpoints,
         email::endpoints,
         me::endpoints,
+        preferences::endpoints,
         jobs::endpoints,
         photos::endpoints,
         media::endpoints,
+        webhooks::endpoints,
         health::endpoints,
         admin::endpoints,
         metrics::endpoints,

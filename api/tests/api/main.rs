@@ -25,3 +25,4 @@ mod validation;
 mod verification;
 mod web;
 mod web_account;
+mod webhooks;

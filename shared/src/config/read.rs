@@ -66,6 +66,7 @@ impl Settings {
             redis: RedisSettings {
                 url: SecretString::from(env.or("REDIS_URL", "redis://127.0.0.1:6379")),
                 queue_prefix: env.or("QUEUE_PREFIX", "bull"),
+                redeliver_after: env.secs("OUTBOX_REDELIVER_AFTER_SECS", 300).max(SECOND),
             },
             server: ServerSettings {
                 host: env.or("HOST", "0.0.0.0"),
@@ -126,6 +127,8 @@ impl Settings {
                 smtp_url: env.secret("SMTP_URL"),
                 from: env.or("MAIL_FROM", "Acme <hello@acme.test>"),
                 mailbox_dir: PathBuf::from(env.or("MAILBOX_DIR", ".dev/mailbox")),
+                follow_up_delay: env.secs("FOLLOW_UP_DELAY_SECS", DAY.as_secs()),
+                unsubscribe_secret: env.long_secret("UNSUBSCRIBE_SECRET"),
             },
             providers: ProviderSettings {
                 stripe_secret_key: env.secret("STRIPE_SECRET_KEY"),
@@ -133,6 +136,13 @@ impl Settings {
                     .or("STRIPE_API_BASE", "https://api.stripe.com")
                     .trim_end_matches('/')
                     .to_owned(),
+                stripe_webhook_secret: env.secret("STRIPE_WEBHOOK_SECRET"),
+                stripe_webhook_tolerance: env
+                    .secs("STRIPE_WEBHOOK_TOLERANCE_SECS", 300)
+                    .max(SECOND),
+                stripe_webhook_max_bytes: env
+                    .parsed("STRIPE_WEBHOOK_MAX_BYTES", 256 * 1024)
+                    .max(1024),
                 slack_webhook_url: env.secret("SLACK_WEBHOOK_URL"),
                 config_fault_pause: env.secs("CONFIG_FAULT_PAUSE_SECS", 300).max(SECOND),
             },
@@ -162,6 +172,9 @@ impl Settings {
         }
     }
 }
+
+/// The shortest secret accepted for a key that signs links.
+const MIN_SECRET_CHARS: usize = 32;
 
 pub(super) const SECOND: Duration = Duration::from_secs(1);
 pub(super) const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -216,6 +229,18 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 
     fn secret(&mut self, key: &str) -> Option<SecretString> {
         self.optional(key).map(SecretString::from)
+    }
+
+    /// A secret that keys a MAC: shorter than [`MIN_SECRET_CHARS`] would
+    /// make it guessable offline.
+    fn long_secret(&mut self, key: &str) -> Option<SecretString> {
+        let value = self.optional(key)?;
+        if value.chars().count() < MIN_SECRET_CHARS {
+            self.problems.push(format!(
+                "{key} must be at least {MIN_SECRET_CHARS} characters (e.g. `openssl rand -hex 32`)"
+            ));
+        }
+        Some(SecretString::from(value))
     }
 
     fn required(&mut self, key: &str) -> Option<String> {

@@ -61,6 +61,10 @@ pub struct RedisSettings {
     /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one
     /// Redis Cluster slot.
     pub queue_prefix: String,
+    /// A job Redis should hold that has not run this long after it was
+    /// handed over (or fell due) is handed over again, in case Redis lost it
+    /// (`OUTBOX_REDELIVER_AFTER_SECS`).
+    pub redeliver_after: Duration,
 }
 
 /// The api's HTTP server.
@@ -213,6 +217,12 @@ pub struct MailSettings {
     pub from: String,
     /// Development mailbox used when no SMTP server is configured (`MAILBOX_DIR`).
     pub mailbox_dir: PathBuf,
+    /// How long after an account is verified its follow-up email is due
+    /// (`FOLLOW_UP_DELAY_SECS`).
+    pub follow_up_delay: Duration,
+    /// Signs the unsubscribe links of product mail, 32 characters at least;
+    /// `None` sends no product mail (`UNSUBSCRIBE_SECRET`).
+    pub unsubscribe_secret: Option<SecretString>,
 }
 
 /// Third-party services.
@@ -223,6 +233,14 @@ pub struct ProviderSettings {
     pub stripe_secret_key: Option<SecretString>,
     /// Stripe API base URL, without a trailing slash (`STRIPE_API_BASE`).
     pub stripe_api_base: String,
+    /// The webhook endpoint's signing secret (`whsec_…`); `None` turns
+    /// `POST /api/webhooks/stripe` off (`STRIPE_WEBHOOK_SECRET`).
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// How old a signed event may be, against replays
+    /// (`STRIPE_WEBHOOK_TOLERANCE_SECS`).
+    pub stripe_webhook_tolerance: Duration,
+    /// The largest event body taken (`STRIPE_WEBHOOK_MAX_BYTES`).
+    pub stripe_webhook_max_bytes: usize,
     /// Slack incoming webhook for signup announcements; `None` skips them
     /// (`SLACK_WEBHOOK_URL`).
     pub slack_webhook_url: Option<SecretString>,

@@ -246,3 +246,28 @@ fn every_variable_read_is_written_back_and_documented() {
         assert!(documented, "{key} is not documented in .env.example");
     }
 }
+
+#[test]
+fn an_unsubscribe_secret_shorter_than_32_characters_is_refused() {
+    let error = settings(&[
+        ("DATABASE_URL", "postgres://localhost/app"),
+        ("UNSUBSCRIBE_SECRET", "too-short"),
+    ])
+    .expect_err("a short secret is a configuration error");
+    assert!(
+        error
+            .to_string()
+            .contains("UNSUBSCRIBE_SECRET must be at least 32")
+    );
+    let s = settings(&[
+        ("DATABASE_URL", "postgres://localhost/app"),
+        ("UNSUBSCRIBE_SECRET", &"x".repeat(32)),
+    ])
+    .expect("32 characters are enough");
+    assert!(s.mail.unsubscribe_secret.is_some());
+    assert_eq!(s.mail.follow_up_delay, Duration::from_secs(86_400));
+    assert_eq!(
+        s.providers.stripe_webhook_tolerance,
+        Duration::from_secs(300)
+    );
+}

@@ -42,6 +42,7 @@ impl Settings {
             ),
             ("REDIS_URL", redis.url.expose_secret().to_owned()),
             ("QUEUE_PREFIX", redis.queue_prefix.clone()),
+            ("OUTBOX_REDELIVER_AFTER_SECS", secs(&redis.redeliver_after)),
             ("HOST", server.host.clone()),
             ("PORT", server.port.to_string()),
             ("PUBLIC_URL", server.public_url.clone()),
@@ -104,8 +105,22 @@ impl Settings {
             ("SMTP_URL", secret(&mail.smtp_url)),
             ("MAIL_FROM", mail.from.clone()),
             ("MAILBOX_DIR", mail.mailbox_dir.display().to_string()),
+            ("FOLLOW_UP_DELAY_SECS", secs(&mail.follow_up_delay)),
+            ("UNSUBSCRIBE_SECRET", secret(&mail.unsubscribe_secret)),
             ("STRIPE_SECRET_KEY", secret(&providers.stripe_secret_key)),
             ("STRIPE_API_BASE", providers.stripe_api_base.clone()),
+            (
+                "STRIPE_WEBHOOK_SECRET",
+                secret(&providers.stripe_webhook_secret),
+            ),
+            (
+                "STRIPE_WEBHOOK_TOLERANCE_SECS",
+                secs(&providers.stripe_webhook_tolerance),
+            ),
+            (
+                "STRIPE_WEBHOOK_MAX_BYTES",
+                providers.stripe_webhook_max_bytes.to_string(),
+            ),
             ("SLACK_WEBHOOK_URL", secret(&providers.slack_webhook_url)),
             (
                 "CONFIG_FAULT_PAUSE_SECS",

@@ -65,6 +65,20 @@ pub enum AccountEmailKind {
     EmailChanged,
 }
 
+/// Apply a Stripe event the webhook recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeEvent {
+    /// Stripe's event id (`evt_…`), the key of its `stripe_events` row.
+    pub event_id: String,
+}
+
+/// Remind a verified user who has not finished setting up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUpEmail {
+    /// The user.
+    pub user_id: Uuid,
+}
+
 /// Remove an account whose owner asked for it, everywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountDeletion {

@@ -19,6 +19,20 @@ pub async fn id_by_email(
     .await
 }
 
+/// The account whose Stripe customer is `customer_id`, unless it is being
+/// deleted (its subscription no longer matters to us).
+pub async fn id_by_stripe_customer(
+    db: impl PgExecutor<'_>,
+    customer_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select user_id from users where stripe_customer_id = $1 and deleting_since is null",
+        customer_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// Whether an account that proved `email` holds it (an email change to it
 /// would fail): one not proven would lose it to the change.
 pub async fn is_taken(db: impl PgExecutor<'_>, email: &str) -> Result<bool, sqlx::Error> {

@@ -153,17 +153,17 @@ async fn deleting_a_user_removes_its_tokens_photos_and_job_records_with_it() {
             .expect("reserved");
         let mut tx = pool.begin().await.expect("a transaction");
         photo.commit(&mut tx, 10, 0).await.expect("committed");
-        records::insert(
-            &mut tx,
-            Uuid::now_v7(),
-            owner,
-            QueueName::WelcomeEmail,
-            &serde_json::json!({}),
-            1,
-            &Origin::default(),
-        )
-        .await
-        .expect("recorded");
+        let record = records::NewRecord {
+            job_id: Uuid::now_v7(),
+            owner: Some(owner),
+            queue: QueueName::WelcomeEmail,
+            payload: &serde_json::json!({}),
+            max_attempts: 1,
+            delay: None,
+        };
+        records::insert(&mut tx, record, &Origin::default())
+            .await
+            .expect("recorded");
         tx.commit().await.expect("committed");
     }
     let files = photos::ids_of_user(&pool, gone).await.expect("listed");

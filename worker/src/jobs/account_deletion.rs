@@ -22,7 +22,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use media::Variant;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use shared::jobs::AccountDeletion;
+use shared::jobs::{AccountDeletion, QueueName};
 use shared::storage::keys;
 use shared::{photos, records, users};
 use uuid::Uuid;
@@ -54,6 +54,15 @@ impl Perform for AccountDeletion {
             return Err(JobError::Transient(anyhow!(
                 "{running} job(s) of the account are still running; waiting for them"
             )));
+        }
+        // A delayed follow-up would find the account gone and skip; taking
+        // it out of Redis keeps it from waiting there a day for nothing.
+        for follow_up in records::open_of_user(&ctx.pool, user_id, QueueName::FollowUpEmail).await?
+        {
+            ctx.queues
+                .remove(QueueName::FollowUpEmail, follow_up)
+                .await
+                .transient("could not cancel the follow-up email")?;
         }
         job.progress(ctx, 10).await;
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use shared::jobs::{Maintenance, MaintenanceTask};
 use shared::queue::JobQueues;
 use shared::storage::keys;
-use shared::{devices, photos, records, resets, tokens, verifications};
+use shared::{devices, photos, records, resets, stripe_events, tokens, verifications};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};
@@ -81,8 +81,12 @@ async fn purge_expired_tokens(ctx: &JobContext) -> Result<Value, JobError> {
 /// Finished records only: a job still waiting or running is never pruned,
 /// however old.
 async fn prune_job_records(ctx: &JobContext) -> Result<Value, JobError> {
-    let records = records::prune_finished(&ctx.pool, ctx.maintenance.job_record_retention).await?;
-    Ok(json!({ "job_records": records }))
+    let retention = ctx.maintenance.job_record_retention;
+    let records = records::prune_finished(&ctx.pool, retention).await?;
+    // An event's row outlives Stripe's retries (three days) by the same
+    // retention as its job's record.
+    let events = stripe_events::prune(&ctx.pool, retention).await?;
+    Ok(json!({ "job_records": records, "stripe_events": events }))
 }
 
 /// Replaced photos (ready, but no longer anyone's avatar), failed ones, and

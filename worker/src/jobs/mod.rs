@@ -6,11 +6,13 @@
 
 mod account_deletion;
 mod account_email;
+mod follow_up_email;
 mod image_resize;
 pub mod maintenance;
 mod onboarding_pdf;
 mod slack_notify;
 mod stripe_customer;
+mod stripe_event;
 mod welcome_email;
 
 use serde_json::Value;
@@ -127,6 +129,8 @@ registered!(
     shared::jobs::OnboardingPdf,
     shared::jobs::ImageResize,
     shared::jobs::AccountDeletion,
+    shared::jobs::StripeEvent,
+    shared::jobs::FollowUpEmail,
     shared::jobs::Maintenance,
 );
 

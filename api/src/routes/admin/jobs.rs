@@ -21,7 +21,9 @@ use crate::state::AppState;
 pub(super) struct AdminJob {
     #[serde(flatten)]
     status: JobStatus,
-    user_id: Uuid,
+    /// `null` for the system's own jobs (a Stripe event).
+    #[schema(required)]
+    user_id: Option<Uuid>,
     #[schema(value_type = Object)]
     payload: serde_json::Value,
     error_detail: Option<String>,

@@ -1,0 +1,158 @@
+//! `POST /api/webhooks/stripe` at the door: what is recorded, and what is
+//! refused before anything is. (What the events do is the worker's, in its
+//! tests.)
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree as _;
+use proptest::test_runner::TestRunner;
+use serde_json::{Value, json};
+use testkit::TestApp;
+use testkit::stripe::{WEBHOOK_SECRET, event, now, signature, subscription};
+
+async fn app_with_webhook() -> TestApp {
+    TestApp::spawn_without_worker_with(|s| {
+        s.providers.stripe_webhook_secret = Some(WEBHOOK_SECRET.into());
+        s.providers.stripe_webhook_max_bytes = 64 * 1024;
+    })
+    .await
+}
+
+async fn recorded(app: &TestApp) -> (i64, i64) {
+    let events: i64 = sqlx::query_scalar("select count(*) from stripe_events")
+        .fetch_one(&app.pool)
+        .await
+        .expect("countable");
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs where queue = 'stripe-event'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("countable");
+    (events, jobs)
+}
+
+fn subscription_event(id: &str) -> Value {
+    event(
+        id,
+        "customer.subscription.updated",
+        now(),
+        subscription("sub_1", "cus_1", "active", "price_pro", now() + 86_400),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stripe_webhook_is_not_found_without_a_secret() {
+    let app = TestApp::spawn_without_worker().await;
+    let (status, body) = app
+        .deliver_stripe_event(&subscription_event("evt_off"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(recorded(&app).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_event_is_recorded_with_its_job_once_however_often_it_is_delivered() {
+    let app = app_with_webhook().await;
+    let event = subscription_event("evt_once");
+
+    let (status, first) = app.deliver_stripe_event(&event).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["received"], true);
+    assert_eq!(first["duplicate"], false);
+    let job_id = first["job_id"].as_str().expect("the job that applies it");
+    assert_eq!(
+        app.job_state(job_id).await,
+        "waiting",
+        "handed to Redis at once"
+    );
+
+    let (status, again) = app.deliver_stripe_event(&event).await;
+    assert_eq!(status, 200, "a repeat is acknowledged: {again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["job_id"], Value::Null);
+    assert_eq!(recorded(&app).await, (1, 1), "one event row, one job");
+
+    let stored: Value = sqlx::query_scalar("select payload from stripe_events where event_id = $1")
+        .bind("evt_once")
+        .fetch_one(&app.pool)
+        .await
+        .expect("stored");
+    assert_eq!(stored, event, "stored as Stripe sent it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_signature_or_a_stale_timestamp_is_400_and_records_nothing() {
+    let app = app_with_webhook().await;
+    let body = serde_json::to_vec(&subscription_event("evt_bad")).expect("JSON");
+    let cases = [
+        ("no signature", None),
+        (
+            "another secret",
+            Some(signature("whsec_other", now(), &body)),
+        ),
+        ("stale", Some(signature(WEBHOOK_SECRET, now() - 301, &body))),
+        (
+            "from the future",
+            Some(signature(WEBHOOK_SECRET, now() + 301, &body)),
+        ),
+        ("no v1", Some(format!("t={}", now()))),
+        ("garbage", Some("v1=zz,t=yesterday".to_owned())),
+    ];
+    for (case, signature) in cases {
+        let response = app.post_stripe_webhook(&body, signature.as_deref()).await;
+        assert_eq!(response.status(), 400, "{case}");
+        let error: Value = response.json().await.expect("JSON");
+        assert_eq!(error["error"]["code"], "invalid_webhook", "{case}: {error}");
+    }
+    // Signed for one body, sent with another.
+    let signed = signature(WEBHOOK_SECRET, now(), &body);
+    let mut tampered = body.clone();
+    tampered.extend_from_slice(b" ");
+    let response = app.post_stripe_webhook(&tampered, Some(&signed)).await;
+    assert_eq!(response.status(), 400, "a changed body");
+    assert_eq!(recorded(&app).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_signed_bodies_that_are_not_stripe_events_are_400_and_record_nothing() {
+    let app = app_with_webhook().await;
+    let mut runner = TestRunner::default();
+    let not_events = prop_oneof![
+        // Any bytes at all.
+        proptest::collection::vec(any::<u8>(), 0..512),
+        // JSON, of the wrong shape.
+        any::<(Option<String>, Option<i64>, bool)>().prop_map(|(id, created, event_object)| {
+            let mut value = json!({ "type": "customer.deleted", "data": { "object": {} } });
+            if let Some(id) = id {
+                value["id"] = json!(id);
+            }
+            if let Some(created) = created {
+                value["created"] = json!(created);
+            }
+            if event_object {
+                value["object"] = json!("event");
+            }
+            serde_json::to_vec(&value).expect("JSON")
+        }),
+    ];
+    for _ in 0..64 {
+        let body = not_events.new_tree(&mut runner).expect("a value").current();
+        let signed = signature(WEBHOOK_SECRET, now(), &body);
+        let response = app.post_stripe_webhook(&body, Some(&signed)).await;
+        assert_eq!(
+            response.status(),
+            400,
+            "{:?}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert_eq!(recorded(&app).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_over_the_body_limit_is_413_and_records_nothing() {
+    let app = app_with_webhook().await;
+    let mut event = subscription_event("evt_big");
+    event["data"]["object"]["metadata"] = json!({ "padding": "x".repeat(70 * 1024) });
+    let (status, body) = app.deliver_stripe_event(&event).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(recorded(&app).await, (0, 0));
+}
