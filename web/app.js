@@ -25,6 +25,7 @@ const JOB_NAMES = {
   "onboarding-pdf": "Onboarding guide (PDF)",
   "image-resize": "Photo processing",
   "account-deletion": "Account deletion",
+  "follow-up-email": "Follow-up email",
 };
 // The field a wrong password belongs to, per signed-in form.
 const PASSWORD_FIELDS = { change: "current_password", email: "password", delete: "password" };
@@ -348,6 +349,7 @@ const AUTH_SCREENS = {
 function showAuth(mode) {
   const screen = AUTH_SCREENS[mode];
   $("home").hidden = true;
+  $("unsubscribe").hidden = true;
   $("logout").hidden = true;
   $("auth").hidden = false;
   for (const name of Object.keys(AUTH_SCREENS)) {
@@ -376,6 +378,7 @@ function signedIn(newToken) {
 
 async function showHome() {
   $("auth").hidden = true;
+  $("unsubscribe").hidden = true;
   $("home").hidden = false;
   $("logout").hidden = false;
   document.title = "Your account · Acme";
@@ -451,10 +454,70 @@ async function loadProfile() {
   }
   $("profile-stripe").textContent =
     me.stripe_customer_id ?? (me.email_verified ? pendingText("stripe-customer", "Being set up…") : "After you confirm your address.");
+  $("profile-plan").textContent = planText(me.subscription);
+  $("product-email").checked = me.product_email;
   $("guide").hidden = !me.onboarding_pdf_url;
   $("guide-pending").hidden = Boolean(me.onboarding_pdf_url);
   $("guide-pending").textContent = pendingText("onboarding-pdf", "Being written…");
 }
+
+/** The plan as Stripe last told us: price, status, and when it renews or ends. */
+function planText(subscription) {
+  if (!subscription) return "Free";
+  const parts = [subscription.price_id ?? "Subscription", subscription.status.replaceAll("_", " ")];
+  if (subscription.current_period_end && subscription.status !== "canceled") {
+    const date = new Date(subscription.current_period_end).toLocaleDateString();
+    parts.push(subscription.cancel_at_period_end ? `ends ${date}` : `renews ${date}`);
+  }
+  return parts.join(" · ");
+}
+
+$("product-email").addEventListener("change", async (event) => {
+  const box = event.target;
+  $("mail-error").textContent = "";
+  $("mail-done").textContent = "";
+  box.disabled = true;
+  try {
+    await api("/api/me/preferences", { method: "PUT", body: { product_email: box.checked } });
+    $("mail-done").textContent = box.checked
+      ? "Saved: you will get tips and reminders."
+      : "Saved: no more tips and reminders.";
+  } catch (error) {
+    box.checked = !box.checked;
+    $("mail-error").textContent = describe(error);
+  } finally {
+    box.disabled = false;
+  }
+});
+
+/**
+ * The unsubscribe link of a product email: asks first (a mail scanner that
+ * opens links must not unsubscribe anyone), then posts the signed token.
+ */
+function showUnsubscribe() {
+  $("auth").hidden = true;
+  $("home").hidden = true;
+  $("unsubscribe").hidden = false;
+  document.title = "Unsubscribe · Acme";
+}
+
+$("unsubscribe-confirm").addEventListener("click", async () => {
+  const button = $("unsubscribe-confirm");
+  $("unsubscribe-error").textContent = "";
+  button.disabled = true;
+  try {
+    await api(`/api/email/unsubscribe?token=${encodeURIComponent(linkToken())}`, { method: "POST" });
+    $("unsubscribe-done").textContent =
+      "You are unsubscribed. You can turn tips back on in your account at any time.";
+    button.hidden = true;
+    history.replaceState(null, "", "/unsubscribe");
+  } catch (error) {
+    $("unsubscribe-error").textContent = error.code === "invalid_unsubscribe_link"
+      ? "This link is not valid. Use the one in your latest email, or change your preferences in your account."
+      : describe(error);
+    button.disabled = false;
+  }
+});
 
 function initials(name) {
   return Array.from(name.trim().split(/\s+/), (part) => Array.from(part)[0] ?? "")
@@ -673,9 +736,11 @@ function jobItem(job) {
   const name = document.createElement("span");
   name.className = "job-name";
   name.textContent = JOB_NAMES[job.name] ?? job.name;
+  // A job due later (not a retry) is scheduled, not "retrying soon".
+  const scheduled = job.state === "delayed" && job.run_at && job.attempts_made === 0;
   const state = document.createElement("span");
   state.className = `state state-${job.state}`;
-  state.textContent = STATE_NAMES[job.state] ?? job.state;
+  state.textContent = scheduled ? "Scheduled" : (STATE_NAMES[job.state] ?? job.state);
   head.append(name, state);
   item.append(head);
 
@@ -689,10 +754,13 @@ function jobItem(job) {
 
   const meta = document.createElement("p");
   meta.className = "job-meta";
-  const attempts = job.attempts_made > 1 || job.state === "failed" || job.state === "delayed"
+  const attempts = !scheduled && (job.attempts_made > 1 || job.state === "failed" || job.state === "delayed")
     ? `Attempt ${Math.max(job.attempts_made, 1)} of ${job.max_attempts}`
     : "";
-  meta.textContent = [attempts, `started ${when(job.started_at ?? job.created_at)}`].filter(Boolean).join(" · ");
+  const started = scheduled
+    ? `due ${new Date(job.run_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" })}`
+    : `started ${when(job.started_at ?? job.created_at)}`;
+  meta.textContent = [attempts, started].filter(Boolean).join(" · ");
   item.append(meta);
 
   if (job.error) {
@@ -711,6 +779,7 @@ function when(timestamp) {
 // --- Start ---------------------------------------------------------------
 
 if (location.pathname === "/verify-email" && linkToken()) confirmAddress();
+else if (location.pathname === "/unsubscribe" && linkToken()) showUnsubscribe();
 else if (location.pathname === "/reset-password" && resetToken()) showAuth("reset");
 else if (location.pathname === "/forgot-password") showAuth("forgot");
 else if (token) showHome();

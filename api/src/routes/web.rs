@@ -55,12 +55,13 @@ macro_rules! asset {
 }
 
 /// Every file under `web/`.
-static ASSETS: [Asset; 10] = [
+static ASSETS: [Asset; 11] = [
     asset!("/", "index.html", HTML),
     // The app's own screens, which emails link to.
     asset!("/forgot-password", "index.html", HTML),
     asset!("/reset-password", "index.html", HTML),
     asset!("/verify-email", "index.html", HTML),
+    asset!("/unsubscribe", "index.html", HTML),
     asset!("/app.js", "app.js", JS),
     asset!("/ui.js", "ui.js", JS),
     asset!("/app.css", "app.css", "text/css; charset=utf-8"),

@@ -124,7 +124,14 @@ fn close_references(schema: &mut Value, part_of_all_of: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_answers_as_the_openapi_document_says() {
-    let mut app = TestApp::spawn_without_worker().await;
+    const UNSUBSCRIBE_SECRET: &str = "the contract test's unsubscribe secret";
+    let mut app = TestApp::spawn_without_worker_with(|s| {
+        s.providers.stripe_webhook_secret = Some(testkit::stripe::WEBHOOK_SECRET.into());
+        s.mail.unsubscribe_secret = Some(UNSUBSCRIBE_SECRET.into());
+        // Due at once, so the test's jobs all finish.
+        s.mail.follow_up_delay = std::time::Duration::ZERO;
+    })
+    .await;
     let mut contract = Contract::fetch(&app).await;
     let c = &mut contract;
 
@@ -492,6 +499,60 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
             .send_json(reqwest::Method::DELETE, "/api/me", token, &body)
             .await;
         contract.check("delete", "/api/me", answer).await;
+    }
+
+    // Mail preferences: saved, refused without a session or with a bad
+    // body; the one-click link with a good token and a forged one.
+    let preferring = app.sign_up("prefers@example.com", "Prefers").await;
+    let user_id: uuid::Uuid = preferring["user"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("a user id");
+    let session = preferring["token"].as_str().expect("a token");
+    for (token, body) in [
+        (session, json!({ "product_email": false })),
+        (session, json!({ "product_email": "no" })),
+        ("not-a-session", json!({ "product_email": true })),
+    ] {
+        let answer = app
+            .send_json(reqwest::Method::PUT, "/api/me/preferences", token, &body)
+            .await;
+        contract.check("put", "/api/me/preferences", answer).await;
+    }
+    let key = shared::unsubscribe::UnsubscribeKey::new(&UNSUBSCRIBE_SECRET.into());
+    for token in [key.token(user_id), "forged.token".to_owned()] {
+        let answer = app
+            .client
+            .post(format!(
+                "{}/api/email/unsubscribe?token={token}",
+                app.address
+            ))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .expect("answered");
+        contract
+            .check("post", "/api/email/unsubscribe", answer)
+            .await;
+    }
+
+    // The Stripe webhook: an event, the same again, a forged one.
+    let event = testkit::stripe::event(
+        "evt_contract",
+        "customer.deleted",
+        testkit::stripe::now(),
+        json!({ "id": "cus_contract", "object": "customer" }),
+    );
+    let body = serde_json::to_vec(&event).expect("JSON");
+    let signed = testkit::stripe::signature(
+        testkit::stripe::WEBHOOK_SECRET,
+        testkit::stripe::now(),
+        &body,
+    );
+    for signature in [signed.as_str(), signed.as_str(), "t=1,v1=00"] {
+        let answer = app.post_stripe_webhook(&body, Some(signature)).await;
+        contract.check("post", "/api/webhooks/stripe", answer).await;
     }
 
     let documented: BTreeSet<(String, String)> = contract.document["paths"]

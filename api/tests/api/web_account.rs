@@ -243,3 +243,119 @@ async fn the_account_emails_read_well_and_carry_nothing_the_signer_typed() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_sees_the_plan_and_unsubscribes_from_the_emailed_link_then_opts_back_in() {
+    use serde_json::json;
+    use testkit::stripe::{WEBHOOK_SECRET, event, now, subscription};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const SECRET: &str = "a web test's unsubscribe secret, 32+ chars";
+
+    let stripe = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "id": "cus_web", "object": "customer" })),
+        )
+        .mount(&stripe)
+        .await;
+    let api_base = stripe.uri();
+    let app = TestApp::spawn_for_browser(move |s| {
+        s.providers.stripe_secret_key = Some("sk_test_web".into());
+        s.providers.stripe_api_base = api_base;
+        s.providers.stripe_webhook_secret = Some(WEBHOOK_SECRET.into());
+        s.mail.unsubscribe_secret = Some(SECRET.into());
+        s.mail.follow_up_delay = Duration::from_secs(3600);
+    })
+    .await;
+    let signup = app.sign_up("sam@example.com", "Sam").await;
+    let customer = testkit::job_id(&signup, "stripe-customer");
+    app.wait_for_job_state(&customer, "completed", testkit::DEADLINE)
+        .await;
+    let (status, answer) = app
+        .deliver_stripe_event(&event(
+            "evt_web",
+            "customer.subscription.created",
+            now(),
+            subscription(
+                "sub_web",
+                "cus_web",
+                "active",
+                "price_pro",
+                now() + 30 * 86_400,
+            ),
+        ))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let applied = answer["job_id"].as_str().expect("a job");
+    app.wait_for_job_state(applied, "completed", testkit::DEADLINE)
+        .await;
+    // The link the follow-up email will carry (the worker's tests read it
+    // from the email; here the email is an hour away).
+    let user_id = signup["user"]["id"]
+        .as_str()
+        .expect("an id")
+        .parse()
+        .expect("a uuid");
+    let token = shared::unsubscribe::UnsubscribeKey::new(&SECRET.into()).token(user_id);
+    let link = format!("{}/unsubscribe#token={token}", app.address);
+
+    let browser = Browser::start(Screen::Desktop).await;
+    browser
+        .run("unsubscribe", async |browser| {
+            browser.open(&app.address).await;
+            browser.click("#switch").await;
+            browser.fill("#login-email", "sam@example.com").await;
+            browser
+                .fill("#login-password", "correct horse battery")
+                .await;
+            browser.click("#login-form button[type=submit]").await;
+            browser
+                .wait_for_text("#profile-plan", "price_pro · active · renews")
+                .await;
+            let checked = browser
+                .eval("return document.getElementById('product-email').checked")
+                .await;
+            assert_eq!(checked, true, "subscribed to tips at first");
+            browser
+                .wait_for_text("li[data-state=delayed] .state", "Scheduled")
+                .await;
+            screenshot(browser, "plan-desktop").await;
+            browser
+                .eval("document.getElementById('mail-title').scrollIntoView()")
+                .await;
+            screenshot(browser, "preferences-desktop").await;
+
+            // The visible link asks first; a scanner's visit changes nothing.
+            browser.open(&link).await;
+            browser
+                .wait_for_text("#unsubscribe-title", "Unsubscribe from tips")
+                .await;
+            assert_eq!(app.me(&signup_token(&signup)).await["product_email"], true);
+            browser.click("#unsubscribe-confirm").await;
+            browser
+                .wait_for_text("#unsubscribe-done", "You are unsubscribed.")
+                .await;
+            screenshot(browser, "unsubscribed-desktop").await;
+            assert_eq!(app.me(&signup_token(&signup)).await["product_email"], false);
+
+            browser.open(&app.address).await;
+            browser.wait_for_text("#profile-name", "Sam").await;
+            let checked = browser
+                .eval("return document.getElementById('product-email').checked")
+                .await;
+            assert_eq!(checked, false, "the account shows the choice");
+            browser.click("#product-email").await;
+            browser
+                .wait_for_text("#mail-done", "you will get tips and reminders")
+                .await;
+            assert_eq!(app.me(&signup_token(&signup)).await["product_email"], true);
+        })
+        .await;
+}
+
+fn signup_token(signup: &serde_json::Value) -> String {
+    signup["token"].as_str().expect("a token").to_owned()
+}

@@ -117,6 +117,17 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
     )
     .await
     .expect("an open link");
+    // Stripe events: one past the retention, one Stripe may still resend.
+    for (event_id, age) in [("evt_old", "40 days"), ("evt_recent", "1 day")] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into stripe_events (event_id, type, created, payload, job_id, received_at)
+             values ($1, 'customer.deleted', now(), '{{}}', gen_random_uuid(), now() - interval '{age}')"
+        )))
+        .bind(event_id)
+        .execute(&pool)
+        .await
+        .expect("an event");
+    }
     let output = app.worker_command(WORKER, &["maintenance", "run"]).await;
 
     assert!(
@@ -132,12 +143,17 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
         "{printed}"
     );
     assert!(
-        printed.contains(r#"prune-job-records	{"job_records":1}"#),
+        printed.contains(r#"prune-job-records	{"job_records":1,"stripe_events":1}"#),
         "{printed}"
     );
     assert!(
         printed.contains(r#"clean-photos	{"orphan_files":1,"photos":2}"#),
         "{printed}"
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from stripe_events").await,
+        1,
+        "the recent event stays"
     );
     assert_eq!(
         count(&pool, "select count(*) from api_tokens").await,
