@@ -178,22 +178,19 @@ pub async fn relay_pending(
 const BATCH: i64 = 100;
 const BATCH_LEN: usize = BATCH as usize;
 
-/// Adds `due` to Redis; returns the ids it added. A row naming no queue we
-/// know is failed instead.
+/// Adds `due` to Redis, all at once (one round trip's wait per batch, not
+/// one per job); returns the ids it added. A row naming no queue we know is
+/// failed instead. If Redis fails any add, the batch is rolled back and
+/// redone next time: the adds that did get through are then no-ops.
 async fn hand_over(
     tx: &mut PgConnection,
     queues: &JobQueues,
     due: &[records::Due],
 ) -> Result<Vec<Uuid>, RelayError> {
-    let mut ids = Vec::with_capacity(due.len());
+    let mut known = Vec::with_capacity(due.len());
     for row in due {
         match row.queue.parse::<QueueName>() {
-            Ok(queue) => {
-                queues
-                    .enqueue(queue, row.job_id, &row.payload, row.delay)
-                    .await?;
-                ids.push(row.job_id);
-            }
+            Ok(queue) => known.push((queue, row)),
             // Only a hand-edited or future-version row gets here; failing
             // it keeps it visible without blocking the rows behind it.
             Err(problem) => {
@@ -210,7 +207,12 @@ async fn hand_over(
             }
         }
     }
-    Ok(ids)
+    let added = futures::future::join_all(known.iter().map(|(queue, row)| {
+        queues.enqueue(*queue, row.job_id, &row.payload, row.delay)
+    }))
+    .await;
+    added.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(known.iter().map(|(_, row)| row.job_id).collect())
 }
 
 /// Runs [`relay_pending`] every `interval`, for ever; the owner aborts the

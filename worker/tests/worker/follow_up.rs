@@ -235,7 +235,7 @@ async fn deleting_the_account_cancels_the_follow_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follow_up_redis_lost_before_it_was_due_is_still_sent_once() {
+async fn a_follow_up_lost_with_redis_before_it_was_due_is_sent_once_after_the_restarts() {
     let mut app = app_with_follow_up(Duration::from_secs(3)).await;
     let signup = app.sign_up("lost@example.com", NAME).await;
     let (id, _) = follow_up(&app, &signup).await;
@@ -244,9 +244,12 @@ async fn a_follow_up_redis_lost_before_it_was_due_is_still_sent_once() {
     })
     .await;
 
-    // Redis restarts without persistence: every key is gone.
+    // The worker is redeployed while Redis restarts without persistence:
+    // every key is gone.
+    app.stop_worker().await;
     app.redis.restart();
     assert_eq!(app.redis.cli(&["DBSIZE"]).trim(), "0");
+    app.start_worker();
 
     app.smtp.wait_for_titled(TITLE, 1, DEADLINE).await;
     app.wait_for_job_state(&id, "completed", DEADLINE).await;
