@@ -66,14 +66,8 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     const QUEUE: QueueName;
 
     /// The user the job acts for; `None` for the system's own jobs
-    /// (maintenance), which no user polls.
+    /// (maintenance, a Stripe event), which no user polls.
     fn owner(&self) -> Option<Uuid>;
-}
-
-/// A job done for a user: polled by its owner.
-pub trait UserJob: Job {
-    /// The user who may see this job's status.
-    fn user_id(&self) -> Uuid;
 }
 
 /// Declares the queues: `Variant = "wire-name" (field), payload Type (owner
@@ -156,14 +150,6 @@ macro_rules! catalogue {
                     None $(.or(Some(self.$owner)))?
                 }
             }
-
-            $(
-                impl UserJob for $payload {
-                    fn user_id(&self) -> Uuid {
-                        self.$owner
-                    }
-                }
-            )?
         )*
     };
 }
