@@ -207,9 +207,11 @@ async fn hand_over(
             }
         }
     }
-    let added = futures::future::join_all(known.iter().map(|(queue, row)| {
-        queues.enqueue(*queue, row.job_id, &row.payload, row.delay)
-    }))
+    let added = futures::future::join_all(
+        known
+            .iter()
+            .map(|(queue, row)| queues.enqueue(*queue, row.job_id, &row.payload, row.delay)),
+    )
     .await;
     added.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(known.iter().map(|(_, row)| row.job_id).collect())

@@ -84,16 +84,20 @@ async fn main() {
     let due = committed + Duration::from_secs_f64(remaining.max(0.0));
     app.start_worker();
 
-    testkit::wait::until("the relay to hand every follow-up to Redis", DUE_IN, || async {
-        // The owner's own follow-up (due in a day) is delayed too.
-        let delayed: i64 = sqlx::query_scalar(
-            "select count(*) from jobs where queue = 'follow-up-email' and state = 'delayed'",
-        )
-        .fetch_one(&app.pool)
-        .await
-        .expect("countable");
-        (delayed > i64::try_from(count).expect("fits")).then_some(())
-    })
+    testkit::wait::until(
+        "the relay to hand every follow-up to Redis",
+        DUE_IN,
+        || async {
+            // The owner's own follow-up (due in a day) is delayed too.
+            let delayed: i64 = sqlx::query_scalar(
+                "select count(*) from jobs where queue = 'follow-up-email' and state = 'delayed'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .expect("countable");
+            (delayed > i64::try_from(count).expect("fits")).then_some(())
+        },
+    )
     .await;
     let handed_over_in = committed.elapsed();
     let handed_over_before_due = due.saturating_duration_since(Instant::now());
@@ -101,7 +105,10 @@ async fn main() {
 
     let asked_at = Instant::now();
     let asked = app
-        .post_json("/api/password/forgot", &json!({ "email": "owner@example.com" }))
+        .post_json(
+            "/api/password/forgot",
+            &json!({ "email": "owner@example.com" }),
+        )
         .await;
     assert_eq!(asked.status(), 202);
     let follow_ups_sent_by_then =
