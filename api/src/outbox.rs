@@ -38,6 +38,8 @@ pub enum DispatchState {
     Pending,
     /// In Redis, waiting for a worker.
     Waiting,
+    /// In Redis, due later (a scheduled job such as the follow-up email).
+    Delayed,
 }
 
 /// Writes the durable record of `job` inside the caller's transaction, with
@@ -103,7 +105,8 @@ pub async fn dispatch(
             .enqueue(record.queue, record.id, &record.payload, record.delay)
             .await
         {
-            Ok(()) => DispatchState::Waiting,
+            Ok(()) if record.delay.is_zero() => DispatchState::Waiting,
+            Ok(()) => DispatchState::Delayed,
             Err(error) => {
                 tracing::warn!(
                     job.id = %record.id,
@@ -119,7 +122,7 @@ pub async fn dispatch(
     let enqueued: Vec<Uuid> = batch
         .iter()
         .zip(&states)
-        .filter(|(_, state)| **state == DispatchState::Waiting)
+        .filter(|(_, state)| **state != DispatchState::Pending)
         .map(|(record, _)| record.id)
         .collect();
     if !enqueued.is_empty() {

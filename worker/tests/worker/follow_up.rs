@@ -59,7 +59,13 @@ async fn a_user_without_a_photo_gets_the_follow_up_with_a_one_click_unsubscribe(
     let signup = app.sign_up("follow@example.com", NAME).await;
     let token = signup["token"].as_str().expect("a token");
 
-    // Listed among the user's jobs as delayed, with the time it will run.
+    // Answered as delayed by the confirmation, then listed among the
+    // user's jobs as delayed, with the time it will run.
+    let answered = signup["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|job| job["name"] == "follow-up-email"))
+        .expect("the confirmation's answer names the follow-up");
+    assert_eq!(answered["state"], "delayed");
     let (id, _) = follow_up(&app, &signup).await;
     testkit::wait::until("the follow-up to be delayed", DEADLINE, || async {
         (app.job_state(&id).await == "delayed").then_some(())
