@@ -152,23 +152,37 @@ pub async fn relay_pending(
     grace: Duration,
     redeliver_after: Duration,
 ) -> Result<usize, RelayError> {
+    let pending = relay_pass(pool, queues, Pass::Pending { grace }).await?;
+    let again = relay_pass(pool, queues, Pass::Again { redeliver_after }).await?;
+    Ok(pending + again)
+}
+
+/// What one pass of the relay hands to Redis.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    /// Rows `pending` for longer than `grace`.
+    Pending { grace: Duration },
+    /// Rows Redis should hold that have not run for `redeliver_after`.
+    Again { redeliver_after: Duration },
+}
+
+/// Runs `pass` in batches, a transaction each, until a batch comes back
+/// short; returns how many rows it handed over.
+async fn relay_pass(pool: &PgPool, queues: &JobQueues, pass: Pass) -> Result<usize, RelayError> {
     let mut delivered = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let due = records::due_pending(&mut tx, grace, BATCH).await?;
+        let due = match pass {
+            Pass::Pending { grace } => records::due_pending(&mut tx, grace, BATCH).await?,
+            Pass::Again { redeliver_after } => {
+                records::due_again(&mut tx, redeliver_after, BATCH).await?
+            }
+        };
         let ids = hand_over(&mut tx, queues, &due).await?;
-        records::enqueued(&mut *tx, &ids).await?;
-        tx.commit().await?;
-        delivered += ids.len();
-        if due.len() < BATCH_LEN {
-            break;
+        match pass {
+            Pass::Pending { .. } => records::enqueued(&mut *tx, &ids).await?,
+            Pass::Again { .. } => records::redelivered(&mut *tx, &ids).await?,
         }
-    }
-    loop {
-        let mut tx = pool.begin().await?;
-        let due = records::due_again(&mut tx, redeliver_after, BATCH).await?;
-        let ids = hand_over(&mut tx, queues, &due).await?;
-        records::redelivered(&mut *tx, &ids).await?;
         tx.commit().await?;
         delivered += ids.len();
         if due.len() < BATCH_LEN {

@@ -1,11 +1,11 @@
 //! Users: the `users` row. This file is the only writer of that table;
 //! every other module reads it (through the queries of `users/read.rs` or
-//! its own) or
-//! calls one of these transitions.
+//! its own) or calls one of these transitions.
 //!
 //! ```text
 //! create (unverified; or reclaim_unverified: a squatter's goes to deleting) → mark_verified
-//!        → (welcome email sent, Stripe customer set, guide stored, avatar switched, password set)*
+//!        → (welcome email sent, Stripe customer set or deleted at Stripe, guide stored,
+//!           avatar switched, password set, follow-up sent, product mail off or on)*
 //!        → deleting (the owner asked; nothing new starts) → (Stripe customer forgotten) → delete
 //! login attempts: counted before the password is checked, 0 → n (within a window, at most the limit)
 //!                 → 0 on success or when the window ends

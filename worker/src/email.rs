@@ -98,6 +98,15 @@ impl Templates {
     }
 }
 
+/// `address`, with a display `name` if it has one: a user's address from
+/// our rows. One that does not parse will not on a retry either: permanent.
+pub fn recipient(name: Option<String>, address: &str) -> Result<Mailbox, JobError> {
+    let address = address
+        .parse()
+        .permanent("the user's email address is not deliverable")?;
+    Ok(Mailbox::new(name, address))
+}
+
 /// Where emails go.
 pub enum Mailer {
     /// A real SMTP server (`SMTP_URL`).

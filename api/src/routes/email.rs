@@ -5,10 +5,10 @@
 //! The link in a confirmation email leads to the web app's
 //! `/verify-email#token=…`, which sends the token here. For the account's
 //! own address the proof starts what waited for it (the welcome email, the
-//! Stripe customer, the follow-up a day later); for the new address of an email change it is the
-//! change itself, and the old address is told. Sending links is limited
-//! per account ([`LINKS_PER_HOUR`] of each kind) and, like every
-//! credential endpoint, per client.
+//! Stripe customer, the follow-up a day later); for the new address of an
+//! email change it is the change itself, and the old address is told.
+//! Sending links is limited per account ([`LINKS_PER_HOUR`] of each kind)
+//! and, like every credential endpoint, per client.
 
 use std::time::Duration;
 

@@ -10,7 +10,6 @@
 //! spends them all). Delivery is at-least-once, as for every email.
 
 use chrono::Utc;
-use lettre::message::Mailbox;
 use serde_json::{Value, json};
 use shared::jobs::{AccountEmail, AccountEmailKind};
 use shared::tokens::TokenHash;
@@ -18,6 +17,7 @@ use shared::{resets, tokens, users, verifications};
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;
+use crate::email::recipient;
 use crate::error::{Classify, JobError};
 
 impl Perform for AccountEmail {
@@ -77,12 +77,7 @@ impl Perform for AccountEmail {
             ),
         }
         .permanent("could not render the account email")?;
-        let to = Mailbox::new(
-            None,
-            email
-                .parse()
-                .permanent("the user's email address is not deliverable")?,
-        );
+        let to = recipient(None, &email)?;
         ctx.mailer.send(to, &rendered, &job.id).await?;
         Ok(json!({ "delivered_to": email, "transport": ctx.mailer.transport_name() }))
     }

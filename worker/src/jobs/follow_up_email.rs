@@ -8,13 +8,13 @@
 //! (`List-Unsubscribe`, RFC 8058) and a visible one. Idempotent like the
 //! welcome email: `users.follow_up_sent_at` is set after the hand-over.
 
-use lettre::message::Mailbox;
 use serde_json::{Value, json};
 use shared::jobs::FollowUpEmail;
 use shared::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;
+use crate::email::recipient;
 use crate::error::{Classify, JobError};
 
 impl Perform for FollowUpEmail {
@@ -65,12 +65,7 @@ impl Perform for FollowUpEmail {
                 }),
             )
             .permanent("could not render the follow-up email")?;
-        let to = Mailbox::new(
-            Some(user.name),
-            user.email
-                .parse()
-                .permanent("the user's email address is not deliverable")?,
-        );
+        let to = recipient(Some(user.name), &user.email)?;
         ctx.mailer
             .send_product(to, &email, &job.id, &one_click)
             .await?;

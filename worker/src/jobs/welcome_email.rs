@@ -5,13 +5,13 @@
 //! between the SMTP hand-over and that update can send a second email, which
 //! beats never sending one.
 
-use lettre::message::Mailbox;
 use serde_json::{Value, json};
 use shared::jobs::WelcomeEmail;
 use shared::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;
+use crate::email::recipient;
 use crate::error::{Classify, JobError};
 
 impl Perform for WelcomeEmail {
@@ -38,12 +38,7 @@ impl Perform for WelcomeEmail {
                 json!({ "name": user.name, "dashboard_url": format!("{}/", ctx.public_url) }),
             )
             .permanent("could not render the welcome email")?;
-        let to = Mailbox::new(
-            Some(user.name),
-            user.email
-                .parse()
-                .permanent("the user's email address is not deliverable")?,
-        );
+        let to = recipient(Some(user.name), &user.email)?;
         ctx.mailer.send(to, &email, &job.id).await?;
 
         users::mark_welcome_email_sent(&ctx.pool, self.user_id).await?;
