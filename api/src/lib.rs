@@ -5,6 +5,7 @@
 //! - [`routes`]: one module per resource (`signup`, `session`, `me`,
 //!   `jobs`, `health`, `admin`, `photos`).
 //! - [`domain`]: validated input (`EmailAddress`, `UserName`, `Password`, `NewUser`).
+//! - [`alerts`]: incidents of stuck, unconsumed and failing queues, told to the team.
 //! - [`outbox`]: job records written with the change that causes them, and
 //!   the relay that delivers the ones Redis did not take.
 //! - [`server`]: the connection loop, with header, idle and connection limits.
@@ -24,6 +25,7 @@
 //! - [`extract`], [`state`]: request extractors and shared state.
 
 pub mod admin_session;
+pub mod alerts;
 pub mod auth;
 pub mod browser;
 pub mod conditional;
@@ -66,6 +68,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     cors: Option<CorsLayer>,
+    monitor: alerts::Monitor,
 }
 
 impl Application {
@@ -81,10 +84,12 @@ impl Application {
             .await
             .with_context(|| format!("failed to listen on {address}"))?;
         let state = AppState::build(settings, pool)?;
+        let monitor = alerts::Monitor::new(settings, state.pool.clone(), state.queues.clone())?;
         Ok(Self {
             listener,
             state,
             cors: browser::cors(&server.cors_allowed_origins),
+            monitor,
         })
     }
 
@@ -94,7 +99,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    /// The outbox relay runs alongside for as long as the server does.
+    /// The outbox relay and the alert monitor run alongside for as long as
+    /// the server does.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -107,12 +113,14 @@ impl Application {
         ));
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         tracing::info!(address = %self.local_addr()?, "api listening");
+        let monitor = tokio::spawn(self.monitor.run());
         let http = self.state.http;
         let served = server::serve(self.listener, router(self.state, self.cors), http, shutdown)
             .await
             .context("the HTTP server failed");
         relay.abort();
         sweeper.abort();
+        monitor.abort();
         served
     }
 }

@@ -28,6 +28,7 @@
 //! - [`stripe_events`]: Stripe events as the webhook received them, once each.
 //! - [`subscriptions`]: users' Stripe subscriptions, never overwritten by an older event.
 //! - [`verifications`]: email verification links, stored hashed.
+//! - [`incidents`]: alert incidents, opened and closed once each, and whether the team was told.
 //!
 //! And [`unsubscribe`]: the signed links that opt a user out of product mail.
 
@@ -36,6 +37,7 @@ pub mod db;
 pub mod dead_letters;
 pub mod devices;
 pub mod http;
+pub mod incidents;
 pub mod jobs;
 pub mod metrics;
 pub mod photos;

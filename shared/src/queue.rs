@@ -183,6 +183,64 @@ impl JobQueues {
         .await
     }
 
+    /// How many workers consume `queue` now: BullMQ's own registry (each
+    /// worker names its blocking connection), so Node workers and Bull Board
+    /// count too. A Redis that refuses `CLIENT LIST` reads as 0.
+    pub async fn consumers(&self, queue: QueueName) -> Result<usize, QueueError> {
+        self.bounded(async { Ok(self.queue(queue).await?.get_workers_count().await?) })
+            .await
+    }
+
+    /// Marks `queue` as held by a provider refusing our credentials, with the
+    /// reason, for `ttl`: a worker that pauses the queue renews it, one that
+    /// sees the credentials work again clears it, and a worker that died
+    /// leaves a mark that lapses by itself.
+    pub async fn mark_misconfigured(
+        &self,
+        queue: QueueName,
+        reason: &str,
+        ttl: Duration,
+    ) -> Result<(), QueueError> {
+        let key = self.misconfigured_key(queue);
+        self.bounded(async {
+            let mut set = redis::cmd("SET");
+            set.arg(&key)
+                .arg(reason)
+                .arg("PX")
+                .arg(crate::millis(ttl).max(1));
+            Ok(self.connection().await?.cmd::<()>(&mut set).await?)
+        })
+        .await
+    }
+
+    /// Clears [`mark_misconfigured`](Self::mark_misconfigured)'s mark.
+    pub async fn clear_misconfigured(&self, queue: QueueName) -> Result<(), QueueError> {
+        let key = self.misconfigured_key(queue);
+        self.bounded(async {
+            let mut del = redis::cmd("DEL");
+            del.arg(&key);
+            Ok(self.connection().await?.cmd::<()>(&mut del).await?)
+        })
+        .await
+    }
+
+    /// Why `queue` is held by a refused credential, if it is.
+    pub async fn misconfigured(&self, queue: QueueName) -> Result<Option<String>, QueueError> {
+        let key = self.misconfigured_key(queue);
+        self.bounded(async {
+            let mut get = redis::cmd("GET");
+            get.arg(&key);
+            Ok(self.connection().await?.cmd(&mut get).await?)
+        })
+        .await
+    }
+
+    /// Beside the queue's own keys (its hash slot, with a tagged prefix),
+    /// under a name no BullMQ key or job id takes.
+    fn misconfigured_key(&self, queue: QueueName) -> String {
+        format!("{}:{queue}:acme:misconfigured", self.prefix)
+    }
+
     /// How many jobs of `queue` are in each state right now.
     pub async fn counts(&self, queue: QueueName) -> Result<QueueCounts, QueueError> {
         self.bounded(async {

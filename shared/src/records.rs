@@ -22,7 +22,10 @@ use crate::jobs::QueueName;
 
 mod read;
 
-pub use read::{Due, count_recent, due_again, due_pending, open_of_user, running_of_user};
+pub use read::{
+    Due, Finished, count_recent, due_again, due_pending, finished_within, open_of_user,
+    outbox_backlog, running_of_user,
+};
 
 /// Where a job stands, as its record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]

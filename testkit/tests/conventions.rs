@@ -17,6 +17,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("photos", "shared/src/photos.rs"),
     ("stripe_events", "shared/src/stripe_events.rs"),
     ("subscriptions", "shared/src/subscriptions.rs"),
+    ("incidents", "shared/src/incidents.rs"),
     // One writer, one table: its SQL stays next to its only caller.
     ("maintenance_runs", "worker/src/jobs/maintenance.rs"),
 ];

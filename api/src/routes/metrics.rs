@@ -24,7 +24,7 @@ async fn metrics(State(state): State<AppState>, request: Request) -> Result<Resp
             return Err(ApiError::Unauthorized);
         }
     }
-    let text = crate::metrics::render(&state).await;
+    let text = crate::metrics::render(&state);
     Ok((
         [(
             header::CONTENT_TYPE,

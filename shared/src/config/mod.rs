@@ -19,8 +19,8 @@ mod write;
 
 pub use read::{ConfigError, load_dotenv};
 pub use settings::{
-    Argon2Settings, AuthSettings, DatabaseSettings, HttpLimits, LoginFailureLimit, MailSettings,
-    MaintenanceSettings, PhotoSettings, ProviderSettings, RedisSettings, S3Settings,
+    AlertSettings, Argon2Settings, AuthSettings, DatabaseSettings, HttpLimits, LoginFailureLimit,
+    MailSettings, MaintenanceSettings, PhotoSettings, ProviderSettings, RedisSettings, S3Settings,
     ServerSettings, Settings, StorageSettings, TelemetrySettings, UploadLimits, WorkerSettings,
 };
 pub use values::{CorsOrigins, LogFormat};

@@ -160,6 +160,26 @@ impl Settings {
                 ),
                 photo_grace: env.secs("PHOTO_CLEANUP_GRACE_SECS", DAY.as_secs()),
             },
+            alerts: AlertSettings {
+                slack_webhook_url: env.secret("ALERT_SLACK_WEBHOOK_URL"),
+                email_to: env
+                    .optional("ALERT_EMAIL_TO")
+                    .map(|list| {
+                        list.split(',')
+                            .map(str::trim)
+                            .filter(|address| !address.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                check_interval: env.secs("ALERT_CHECK_INTERVAL_SECS", 30).max(SECOND),
+                no_consumer: env.secs("ALERT_NO_CONSUMER_SECS", 120),
+                oldest_waiting: env.secs("ALERT_OLDEST_WAITING_SECS", 600),
+                failed_jobs: env.parsed("ALERT_FAILED_JOBS", 10),
+                failed_ratio: env.parsed("ALERT_FAILED_RATIO", 0.5),
+                failure_window: env.secs("ALERT_FAILURE_WINDOW_SECS", 900).max(SECOND),
+                outbox: env.secs("ALERT_OUTBOX_SECS", 120),
+            },
             telemetry: TelemetrySettings {
                 otlp_endpoint: env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
                 log_format: env.parsed("LOG_FORMAT", LogFormat::Json),

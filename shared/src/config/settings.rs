@@ -33,6 +33,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// Housekeeping: how often, and what is old enough to go.
     pub maintenance: MaintenanceSettings,
+    /// Telling the team when a queue stops moving.
+    pub alerts: AlertSettings,
     /// Logs and traces.
     pub telemetry: TelemetrySettings,
 }
@@ -271,6 +273,37 @@ pub struct MaintenanceSettings {
     /// Replaced and failed photos, and files no photo names, are deleted
     /// once this old (`PHOTO_CLEANUP_GRACE_SECS`, default a day).
     pub photo_grace: Duration,
+}
+
+/// Alerts: which conditions open an incident, and where the team is told.
+/// Each threshold of 0 turns its condition off.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Slack incoming webhook the incidents are posted to
+    /// (`ALERT_SLACK_WEBHOOK_URL`).
+    pub slack_webhook_url: Option<SecretString>,
+    /// Addresses (comma-separated) the incidents are emailed to, through
+    /// `SMTP_URL` or the development mailbox (`ALERT_EMAIL_TO`).
+    pub email_to: Vec<String>,
+    /// How often the conditions are evaluated (`ALERT_CHECK_INTERVAL_SECS`).
+    pub check_interval: Duration,
+    /// A queue's oldest waiting job this old with no worker consuming the
+    /// queue (`ALERT_NO_CONSUMER_SECS`).
+    pub no_consumer: Duration,
+    /// A queue's oldest waiting job this old while workers consume it: they
+    /// are too slow or stuck (`ALERT_OLDEST_WAITING_SECS`).
+    pub oldest_waiting: Duration,
+    /// More jobs than this failed for good in a queue within
+    /// [`failure_window`](Self::failure_window) (`ALERT_FAILED_JOBS`).
+    pub failed_jobs: u64,
+    /// A larger share of a queue's finished jobs than this failed within the
+    /// window, once enough finished to judge (`ALERT_FAILED_RATIO`).
+    pub failed_ratio: f64,
+    /// The window failures are counted in (`ALERT_FAILURE_WINDOW_SECS`).
+    pub failure_window: Duration,
+    /// A job record that has not reached Redis after this long
+    /// (`ALERT_OUTBOX_SECS`).
+    pub outbox: Duration,
 }
 
 /// Logs and traces.

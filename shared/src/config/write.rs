@@ -25,6 +25,7 @@ impl Settings {
             queues,
             worker,
             maintenance,
+            alerts,
             telemetry,
         } = self;
         let secret = |value: &Option<SecretString>| {
@@ -142,6 +143,15 @@ impl Settings {
                 (maintenance.job_record_retention.as_secs() / DAY.as_secs()).to_string(),
             ),
             ("PHOTO_CLEANUP_GRACE_SECS", secs(&maintenance.photo_grace)),
+            ("ALERT_SLACK_WEBHOOK_URL", secret(&alerts.slack_webhook_url)),
+            ("ALERT_EMAIL_TO", alerts.email_to.join(",")),
+            ("ALERT_CHECK_INTERVAL_SECS", secs(&alerts.check_interval)),
+            ("ALERT_NO_CONSUMER_SECS", secs(&alerts.no_consumer)),
+            ("ALERT_OLDEST_WAITING_SECS", secs(&alerts.oldest_waiting)),
+            ("ALERT_FAILED_JOBS", alerts.failed_jobs.to_string()),
+            ("ALERT_FAILED_RATIO", alerts.failed_ratio.to_string()),
+            ("ALERT_FAILURE_WINDOW_SECS", secs(&alerts.failure_window)),
+            ("ALERT_OUTBOX_SECS", secs(&alerts.outbox)),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 text(&telemetry.otlp_endpoint),

@@ -145,3 +145,54 @@ pub async fn running_of_user(
     .fetch_one(db)
     .await
 }
+
+/// One queue's finished jobs within a window, for the failure alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The queue's name as stored.
+    pub queue: String,
+    /// Jobs that completed or failed for good in the window.
+    pub finished: i64,
+    /// Of those, the ones that failed for good (the dead letters).
+    pub failed: i64,
+}
+
+/// Per queue, the jobs that finished within the last `window`, and how
+/// many of them failed for good (the finished-at index answers it).
+pub async fn finished_within(
+    db: impl PgExecutor<'_>,
+    window: Duration,
+) -> Result<Vec<Finished>, sqlx::Error> {
+    sqlx::query_as!(
+        Finished,
+        r#"select queue,
+                  count(*) as "finished!",
+                  count(*) filter (where state = 'failed') as "failed!"
+           from jobs
+           where state in ('completed', 'failed')
+             and finished_at > now() - make_interval(secs => $1)
+           group by queue
+           order by queue"#,
+        window.as_secs_f64(),
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The outbox: records not handed to Redis yet, how many, and how long
+/// the oldest has waited (the pending index answers both).
+pub async fn outbox_backlog(
+    db: impl PgExecutor<'_>,
+) -> Result<(i64, Option<Duration>), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select count(*) as "pending!",
+                  extract(epoch from now() - min(created_at))::float8 as oldest_secs
+           from jobs where state = 'pending'"#,
+    )
+    .fetch_one(db)
+    .await?;
+    let oldest = row
+        .oldest_secs
+        .map(|secs| Duration::from_secs_f64(secs.max(0.0)));
+    Ok((row.pending, oldest))
+}

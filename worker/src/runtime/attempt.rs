@@ -23,6 +23,9 @@ use crate::context::JobContext;
 use crate::error::JobError;
 use crate::jobs::{Handler, JobMeta, service};
 
+/// How long a queue's misconfigured mark outlives the pause that set it.
+const MARK_MARGIN: Duration = Duration::from_secs(30);
+
 /// What the runtime keeps per queue between jobs.
 pub(super) struct Lane {
     pub(super) queue: QueueName,
@@ -196,7 +199,7 @@ impl<'a> Attempt<'a> {
         outcome: Result<Value, JobError>,
     ) -> Result<Value, bullmq::Error> {
         match outcome {
-            Ok(result) => Ok(self.completed(result)),
+            Ok(result) => Ok(self.completed(ctx, result).await),
             Err(error @ (JobError::RateLimited(..) | JobError::Misconfigured(_))) => {
                 Err(self.deferred(ctx, meta, error).await)
             }
@@ -204,7 +207,7 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    fn completed(&self, result: Value) -> Value {
+    async fn completed(&self, ctx: &JobContext, result: Value) -> Value {
         let name = self.lane.queue.as_str();
         tracing::info!(duration_ms = self.duration_ms(), "job completed");
         counter!("jobs_completed_total", "queue" => name).increment(1);
@@ -212,6 +215,10 @@ impl<'a> Attempt<'a> {
             .record(self.started.elapsed().as_secs_f64());
         if self.lane.misconfigured.swap(false, Ordering::Relaxed) {
             tracing::info!("the provider accepts our credentials again");
+            // Ends the incident now; left alone, the mark lapses by itself.
+            if let Err(redis) = ctx.queues.clear_misconfigured(self.lane.queue).await {
+                tracing::warn!(error = %redis, "could not clear the queue's misconfigured mark");
+            }
         }
         result
     }
@@ -243,6 +250,17 @@ impl<'a> Attempt<'a> {
         if let Err(redis) = pause_queue(ctx, self.lane.queue, wait_ms).await {
             // The job still goes back to wait; it will just be tried sooner.
             tracing::warn!(error = %redis, "could not pause the queue");
+        }
+        if reason == "misconfigured" {
+            // For the alerts: outlives the pause a little, so the next
+            // refusal renews it before it lapses.
+            let mark = ctx
+                .queues
+                .mark_misconfigured(self.lane.queue, &error.to_string(), wait + MARK_MARGIN)
+                .await;
+            if let Err(redis) = mark {
+                tracing::warn!(error = %redis, "could not mark the queue misconfigured");
+            }
         }
         if let Some(run) = meta.run {
             let public = error.public(service(self.lane.queue), true);

@@ -5,8 +5,10 @@
 //! - `access.rs`: the [`Admin`] extractor, signing in and out.
 //! - `queues.rs`: counts, dead letters, retries, pauses.
 //! - `jobs.rs`: one job, its record beside BullMQ's view.
+//! - `incidents.rs`: the alerts' incidents, open and recent.
 
 mod access;
+mod incidents;
 mod jobs;
 mod queues;
 
@@ -29,4 +31,5 @@ pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
         .add(routes!(queues::pause), Limits::JSON)
         .add(routes!(queues::resume), Limits::JSON)
         .add(routes!(jobs::job), Limits::JSON)
+        .add(routes!(incidents::incidents), Limits::JSON)
 }

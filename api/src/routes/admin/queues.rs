@@ -27,6 +27,8 @@ struct QueueView {
     is_paused: bool,
     /// How long its oldest waiting job has waited; 0 when none waits.
     oldest_waiting_seconds: f64,
+    /// Workers consuming it now; 0 with jobs waiting is an incident.
+    consumers: usize,
     /// Jobs that finished in each of the last 60 minutes, oldest first,
     /// from the job records.
     last_hour: Vec<Minute>,
@@ -41,7 +43,7 @@ struct Minute {
 }
 
 /// Every queue: counts (the same as `worker counts`), whether it is paused,
-/// its oldest waiting job, and the last hour minute by minute.
+/// its oldest waiting job, its consumers, and the last hour minute by minute.
 #[utoipa::path(get, path = "/api/admin/queues", tag = "operations", security(("admin" = [])),
     responses(
         (status = 200, description = "Every queue", body = QueuesResponse),
@@ -59,7 +61,8 @@ pub(super) async fn queues(
             let counts = queues.counts(queue).await?;
             let paused = queues.is_paused(queue).await?;
             let oldest = queues.oldest_waiting_age(queue).await?;
-            Ok::<_, shared::queue::QueueError>((counts, paused, oldest))
+            let consumers = queues.consumers(queue).await?;
+            Ok::<_, shared::queue::QueueError>((counts, paused, oldest, consumers))
         }
     }))
     .await
@@ -79,7 +82,7 @@ pub(super) async fn queues(
     let now = Utc::now();
     let queues = redis
         .into_iter()
-        .map(|(counts, is_paused, oldest)| {
+        .map(|(counts, is_paused, oldest, consumers)| {
             let name = counts.queue.as_str();
             let last_hour = (0..60)
                 .rev()
@@ -101,6 +104,7 @@ pub(super) async fn queues(
                 counts,
                 is_paused,
                 oldest_waiting_seconds: oldest.map_or(0.0, |age| age.as_secs_f64()),
+                consumers,
                 last_hour,
             }
         })
