@@ -1,5 +1,6 @@
-// The operators' dashboard: every queue's counts and last hour, the failed
-// jobs with retry and remove, pause and resume, and a job lookup.
+// The operators' dashboard: open incidents, every queue's counts, workers
+// and last hour, the failed jobs with retry and remove, pause and resume,
+// and a job lookup.
 //
 // It holds no token: signing in trades ADMIN_TOKEN for an HttpOnly,
 // SameSite=Strict session cookie the browser sends by itself. Actions add
@@ -62,13 +63,17 @@ $("sign-out").addEventListener("click", async () => {
   showSignIn("Signed out.");
 });
 
-// --- Queues --------------------------------------------------------------
+// --- Refresh -------------------------------------------------------------
 
 async function refresh() {
   clearTimeout(timer);
   let data;
+  let incidents;
   try {
-    data = await call("/api/admin/queues");
+    [data, incidents] = await Promise.all([
+      call("/api/admin/queues"),
+      call("/api/admin/incidents"),
+    ]);
   } catch (error) {
     if (error.status === 401) {
       showSignIn();
@@ -82,6 +87,7 @@ async function refresh() {
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
   $("sign-out").hidden = false;
+  showIncidents(incidents.incidents);
   $("queues").tBodies[0].replaceChildren(...data.queues.map(queueRow));
   if (selected) await showFailed(selected);
   timer = setTimeout(refresh, REFRESH_MS);
@@ -102,9 +108,43 @@ function button(label, onClick, { primary = false } = {}) {
   return element;
 }
 
+// --- Incidents -----------------------------------------------------------
+
+function showIncidents(incidents) {
+  const open = incidents.filter((incident) => !incident.closed_at);
+  const closed = incidents.filter((incident) => incident.closed_at);
+  $("incidents-open").replaceChildren(...open.map(incidentItem));
+  $("incidents-none").hidden = open.length > 0;
+  $("incidents-closed").replaceChildren(...closed.map(incidentItem));
+  $("incidents-closed-box").hidden = closed.length === 0;
+}
+
+function incidentItem(incident) {
+  const item = document.createElement("li");
+  item.className = incident.closed_at ? "incident closed" : "incident open";
+  item.dataset.kind = incident.kind;
+  const summary = document.createElement("p");
+  summary.className = "incident-summary";
+  summary.textContent = incident.summary;
+  const meta = document.createElement("p");
+  meta.className = "job-meta";
+  const since = new Date(incident.opened_at).toLocaleString();
+  const told = incident.opened_notified_at ? "team told" : "not told yet";
+  meta.textContent = incident.closed_at
+    ? `${since} – ${new Date(incident.closed_at).toLocaleString()}`
+    : `open since ${since} · ${told}`;
+  item.append(summary, meta);
+  return item;
+}
+
+// --- Queues --------------------------------------------------------------
+
 function queueRow(queue) {
   const row = document.createElement("tr");
   row.dataset.queue = queue.queue;
+  // Jobs wait and nobody takes them: the worker is down or lacks this queue.
+  const unconsumed = queue.consumers === 0 && queue.waiting > 0;
+  if (unconsumed) row.className = "unconsumed";
   const name = document.createElement("th");
   name.scope = "row";
   name.textContent = queue.queue;
@@ -123,6 +163,14 @@ function queueRow(queue) {
     cell(queue.completed),
     cell(age(queue.oldest_waiting_seconds)),
   );
+  const workers = cell(queue.consumers);
+  if (unconsumed) {
+    const badge = document.createElement("span");
+    badge.className = "state state-failed";
+    badge.textContent = "no worker";
+    workers.append(" ", badge);
+  }
+  row.append(workers);
   const chart = document.createElement("td");
   chart.append(sparkline(queue.last_hour, queue.queue));
   row.append(chart);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shared::config::Settings;
 use testkit::app::{ADMIN_TOKEN, Options};
+use testkit::browser::{Browser, Screen, evidence_dir};
 use testkit::{DEADLINE, TestApp};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -307,4 +308,58 @@ async fn records_that_cannot_reach_redis_alert_until_the_relay_delivers_them() {
         "{:#?}",
         channel.messages().await
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_open_incident_and_the_queue_nobody_consumes() {
+    let channel = Channel::start().await;
+    let url = channel.url();
+    let port = testkit::free_port();
+    let app = TestApp::spawn_with(Options::default().configure(move |s| {
+        s.server.port = port;
+        s.server.public_url = format!("http://127.0.0.1:{port}");
+        s.alerts.slack_webhook_url = Some(url.into());
+        s.alerts.check_interval = CHECK;
+        s.alerts.no_consumer = Duration::from_secs(1);
+    }))
+    .await;
+    app.sign_up_unverified("unseen@example.com", "Unseen").await;
+    channel
+        .expect("no worker is consuming slack-notify:", (1, 0))
+        .await;
+
+    let browser = Browser::start(Screen::Desktop).await;
+    browser
+        .run("dashboard-incident", async |browser| {
+            browser.open(&format!("{}/admin", app.address)).await;
+            browser.fill("#admin-token", ADMIN_TOKEN).await;
+            browser.click("#sign-in-form button[type=submit]").await;
+            let open = browser
+                .wait_for_text("#incidents-open", "no worker is consuming slack-notify")
+                .await;
+            assert!(open.contains("team told"), "{open}");
+            let row = browser
+                .wait_for_text("tr[data-queue=slack-notify]", "no worker")
+                .await;
+            assert!(row.contains("slack-notify"), "{row}");
+            let flagged = browser
+                .eval(
+                    "return [...document.querySelectorAll('#queues tr.unconsumed')]
+                        .map((row) => row.dataset.queue).sort()",
+                )
+                .await;
+            assert_eq!(
+                flagged,
+                serde_json::json!(["account-email", "onboarding-pdf", "slack-notify"]),
+                "only the queues with waiting jobs and no worker stand out"
+            );
+            browser
+                .screenshot(
+                    &evidence_dir()
+                        .join("screens")
+                        .join("dashboard-incident.png"),
+                )
+                .await;
+        })
+        .await;
 }
