@@ -36,7 +36,8 @@ ensure_packages() {
 }
 
 # What only the tests need: headless Chromium and its WebDriver (browser
-# tests) and npm (s3rver, the S3 stand-in). Running the product needs neither.
+# tests), npm (s3rver, the S3 stand-in) and promtool (the alert rules).
+# Running the product needs none of them.
 ensure_test_packages() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
@@ -46,6 +47,13 @@ ensure_test_packages() {
     log "installing ${missing[*]} from the distribution (for the tests)"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # promtool checks the alert rules; only the server's package has it (its
+  # recommended exporters are not needed).
+  if ! command -v promtool >/dev/null; then
+    log "installing prometheus (promtool) from the distribution (for the tests)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   fi
 }
 
