@@ -120,6 +120,12 @@ impl ApiProcess {
         let pid = self.child.id().expect("the api is running");
         crate::process_status_kb(&pid.to_string(), "VmHWM:") / 1024.0
     }
+
+    /// The process's resident set now (`VmRSS`), in MB.
+    pub fn rss_mb(&self) -> f64 {
+        let pid = self.child.id().expect("the api is running");
+        crate::process_status_kb(&pid.to_string(), "VmRSS:") / 1024.0
+    }
 }
 
 /// A `worker` OS process, for tests that send it real signals.

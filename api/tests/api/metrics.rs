@@ -87,3 +87,109 @@ async fn with_a_metrics_token_only_the_scraper_holding_it_reads_metrics() {
     );
     Scrape::parse(&scraper.text().await.expect("text"));
 }
+
+/// Sends `count` requests, 32 at a time, each with a new random method of
+/// `method_bytes` letters to a new random path; returns the statuses seen.
+async fn invented_requests(
+    client: &reqwest::Client,
+    base: &str,
+    count: usize,
+    method_bytes: usize,
+) -> std::collections::BTreeSet<u16> {
+    let mut statuses = std::collections::BTreeSet::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(32) {
+        let answers = futures::future::join_all(chunk.iter().map(|_| async {
+            let letters = |n: usize| -> String {
+                (0..n)
+                    .map(|_| char::from(b'A' + rand_byte() % 26))
+                    .collect()
+            };
+            let method =
+                reqwest::Method::from_bytes(letters(method_bytes).as_bytes()).expect("a token");
+            let path = format!("{base}/{}/{}", letters(12).to_lowercase(), letters(8));
+            client
+                .request(method, path)
+                .send()
+                .await
+                .expect("answered")
+                .status()
+                .as_u16()
+        }))
+        .await;
+        statuses.extend(answers);
+    }
+    statuses
+}
+
+fn rand_byte() -> u8 {
+    let mut byte = [0u8];
+    getrandom::fill(&mut byte).expect("random");
+    byte[0]
+}
+
+/// The series a scrape holds (sample lines), each without its value.
+fn series(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_methods_and_paths_create_no_series_and_leave_memory_flat() {
+    let app = TestApp::spawn_without_worker().await;
+    let api = app.spawn_api_process(API).await;
+    let url = format!("{}/metrics", api.address);
+    // Every figure the api publishes by itself is there before we count.
+    testkit::wait::until("the first measurement", testkit::DEADLINE, || async {
+        let (scrape, _) = Scrape::fetch(&app.client, &url).await;
+        scrape.get("outbox_oldest_pending_seconds")
+    })
+    .await;
+    // Every answer such requests can get, seen once.
+    let statuses = invented_requests(&app.client, &api.address, 64, 16).await;
+    let (_, before_text) = Scrape::fetch(&app.client, &url).await;
+    let before = series(&before_text);
+    let rss_before = api.rss_mb();
+
+    // 2,000 methods of 16 KB: unbounded, 32 MB of label values alone.
+    let more = invented_requests(&app.client, &api.address, 2_000, 16 * 1024).await;
+    let (_, after_text) = Scrape::fetch(&app.client, &url).await;
+    let after = series(&after_text);
+    let rss_after = api.rss_mb();
+
+    assert_eq!(more, statuses, "the same answers");
+    assert_eq!(
+        after.difference(&before).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "no request made a series"
+    );
+    assert!(
+        after_text.len() < before_text.len() + 4096,
+        "/metrics did not grow: {} → {} bytes",
+        before_text.len(),
+        after_text.len()
+    );
+    eprintln!("api RSS: {rss_before:.1} MB before, {rss_after:.1} MB after 2,000 invented methods");
+    assert!(
+        rss_after - rss_before < 16.0,
+        "the api's memory stays flat: {rss_before:.1} → {rss_after:.1} MB"
+    );
+    let other = after_text
+        .lines()
+        .filter(|line| {
+            line.starts_with("http_requests_total{") && line.contains(r#"method="other""#)
+        })
+        .map(|line| {
+            line.rsplit_once(' ')
+                .expect("a value")
+                .1
+                .parse::<f64>()
+                .expect("a number")
+        })
+        .sum::<f64>();
+    assert_eq!(
+        other, 2_064.0,
+        "every invented method is counted as `other`"
+    );
+}
