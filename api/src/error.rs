@@ -4,7 +4,7 @@
 //! log their full cause chain once, here, and answer with a generic message:
 //! internals never leak into a response.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+pub use shared::server::LogOnce;
 
 use crate::domain::FieldErrors;
 use axum::Json;
@@ -325,26 +325,6 @@ fn human_size(bytes: u64) -> String {
         format!("{} MB", bytes / MB)
     } else {
         format!("{} KB", bytes.div_ceil(1024))
-    }
-}
-
-/// True at most once a second: limits that refuse a flood log one line a
-/// second, not one per request.
-#[derive(Debug, Default)]
-pub struct LogOnce(AtomicU64);
-
-impl LogOnce {
-    /// A limiter that has not logged yet.
-    pub const fn new() -> Self {
-        Self(AtomicU64::new(0))
-    }
-
-    /// Whether to log now.
-    pub fn due(&self) -> bool {
-        let second = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        self.0.swap(second, Ordering::Relaxed) != second
     }
 }
 

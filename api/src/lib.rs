@@ -8,7 +8,6 @@
 //! - [`alerts`]: incidents of stuck, unconsumed and failing queues, told to the team.
 //! - [`outbox`]: job records written with the change that causes them, and
 //!   the relay that delivers the ones Redis did not take.
-//! - [`server`]: the connection loop, with header, idle and connection limits.
 //! - [`pace`]: the minimum pace of request bodies.
 //! - [`drain`]: reading a refused body's rest, so the client sees the answer.
 //! - [`passwords`]: Argon2id on dedicated threads behind a bounded queue.
@@ -41,7 +40,6 @@ pub mod passwords;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
-pub mod server;
 pub mod state;
 pub mod stripe_signature;
 pub mod token_cache;
@@ -83,6 +81,12 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("failed to listen on {address}"))?;
+        if settings.server.metrics_token.is_none() {
+            tracing::warn!(
+                "METRICS_TOKEN is not set: /metrics on the api's port is open to anyone who \
+                 reaches it; set it, or keep /metrics away from the public at the proxy"
+            );
+        }
         let state = AppState::build(settings, pool)?;
         let monitor = alerts::Monitor::new(settings, state.pool.clone(), state.queues.clone())?;
         Ok(Self {
@@ -115,9 +119,10 @@ impl Application {
         tracing::info!(address = %self.local_addr()?, "api listening");
         let monitor = tokio::spawn(self.monitor.run());
         let http = self.state.http;
-        let served = server::serve(self.listener, router(self.state, self.cors), http, shutdown)
-            .await
-            .context("the HTTP server failed");
+        let served =
+            shared::server::serve(self.listener, router(self.state, self.cors), http, shutdown)
+                .await
+                .context("the HTTP server failed");
         relay.abort();
         sweeper.abort();
         monitor.abort();

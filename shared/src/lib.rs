@@ -11,6 +11,7 @@
 //! - [`metrics`]: the process's Prometheus recorder, rendered at `/metrics`.
 //! - [`queue`]: the typed layer over BullMQ (`enqueue`, connection health).
 //! - [`storage`]: files the jobs produce (local folder or object store), at deterministic keys.
+//! - [`server`]: the HTTP/1 connection loop, with header, idle and connection limits.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
 //! - [`startup`]: `.env`, settings and telemetry, the same way in both binaries.
 //!
@@ -44,6 +45,7 @@ pub mod photos;
 pub mod queue;
 pub mod records;
 pub mod resets;
+pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod storage;

@@ -35,6 +35,14 @@ pub fn hash(token: &str) -> TokenHash {
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
+/// Whether `given` hashes to `expected`, compared in constant time: for
+/// the secrets held in memory (the operator's and the scraper's tokens),
+/// where an early exit would leak how much of the digest matched.
+pub fn matches(given: &str, expected: &TokenHash) -> bool {
+    use subtle::ConstantTimeEq as _;
+    hash(given).ct_eq(expected).into()
+}
+
 /// How long a token from signup or login stays valid.
 pub const TTL_DAYS: i32 = 30;
 

@@ -1,20 +1,34 @@
 //! The worker's own small HTTP server on `WORKER_HTTP_PORT`: `/healthz` for
-//! orchestrators and `/metrics` for Prometheus. It never faces users.
+//! orchestrators and `/metrics` for Prometheus. It never faces users, but
+//! it is guarded as the api's port is: the same connection loop (header
+//! and idle deadlines, a connection cap), and `/metrics` behind
+//! `METRICS_TOKEN` when it is set.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics::gauge;
 use serde_json::json;
+use shared::config::HttpLimits;
 use shared::jobs::QueueName;
 use shared::queue::JobQueues;
+use shared::tokens::TokenHash;
 use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+/// Connections at once: a scraper and an orchestrator need a handful.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Queue figures are read from Redis at most this often, however many
+/// scrapes arrive (each reading is two Redis calls per queue).
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the endpoints read.
 #[derive(Clone)]
@@ -25,6 +39,11 @@ pub struct Probe {
     pub redis: Arc<JobQueues>,
     /// Set once shutdown has begun: `/healthz` then answers 503.
     pub stopping: Arc<AtomicBool>,
+    /// SHA-256 of `METRICS_TOKEN`; `None` leaves `/metrics` open.
+    pub metrics_token: Option<TokenHash>,
+    /// When the queue figures were last read (and a lock, so concurrent
+    /// scrapes read them once).
+    pub sampled: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Binds `port` on all interfaces (an orchestrator probes from outside the
@@ -35,13 +54,18 @@ pub async fn bind(port: u16) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on WORKER_HTTP_PORT {port} (0 turns it off)"))
 }
 
-/// Serves until the task is aborted.
-pub async fn serve(listener: TcpListener, probe: Probe) -> std::io::Result<()> {
+/// Serves until the task is aborted, with the api's header and idle
+/// deadlines (`limits`) and at most [`MAX_CONNECTIONS`] connections.
+pub async fn serve(listener: TcpListener, probe: Probe, limits: HttpLimits) -> std::io::Result<()> {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(probe);
-    axum::serve(listener, router).await
+    let limits = HttpLimits {
+        max_connections: MAX_CONNECTIONS,
+        ..limits
+    };
+    shared::server::serve(listener, router, limits, std::future::pending()).await
 }
 
 /// 200 while consuming, 503 once draining for shutdown (so a rolling deploy
@@ -60,7 +84,38 @@ async fn healthz(State(probe): State<Probe>) -> Response {
     Json(json!({ "status": "ok", "redis": redis })).into_response()
 }
 
-async fn metrics(State(probe): State<Probe>) -> Response {
+async fn metrics(State(probe): State<Probe>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &probe.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !given.is_some_and(|token| shared::tokens::matches(token.trim(), expected)) {
+            let body = json!({ "error": {
+                "code": "unauthorized",
+                "message": "send METRICS_TOKEN as a bearer token",
+            }});
+            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+        }
+    }
+    let mut sampled = probe.sampled.lock().await;
+    if sampled.is_none_or(|at| at.elapsed() >= SAMPLE_EVERY) {
+        sample(&probe).await;
+        *sampled = Some(Instant::now());
+    }
+    drop(sampled);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        shared::metrics::handle().render(),
+    )
+        .into_response()
+}
+
+/// Brings the gauges of this worker's queues up to date.
+async fn sample(probe: &Probe) {
     for &queue in probe.queues.iter() {
         let name = queue.as_str();
         match probe.redis.counts(queue).await {
@@ -83,12 +138,4 @@ async fn metrics(State(probe): State<Probe>) -> Response {
             Err(error) => tracing::warn!(%queue, %error, "could not read the oldest waiting job"),
         }
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        shared::metrics::handle().render(),
-    )
-        .into_response()
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
 use shared::config::Settings;
 use shared::jobs::QueueName;
 use tokio::task::JoinHandle;
@@ -59,10 +60,25 @@ pub async fn run_with<H: Handler>(
                     settings.queues,
                 )),
                 stopping: stopping.clone(),
+                metrics_token: settings
+                    .server
+                    .metrics_token
+                    .as_ref()
+                    .map(|token| shared::tokens::hash(token.expose_secret())),
+                sampled: Arc::default(),
             };
+            if probe.metrics_token.is_none() {
+                tracing::warn!(
+                    port,
+                    "METRICS_TOKEN is not set: the worker's /metrics is open to anyone who \
+                     reaches this port; set it, or keep the port private"
+                );
+            }
             tracing::info!(port, "serving /healthz and /metrics");
             Some(AbortOnDrop(tokio::spawn(crate::http::serve(
-                listener, probe,
+                listener,
+                probe,
+                settings.server.http,
             ))))
         }
         None => None,

@@ -80,3 +80,106 @@ async fn the_worker_reports_health_and_job_metrics_that_move_with_the_work() {
         Some(0.0)
     );
 }
+
+/// A worker process of `app` serving `port`; returns
+/// it (stopped when dropped) and the port's base URL once it answers.
+async fn worker_port(app: &TestApp, port: u16) -> (testkit::WorkerProcess, String) {
+    let worker = app.spawn_worker_process(WORKER);
+    let base = format!("http://127.0.0.1:{port}");
+    testkit::wait::until("the worker's HTTP port", DEADLINE, || async {
+        app.client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    (worker, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_metrics_token_the_worker_shows_metrics_only_to_the_scraper_and_health_to_all() {
+    let port = testkit::free_port();
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.worker.http_port = Some(port);
+        s.server.metrics_token = Some("scrape-the-worker".into());
+    })
+    .await;
+    let (_worker, base) = worker_port(&app, port).await;
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = app.client.get(format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.expect("answered").status().as_u16() }
+    };
+
+    assert_eq!(get("/healthz", None).await, 200, "probes need no token");
+    assert_eq!(get("/metrics", None).await, 401);
+    assert_eq!(get("/metrics", Some("scrape-the-worke")).await, 401);
+    assert_eq!(get("/metrics", Some("scrape-the-worker")).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_port_caps_connections_and_closes_silent_ones() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    let port = testkit::free_port();
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.worker.http_port = Some(port);
+        s.server.http.idle_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let (_worker, _base) = worker_port(&app, port).await;
+    // The idle health probe above has been closed by now or soon will be;
+    // 64 silent connections fill the port.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut silent = Vec::new();
+    for _ in 0..64 {
+        silent.push(
+            TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connects"),
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: worker\r\n\r\n")
+        .await
+        .ok();
+    let mut answer = String::new();
+    tokio::time::timeout(DEADLINE, extra.read_to_string(&mut answer))
+        .await
+        .expect("answered at once")
+        .ok();
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "over the cap: {answer:?}"
+    );
+
+    // Silent connections are closed after the idle timeout, not held.
+    let started = std::time::Instant::now();
+    let mut first = silent.swap_remove(0);
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(DEADLINE, first.read(&mut byte))
+        .await
+        .expect("closed by the worker");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    drop(silent);
+    testkit::wait::until("the port to answer again", DEADLINE, || async {
+        let response = app
+            .client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::admin_session::{self, ACTION_HEADER};
-use crate::auth::{bearer_token, hash_token};
+use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -26,7 +26,7 @@ impl FromRequestParts<AppState> for Admin {
         // Disabled endpoints do not exist, as far as anyone can tell.
         let expected = state.admin_token_hash.ok_or(ApiError::NotFound("route"))?;
         if let Some(given) = bearer_token(parts) {
-            return if hash_token(given) == expected {
+            return if shared::tokens::matches(given, &expected) {
                 Ok(Self)
             } else {
                 Err(ApiError::Unauthorized)
@@ -75,7 +75,7 @@ pub(super) async fn sign_in(
     let (Some(expected), Some(key)) = (state.admin_token_hash, &state.admin_session_key) else {
         return Err(ApiError::NotFound("route"));
     };
-    if hash_token(form.token.trim()) != expected {
+    if !shared::tokens::matches(form.token.trim(), &expected) {
         tracing::warn!("a dashboard sign-in with a wrong token");
         return Err(ApiError::Unauthorized);
     }

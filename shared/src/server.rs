@@ -1,4 +1,5 @@
-//! The HTTP/1 server loop, with the limits `axum::serve` lacks.
+//! The HTTP/1 server loop, with the limits `axum::serve` lacks: the api's
+//! port and the worker's both run on it.
 //!
 //! `axum::serve` runs hyper without a timer: a client that trickles its
 //! headers or parks an idle keep-alive connection holds it for ever. Here
@@ -11,7 +12,7 @@
 //! - **head** (the first byte of a request arrived): the whole head must be
 //!   in within `header_timeout`;
 //! - **busy** (a handler runs): no read deadline here; the handler's own
-//!   timeout and the body pace ([`crate::pace`]) bound it.
+//!   timeout and the body pace (the api's `pace`) bound it.
 //!
 //! Connections past `max_connections` get a canned 503 with `Retry-After`
 //! and are closed at once instead of queueing in the kernel's backlog.
@@ -24,20 +25,20 @@ use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use crate::config::HttpLimits;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use shared::config::HttpLimits;
+use std::sync::atomic::AtomicU64;
+
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
-
-use crate::error::LogOnce;
 
 /// How long in-flight requests may finish after shutdown was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -301,5 +302,25 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// True at most once a second: limits that refuse a flood log one line a
+/// second, not one per request.
+#[derive(Debug, Default)]
+pub struct LogOnce(AtomicU64);
+
+impl LogOnce {
+    /// A limiter that has not logged yet.
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// Whether to log now.
+    pub fn due(&self) -> bool {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        self.0.swap(second, Ordering::Relaxed) != second
     }
 }
