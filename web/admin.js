@@ -1,6 +1,6 @@
 // The operators' dashboard: open incidents, every queue's counts, workers
-// and last hour, the failed jobs with retry and remove, pause and resume,
-// and a job lookup.
+// and last hour, the failed jobs (a page at a time) with retry and remove,
+// pause and resume, a job lookup, and the log of operators' actions.
 //
 // It holds no token: signing in trades ADMIN_TOKEN for an HttpOnly,
 // SameSite=Strict session cookie the browser sends by itself. Actions add
@@ -8,12 +8,14 @@
 // text goes into the page through textContent, never as HTML.
 
 const REFRESH_MS = 5_000;
+const FAILED_PAGE = 50;
 const ACTION = { "x-acme-admin": "1" };
 const SVG = "http://www.w3.org/2000/svg";
 
 import { $, announce, notice } from "/ui.js";
 
 let selected = null;
+let failedOffset = 0;
 let timer = null;
 
 /** Calls the operator api; resolves to the JSON body (null for 204). */
@@ -40,6 +42,7 @@ function showSignIn(message) {
   clearTimeout(timer);
   $("dashboard").hidden = true;
   $("sign-out").hidden = true;
+  $("sign-out-all").hidden = true;
   $("sign-in").hidden = false;
   $("admin-token-error").textContent = message ?? "";
   $("admin-token").focus();
@@ -59,8 +62,17 @@ $("sign-in-form").addEventListener("submit", async (event) => {
 });
 
 $("sign-out").addEventListener("click", async () => {
-  await call("/api/admin/session", { method: "DELETE" }).catch(() => null);
+  await call("/api/admin/session", { method: "DELETE", action: true }).catch(() => null);
   showSignIn("Signed out.");
+});
+
+$("sign-out-all").addEventListener("click", async () => {
+  try {
+    const { ended } = await call("/api/admin/sessions", { method: "DELETE", action: true });
+    showSignIn(`Every session signed out (${ended}).`);
+  } catch (error) {
+    notice(error.message);
+  }
 });
 
 // --- Refresh -------------------------------------------------------------
@@ -69,10 +81,12 @@ async function refresh() {
   clearTimeout(timer);
   let data;
   let incidents;
+  let audit;
   try {
-    [data, incidents] = await Promise.all([
+    [data, incidents, audit] = await Promise.all([
       call("/api/admin/queues"),
       call("/api/admin/incidents"),
+      call("/api/admin/audit"),
     ]);
   } catch (error) {
     if (error.status === 401) {
@@ -87,7 +101,9 @@ async function refresh() {
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
   $("sign-out").hidden = false;
+  $("sign-out-all").hidden = false;
   showIncidents(incidents.incidents);
+  showAudit(audit.entries);
   $("queues").tBodies[0].replaceChildren(...data.queues.map(queueRow));
   if (selected) await showFailed(selected);
   timer = setTimeout(refresh, REFRESH_MS);
@@ -179,7 +195,7 @@ function queueRow(queue) {
   actions.className = "actions";
   actions.append(
     button(queue.is_paused ? "Resume" : "Pause", () => setPaused(queue.queue, !queue.is_paused)),
-    button(`Failed (${queue.failed})`, () => showFailed(queue.queue)),
+    button(`Failed (${queue.failed})`, () => showFailed(queue.queue, 0)),
   );
   const cellOfActions = document.createElement("td");
   cellOfActions.append(actions);
@@ -240,20 +256,57 @@ async function setPaused(queue, paused) {
 
 // --- Failed jobs ---------------------------------------------------------
 
-async function showFailed(queue) {
+async function showFailed(queue, offset = failedOffset) {
   selected = queue;
   let data;
   try {
-    data = await call(`/api/admin/queues/${encodeURIComponent(queue)}/failed`);
+    const page = `offset=${offset}&limit=${FAILED_PAGE}`;
+    data = await call(`/api/admin/queues/${encodeURIComponent(queue)}/failed?${page}`);
   } catch (error) {
     notice(error.message);
     return;
   }
+  // Retries and removals shrink the set: step back rather than show nothing.
+  if (data.jobs.length === 0 && offset > 0 && data.total > 0) {
+    await showFailed(queue, Math.max(0, offset - FAILED_PAGE));
+    return;
+  }
+  failedOffset = offset;
   $("failed").hidden = false;
   $("failed-title").textContent = `Failed jobs in ${queue}`;
   $("failed-jobs").replaceChildren(...data.jobs.map((job) => failedItem(queue, job)));
   $("failed-empty").hidden = data.jobs.length > 0;
   $("retry-all").hidden = data.jobs.length === 0;
+  $("failed-pages").hidden = data.total <= data.jobs.length;
+  $("failed-range").textContent =
+    `${offset + 1}–${offset + data.jobs.length} of ${data.total.toLocaleString()}`;
+  $("failed-newer").disabled = offset === 0;
+  $("failed-older").disabled = offset + data.jobs.length >= data.total;
+}
+
+$("failed-newer").addEventListener("click", () =>
+  showFailed(selected, Math.max(0, failedOffset - FAILED_PAGE)));
+$("failed-older").addEventListener("click", () => showFailed(selected, failedOffset + FAILED_PAGE));
+
+// --- Audit ---------------------------------------------------------------
+
+function showAudit(entries) {
+  $("audit-empty").hidden = entries.length > 0;
+  $("audit").hidden = entries.length === 0;
+  $("audit").tBodies[0].replaceChildren(
+    ...entries.map((entry) => {
+      const row = document.createElement("tr");
+      const on = [entry.queue, entry.job_id, entry.detail].filter(Boolean).join(" · ");
+      row.append(
+        cell(new Date(entry.at).toLocaleString()),
+        cell(entry.actor),
+        cell(entry.client),
+        cell(entry.action.replaceAll("_", " ")),
+        cell(on || "—"),
+      );
+      return row;
+    }),
+  );
 }
 
 function failedItem(queue, job) {

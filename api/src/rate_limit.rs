@@ -10,7 +10,8 @@
 //! is let through uncounted and logged once per window: with hundreds of
 //! thousands of addresses an attacker is not slowed by a per-address limit
 //! anyway, and refusing newcomers would lock real users out. Limits are per
-//! api instance.
+//! api instance. The same limiter counts failed operator authentications
+//! (`routes::admin`), where only failures count.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderName;
+use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -73,6 +74,21 @@ impl RateLimiter {
 
     /// Counts a request from `client`; `Err` holds how long until it may retry.
     pub fn check(&self, client: ClientKey, now: Instant) -> Result<(), Duration> {
+        self.count(client, now, 1).map(drop)
+    }
+
+    /// Counts one more for `client` (a failure, say) and returns its count
+    /// in this window; `Err` once it is over the limit.
+    pub fn record(&self, client: ClientKey, now: Instant) -> Result<u32, Duration> {
+        self.count(client, now, 1)
+    }
+
+    /// Whether `client` is over the limit, counting nothing.
+    pub fn peek(&self, client: ClientKey, now: Instant) -> Result<(), Duration> {
+        self.count(client, now, 0).map(drop)
+    }
+
+    fn count(&self, client: ClientKey, now: Instant, add: u32) -> Result<u32, Duration> {
         let elapsed = now.saturating_duration_since(self.epoch);
         let window =
             u64::try_from(elapsed.as_nanos() / self.window.as_nanos().max(1)).unwrap_or(u64::MAX);
@@ -88,6 +104,7 @@ impl RateLimiter {
         let full = shard.counts.len() >= self.shard_capacity;
         let count = match shard.counts.get_mut(&client) {
             Some(count) => count,
+            None if add == 0 => return Ok(0),
             None if full => {
                 if !shard.reported_full {
                     shard.reported_full = true;
@@ -96,7 +113,7 @@ impl RateLimiter {
                         "rate limiter full: new clients pass uncounted until the window ends"
                     );
                 }
-                return Ok(());
+                return Ok(0);
             }
             None => shard.counts.entry(client).or_insert(0),
         };
@@ -106,8 +123,8 @@ impl RateLimiter {
                 .saturating_mul(u32::try_from(window + 1).unwrap_or(u32::MAX));
             return Err(window_end.saturating_sub(elapsed));
         }
-        *count += 1;
-        Ok(())
+        *count += add;
+        Ok(*count)
     }
 }
 
@@ -141,8 +158,13 @@ pub async fn limit(
 /// trusted proxy that appends it (e.g. `X-Forwarded-For`), else the peer.
 /// Only the last hop is trusted: earlier ones are whatever the client sent.
 fn client_address(request: &Request, header: Option<&HeaderName>, peer: IpAddr) -> IpAddr {
+    client_of(request.headers(), header, peer)
+}
+
+/// [`client_address`] from the headers alone, for extractors.
+pub fn client_of(headers: &HeaderMap, header: Option<&HeaderName>, peer: IpAddr) -> IpAddr {
     header
-        .and_then(|name| request.headers().get(name))
+        .and_then(|name| headers.get(name))
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.rsplit(',').next())
         .and_then(|last| last.trim().parse().ok())

@@ -14,7 +14,6 @@ use shared::storage::Storage;
 use shared::unsubscribe::UnsubscribeKey;
 use sqlx::PgPool;
 
-use crate::admin_session::SessionKey;
 use crate::passwords::Passwords;
 use crate::rate_limit::{ClientLimit, RateLimiter};
 use crate::stripe_signature::StripeWebhook;
@@ -24,6 +23,10 @@ use crate::token_cache::{TokenCache, TokenHash};
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
 /// Clients the signup/login limiter tracks (about 40 bytes each).
 const RATE_LIMIT_CAPACITY: usize = 100_000;
+/// Failed operator authentications a client may make per window before it
+/// is refused outright: enough for typos, nothing for guessing.
+const ADMIN_FAILURE_LIMIT: u32 = 10;
+const ADMIN_FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
 /// Shared application state: one `Arc`, so the clone axum makes for every
 /// handler and extractor is one atomic increment. (Cloned field by field,
@@ -64,8 +67,9 @@ pub struct App {
     pub auth_limit: ClientLimit,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<TokenHash>,
-    /// Signs the dashboard's session cookies; `None` without `ADMIN_TOKEN`.
-    pub admin_session_key: Option<Arc<SessionKey>>,
+    /// Failed operator authentications per client: past the limit, every
+    /// admin request from that client is refused for the window.
+    pub admin_failures: Arc<RateLimiter>,
     /// Cookies get `Secure` when `PUBLIC_URL` is https.
     pub secure_cookies: bool,
     /// SHA-256 of `METRICS_TOKEN`; `None` leaves `/metrics` open.
@@ -133,7 +137,11 @@ impl AppState {
                 client_ip_header,
             },
             admin_token_hash: admin_token.map(crate::auth::hash_token),
-            admin_session_key: admin_token.map(|token| Arc::new(SessionKey::derive(token))),
+            admin_failures: Arc::new(RateLimiter::new(
+                ADMIN_FAILURE_LIMIT,
+                ADMIN_FAILURE_WINDOW,
+                RATE_LIMIT_CAPACITY,
+            )),
             secure_cookies: server.public_url.starts_with("https://"),
             metrics_token_hash: server
                 .metrics_token

@@ -46,10 +46,35 @@ impl<'a> DeadLetters<'a> {
         newest: Option<usize>,
     ) -> anyhow::Result<Vec<FailedJob>> {
         let end = newest.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX) - 1);
+        self.range(queue, 0, end).await
+    }
+
+    /// A page of `queue`'s failed jobs, newest first: `take` of them after
+    /// the newest `skip`.
+    pub async fn page(
+        &self,
+        queue: QueueName,
+        skip: usize,
+        take: usize,
+    ) -> anyhow::Result<Vec<FailedJob>> {
+        if take == 0 {
+            return Ok(Vec::new());
+        }
+        let start = i64::try_from(skip).unwrap_or(i64::MAX);
+        let end = start.saturating_add(i64::try_from(take).unwrap_or(i64::MAX) - 1);
+        self.range(queue, start, end).await
+    }
+
+    async fn range(
+        &self,
+        queue: QueueName,
+        start: i64,
+        end: i64,
+    ) -> anyhow::Result<Vec<FailedJob>> {
         let jobs = self
             .queue(queue)
             .await?
-            .get_failed(0, end)
+            .get_failed(start, end)
             .await
             .context("cannot read the failed jobs")?;
         Ok(jobs

@@ -29,10 +29,12 @@
 //! - [`stripe_events`]: Stripe events as the webhook received them, once each.
 //! - [`subscriptions`]: users' Stripe subscriptions, never overwritten by an older event.
 //! - [`verifications`]: email verification links, stored hashed.
+//! - [`admin`]: operators' dashboard sessions (server-side) and the audit log of their actions.
 //! - [`incidents`]: alert incidents, opened and closed once each, and whether the team was told.
 //!
 //! And [`unsubscribe`]: the signed links that opt a user out of product mail.
 
+pub mod admin;
 pub mod config;
 pub mod db;
 pub mod dead_letters;

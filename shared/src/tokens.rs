@@ -43,6 +43,12 @@ pub fn matches(given: &str, expected: &TokenHash) -> bool {
     hash(given).ct_eq(expected).into()
 }
 
+/// Whether a stored digest equals `expected`, in constant time.
+pub fn same(stored: &[u8], expected: &TokenHash) -> bool {
+    use subtle::ConstantTimeEq as _;
+    stored.ct_eq(&expected[..]).into()
+}
+
 /// How long a token from signup or login stays valid.
 pub const TTL_DAYS: i32 = 30;
 

@@ -16,7 +16,7 @@ use crate::smtp::SmtpSink;
 
 /// The `ADMIN_TOKEN` test apps run with (a test may set it to "" to turn
 /// the operator endpoints off).
-pub const ADMIN_TOKEN: &str = "test-operator-token";
+pub const ADMIN_TOKEN: &str = "test-operator-token-0123456789abcdef";
 
 /// A typed change to the settings a test app starts with, e.g.
 /// `|s| s.queues.welcome_email.attempts = 3`: a misspelt setting does not

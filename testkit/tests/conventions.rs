@@ -18,6 +18,8 @@ const OWNERS: &[(&str, &str)] = &[
     ("stripe_events", "shared/src/stripe_events.rs"),
     ("subscriptions", "shared/src/subscriptions.rs"),
     ("incidents", "shared/src/incidents.rs"),
+    ("admin_sessions", "shared/src/admin.rs"),
+    ("admin_audit", "shared/src/admin.rs"),
     // One writer, one table: its SQL stays next to its only caller.
     ("maintenance_runs", "worker/src/jobs/maintenance.rs"),
 ];

@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API: real Postgres, Redis, worker and SMTP sink.
 
 mod admin;
+mod admin_access;
 mod alert_rules;
 mod alerts;
 mod browser_headers;

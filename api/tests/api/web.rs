@@ -321,6 +321,28 @@ async fn an_operator_signs_in_retries_a_failed_job_pauses_a_queue_and_looks_a_jo
                 .wait_for_text("#job-bullmq", "\"state\": \"completed\"")
                 .await;
             screenshot(browser, "dashboard-lookup").await;
+
+            // Every action above is in the log, under this session.
+            let audit = browser.wait_for_text("#audit", "resume").await;
+            for action in ["sign in", "retry", "pause", "resume"] {
+                assert!(audit.contains(action), "{action} in {audit}");
+            }
+            assert!(audit.contains("session "), "{audit}");
+            browser
+                .eval("document.getElementById('audit-title').scrollIntoView(); return 1")
+                .await;
+            screenshot(browser, "dashboard-audit").await;
+            browser.click("#sign-out-all").await;
+            browser
+                .wait_for_text("#admin-token-error", "Every session signed out (1).")
+                .await;
+            let after = app
+                .get("/api/admin/audit", Some(testkit::app::ADMIN_TOKEN))
+                .await
+                .text()
+                .await
+                .expect("text");
+            assert!(after.contains("sign_out_everyone"), "{after}");
         })
         .await;
 }

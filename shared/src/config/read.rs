@@ -98,7 +98,7 @@ impl Settings {
                     threads: argon2_threads,
                     max_queue: env.parsed("ARGON2_MAX_QUEUE", 16 * argon2_threads),
                 },
-                admin_token: env.secret("ADMIN_TOKEN"),
+                admin_token: env.long_secret("ADMIN_TOKEN"),
             },
             photos: PhotoSettings {
                 max_bytes: env.parsed("PHOTO_MAX_BYTES", 20 * 1024 * 1024),
@@ -193,7 +193,8 @@ impl Settings {
     }
 }
 
-/// The shortest secret accepted for a key that signs links.
+/// The shortest secret accepted for a key that signs links, or a token
+/// that opens the operators' endpoints: past guessing, online or offline.
 const MIN_SECRET_CHARS: usize = 32;
 
 pub(super) const SECOND: Duration = Duration::from_secs(1);

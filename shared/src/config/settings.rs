@@ -126,7 +126,8 @@ pub struct AuthSettings {
     /// How long an email verification link works
     /// (`EMAIL_VERIFICATION_TTL_SECS`).
     pub email_verification_ttl: Duration,
-    /// Bearer token for the operator endpoints; `None` disables them (`ADMIN_TOKEN`).
+    /// Bearer token for the operator endpoints, 32 characters at least;
+    /// `None` disables them (`ADMIN_TOKEN`).
     pub admin_token: Option<SecretString>,
 }
 

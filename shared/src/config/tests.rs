@@ -271,3 +271,24 @@ fn an_unsubscribe_secret_shorter_than_32_characters_is_refused() {
         Duration::from_secs(300)
     );
 }
+
+#[test]
+fn an_admin_token_shorter_than_32_characters_refuses_to_start() {
+    let error = settings(&[
+        ("DATABASE_URL", "postgres://localhost/app"),
+        ("ADMIN_TOKEN", "hunter2hunter2"),
+    ])
+    .expect_err("a guessable operator token is a configuration error");
+    assert!(
+        error
+            .to_string()
+            .contains("ADMIN_TOKEN must be at least 32"),
+        "{error}"
+    );
+    let s = settings(&[
+        ("DATABASE_URL", "postgres://localhost/app"),
+        ("ADMIN_TOKEN", &"k".repeat(32)),
+    ])
+    .expect("32 characters are enough");
+    assert!(s.auth.admin_token.is_some());
+}

@@ -2,7 +2,7 @@
 //! actions for the dashboard at `/admin` and for scripts. Callers present
 //! `ADMIN_TOKEN` as a bearer token, or the dashboard's session cookie.
 //!
-//! - `access.rs`: the [`Admin`] extractor, signing in and out.
+//! - `access.rs`: the `Admin` extractor, signing in and out, the audit log.
 //! - `queues.rs`: counts, dead letters, retries, pauses.
 //! - `jobs.rs`: one job, its record beside BullMQ's view.
 //! - `incidents.rs`: the alerts' incidents, open and recent.
@@ -23,6 +23,8 @@ pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
     endpoints
         .add(routes!(access::sign_in), Limits::CREDENTIALS)
         .add(routes!(access::sign_out), Limits::CREDENTIALS)
+        .add(routes!(access::sign_out_everyone), Limits::JSON)
+        .add(routes!(access::audit), Limits::JSON)
         .add(routes!(queues::queues), Limits::JSON)
         .add(routes!(queues::failed), Limits::JSON)
         .add(routes!(queues::retry_all), Limits::JSON)

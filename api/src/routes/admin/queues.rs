@@ -1,10 +1,10 @@
 //! Queue views and actions: counts, the dead-letter sets, retries, pauses.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, DurationRound as _, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::dead_letters::DeadLetters;
 use shared::jobs::QueueName;
 use shared::queue::QueueCounts;
@@ -119,7 +119,23 @@ fn queue(name: &str) -> Result<QueueName, ApiError> {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct FailedJobs {
+    /// This page, newest first.
     jobs: Vec<FailedView>,
+    /// How many newer ones come before this page.
+    offset: usize,
+    /// Every failed job of the queue.
+    total: u64,
+}
+
+/// Which page of failed jobs: `?offset=100&limit=50`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct Page {
+    /// Newer jobs to skip (default 0).
+    #[serde(default)]
+    offset: usize,
+    /// Jobs on the page, 1 to 100 (default 50).
+    limit: Option<usize>,
 }
 
 /// A failed job as operators see it: the full reason, attempts, data.
@@ -138,15 +154,17 @@ fn unavailable(error: anyhow::Error) -> ApiError {
     ApiError::Unavailable(error.context("redis is unreachable"))
 }
 
-/// Failed jobs the dashboard lists: a week of a broken provider can leave
-/// thousands, each with its data; the count is in the queue's row.
-const FAILED_SHOWN: usize = 100;
+/// Failed jobs on one page: a week of a broken provider can leave
+/// thousands, each with its data.
+const PAGE_MAX: usize = 100;
+const PAGE_DEFAULT: usize = 50;
 
-/// The queue's failed jobs (its dead-letter set), the newest 100.
+/// The queue's failed jobs (its dead-letter set), newest first, a page at
+/// a time.
 #[utoipa::path(get, path = "/api/admin/queues/{queue}/failed", tag = "operations", security(("admin" = [])),
-    params(("queue" = String, Path, description = "A queue name, e.g. `welcome-email`")),
+    params(("queue" = String, Path, description = "A queue name, e.g. `welcome-email`"), Page),
     responses(
-        (status = 200, description = "The newest 100 failed jobs", body = FailedJobs),
+        (status = 200, description = "A page of failed jobs, and how many there are", body = FailedJobs),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
         (status = 404, description = "No such queue", body = crate::error::Body),
     ))]
@@ -154,13 +172,20 @@ pub(super) async fn failed(
     State(state): State<AppState>,
     _: Admin,
     Path(name): Path<String>,
+    Query(page): Query<Page>,
 ) -> Result<Json<FailedJobs>, ApiError> {
     let queue = queue(&name)?;
-    let jobs = DeadLetters::new(&state.queues, &state.pool)
-        .list(queue, Some(FAILED_SHOWN))
-        .await
-        .map_err(unavailable)?;
+    let take = page.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
+    let dead_letters = DeadLetters::new(&state.queues, &state.pool);
+    let (jobs, counts) = tokio::join!(
+        dead_letters.page(queue, page.offset, take),
+        state.queues.counts(queue),
+    );
+    let jobs = jobs.map_err(unavailable)?;
+    let total = counts.map_err(|error| unavailable(error.into()))?.failed;
     Ok(Json(FailedJobs {
+        offset: page.offset,
+        total,
         jobs: jobs
             .into_iter()
             .map(|job| FailedView {
@@ -192,7 +217,7 @@ pub(super) struct Retried {
     ))]
 pub(super) async fn retry_all(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Path(name): Path<String>,
 ) -> Result<Json<Retried>, ApiError> {
     let queue = queue(&name)?;
@@ -200,7 +225,16 @@ pub(super) async fn retry_all(
         .retry_all(queue)
         .await
         .map_err(unavailable)?;
-    tracing::info!(%queue, retried, "failed jobs retried from the dashboard");
+    let detail = format!("{retried} jobs");
+    admin
+        .audit(
+            &state,
+            "retry_all",
+            Some(queue.as_str()),
+            None,
+            Some(detail),
+        )
+        .await;
     Ok(Json(Retried { retried }))
 }
 
@@ -215,7 +249,7 @@ pub(super) async fn retry_all(
     ))]
 pub(super) async fn retry(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let queue = queue(&name)?;
@@ -226,7 +260,9 @@ pub(super) async fn retry(
     if !retried {
         return Err(ApiError::NotFound("failed job"));
     }
-    tracing::info!(%queue, job.id = id, "failed job retried from the dashboard");
+    admin
+        .audit(&state, "retry", Some(queue.as_str()), Some(&id), None)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -241,7 +277,7 @@ pub(super) async fn retry(
     ))]
 pub(super) async fn remove(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let queue = queue(&name)?;
@@ -252,7 +288,9 @@ pub(super) async fn remove(
     if !removed {
         return Err(ApiError::NotFound("failed job"));
     }
-    tracing::info!(%queue, job.id = id, "failed job removed from the dashboard");
+    admin
+        .audit(&state, "remove", Some(queue.as_str()), Some(&id), None)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,7 +330,7 @@ pub(super) async fn resume(
 
 pub(super) async fn set_paused(
     State(state): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Path(name): Path<String>,
     paused: bool,
 ) -> Result<StatusCode, ApiError> {
@@ -302,6 +340,9 @@ pub(super) async fn set_paused(
         .set_paused(queue, paused)
         .await
         .map_err(|error| unavailable(error.into()))?;
-    tracing::info!(%queue, paused, "queue paused or resumed from the dashboard");
+    let action = if paused { "pause" } else { "resume" };
+    admin
+        .audit(&state, action, Some(queue.as_str()), None, None)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
