@@ -43,6 +43,8 @@ impl Perform for ImageResize {
                 ))
             })?;
         job.progress(ctx, 10).await;
+        job.log(&format!("original read: {} bytes", original.len()))
+            .await;
 
         let limits = imaging::Limits {
             max_pixels: ctx.photos.max_pixels,
@@ -56,6 +58,13 @@ impl Perform for ImageResize {
             Err(error) => return Err(reject(ctx, photo_id, error).await),
         };
         job.progress(ctx, 50).await;
+        job.log(&format!(
+            "decoded {}×{}; {} sizes made",
+            processed.width,
+            processed.height,
+            processed.outputs.len()
+        ))
+        .await;
 
         let mut sizes = serde_json::Map::new();
         for output in processed.outputs {
@@ -66,6 +75,12 @@ impl Perform for ImageResize {
                 .transient("could not store a resized photo")?;
             sizes.insert(output.variant.name().to_owned(), output.side.into());
             job.progress(ctx, 50 + 15 * sizes.len() as i16).await;
+            job.log(&format!(
+                "stored {} ({} px)",
+                output.variant.name(),
+                output.side
+            ))
+            .await;
         }
 
         let switched = photos::mark_ready(

@@ -60,6 +60,16 @@ impl JobMeta {
             tracing::debug!(%error, "could not publish progress to BullMQ");
         }
     }
+
+    /// Adds `line` to the job's log in BullMQ (`job.log`), which the
+    /// dashboard's job page and Bull Board show: the key steps of long jobs
+    /// and why an attempt failed. One Redis round trip, so short jobs log
+    /// only failures; best effort, like progress.
+    pub async fn log(&self, line: &str) {
+        if let Err(error) = self.queued.log(line).await {
+            tracing::debug!(%error, "could not add to the job's BullMQ log");
+        }
+    }
 }
 
 /// What the runtime calls to do a job's work. Production uses

@@ -19,7 +19,7 @@ use crate::pdf::Onboarding;
 impl Perform for OnboardingPdf {
     const SERVICE: &'static str = "Document generation";
 
-    async fn perform(self, ctx: &JobContext, _job: &JobMeta) -> Result<Value, JobError> {
+    async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
         let Some(user) = sqlx::query!(
             "select name, created_at, onboarding_pdf_key from users where user_id = $1 and deleting_since is null",
             self.user_id,
@@ -49,11 +49,14 @@ impl Perform for OnboardingPdf {
         let unsupported: String = document.unsupported.iter().collect();
         let key = keys::onboarding_pdf(self.user_id);
         let size = document.bytes.len();
+        job.log(&format!("rendered {} pages, {size} bytes", document.pages))
+            .await;
         ctx.storage
             .put(&key, document.bytes, "application/pdf")
             .await
             .transient("could not store the PDF")?;
         users::set_onboarding_pdf(&ctx.pool, self.user_id, &key).await?;
+        job.log(&format!("stored at {key}")).await;
         let mut result = json!({ "key": key, "pages": document.pages, "bytes": size });
         // Still worth delivering (the rest of the guide is fine), but say so.
         if !unsupported.is_empty() {

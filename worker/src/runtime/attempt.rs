@@ -231,6 +231,8 @@ impl<'a> Attempt<'a> {
             _ => (ctx.providers.config_fault_pause, "misconfigured"),
         };
         let detail = format!("{error}; queue paused for {wait:?}");
+        meta.log(&format!("deferred without spending an attempt: {detail}"))
+            .await;
         let duration_ms = self.duration_ms();
         counter!("jobs_deferred_total", "queue" => self.lane.queue.as_str(), "reason" => reason)
             .increment(1);
@@ -310,6 +312,18 @@ impl<'a> Attempt<'a> {
             }
         }
         self.lane.reported.attempt_failed(&meta.id);
+        let next = if retrying {
+            "retried after a backoff"
+        } else if error.is_permanent() {
+            "failed for good (permanent)"
+        } else {
+            "failed for good (out of attempts)"
+        };
+        meta.log(&format!(
+            "attempt {} of {}: {detail}; {next}",
+            self.number, self.max
+        ))
+        .await;
         // BullMQ keeps the full reason: operators read it in the dead-letter set.
         if error.is_permanent() {
             bullmq::Error::Unrecoverable(detail)

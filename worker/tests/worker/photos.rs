@@ -347,3 +347,41 @@ async fn with_s3_storage_files_live_in_the_bucket_and_media_urls_redirect_to_sig
     assert_eq!(pdf.headers()["content-type"], "application/pdf");
     assert!(pdf.bytes().await.expect("bytes").starts_with(b"%PDF-"));
 }
+
+/// The `logs` of a job's BullMQ view on the operators' job page.
+async fn job_log(app: &TestApp, job: &str) -> Vec<String> {
+    let view = app.operator_view(job).await;
+    serde_json::from_value(view["bullmq"]["logs"].clone())
+        .unwrap_or_else(|_| panic!("the job page has BullMQ's log: {view}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_key_steps_and_its_failures_are_in_its_bullmq_log_on_the_job_page() {
+    let app = TestApp::spawn_with_worker().await;
+    let token = signed_up(&app).await;
+    let body = accepted(&app, &token, &jpeg(400, 300, &photo(400, 300))).await;
+    let done = body["job"]["id"].as_str().expect("job id").to_owned();
+    app.wait_for_job_state(&done, "completed", DEADLINE).await;
+    let log = job_log(&app, &done).await;
+    assert!(log[0].starts_with("original read: "), "{log:#?}");
+    assert_eq!(log[1], "decoded 400×300; 3 sizes made", "{log:#?}");
+    assert_eq!(
+        log[2..]
+            .iter()
+            .map(|line| line.split(' ').nth(1).unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["large", "medium", "thumbnail"],
+        "{log:#?}"
+    );
+
+    let broken = accepted(&app, &token, b"\xFF\xD8\xFF\xE0 not a jpeg at all").await;
+    let failed = broken["job"]["id"].as_str().expect("job id").to_owned();
+    app.wait_for_job_state(&failed, "failed", DEADLINE).await;
+    let log = job_log(&app, &failed).await;
+    let last = log.last().expect("a line");
+    assert!(
+        last.starts_with("attempt 1 of ") && last.ends_with("; failed for good (permanent)"),
+        "{log:#?}"
+    );
+    assert!(last.contains("cannot be decoded"), "{last}");
+}

@@ -45,6 +45,9 @@ struct BullmqView {
     #[schema(value_type = Option<serde_json::Value>)]
     #[schema(required)]
     progress: Option<serde_json::Value>,
+    /// The job's log (`job.log`): key steps of long jobs, and why each
+    /// failed attempt failed; oldest first, the first 100 lines.
+    logs: Vec<String>,
 }
 
 /// Any user's job record, by id, beside BullMQ's state of the same job.
@@ -95,11 +98,13 @@ async fn bullmq_view(state: &AppState, queue: QueueName, id: &str) -> Option<Bul
         let handle = state.queues.queue(queue).await.ok()?;
         let job = handle.get_job(id).await.ok()??;
         let job_state = handle.get_job_state(id).await.ok()?;
+        let (logs, _) = handle.get_job_logs(id, 0, 99, true).await.ok()?;
         Some(BullmqView {
             state: format!("{job_state:?}").to_lowercase(),
             attempts_made: job.attempts_made(),
             failed_reason: Some(job.failed_reason().to_owned()).filter(|reason| !reason.is_empty()),
             progress: serde_json::to_value(job.progress()).ok(),
+            logs,
         })
     };
     tokio::time::timeout(Duration::from_secs(2), lookup)
