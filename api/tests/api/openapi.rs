@@ -353,6 +353,22 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
             .expect("answer"),
     )
     .await;
+    for path in ["/api/admin/incidents", "/api/admin/audit"] {
+        c.check(
+            "get",
+            path,
+            admin(reqwest::Method::GET, path).await.expect("answer"),
+        )
+        .await;
+    }
+    c.check(
+        "delete",
+        "/api/admin/sessions",
+        admin(reqwest::Method::DELETE, "/api/admin/sessions")
+            .await
+            .expect("answer"),
+    )
+    .await;
 
     // Sessions last: they end the token.
     let delete = |path: &str, token: &str| {

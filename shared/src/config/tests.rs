@@ -197,7 +197,9 @@ fn settings_written_as_variables_read_back_as_the_same_settings() {
     original.server.cors_allowed_origins = CorsOrigins::List(vec!["https://a.io".into()]);
     original.maintenance.interval = None;
     original.worker.http_port = Some(4001);
-    original.auth.admin_token = Some("an operator's token".into());
+    original.auth.admin_token = Some("an operator's token of 32 characters or more".into());
+    original.alerts.email_to = vec!["oncall@example.com".into(), "ops@example.com".into()];
+    original.alerts.failed_ratio = 0.25;
     let vars: HashMap<String, String> = original.to_env().into_iter().collect();
 
     let read = Settings::from_lookup(|key| vars.get(key).cloned()).expect("valid");

@@ -200,6 +200,7 @@ pub(super) async fn sign_in(
     responses(
         (status = 204, description = "Signed out"),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 404, description = "`ADMIN_TOKEN` is not set", body = crate::error::Body),
     ))]
 pub(super) async fn sign_out(
@@ -226,6 +227,7 @@ pub(super) struct SignedOut {
     responses(
         (status = 200, description = "Every session ended", body = SignedOut),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 404, description = "`ADMIN_TOKEN` is not set", body = crate::error::Body),
     ))]
 pub(super) async fn sign_out_everyone(
@@ -262,6 +264,7 @@ pub(super) struct Audit {
     responses(
         (status = 200, description = "The latest actions", body = Audit),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 404, description = "`ADMIN_TOKEN` is not set", body = crate::error::Body),
     ))]
 pub(super) async fn audit(

@@ -24,6 +24,7 @@ pub(super) struct Incidents {
     responses(
         (status = 200, description = "Open and recent incidents", body = Incidents),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 404, description = "`ADMIN_TOKEN` is not set", body = crate::error::Body),
     ))]
 pub(super) async fn incidents(

@@ -56,6 +56,7 @@ struct BullmqView {
     responses(
         (status = 200, description = "The record with its internal fields and BullMQ's view", body = AdminJob),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 404, description = "No such job, or `ADMIN_TOKEN` is not set", body = crate::error::Body),
     ))]
 pub(super) async fn job(

@@ -48,6 +48,7 @@ struct Minute {
     responses(
         (status = 200, description = "Every queue", body = QueuesResponse),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 404, description = "`ADMIN_TOKEN` is not set", body = crate::error::Body),
         (status = 503, description = "Redis is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
@@ -166,6 +167,7 @@ const PAGE_DEFAULT: usize = 50;
     responses(
         (status = 200, description = "A page of failed jobs, and how many there are", body = FailedJobs),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 404, description = "No such queue", body = crate::error::Body),
     ))]
 pub(super) async fn failed(
@@ -212,6 +214,7 @@ pub(super) struct Retried {
     responses(
         (status = 200, description = "How many were retried", body = Retried),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 403, description = "A session without the x-acme-admin header", body = crate::error::Body),
         (status = 404, description = "No such queue", body = crate::error::Body),
     ))]
@@ -244,6 +247,7 @@ pub(super) async fn retry_all(
     responses(
         (status = 204, description = "Back in the queue"),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 403, description = "A session without the x-acme-admin header", body = crate::error::Body),
         (status = 404, description = "No such queue or failed job", body = crate::error::Body),
     ))]
@@ -272,6 +276,7 @@ pub(super) async fn retry(
     responses(
         (status = 204, description = "Removed"),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 403, description = "A session without the x-acme-admin header", body = crate::error::Body),
         (status = 404, description = "No such queue or failed job", body = crate::error::Body),
     ))]
@@ -300,6 +305,7 @@ pub(super) async fn remove(
     responses(
         (status = 204, description = "Paused"),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 403, description = "A session without the x-acme-admin header", body = crate::error::Body),
         (status = 404, description = "No such queue", body = crate::error::Body),
     ))]
@@ -317,6 +323,7 @@ pub(super) async fn pause(
     responses(
         (status = 204, description = "Resumed"),
         (status = 401, description = "Not the operator token or session", body = crate::error::Body),
+        (status = 429, description = "Too many failed operator authentications from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 403, description = "A session without the x-acme-admin header", body = crate::error::Body),
         (status = 404, description = "No such queue", body = crate::error::Body),
     ))]
