@@ -124,9 +124,12 @@ async fn open_incidents(app: &TestApp) -> Vec<Value> {
 async fn jobs_no_worker_consumes_open_one_incident_per_queue_and_a_worker_ends_each() {
     let channel = Channel::start().await;
     let mut app = app(&channel, false, |s| {
-        s.alerts.no_consumer = Duration::from_secs(1)
+        s.alerts.no_consumer = Duration::from_secs(1);
+        s.alerts.email_to = vec!["oncall@example.com".into()];
     })
     .await;
+    // Two api instances watch; the team still hears each thing once.
+    app.start_another_api().await;
     app.sign_up_unverified("nobody-home@example.com", "Nobody Home")
         .await;
 
@@ -174,6 +177,29 @@ async fn jobs_no_worker_consumes_open_one_incident_per_queue_and_a_worker_ends_e
     }
     assert_eq!(open_incidents(&app).await, Vec::<Value>::new());
     assert_eq!(channel.messages().await.len(), 6);
+
+    // The same six, by email (the confirmation email aside).
+    let mut subjects: Vec<String> = app
+        .smtp
+        .received()
+        .iter()
+        .filter_map(|email| email.parsed().subject().map(str::to_owned))
+        .filter(|subject| subject.starts_with("[alert] "))
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects.len(), 6, "{subjects:#?}");
+    for queue in queues {
+        let about: Vec<&String> = subjects
+            .iter()
+            .filter(|subject| subject.contains(&format!("no worker is consuming {queue}:")))
+            .collect();
+        assert_eq!(about.len(), 2, "{about:#?}");
+        assert!(about[0].starts_with("[alert] Incident: "), "{about:#?}");
+        assert!(
+            about[1].starts_with("[alert] Resolved after "),
+            "{about:#?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
