@@ -5,7 +5,6 @@
 //! the rows. (Passwords are hashed in [`crate::passwords`].)
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use chrono::Utc;
 use shared::tokens;
@@ -28,13 +27,7 @@ pub fn hash_token(token: &str) -> TokenHash {
 /// The token of an `Authorization: Bearer <token>` header, trimmed; `None`
 /// when the header is missing, malformed or empty.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+    tokens::bearer(&parts.headers)
 }
 
 /// Issues a token for `user_id` inside the caller's transaction or pool.

@@ -146,7 +146,7 @@ impl AppState {
             metrics_token_hash: server
                 .metrics_token
                 .as_ref()
-                .map(|token| crate::auth::hash_token(token.expose_secret().trim())),
+                .map(shared::tokens::hash_setting),
             app_policy: crate::browser::app_policy(storage),
             public_url: server.public_url.as_str().into(),
             redeliver_after: redis.redeliver_after,

@@ -309,6 +309,26 @@ pub struct QueueCounts {
     pub paused: u64,
 }
 
+impl QueueCounts {
+    /// Sets this queue's `queue_jobs` gauges (by `state`) and
+    /// `queue_oldest_waiting_seconds` from `oldest`: one set of names
+    /// whichever process measures them.
+    pub fn publish(&self, oldest: Option<Duration>) {
+        let name = self.queue.as_str();
+        for (state, value) in [
+            ("waiting", self.waiting),
+            ("active", self.active),
+            ("delayed", self.delayed),
+            ("failed", self.failed),
+            ("paused", self.paused),
+        ] {
+            metrics::gauge!("queue_jobs", "queue" => name, "state" => state).set(value as f64);
+        }
+        metrics::gauge!("queue_oldest_waiting_seconds", "queue" => name)
+            .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
+    }
+}
+
 /// The backoff type our jobs carry. Standard BullMQ backoffs have no
 /// jitter, so retries of jobs that failed together (a provider outage)
 /// would all come back at the same instant; this one spreads them.

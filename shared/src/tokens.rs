@@ -35,6 +35,24 @@ pub fn hash(token: &str) -> TokenHash {
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
+/// The token of an `Authorization: Bearer <token>` header, trimmed; `None`
+/// when the header is missing, malformed or empty.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// The hash of a token set in the configuration (`METRICS_TOKEN`,
+/// `ADMIN_TOKEN`), trimmed as [`bearer`] trims what clients send.
+pub fn hash_setting(secret: &secrecy::SecretString) -> TokenHash {
+    use secrecy::ExposeSecret as _;
+    hash(secret.expose_secret().trim())
+}
+
 /// Whether `given` hashes to `expected`, compared in constant time: for
 /// the secrets held in memory (the operator's and the scraper's tokens),
 /// where an early exit would leak how much of the digest matched.

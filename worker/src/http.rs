@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics::gauge;
 use serde_json::json;
 use shared::config::HttpLimits;
 use shared::jobs::QueueName;
@@ -86,11 +85,8 @@ async fn healthz(State(probe): State<Probe>) -> Response {
 
 async fn metrics(State(probe): State<Probe>, headers: HeaderMap) -> Response {
     if let Some(expected) = &probe.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        if !given.is_some_and(|token| shared::tokens::matches(token.trim(), expected)) {
+        let given = shared::tokens::bearer(&headers);
+        if !given.is_some_and(|token| shared::tokens::matches(token, expected)) {
             let body = json!({ "error": {
                 "code": "unauthorized",
                 "message": "send METRICS_TOKEN as a bearer token",
@@ -117,25 +113,15 @@ async fn metrics(State(probe): State<Probe>, headers: HeaderMap) -> Response {
 /// Brings the gauges of this worker's queues up to date.
 async fn sample(probe: &Probe) {
     for &queue in probe.queues.iter() {
-        let name = queue.as_str();
-        match probe.redis.counts(queue).await {
-            Ok(counts) => {
-                for (state, value) in [
-                    ("waiting", counts.waiting),
-                    ("active", counts.active),
-                    ("delayed", counts.delayed),
-                    ("failed", counts.failed),
-                    ("paused", counts.paused),
-                ] {
-                    gauge!("queue_jobs", "queue" => name, "state" => state).set(value as f64);
-                }
+        let (counts, oldest) = tokio::join!(
+            probe.redis.counts(queue),
+            probe.redis.oldest_waiting_age(queue)
+        );
+        match (counts, oldest) {
+            (Ok(counts), Ok(oldest)) => counts.publish(oldest),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%queue, %error, "could not read the queue for /metrics");
             }
-            Err(error) => tracing::warn!(%queue, %error, "could not count jobs for /metrics"),
-        }
-        match probe.redis.oldest_waiting_age(queue).await {
-            Ok(age) => gauge!("queue_oldest_waiting_seconds", "queue" => name)
-                .set(age.map_or(0.0, |age| age.as_secs_f64())),
-            Err(error) => tracing::warn!(%queue, %error, "could not read the oldest waiting job"),
         }
     }
 }

@@ -13,7 +13,7 @@
 mod conditions;
 mod notify;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -181,18 +181,8 @@ impl Monitor {
             consumers.ok()?,
             misconfigured.ok()?,
         );
+        counts.publish(oldest);
         let name = queue.as_str();
-        for (state, value) in [
-            ("waiting", counts.waiting),
-            ("active", counts.active),
-            ("delayed", counts.delayed),
-            ("failed", counts.failed),
-            ("paused", counts.paused),
-        ] {
-            gauge!("queue_jobs", "queue" => name, "state" => state).set(value as f64);
-        }
-        gauge!("queue_oldest_waiting_seconds", "queue" => name)
-            .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
         gauge!("queue_consumers", "queue" => name).set(consumers as f64);
         gauge!("queue_misconfigured", "queue" => name)
             .set(f64::from(u8::from(misconfigured.is_some())));
@@ -217,9 +207,9 @@ async fn reconcile(
         .iter()
         .map(|incident| (incident.kind.as_str(), incident.queue.as_str()))
         .collect();
-    let found_keys: HashMap<(&str, &str), &Finding> = found
+    let found_keys: HashSet<(&str, &str)> = found
         .iter()
-        .map(|finding| ((finding.kind.as_str(), finding.queue), finding))
+        .map(|finding| (finding.kind.as_str(), finding.queue))
         .collect();
     for finding in found {
         if !open_keys.contains(&(finding.kind.as_str(), finding.queue))
@@ -231,7 +221,7 @@ async fn reconcile(
         }
     }
     for incident in &open {
-        let still = found_keys.contains_key(&(incident.kind.as_str(), incident.queue.as_str()));
+        let still = found_keys.contains(&(incident.kind.as_str(), incident.queue.as_str()));
         let known = Kind::parse(&incident.kind)
             .is_some_and(|kind| snapshot.measured(kind, &incident.queue));
         if !still && known && incidents::close(&mut *conn, incident.incident_id).await? {

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use secrecy::ExposeSecret as _;
 use shared::config::Settings;
 use shared::jobs::QueueName;
 use tokio::task::JoinHandle;
@@ -64,7 +63,7 @@ pub async fn run_with<H: Handler>(
                     .server
                     .metrics_token
                     .as_ref()
-                    .map(|token| shared::tokens::hash(token.expose_secret())),
+                    .map(shared::tokens::hash_setting),
                 sampled: Arc::default(),
             };
             if probe.metrics_token.is_none() {

@@ -10,17 +10,7 @@ const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 async fn the_worker_reports_health_and_job_metrics_that_move_with_the_work() {
     let port = testkit::free_port();
     let app = TestApp::spawn_without_worker_with(move |s| s.worker.http_port = Some(port)).await;
-    let _worker = app.spawn_worker_process(WORKER);
-    let base = format!("http://127.0.0.1:{port}");
-    testkit::wait::until("the worker's HTTP port", DEADLINE, || async {
-        app.client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    let (_worker, base) = worker_port(&app, port).await;
 
     let health = app
         .client
