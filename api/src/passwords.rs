@@ -124,6 +124,8 @@ impl Passwords {
         let job: Job = Box::new(move |memory| {
             if reply.is_closed() {
                 // Nobody is waiting for this answer any more: skip the work.
+                // Counted, because many skips mean clients give up waiting.
+                metrics::counter!("argon2_abandoned_total").increment(1);
                 return;
             }
             let queued = enqueued.elapsed();

@@ -2,10 +2,12 @@
 //! 503 `overloaded`, never queued without bound, never a 500.
 
 use serde_json::{Value, json};
-use testkit::TestApp;
+use testkit::prometheus::Scrape;
+use testkit::{DEADLINE, TestApp};
 use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
 
-use crate::raw;
+const API: &str = env!("CARGO_BIN_EXE_api");
 
 async fn app_with_one_hashing_thread(max_queue: usize) -> TestApp {
     TestApp::spawn_without_worker_with(move |s| {
@@ -66,29 +68,58 @@ async fn signups_past_the_hashing_queue_get_503_overloaded_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_abandoned_while_waiting_for_a_hash_do_not_hold_up_the_next_one() {
+async fn logins_abandoned_while_waiting_for_a_hash_are_skipped_and_do_not_hold_up_the_next_one() {
     let app = app_with_one_hashing_thread(64).await;
-    app.sign_up_unverified("patient@example.com", "Patient")
-        .await;
-    let body = r#"{"email":"patient@example.com","password":"wrong password"}"#;
+    // A process of its own, so its metrics count only this test's hashes.
+    let api = app.spawn_api_process(API).await;
+    let signup = app
+        .client
+        .post(format!("{}/api/signup", api.address))
+        .json(&json!({ "email": "patient@example.com", "password": "correct horse battery", "name": "Patient" }))
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(signup.status(), 201);
+    // An address with no account: still a full hash (so timing reveals
+    // nothing), and no lockout of the patient's account.
+    let body = r#"{"email":"stranger@example.com","password":"wrong password"}"#;
     let request = format!(
         "POST /api/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
          content-length: {}\r\n\r\n{body}",
         body.len()
     );
-
-    // Forty logins queue up for the one thread, then their clients leave.
+    let address = api.address.trim_start_matches("http://");
+    let mut waiting = Vec::new();
     for _ in 0..40 {
-        let mut stream = raw::connect(&app).await;
+        let mut stream = TcpStream::connect(address).await.expect("connects");
         stream.write_all(request.as_bytes()).await.expect("sent");
-        drop(stream);
+        waiting.push(stream);
     }
+    let metrics = format!("{}/metrics", api.address);
+    let queued = testkit::wait::until("logins queued for the one thread", DEADLINE, || async {
+        let (scrape, _) = Scrape::fetch(&app.client, &metrics).await;
+        scrape
+            .get("argon2_queue_depth")
+            .filter(|depth| *depth >= 10.0)
+    })
+    .await;
+
+    // Their clients leave while they wait.
+    drop(waiting);
     let login = app
-        .post_json(
-            "/api/login",
-            &json!({ "email": "patient@example.com", "password": "correct horse battery" }),
-        )
-        .await;
+        .client
+        .post(format!("{}/api/login", api.address))
+        .json(&json!({ "email": "patient@example.com", "password": "correct horse battery" }))
+        .send()
+        .await
+        .expect("login");
 
     assert_eq!(login.status(), 200);
+    let (scrape, text) = Scrape::fetch(&app.client, &metrics).await;
+    let skipped = scrape.get("argon2_abandoned_total").unwrap_or(0.0);
+    // The thread may finish one or two before the server notices a client left.
+    assert!(
+        skipped >= queued - 3.0,
+        "{queued} were waiting when their clients left, {skipped} skipped: {text}"
+    );
 }
