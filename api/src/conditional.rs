@@ -22,7 +22,25 @@ pub fn private_json<T: Serialize>(request: &HeaderMap, body: &T) -> Response {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let mut response = answer(request, json, "application/json", "private, no-cache");
+    private(answer(request, json, "application/json", PRIVATE))
+}
+
+/// The `304` [`private_json`] gives for a body tagged `etag`, for a caller
+/// that knows, without making the body, that the client holds it.
+pub fn private_not_modified(etag: HeaderValue) -> Response {
+    private(tagged(
+        StatusCode::NOT_MODIFIED,
+        Body::empty(),
+        etag,
+        PRIVATE,
+    ))
+}
+
+/// What a browser may do with a per-user answer: keep it, but ask each time.
+const PRIVATE: &str = "private, no-cache";
+
+/// The answer depends on who asks.
+fn private(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::VARY, HeaderValue::from_static("authorization"));
@@ -39,12 +57,22 @@ pub fn answer(
 ) -> Response {
     let body = body.into();
     let etag = etag_of(&body);
-    let fresh = matches(request, &etag);
-    let (status, body) = if fresh {
-        (StatusCode::NOT_MODIFIED, Body::empty())
-    } else {
-        (StatusCode::OK, Body::from(body))
-    };
+    if names(request, etag.as_bytes()) {
+        return tagged(StatusCode::NOT_MODIFIED, Body::empty(), etag, cache_control);
+    }
+    let mut response = tagged(StatusCode::OK, Body::from(body), etag, cache_control);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn tagged(
+    status: StatusCode,
+    body: Body,
+    etag: HeaderValue,
+    cache_control: &'static str,
+) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     // Sized for what the layers add (security headers, request id), so the
@@ -56,9 +84,6 @@ pub fn answer(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    if !fresh {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
     response
 }
 
@@ -81,17 +106,13 @@ fn etag_of(body: &[u8]) -> HeaderValue {
 
 /// Whether `If-None-Match` names `etag` (or is `*`). Weak comparison, as
 /// RFC 9110 asks for `If-None-Match`: `W/"x"` matches `"x"`.
-fn matches(request: &HeaderMap, etag: &HeaderValue) -> bool {
-    let Ok(ours) = etag.to_str() else {
-        return false;
-    };
+pub fn names(request: &HeaderMap, etag: &[u8]) -> bool {
     request
         .get_all(header::IF_NONE_MATCH)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == ours)
+        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == etag)
 }
 
 #[cfg(test)]
@@ -114,11 +135,12 @@ mod tests {
     fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
         let etag = etag_of(b"body");
         let tag = etag.to_str().expect("ascii").to_owned();
-        assert!(matches(&if_none_match(&tag), &etag));
-        assert!(matches(&if_none_match(&format!("W/{tag}")), &etag));
-        assert!(matches(&if_none_match(&format!("\"other\", {tag}")), &etag));
-        assert!(matches(&if_none_match("*"), &etag));
-        assert!(!matches(&if_none_match("\"other\""), &etag));
-        assert!(!matches(&HeaderMap::new(), &etag));
+        let etag = etag.as_bytes();
+        assert!(names(&if_none_match(&tag), etag));
+        assert!(names(&if_none_match(&format!("W/{tag}")), etag));
+        assert!(names(&if_none_match(&format!("\"other\", {tag}")), etag));
+        assert!(names(&if_none_match("*"), etag));
+        assert!(!names(&if_none_match("\"other\""), etag));
+        assert!(!names(&HeaderMap::new(), etag));
     }
 }

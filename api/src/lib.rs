@@ -15,6 +15,8 @@
 //! - [`admin_session`]: the dashboard's signed session cookie.
 //! - [`browser`]: security headers, the web app's CSP, CORS.
 //! - [`conditional`]: `ETag` and `304 Not Modified` for the polled answers.
+//! - [`job_versions`]: 304s for unchanged jobs without a query, told of
+//!   every change by Postgres.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
 //! - [`request_id`]: one `x-request-id` per request, carried to its jobs.
 //! - [`rate_limit`]: per-client limits on signup and login (429), bounded memory.
@@ -32,6 +34,7 @@ pub mod domain;
 pub mod drain;
 pub mod error;
 pub mod extract;
+pub mod job_versions;
 pub mod layers;
 pub mod metrics;
 pub mod outbox;
@@ -103,8 +106,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    /// The outbox relay and the alert monitor run alongside for as long as
-    /// the server does.
+    /// The outbox relay, the alert monitor and the listener for changed
+    /// jobs run alongside for as long as the server does.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -116,6 +119,10 @@ impl Application {
             self.state.redeliver_after,
         ));
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
+        let state = self.state.clone();
+        let listener = tokio::spawn(async move {
+            job_versions::follow(state.pool.clone(), &state.job_versions).await
+        });
         tracing::info!(address = %self.local_addr()?, "api listening");
         let monitor = tokio::spawn(self.monitor.run());
         let http = self.state.http;
@@ -125,6 +132,7 @@ impl Application {
                 .context("the HTTP server failed");
         relay.abort();
         sweeper.abort();
+        listener.abort();
         monitor.abort();
         served
     }

@@ -14,6 +14,7 @@ use shared::storage::Storage;
 use shared::unsubscribe::UnsubscribeKey;
 use sqlx::PgPool;
 
+use crate::job_versions::JobVersions;
 use crate::passwords::Passwords;
 use crate::rate_limit::{ClientLimit, RateLimiter};
 use crate::stripe_signature::StripeWebhook;
@@ -63,6 +64,8 @@ pub struct App {
     pub login_failures: LoginFailureLimit,
     /// Recently verified bearer tokens.
     pub tokens: Arc<TokenCache>,
+    /// Tags of job statuses answered here, dropped when their job changes.
+    pub job_versions: JobVersions,
     /// Limits signups and logins per client.
     pub auth_limit: ClientLimit,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
@@ -126,6 +129,7 @@ impl AppState {
                 .context("cannot start the password hashing threads")?,
             login_failures: auth.login_failures,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
+            job_versions: JobVersions::new(),
             auth_limit: ClientLimit {
                 limiter: (auth.rate_limit > 0).then(|| {
                     Arc::new(RateLimiter::new(

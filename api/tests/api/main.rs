@@ -23,6 +23,7 @@ mod session;
 mod signup;
 mod slow_clients;
 mod traces;
+mod unchanged_jobs;
 mod uploads;
 mod validation;
 mod verification;

@@ -1,0 +1,203 @@
+//! A poll for an unchanged job is a 304 without a query (`api::job_versions`),
+//! and still never hides a change: Postgres tells every api instance of each
+//! change, and an instance that cannot hear it asks the database.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::{DEADLINE, TestApp};
+
+const API: &str = env!("CARGO_BIN_EXE_api");
+
+/// A poll that would wait for a locked table is given this long.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A user with one job, polled once: the path, the token and the ETag.
+async fn polled_job(app: &TestApp) -> (String, String, String, String) {
+    let signup = app.sign_up("poller@example.com", "Poller").await;
+    let token = signup["token"].as_str().expect("token").to_owned();
+    let job = testkit::job_id(&signup, "welcome-email");
+    app.wait_for_job_state(&job, "waiting", DEADLINE).await;
+    let path = format!("/api/jobs/{job}");
+    let first = app.get(&path, Some(&token)).await;
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
+    (job, path, token, etag)
+}
+
+/// Polls `address` + `path` with `etag` until the answer is a 200, and
+/// returns its body.
+async fn until_changed(app: &TestApp, address: &str, path: &str, token: &str, etag: &str) -> Value {
+    let url = format!("{address}{path}");
+    testkit::wait::until("the change to be answered", DEADLINE, || async {
+        let response = app
+            .client
+            .get(&url)
+            .bearer_auth(token)
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("the api answers");
+        match response.status().as_u16() {
+            304 => None,
+            200 => Some(response.json::<Value>().await.expect("JSON")),
+            other => panic!("a poll answered {other}"),
+        }
+    })
+    .await
+}
+
+async fn poll_status(app: &TestApp, address: &str, path: &str, token: &str, etag: &str) -> u16 {
+    app.client
+        .get(format!("{address}{path}"))
+        .bearer_auth(token)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("the api answers")
+        .status()
+        .as_u16()
+}
+
+/// Connections of this test's database that listen for notifications.
+async fn listeners(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and query ilike 'listen%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("listeners")
+}
+
+async fn set_progress(app: &TestApp, job: &str, progress: i16) {
+    sqlx::query("update jobs set progress = $2 where job_id = $1::uuid")
+        .bind(job)
+        .bind(progress)
+        .execute(&app.pool)
+        .await
+        .expect("an operator's update");
+}
+
+/// Polls with `etag` while the test holds a lock nothing can read the jobs
+/// table past: only an answer that needs no query comes back.
+async fn poll_while_jobs_are_locked(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    etag: &str,
+) -> reqwest::Response {
+    let mut lock = app.pool.begin().await.expect("transaction");
+    sqlx::query("lock table jobs in access exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    let answer = tokio::time::timeout(PATIENCE, app.get_if_none_match(path, Some(token), etag))
+        .await
+        .expect("answered while the jobs table is locked");
+    lock.rollback().await.expect("unlock");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_for_an_unchanged_job_is_answered_without_the_database() {
+    let app = TestApp::spawn_without_worker().await;
+    let (_, path, token, etag) = polled_job(&app).await;
+
+    let unchanged = poll_while_jobs_are_locked(&app, &path, &token, &etag).await;
+
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.headers()["etag"], etag.as_str());
+    assert_eq!(unchanged.headers()["cache-control"], "private, no-cache");
+    assert_eq!(unchanged.headers()["vary"], "authorization");
+    assert!(unchanged.bytes().await.expect("body").is_empty());
+    let without_tag = app.get(&path, Some(&token)).await;
+    assert_eq!(
+        without_tag.status(),
+        200,
+        "a poll without a tag reads the job"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_instance_answers_each_change_of_a_job_it_answered_before() {
+    let mut app = TestApp::spawn_without_worker().await;
+    let (job, path, token, etag) = polled_job(&app).await;
+    let other = app.spawn_api_process(API).await;
+    let instances = [app.address.clone(), other.address.clone()];
+    for address in &instances {
+        assert_eq!(poll_status(&app, address, &path, &token, &etag).await, 304);
+    }
+
+    // A change by SQL, as an operator would make it.
+    set_progress(&app, &job, 50).await;
+    let mut etags = Vec::new();
+    for address in &instances {
+        let job = until_changed(&app, address, &path, &token, &etag).await;
+        assert_eq!(job["progress"], 50);
+        let response = app.get(&path, Some(&token)).await;
+        etags.push(
+            response.headers()["etag"]
+                .to_str()
+                .expect("ascii")
+                .to_owned(),
+        );
+    }
+    assert_eq!(etags[0], etags[1], "the same tag on every instance");
+    for address in &instances {
+        assert_eq!(
+            poll_status(&app, address, &path, &token, &etags[0]).await,
+            304
+        );
+    }
+
+    // And by the worker, which completes it.
+    app.start_worker();
+    app.run_jobs_until_idle().await;
+    for address in &instances {
+        let job = until_changed(&app, address, &path, &token, &etags[0]).await;
+        assert_eq!(job["state"], "completed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_while_an_instance_could_not_hear_it_is_not_missed() {
+    let app = TestApp::spawn_without_worker().await;
+    let (job, path, token, etag) = polled_job(&app).await;
+    let address = app.address.clone();
+    assert_eq!(poll_status(&app, &address, &path, &token, &etag).await, 304);
+
+    // The api's listening connection dies, and the job changes before the
+    // api is listening again: Postgres keeps no notification for it.
+    let killed: i64 = sqlx::query_scalar(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity
+         where datname = current_database() and query ilike 'listen%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("terminate the listener");
+    assert_eq!(killed, 1, "one listening connection per api instance");
+    testkit::wait::until("the listener to be gone", DEADLINE, || async {
+        (listeners(&app).await == 0).then_some(())
+    })
+    .await;
+    set_progress(&app, &job, 70).await;
+
+    // Listening again, the api must not trust what it knew before.
+    testkit::wait::until("the listener to be back", DEADLINE, || async {
+        (listeners(&app).await == 1).then_some(())
+    })
+    .await;
+    let changed = until_changed(&app, &address, &path, &token, &etag).await;
+    assert_eq!(changed["progress"], 70);
+    // And unchanged jobs are 304s without a query once more.
+    let etag = app.get(&path, Some(&token)).await.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let unchanged = poll_while_jobs_are_locked(&app, &path, &token, &etag).await;
+    assert_eq!(unchanged.status(), 304);
+    set_progress(&app, &job, 80).await;
+    let changed = until_changed(&app, &address, &path, &token, &etag).await;
+    assert_eq!(changed["progress"], 80);
+}
