@@ -13,6 +13,12 @@
 //! - **A lost notification.** Postgres keeps nothing for a listener whose
 //!   connection dropped, so while the listener is not connected nothing is
 //!   answered from here, and each (re)connection starts from an empty map.
+//! - **A connection that hears nothing.** One to a Postgres host that died
+//!   (a failover) may wait for ever without an error, and a proxy pooling
+//!   transactions accepts `LISTEN` and delivers nothing. The listener sends
+//!   itself a probe every 5 s and trusts nothing until the first comes back;
+//!   one that is 5 s late drops the connection. A change stays unseen for at
+//!   most about 10 s in the worst of these cases, at once otherwise.
 //! - **A change during the query.** A poll reads the job, then remembers
 //!   its tag; if the job changed in between, its notification may have been
 //!   handled before the tag was remembered. Each remembered tag carries the
@@ -30,7 +36,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::conditional;
@@ -134,6 +140,11 @@ impl JobVersions {
         inner.entries.insert(job, Entry { owner, tag });
     }
 
+    /// Whether the listener is known to hear changes.
+    pub fn is_live(&self) -> bool {
+        self.lock().live
+    }
+
     /// `job` changed: its tag is stale on every instance.
     pub fn changed(&self, job: Uuid) {
         let mut inner = self.lock();
@@ -168,43 +179,106 @@ impl JobVersions {
 
 /// Listens for changed jobs for as long as the api runs, reconnecting with
 /// a growing pause (at most 10 s) when Postgres goes away; meanwhile every
-/// poll asks the database. Holds one connection of `pool`.
+/// poll asks the database. Holds one Postgres connection besides `pool`.
 pub async fn follow(pool: PgPool, versions: &JobVersions) {
     const FIRST_PAUSE: Duration = Duration::from_millis(200);
     let mut pause = FIRST_PAUSE;
     loop {
-        match listen(&pool).await {
+        let why = match listen(&pool).await {
             Ok(mut listener) => {
-                versions.reset(true);
-                pause = FIRST_PAUSE;
-                let why = loop {
-                    match listener.try_recv().await {
-                        Ok(Some(notification)) => match notification.payload().parse() {
-                            Ok(job) => versions.changed(job),
-                            // Not ours to send: cannot tell what changed.
-                            Err(_) => versions.reset(true),
-                        },
-                        Ok(None) => break "the connection was lost".to_owned(),
-                        Err(error) => break error.to_string(),
-                    }
-                };
+                let why = hear(&pool, &mut listener, versions, &mut pause).await;
                 versions.reset(false);
-                tracing::warn!(
-                    reason = %why,
-                    "stopped listening for changed jobs; polls ask the database until it is back"
-                );
+                why
             }
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?pause, "cannot listen for changed jobs");
-            }
-        }
+            Err(error) => format!("cannot listen: {error}"),
+        };
+        tracing::warn!(
+            reason = %why,
+            retry_in = ?pause,
+            "not told of changed jobs; polls ask the database until that is back"
+        );
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
 
+/// How often the listener proves it still hears: a connection to a
+/// Postgres host that died (failover) can wait for ever without an error.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How long a probe may take to come back before the connection is given up.
+const PROBE_DEADLINE: Duration = Duration::from_secs(5);
+/// Payloads of the listener's own probes (a job id never starts so).
+const PROBE: &str = "probe:";
+
+/// Handles notifications until the connection fails or stops delivering,
+/// and says why. Entries are trusted only from the first probe that came
+/// back: then changes are known to arrive (a proxy pooling transactions,
+/// for one, accepts `LISTEN` and delivers nothing).
+async fn hear(
+    pool: &PgPool,
+    listener: &mut PgListener,
+    versions: &JobVersions,
+    pause: &mut Duration,
+) -> String {
+    let mut sent = 0_u64;
+    let mut awaiting: Option<tokio::time::Instant> = None;
+    let mut next_probe = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            // Cancel-safe since sqlx 0.8.2: a probe's timer firing loses nothing.
+            received = listener.try_recv() => {
+                let notification = match received {
+                    Ok(Some(notification)) => notification,
+                    Ok(None) => return "the connection was lost".to_owned(),
+                    Err(error) => return error.to_string(),
+                };
+                let payload = notification.payload();
+                if let Some(probe) = payload.strip_prefix(PROBE) {
+                    if awaiting.is_some() && probe == sent.to_string() {
+                        if !versions.is_live() {
+                            versions.reset(true);
+                            *pause = Duration::from_millis(200);
+                        }
+                        awaiting = None;
+                        next_probe = tokio::time::Instant::now() + PROBE_EVERY;
+                    }
+                } else if let Ok(job) = payload.parse() {
+                    versions.changed(job);
+                } else {
+                    // Not ours: cannot tell what changed.
+                    versions.reset(versions.is_live());
+                }
+            }
+            () = tokio::time::sleep_until(awaiting.unwrap_or(next_probe)) => {
+                if awaiting.is_some() {
+                    return format!("a probe did not come back within {PROBE_DEADLINE:?}");
+                }
+                sent += 1;
+                let probe = format!("{PROBE}{sent}");
+                if let Err(error) = sqlx::query("select pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(&probe)
+                    .execute(pool)
+                    .await
+                {
+                    return format!("cannot send a probe: {error}");
+                }
+                awaiting = Some(tokio::time::Instant::now() + PROBE_DEADLINE);
+            }
+        }
+    }
+}
+
+/// A listener on a connection of its own, outside `pool`: a listener given
+/// up on a dead host cannot close cleanly (sqlx's `UNLISTEN` on drop waits
+/// until the kernel gives the connection up, up to about 15 minutes), and
+/// it must hold no connection the requests need meanwhile.
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with((*pool.connect_options()).clone());
+    let mut listener = PgListener::connect_with(&own).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }

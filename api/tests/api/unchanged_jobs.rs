@@ -201,3 +201,53 @@ async fn a_change_made_while_an_instance_could_not_hear_it_is_not_missed() {
     let changed = until_changed(&app, &address, &path, &token, &etag).await;
     assert_eq!(changed["progress"], 80);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_stops_hearing_without_an_error_is_replaced_and_misses_nothing() {
+    let app = TestApp::spawn_without_worker().await;
+    let (job, path, token, etag) = polled_job(&app).await;
+    let address = app.address.clone();
+    assert_eq!(poll_status(&app, &address, &path, &token, &etag).await, 304);
+
+    // The listening connection's server process freezes: its socket stays
+    // open and silent, as one to a Postgres host that died does.
+    let pid: i32 = sqlx::query_scalar(
+        "select pid from pg_stat_activity
+         where datname = current_database() and query ilike 'listen%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the listener");
+    let frozen = Frozen::new(pid);
+    set_progress(&app, &job, 60).await;
+
+    let changed = until_changed(&app, &address, &path, &token, &etag).await;
+    drop(frozen);
+    assert_eq!(changed["progress"], 60);
+}
+
+/// A stopped process, continued when dropped (even by a failing test, so
+/// the shared Postgres gets its process back).
+struct Frozen(String);
+
+impl Frozen {
+    fn new(pid: i32) -> Self {
+        let frozen = Self(pid.to_string());
+        frozen.signal("-STOP");
+        frozen
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([name, &self.0])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name} {}", self.0);
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+    }
+}
