@@ -147,17 +147,27 @@ impl JobVersions {
 
     /// `job` changed: its tag is stale on every instance.
     pub fn changed(&self, job: Uuid) {
-        let mut inner = self.lock();
-        inner.seq += 1;
-        let seq = inner.seq;
-        inner.entries.remove(&job);
-        if inner.recent.len() == RECENT
-            && let Some((oldest, _)) = inner.recent.pop_front()
-        {
-            // Tags read before it can no longer be checked against it.
-            inner.floor = oldest;
+        self.changed_all(&[job]);
+    }
+
+    /// Each of `jobs` changed.
+    pub fn changed_all(&self, jobs: &[Uuid]) {
+        if jobs.is_empty() {
+            return;
         }
-        inner.recent.push_back((seq, job));
+        let mut inner = self.lock();
+        for job in jobs {
+            inner.seq += 1;
+            let seq = inner.seq;
+            inner.entries.remove(job);
+            if inner.recent.len() == RECENT
+                && let Some((oldest, _)) = inner.recent.pop_front()
+            {
+                // Tags read before it can no longer be checked against it.
+                inner.floor = oldest;
+            }
+            inner.recent.push_back((seq, *job));
+        }
     }
 
     /// The listener (re)connected (`live`) or lost its connection: whatever
@@ -221,49 +231,63 @@ async fn hear(
     pause: &mut Duration,
 ) -> String {
     let mut sent = 0_u64;
-    let mut awaiting: Option<tokio::time::Instant> = None;
-    let mut next_probe = tokio::time::Instant::now();
+    let mut awaiting = false;
+    // One timer for the listener's life, moved rather than made anew for
+    // every notification (thousands a second when the worker is busy).
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut changed = Vec::new();
     loop {
         tokio::select! {
             // Cancel-safe since sqlx 0.8.2: a probe's timer firing loses nothing.
             received = listener.try_recv() => {
-                let notification = match received {
+                let first = match received {
                     Ok(Some(notification)) => notification,
                     Ok(None) => return "the connection was lost".to_owned(),
                     Err(error) => return error.to_string(),
                 };
-                let payload = notification.payload();
-                if let Some(probe) = payload.strip_prefix(PROBE) {
-                    if awaiting.is_some() && probe == sent.to_string() {
-                        if !versions.is_live() {
-                            versions.reset(true);
-                            *pause = Duration::from_millis(200);
+                // What else already arrived is handled under one lock.
+                let buffered = std::iter::from_fn(|| listener.next_buffered());
+                let mut unknown = false;
+                for notification in std::iter::once(first).chain(buffered) {
+                    let payload = notification.payload();
+                    if let Some(probe) = payload.strip_prefix(PROBE) {
+                        if awaiting && probe.parse() == Ok(sent) {
+                            if !versions.is_live() {
+                                versions.reset(true);
+                                *pause = Duration::from_millis(200);
+                            }
+                            awaiting = false;
+                            timer.as_mut().reset(tokio::time::Instant::now() + PROBE_EVERY);
                         }
-                        awaiting = None;
-                        next_probe = tokio::time::Instant::now() + PROBE_EVERY;
+                    } else if let Ok(job) = payload.parse() {
+                        changed.push(job);
+                    } else {
+                        // Not ours: cannot tell what changed.
+                        unknown = true;
                     }
-                } else if let Ok(job) = payload.parse() {
-                    versions.changed(job);
-                } else {
-                    // Not ours: cannot tell what changed.
+                }
+                versions.changed_all(&changed);
+                changed.clear();
+                if unknown {
                     versions.reset(versions.is_live());
                 }
             }
-            () = tokio::time::sleep_until(awaiting.unwrap_or(next_probe)) => {
-                if awaiting.is_some() {
+            () = &mut timer => {
+                if awaiting {
                     return format!("a probe did not come back within {PROBE_DEADLINE:?}");
                 }
                 sent += 1;
-                let probe = format!("{PROBE}{sent}");
                 if let Err(error) = sqlx::query("select pg_notify($1, $2)")
                     .bind(CHANNEL)
-                    .bind(&probe)
+                    .bind(format!("{PROBE}{sent}"))
                     .execute(pool)
                     .await
                 {
                     return format!("cannot send a probe: {error}");
                 }
-                awaiting = Some(tokio::time::Instant::now() + PROBE_DEADLINE);
+                awaiting = true;
+                timer.as_mut().reset(tokio::time::Instant::now() + PROBE_DEADLINE);
             }
         }
     }
