@@ -19,6 +19,10 @@
 //!   itself a probe every 5 s and trusts nothing until the first comes back;
 //!   one that is 5 s late drops the connection. A change stays unseen for at
 //!   most about 10 s in the worst of these cases, at once otherwise.
+//! - **A trigger turned off.** Operators may disable `jobs_changed` (every
+//!   commit that notifies is serialized by Postgres: `docs/benchmarks.md`).
+//!   The probe is sent only while it is enabled, so within 5 s every
+//!   instance forgets what it knew and polls ask the database again.
 //! - **A change during the query.** A poll reads the job, then remembers
 //!   its tag; if the job changed in between, its notification may have been
 //!   handled before the tag was remembered. Each remembered tag carries the
@@ -232,6 +236,7 @@ async fn hear(
 ) -> String {
     let mut sent = 0_u64;
     let mut awaiting = false;
+    let mut trigger_off = false;
     // One timer for the listener's life, moved rather than made anew for
     // every notification (thousands a second when the worker is busy).
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -278,13 +283,31 @@ async fn hear(
                     return format!("a probe did not come back within {PROBE_DEADLINE:?}");
                 }
                 sent += 1;
-                if let Err(error) = sqlx::query("select pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(format!("{PROBE}{sent}"))
-                    .execute(pool)
-                    .await
-                {
-                    return format!("cannot send a probe: {error}");
+                // Sent only while the trigger is on: its probe proves both
+                // that changes are told and that they arrive.
+                let probe = sqlx::query(
+                    "select pg_notify($1, $2) from pg_trigger
+                      where tgrelid = 'jobs'::regclass and tgname = 'jobs_changed'
+                        and tgenabled <> 'D'",
+                )
+                .bind(CHANNEL)
+                .bind(format!("{PROBE}{sent}"))
+                .execute(pool)
+                .await;
+                match probe {
+                    Err(error) => return format!("cannot send a probe: {error}"),
+                    Ok(done) if done.rows_affected() == 0 => {
+                        if !trigger_off {
+                            tracing::warn!(
+                                "the jobs_changed trigger is disabled: polls ask the database"
+                            );
+                            trigger_off = true;
+                        }
+                        versions.reset(false);
+                        timer.as_mut().reset(tokio::time::Instant::now() + PROBE_EVERY);
+                        continue;
+                    }
+                    Ok(_) => trigger_off = false,
                 }
                 awaiting = true;
                 timer.as_mut().reset(tokio::time::Instant::now() + PROBE_DEADLINE);

@@ -87,14 +87,28 @@ async fn poll_while_jobs_are_locked(
     token: &str,
     etag: &str,
 ) -> reqwest::Response {
+    poll_with_jobs_locked(app, path, token, etag, PATIENCE)
+        .await
+        .expect("answered while the jobs table is locked")
+}
+
+/// The answer to a poll made while the jobs table is locked, if it comes
+/// within `patience`.
+async fn poll_with_jobs_locked(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    etag: &str,
+    patience: Duration,
+) -> Option<reqwest::Response> {
     let mut lock = app.pool.begin().await.expect("transaction");
     sqlx::query("lock table jobs in access exclusive mode")
         .execute(&mut *lock)
         .await
         .expect("lock");
-    let answer = tokio::time::timeout(PATIENCE, app.get_if_none_match(path, Some(token), etag))
+    let answer = tokio::time::timeout(patience, app.get_if_none_match(path, Some(token), etag))
         .await
-        .expect("answered while the jobs table is locked");
+        .ok();
     lock.rollback().await.expect("unlock");
     answer
 }
@@ -224,6 +238,42 @@ async fn a_listener_that_stops_hearing_without_an_error_is_replaced_and_misses_n
     let changed = until_changed(&app, &address, &path, &token, &etag).await;
     drop(frozen);
     assert_eq!(changed["progress"], 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_trigger_turned_off_polls_ask_the_database_and_miss_nothing() {
+    let app = TestApp::spawn_without_worker().await;
+    let (job, path, token, etag) = polled_job(&app).await;
+    let address = app.address.clone();
+    assert_eq!(poll_status(&app, &address, &path, &token, &etag).await, 304);
+    let trigger = |on: bool| {
+        let sql = if on {
+            "alter table jobs enable trigger jobs_changed"
+        } else {
+            "alter table jobs disable trigger jobs_changed"
+        };
+        sqlx::query(sql).execute(&app.pool)
+    };
+
+    trigger(false).await.expect("an operator turns it off");
+    set_progress(&app, &job, 30).await;
+    let changed = until_changed(&app, &address, &path, &token, &etag).await;
+    assert_eq!(changed["progress"], 30);
+
+    // Back on: within a probe, unchanged jobs are 304s without a query again.
+    trigger(true).await.expect("and on again");
+    let etag = app.get(&path, Some(&token)).await.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    testkit::wait::until("304s without a query again", DEADLINE, || async {
+        // Remembered only once the instance trusts its listener again.
+        let _ = app.get(&path, Some(&token)).await;
+        poll_with_jobs_locked(&app, &path, &token, &etag, Duration::from_millis(500))
+            .await
+            .filter(|answer| answer.status() == 304)
+    })
+    .await;
 }
 
 /// A stopped process, continued when dropped (even by a failing test, so
