@@ -213,6 +213,19 @@ impl JobQueues {
         .await
     }
 
+    /// Wakes whoever waits on `queue`'s blocking read, as a new job would
+    /// (BullMQ's marker with score 0). A worker closing waits out that read,
+    /// up to 5 s when a delayed job is due later: woken, it exits at once.
+    pub async fn wake_consumers(&self, queue: QueueName) -> Result<(), QueueError> {
+        let key = format!("{}:{queue}:marker", self.prefix);
+        self.bounded(async {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&key).arg(0).arg("0");
+            Ok(self.connection().await?.cmd::<()>(&mut zadd).await?)
+        })
+        .await
+    }
+
     /// Clears [`mark_misconfigured`](Self::mark_misconfigured)'s mark.
     pub async fn clear_misconfigured(&self, queue: QueueName) -> Result<(), QueueError> {
         let key = self.misconfigured_key(queue);

@@ -112,16 +112,37 @@ pub async fn run_with<H: Handler>(
         "stopping: no new jobs; waiting for in-flight jobs"
     );
     let timeout_ms = shared::millis(settings.worker.shutdown_timeout);
-    let closing = workers.iter().map(|running| async move {
+    let closing = futures::future::join_all(workers.iter().map(|running| async move {
         if let Err(error) = running.worker.close(timeout_ms).await {
             tracing::warn!(queue = %running.queue, %error, "worker did not close cleanly");
         }
         running.events.abort();
-    });
-    futures::future::join_all(closing).await;
+    }));
+    let mut closing = std::pin::pin!(closing);
+    // Each close waits for its queue's blocking read to return: a second
+    // when the queue is empty, up to 5 s when a delayed job is due later.
+    // Woken, they return at once; again and again, because a worker of
+    // another process may take the wake-up meant for ours.
+    let mut wake = tokio::time::interval(WAKE_EVERY);
+    loop {
+        tokio::select! {
+            // First, so every close has begun before the first wake-up.
+            biased;
+            _ = &mut closing => break,
+            _ = wake.tick() => {
+                for &queue in queues {
+                    // Best effort: without it, the close only takes longer.
+                    let _ = ctx.queues.wake_consumers(queue).await;
+                }
+            }
+        }
+    }
     tracing::info!("worker stopped");
     Ok(())
 }
+
+/// How often a closing worker wakes its queues' blocking reads.
+const WAKE_EVERY: Duration = Duration::from_millis(200);
 
 struct RunningWorker {
     queue: QueueName,

@@ -1,9 +1,13 @@
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use serde_json::json;
 use shared::config::Settings;
+use shared::jobs::QueueName;
+use shared::queue::JobQueues;
 use testkit::TestApp;
 use testkit::app::Options;
+use uuid::Uuid;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 use testkit::DEADLINE;
@@ -33,18 +37,44 @@ async fn sigterm_lets_the_in_flight_job_finish_and_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_worker_exits_zero_on_sigterm() {
+async fn an_idle_worker_exits_zero_on_sigterm_without_waiting_out_its_blocking_reads() {
     let app = app_without_worker(|_| {}).await;
+    // A job due in an hour on every queue: each queue's blocking read then
+    // waits 5 s at a time, which a closing worker used to wait out.
+    let queues = JobQueues::new(&app.settings().redis, app.settings().queues);
+    for queue in QueueName::ALL {
+        queues
+            .enqueue(
+                *queue,
+                Uuid::now_v7(),
+                &json!({}),
+                Duration::from_secs(3600),
+            )
+            .await
+            .expect("a delayed job");
+    }
     let mut worker = app.spawn_worker_process(WORKER);
     // A completed job proves the worker is up and now idle.
     let body = app.sign_up("idle@example.com", "Idle").await;
     let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "completed", DEADLINE).await;
+    // Long enough for every queue to be in its 5 s read.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
+    let asked = Instant::now();
     worker.terminate();
     let status = worker.wait(DEADLINE).await;
+    let took = asked.elapsed();
 
     assert!(status.success(), "worker exited with {status}");
+    // Woken, the reads return at once (the exit takes about 0.02 s here);
+    // waited out, the slowest of ten 5 s reads is nearly 5 s (4.5 s without
+    // the wake-up). The bound leaves room for a loaded machine, not for a
+    // read waited out.
+    assert!(
+        took < Duration::from_secs(2),
+        "exit took {took:?}: a blocking read was waited out"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
