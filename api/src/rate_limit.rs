@@ -4,7 +4,8 @@
 //! stopped per account, in `routes::session`.)
 //!
 //! Fixed windows per client, in 16 shards so requests rarely wait on each
-//! other's lock. Memory is bounded whatever the number of clients: each
+//! other's lock (chosen by a hash of the whole key: IPv4 addresses and IPv6
+//! prefixes alike spread over all of them). Memory is bounded whatever the number of clients: each
 //! shard holds at most `capacity / 16` clients and forgets all of them when
 //! its window ends (a clear, not a scan). A client arriving at a full shard
 //! is let through uncounted and logged once per window: with hundreds of
@@ -25,19 +26,7 @@ use axum::response::Response;
 
 use crate::error::ApiError;
 
-/// How a client is told apart: an IPv4 address, or an IPv6 /64 (one
-/// subscriber's prefix: rotating through it does not buy more attempts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(u128);
-
-impl From<IpAddr> for ClientKey {
-    fn from(address: IpAddr) -> Self {
-        match address.to_canonical() {
-            IpAddr::V4(v4) => Self(u128::from(u32::from(v4))),
-            IpAddr::V6(v6) => Self(u128::from(v6) & !u128::from(u64::MAX) | 1 << 127),
-        }
-    }
-}
+pub use shared::server::ClientKey;
 
 const SHARDS: usize = 16;
 
@@ -92,7 +81,7 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(self.epoch);
         let window =
             u64::try_from(elapsed.as_nanos() / self.window.as_nanos().max(1)).unwrap_or(u64::MAX);
-        let shard_index = usize::try_from(client.0 % SHARDS as u128).unwrap_or(0);
+        let shard_index = usize::try_from(client.spread() % SHARDS as u64).unwrap_or(0);
         let mut shard = self.shards[shard_index]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -156,7 +145,9 @@ pub async fn limit(
 
 /// The client's address: the last hop of `header` when running behind a
 /// trusted proxy that appends it (e.g. `X-Forwarded-For`), else the peer.
-/// Only the last hop is trusted: earlier ones are whatever the client sent.
+/// Only the last hop is trusted: earlier ones are whatever the client sent,
+/// and so is every line of the header but the last (a proxy may add its own
+/// line instead of appending to the client's).
 fn client_address(request: &Request, header: Option<&HeaderName>, peer: IpAddr) -> IpAddr {
     client_of(request.headers(), header, peer)
 }
@@ -164,7 +155,7 @@ fn client_address(request: &Request, header: Option<&HeaderName>, peer: IpAddr) 
 /// [`client_address`] from the headers alone, for extractors.
 pub fn client_of(headers: &HeaderMap, header: Option<&HeaderName>, peer: IpAddr) -> IpAddr {
     header
-        .and_then(|name| headers.get(name))
+        .and_then(|name| headers.get_all(name).iter().next_back())
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.rsplit(',').next())
         .and_then(|last| last.trim().parse().ok())
@@ -177,6 +168,10 @@ mod tests {
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
+    fn v4(n: u32) -> ClientKey {
+        IpAddr::V4(std::net::Ipv4Addr::from(n)).into()
+    }
 
     fn v6(address: &str) -> ClientKey {
         address.parse::<IpAddr>().unwrap().into()
@@ -224,7 +219,7 @@ mod tests {
         let limiter = RateLimiter::new(1, Duration::from_secs(60), 160);
         let now = limiter.epoch;
         for n in 0..100_000_u32 {
-            let _ = limiter.check(ClientKey(u128::from(n)), now);
+            let _ = limiter.check(v4(n), now);
         }
         let tracked: usize = limiter
             .shards
@@ -233,9 +228,40 @@ mod tests {
             .sum();
         assert_eq!(tracked, 160);
         assert!(
-            limiter.check(ClientKey(0), now).is_err(),
+            limiter.check(v4(0), now).is_err(),
             "clients already tracked are still limited"
         );
+    }
+
+    #[test]
+    fn ipv6_prefixes_fill_every_shard_not_one() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(60), 160);
+        let now = limiter.epoch;
+        for n in 0..10_000_u32 {
+            let _ = limiter.check(v6(&format!("2001:db8:0:{n:x}::1")), now);
+        }
+        let per_shard: Vec<usize> = limiter
+            .shards
+            .iter()
+            .map(|shard| shard.lock().unwrap().counts.len())
+            .collect();
+        assert_eq!(
+            per_shard,
+            vec![10; SHARDS],
+            "every shard full: {per_shard:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_last_line_of_the_forwarded_header_is_trusted() {
+        let header = HeaderName::from_static("x-forwarded-for");
+        // The client forged a line; the proxy added its own after it.
+        let request = Request::builder()
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-forwarded-for", "10.0.0.2")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(client_address(&request, Some(&header), A), B);
     }
 
     #[test]

@@ -6,22 +6,25 @@
 //! every connection is watched by [`Watched`], which knows which phase the
 //! connection is in and enforces that phase's deadline on reads:
 //!
-//! - **idle** (connected, or the previous response sent): the next request
-//!   must start within `idle_timeout`; writes count as activity, so a slow
-//!   download is not cut while it moves;
+//! - **fresh** (connected, nothing received): the first byte must come
+//!   within `first_byte_timeout`;
+//! - **idle** (the previous response sent): the next request must start
+//!   within `idle_timeout`; writes count as activity, so a slow download
+//!   is not cut while it moves;
 //! - **head** (the first byte of a request arrived): the whole head must be
 //!   in within `header_timeout`;
 //! - **busy** (a handler runs): no read deadline here; the handler's own
 //!   timeout and the body pace (the api's `pace`) bound it.
 //!
-//! Connections past `max_connections` get a canned 503 with `Retry-After`
-//! and are closed at once instead of queueing in the kernel's backlog.
+//! Connections past `max_connections`, or past `max_connections_per_client`
+//! from one address, get a canned 503 with `Retry-After` and are closed at
+//! once instead of queueing in the kernel's backlog.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -39,6 +42,71 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
+
+/// How a client is told apart: an IPv4 address, or an IPv6 /64 (one
+/// subscriber's prefix: rotating through it buys no more connections or
+/// attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(u128);
+
+impl From<IpAddr> for ClientKey {
+    fn from(address: IpAddr) -> Self {
+        match address.to_canonical() {
+            IpAddr::V4(v4) => Self(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => Self(u128::from(v6) & !u128::from(u64::MAX) | 1 << 127),
+        }
+    }
+}
+
+impl ClientKey {
+    /// The key's bits mixed into 64 (both halves, Fibonacci hashing): for
+    /// sharding, where the low bits alone would be zero for every IPv6
+    /// prefix and put them all in one shard.
+    pub fn spread(self) -> u64 {
+        let folded = (self.0 >> 64) as u64 ^ self.0 as u64;
+        folded.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32)
+    }
+}
+
+/// Open connections per client, for `HTTP_MAX_CONNECTIONS_PER_CLIENT`: an
+/// entry lives only while its client has a connection open, so the map is
+/// never larger than the connection cap.
+#[derive(Default)]
+struct PerClient(std::sync::Mutex<std::collections::HashMap<ClientKey, usize>>);
+
+/// One connection counted against its client until dropped.
+struct ClientSlot {
+    counts: Arc<PerClient>,
+    client: ClientKey,
+}
+
+impl PerClient {
+    /// Counts a connection from `client`, unless it already has `cap` open.
+    fn enter(self: &Arc<Self>, client: ClientKey, cap: usize) -> Option<ClientSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = counts.entry(client).or_default();
+        if *open >= cap {
+            return None;
+        }
+        *open += 1;
+        Some(ClientSlot {
+            counts: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = counts.get_mut(&self.client) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
+}
 
 /// How long in-flight requests may finish after shutdown was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +134,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = Arc::new(PerClient::default());
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -101,8 +170,26 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
+        let client_slot = match limits.max_connections_per_client {
+            0 => None,
+            cap => match per_client.enter(peer.ip().into(), cap) {
+                Some(client_slot) => Some(client_slot),
+                None => {
+                    static CLIENT_FULL: LogOnce = LogOnce::new();
+                    if CLIENT_FULL.due() {
+                        tracing::warn!(
+                            %peer,
+                            max_connections_per_client = cap,
+                            "a client reached its connection limit; answering 503"
+                        );
+                    }
+                    tokio::spawn(refuse(stream));
+                    continue;
+                }
+            },
+        };
         let _ = stream.set_nodelay(true);
-        let phase = Arc::new(Phase::default());
+        let phase = Arc::new(Phase(AtomicU8::new(Phase::FRESH)));
         let io = TokioIo::new(Watched::new(stream, phase.clone(), limits, peer));
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -122,7 +209,7 @@ pub async fn serve(
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, client_slot));
         });
     }
     drop(listener);
@@ -154,6 +241,8 @@ impl Phase {
     const IDLE: u8 = 0;
     const HEAD: u8 = 1;
     const BUSY: u8 = 2;
+    /// Connected, nothing received yet.
+    const FRESH: u8 = 3;
 
     fn get(&self) -> u8 {
         self.0.load(Ordering::Relaxed)
@@ -173,7 +262,8 @@ struct Watched {
     peer: SocketAddr,
     /// Last read or write of at least one byte.
     last_activity: Instant,
-    /// When the current request's head began.
+    /// When the current request's head began (before the first byte: when
+    /// the connection was made).
     head_started: Instant,
     /// The instant `deadline` is armed for, so it is reset only when the
     /// phase's deadline moves.
@@ -191,8 +281,8 @@ impl Watched {
             peer,
             last_activity: now,
             head_started: now,
-            deadline: Box::pin(tokio::time::sleep_until(now + limits.idle_timeout)),
-            timer_at: now + limits.idle_timeout,
+            deadline: Box::pin(tokio::time::sleep_until(now + limits.first_byte_timeout)),
+            timer_at: now + limits.first_byte_timeout,
         }
     }
 
@@ -202,6 +292,10 @@ impl Watched {
             Phase::IDLE => Some((
                 self.last_activity + self.limits.idle_timeout,
                 "idle keep-alive connection closed",
+            )),
+            Phase::FRESH => Some((
+                self.head_started + self.limits.first_byte_timeout,
+                "no request within the first-byte timeout of connecting; connection closed",
             )),
             Phase::HEAD => Some((
                 self.head_started + self.limits.header_timeout,
@@ -225,7 +319,7 @@ impl AsyncRead for Watched {
                 if buf.filled().len() > before {
                     let now = Instant::now();
                     this.last_activity = now;
-                    if this.phase.get() == Phase::IDLE {
+                    if matches!(this.phase.get(), Phase::IDLE | Phase::FRESH) {
                         this.phase.set(Phase::HEAD);
                         this.head_started = now;
                     }

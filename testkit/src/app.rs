@@ -150,6 +150,7 @@ impl TestApp {
             ("SHUTDOWN_TIMEOUT_SECS", "10".into()),
             // Every test client is 127.0.0.1; tests of the limit turn it on.
             ("AUTH_RATE_LIMIT", "0".into()),
+            ("HTTP_MAX_CONNECTIONS_PER_CLIENT", "0".into()),
             // Operators' views are how tests read what end users must not see.
             ("ADMIN_TOKEN", ADMIN_TOKEN.into()),
             // Tests run many workers at once: no fixed port (a test that

@@ -49,22 +49,58 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
-async fn a_quiet_new_connection_is_governed_by_the_idle_timeout_not_the_header_timeout() {
+async fn a_new_connection_that_sends_nothing_is_closed_after_the_first_byte_timeout() {
     let app = TestApp::spawn_without_worker_with(move |s| {
         s.server.http.header_timeout = Duration::from_secs(1);
-        s.server.http.idle_timeout = Duration::from_secs(30);
+        s.server.http.first_byte_timeout = Duration::from_secs(4);
+        s.server.http.idle_timeout = Duration::from_secs(300);
     })
     .await;
     let mut stream = raw::connect(&app).await;
 
-    // Longer than the header timeout, well within the idle one.
+    // Longer than the header timeout: a preconnect is not a slow request.
     assert!(
         !raw::closed_within(&mut stream, 2_500).await,
-        "a connection with no request yet is idle, not slow"
+        "a connection with no request yet is not cut at the header timeout"
     );
-    let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    // Far shorter than the idle timeout: silence does not hold a slot.
+    assert!(
+        raw::closed_within(&mut stream, 10_000).await,
+        "the silent connection was closed at the first-byte timeout"
+    );
+}
 
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+#[tokio::test]
+async fn a_client_past_its_connection_cap_gets_a_quick_503_and_others_are_served() {
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.server.http.max_connections_per_client = 4;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = raw::connect(&app).await;
+        let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        held.push(stream);
+    }
+
+    let mut extra = raw::connect(&app).await;
+    let refused = raw::read_to_close(&mut extra).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+
+    // Another address (all of 127/8 is this machine) is not held up.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("address"))
+        .expect("bind 127.0.0.2");
+    let address = app.address.trim_start_matches("http://");
+    let mut other = socket
+        .connect(address.parse().expect("address"))
+        .await
+        .expect("connects");
+    let served = raw::request(&mut other, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
 }
 
 #[tokio::test]
@@ -140,18 +176,4 @@ async fn a_json_body_that_stalls_is_answered_408() {
 
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
-}
-
-#[tokio::test]
-async fn a_connection_that_never_sends_a_request_is_closed_after_the_idle_timeout() {
-    let app = TestApp::spawn_without_worker_with(move |s| {
-        s.server.http.idle_timeout = Duration::from_secs(1)
-    })
-    .await;
-    let mut stream = raw::connect(&app).await;
-
-    assert!(
-        raw::closed_within(&mut stream, 10_000).await,
-        "the silent connection was closed"
-    );
 }

@@ -58,6 +58,7 @@ impl Settings {
             *queues.get_mut(queue) = queue_settings(&mut env, queue);
         }
         let argon2_threads = env.parsed("ARGON2_THREADS", cores()).max(1);
+        let client_ip_header: Option<String> = env.optional("CLIENT_IP_HEADER");
         let settings = Settings {
             database: DatabaseSettings {
                 url: SecretString::from(database_url.unwrap_or_default()),
@@ -81,9 +82,14 @@ impl Settings {
                     body_min_rate: env.parsed("HTTP_BODY_MIN_BYTES_PER_SEC", 1024),
                     body_window: env.secs("HTTP_BODY_WINDOW_SECS", 10).max(SECOND),
                     max_connections: env.parsed("HTTP_MAX_CONNECTIONS", 1024).max(1),
+                    first_byte_timeout: env.secs("HTTP_FIRST_BYTE_TIMEOUT_SECS", 10).max(SECOND),
+                    max_connections_per_client: env.parsed(
+                        "HTTP_MAX_CONNECTIONS_PER_CLIENT",
+                        if client_ip_header.is_some() { 0 } else { 64 },
+                    ),
                 },
                 cors_allowed_origins: env.parsed("CORS_ALLOWED_ORIGINS", CorsOrigins::SameOrigin),
-                client_ip_header: env.optional("CLIENT_IP_HEADER"),
+                client_ip_header,
                 metrics_token: env.secret("METRICS_TOKEN"),
             },
             auth: AuthSettings {

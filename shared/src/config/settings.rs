@@ -109,6 +109,15 @@ pub struct HttpLimits {
     /// Open connections per instance; more are answered 503 at once and
     /// closed (`HTTP_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// A new connection must send its first byte within this
+    /// (`HTTP_FIRST_BYTE_TIMEOUT_SECS`): a browser's preconnect is used
+    /// within seconds, a silent connection holds a slot for nothing.
+    pub first_byte_timeout: Duration,
+    /// Open connections per client address (an IPv6 /64) per instance; 0
+    /// turns the cap off, as it is by default behind a proxy
+    /// (`CLIENT_IP_HEADER`), whose address every connection has
+    /// (`HTTP_MAX_CONNECTIONS_PER_CLIENT`).
+    pub max_connections_per_client: usize,
 }
 
 /// Sign-up, login and operator access.

@@ -37,6 +37,8 @@ fn abuse_limits_have_their_documented_defaults() {
         (1024, Duration::from_secs(10))
     );
     assert_eq!(s.server.http.max_connections, 1024);
+    assert_eq!(s.server.http.first_byte_timeout, Duration::from_secs(10));
+    assert_eq!(s.server.http.max_connections_per_client, 64);
     assert_eq!(s.auth.argon2.threads, cores());
     assert_eq!(s.auth.argon2.max_queue, 16 * cores());
     assert_eq!(
@@ -51,6 +53,17 @@ fn abuse_limits_have_their_documented_defaults() {
     assert_eq!(s.photos.uploads.per_hour, 20);
     assert_eq!(s.photos.uploads.quota_bytes, 200 * 1024 * 1024);
     assert_eq!(s.photos.uploads.max_concurrent, 32);
+}
+
+#[test]
+fn behind_a_proxy_connections_are_not_capped_per_address_unless_asked() {
+    let database = ("DATABASE_URL", "postgres://localhost/app");
+    let proxy = ("CLIENT_IP_HEADER", "X-Forwarded-For");
+    let behind = settings(&[database, proxy]).expect("valid");
+    assert_eq!(behind.server.http.max_connections_per_client, 0);
+    let asked =
+        settings(&[database, proxy, ("HTTP_MAX_CONNECTIONS_PER_CLIENT", "500")]).expect("valid");
+    assert_eq!(asked.server.http.max_connections_per_client, 500);
 }
 
 #[test]

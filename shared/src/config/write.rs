@@ -61,6 +61,14 @@ impl Settings {
                 "HTTP_MAX_CONNECTIONS",
                 server.http.max_connections.to_string(),
             ),
+            (
+                "HTTP_FIRST_BYTE_TIMEOUT_SECS",
+                secs(&server.http.first_byte_timeout),
+            ),
+            (
+                "HTTP_MAX_CONNECTIONS_PER_CLIENT",
+                server.http.max_connections_per_client.to_string(),
+            ),
             ("CORS_ALLOWED_ORIGINS", server.cors_allowed_origins.to_env()),
             ("CLIENT_IP_HEADER", text(&server.client_ip_header)),
             ("METRICS_TOKEN", secret(&server.metrics_token)),
