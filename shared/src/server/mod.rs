@@ -21,10 +21,10 @@
 //! once instead of queueing in the kernel's backlog.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, LazyLock, PoisonError};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -43,70 +43,10 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
-/// How a client is told apart: an IPv4 address, or an IPv6 /64 (one
-/// subscriber's prefix: rotating through it buys no more connections or
-/// attempts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(u128);
+mod clients;
 
-impl From<IpAddr> for ClientKey {
-    fn from(address: IpAddr) -> Self {
-        match address.to_canonical() {
-            IpAddr::V4(v4) => Self(u128::from(u32::from(v4))),
-            IpAddr::V6(v6) => Self(u128::from(v6) & !u128::from(u64::MAX) | 1 << 127),
-        }
-    }
-}
-
-impl ClientKey {
-    /// The key's bits mixed into 64 (both halves, Fibonacci hashing): for
-    /// sharding, where the low bits alone would be zero for every IPv6
-    /// prefix and put them all in one shard.
-    pub fn spread(self) -> u64 {
-        let folded = (self.0 >> 64) as u64 ^ self.0 as u64;
-        folded.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(32)
-    }
-}
-
-/// Open connections per client, for `HTTP_MAX_CONNECTIONS_PER_CLIENT`: an
-/// entry lives only while its client has a connection open, so the map is
-/// never larger than the connection cap.
-#[derive(Default)]
-struct PerClient(std::sync::Mutex<std::collections::HashMap<ClientKey, usize>>);
-
-/// One connection counted against its client until dropped.
-struct ClientSlot {
-    counts: Arc<PerClient>,
-    client: ClientKey,
-}
-
-impl PerClient {
-    /// Counts a connection from `client`, unless it already has `cap` open.
-    fn enter(self: &Arc<Self>, client: ClientKey, cap: usize) -> Option<ClientSlot> {
-        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let open = counts.entry(client).or_default();
-        if *open >= cap {
-            return None;
-        }
-        *open += 1;
-        Some(ClientSlot {
-            counts: self.clone(),
-            client,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = counts.get_mut(&self.client) {
-            *open -= 1;
-            if *open == 0 {
-                counts.remove(&self.client);
-            }
-        }
-    }
-}
+pub use clients::ClientKey;
+use clients::PerClient;
 
 /// How long in-flight requests may finish after shutdown was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
