@@ -12,7 +12,6 @@ use super::{CHANNEL, JobVersions};
 /// a growing pause (at most 10 s) when Postgres goes away; meanwhile every
 /// poll asks the database. Holds one Postgres connection besides `pool`.
 pub async fn follow(pool: PgPool, versions: &JobVersions) {
-    const FIRST_PAUSE: Duration = Duration::from_millis(200);
     let mut pause = FIRST_PAUSE;
     loop {
         let why = match listen(&pool).await {
@@ -33,6 +32,8 @@ pub async fn follow(pool: PgPool, versions: &JobVersions) {
     }
 }
 
+/// The pause before the first reconnection, and again once a probe came back.
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
 /// How often the listener proves it still hears: a connection to a
 /// Postgres host that died (failover) can wait for ever without an error.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -77,7 +78,7 @@ async fn hear(
                         if awaiting && probe.parse() == Ok(sent) {
                             if !versions.is_live() {
                                 versions.reset(true);
-                                *pause = Duration::from_millis(200);
+                                *pause = FIRST_PAUSE;
                             }
                             awaiting = false;
                             timer.as_mut().reset(tokio::time::Instant::now() + PROBE_EVERY);

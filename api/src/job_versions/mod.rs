@@ -149,12 +149,7 @@ impl JobVersions {
         self.lock().live
     }
 
-    /// `job` changed: its tag is stale on every instance.
-    pub fn changed(&self, job: Uuid) {
-        self.changed_all(&[job]);
-    }
-
-    /// Each of `jobs` changed.
+    /// Each of `jobs` changed: their tags are stale on every instance.
     pub fn changed_all(&self, jobs: &[Uuid]) {
         if jobs.is_empty() {
             return;
@@ -229,7 +224,7 @@ mod tests {
                 .unchanged(job, owner, &polled_with("\"other\""))
                 .is_none()
         );
-        versions.changed(job);
+        versions.changed_all(&[job]);
         assert!(versions.unchanged(job, owner, &polled_with(TAG)).is_none());
     }
 
@@ -238,9 +233,9 @@ mod tests {
         let versions = live();
         let (job, owner) = (Uuid::now_v7(), Uuid::now_v7());
         let seen = versions.seen();
-        versions.changed(Uuid::now_v7());
-        versions.changed(job);
-        versions.changed(Uuid::now_v7());
+        versions.changed_all(&[Uuid::now_v7()]);
+        versions.changed_all(&[job]);
+        versions.changed_all(&[Uuid::now_v7()]);
         versions.remember(job, owner, &HeaderValue::from_static(TAG), seen);
         assert!(versions.unchanged(job, owner, &polled_with(TAG)).is_none());
     }
@@ -251,7 +246,7 @@ mod tests {
         let (job, owner) = (Uuid::now_v7(), Uuid::now_v7());
         let seen = versions.seen();
         for _ in 0..=RECENT {
-            versions.changed(Uuid::now_v7());
+            versions.changed_all(&[Uuid::now_v7()]);
         }
         versions.remember(job, owner, &HeaderValue::from_static(TAG), seen);
         assert!(versions.unchanged(job, owner, &polled_with(TAG)).is_none());

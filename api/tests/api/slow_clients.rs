@@ -70,19 +70,26 @@ async fn a_new_connection_that_sends_nothing_is_closed_after_the_first_byte_time
     );
 }
 
+/// `count` open connections, each with a request answered, so the server
+/// has counted every one.
+async fn hold_connections(app: &TestApp, count: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let mut stream = raw::connect(app).await;
+        let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        held.push(stream);
+    }
+    held
+}
+
 #[tokio::test]
 async fn a_client_past_its_connection_cap_gets_a_quick_503_and_others_are_served() {
     let app = TestApp::spawn_without_worker_with(move |s| {
         s.server.http.max_connections_per_client = 4;
     })
     .await;
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        let mut stream = raw::connect(&app).await;
-        let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        held.push(stream);
-    }
+    let _held = hold_connections(&app, 4).await;
 
     let mut extra = raw::connect(&app).await;
     let refused = raw::read_to_close(&mut extra).await;
@@ -106,14 +113,7 @@ async fn a_client_past_its_connection_cap_gets_a_quick_503_and_others_are_served
 #[tokio::test]
 async fn connections_past_the_cap_get_a_quick_503_with_retry_after() {
     let app = TestApp::spawn_without_worker_with(move |s| s.server.http.max_connections = 4).await;
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        let mut stream = raw::connect(&app).await;
-        // A full round trip proves the server has counted this connection.
-        let response = raw::request(&mut stream, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        held.push(stream);
-    }
+    let mut held = hold_connections(&app, 4).await;
 
     let mut extra = raw::connect(&app).await;
     let refused = raw::read_to_close(&mut extra).await;

@@ -59,15 +59,19 @@ async fn poll_status(app: &TestApp, address: &str, path: &str, token: &str, etag
         .as_u16()
 }
 
-/// Connections of this test's database that listen for notifications.
-async fn listeners(app: &TestApp) -> i64 {
+/// Server processes of this test's database that listen for notifications.
+async fn listener_pids(app: &TestApp) -> Vec<i32> {
     sqlx::query_scalar(
-        "select count(*) from pg_stat_activity
+        "select pid from pg_stat_activity
          where datname = current_database() and query ilike 'listen%'",
     )
-    .fetch_one(&app.pool)
+    .fetch_all(&app.pool)
     .await
     .expect("listeners")
+}
+
+async fn listeners(app: &TestApp) -> usize {
+    listener_pids(app).await.len()
 }
 
 async fn set_progress(app: &TestApp, job: &str, progress: i16) {
@@ -183,14 +187,14 @@ async fn a_change_made_while_an_instance_could_not_hear_it_is_not_missed() {
 
     // The api's listening connection dies, and the job changes before the
     // api is listening again: Postgres keeps no notification for it.
-    let killed: i64 = sqlx::query_scalar(
-        "select count(pg_terminate_backend(pid)) from pg_stat_activity
-         where datname = current_database() and query ilike 'listen%'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .expect("terminate the listener");
-    assert_eq!(killed, 1, "one listening connection per api instance");
+    let pids = listener_pids(&app).await;
+    assert_eq!(pids.len(), 1, "one listening connection per api instance");
+    let killed: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
+        .bind(pids[0])
+        .fetch_one(&app.pool)
+        .await
+        .expect("terminate the listener");
+    assert!(killed);
     testkit::wait::until("the listener to be gone", DEADLINE, || async {
         (listeners(&app).await == 0).then_some(())
     })
@@ -225,14 +229,9 @@ async fn a_listener_that_stops_hearing_without_an_error_is_replaced_and_misses_n
 
     // The listening connection's server process freezes: its socket stays
     // open and silent, as one to a Postgres host that died does.
-    let pid: i32 = sqlx::query_scalar(
-        "select pid from pg_stat_activity
-         where datname = current_database() and query ilike 'listen%'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .expect("the listener");
-    let frozen = Frozen::new(pid);
+    let pids = listener_pids(&app).await;
+    assert_eq!(pids.len(), 1, "one listening connection per api instance");
+    let frozen = Frozen::new(pids[0]);
     set_progress(&app, &job, 60).await;
 
     let changed = until_changed(&app, &address, &path, &token, &etag).await;

@@ -130,10 +130,10 @@ pub async fn run_with<H: Handler>(
             biased;
             _ = &mut closing => break,
             _ = wake.tick() => {
-                for &queue in queues {
-                    // Best effort: without it, the close only takes longer.
-                    let _ = ctx.queues.wake_consumers(queue).await;
-                }
+                // Best effort, all at once: with Redis slow or down, one
+                // bounded wait per round, and the close only takes longer.
+                let wakes = queues.iter().map(|&queue| ctx.queues.wake_consumers(queue));
+                let _ = futures::future::join_all(wakes).await;
             }
         }
     }

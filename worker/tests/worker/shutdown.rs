@@ -58,8 +58,17 @@ async fn an_idle_worker_exits_zero_on_sigterm_without_waiting_out_its_blocking_r
     let body = app.sign_up("idle@example.com", "Idle").await;
     let job_id = &testkit::job_id(&body, "welcome-email");
     app.wait_for_job_state(job_id, "completed", DEADLINE).await;
-    // Long enough for every queue to be in its 5 s read.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every queue in its blocking read (Redis lists each as a client
+    // waiting in BZPOPMIN).
+    testkit::wait::until("every queue's blocking read", DEADLINE, || async {
+        let clients = app.redis.cli(&["client", "list"]);
+        let blocked = clients
+            .lines()
+            .filter(|line| line.contains("cmd=bzpopmin"))
+            .count();
+        (blocked >= QueueName::ALL.len()).then_some(())
+    })
+    .await;
 
     let asked = Instant::now();
     worker.terminate();
