@@ -72,6 +72,9 @@ pub enum ApiError {
     /// Too many attempts from this client; retry after this many seconds (429).
     #[error("too many attempts; retry in {0} seconds")]
     RateLimited(u64),
+    /// The account already has this many uploads in progress (429).
+    #[error("this account already has {0} uploads in progress; retry when one has finished")]
+    UploadsInProgress(u32),
     /// The request body stopped coming, or came slower than the minimum pace (408).
     #[error("the request body arrived too slowly; the request was cut off")]
     BodyTooSlow,
@@ -117,7 +120,7 @@ impl ApiError {
             Self::EmailTaken | Self::AlreadyVerified => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::UploadsInProgress(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
             Self::QuotaExceeded(_) | Self::Forbidden(_) | Self::WrongPassword => {
                 StatusCode::FORBIDDEN
@@ -145,7 +148,7 @@ impl ApiError {
             Self::InvalidUnsubscribeLink => "invalid_unsubscribe_link",
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
-            Self::RateLimited(_) => "rate_limited",
+            Self::RateLimited(_) | Self::UploadsInProgress(_) => "rate_limited",
             Self::BodyTooSlow => "request_timeout",
             Self::QuotaExceeded(_) => "quota_exceeded",
             Self::Forbidden(_) => "forbidden",
@@ -273,6 +276,9 @@ impl IntoResponse for ApiError {
             Self::RateLimited(seconds) | Self::Overloaded(seconds) => Some(*seconds),
             // A dependency blinked: a client that retries soon will likely succeed.
             Self::Unavailable(_) => Some(1),
+            // Nobody knows when an upload in progress ends; a few seconds is
+            // a pace for a client to check again at.
+            Self::UploadsInProgress(_) => Some(5),
             _ => None,
         };
         let mut response = (status, Json(body)).into_response();

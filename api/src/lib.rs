@@ -123,6 +123,9 @@ impl Application {
         let listener = tokio::spawn(async move {
             job_versions::follow(state.pool.clone(), &state.job_versions).await
         });
+        let queues = self.state.queues.clone();
+        let eviction =
+            tokio::spawn(async move { shared::queue::watch_eviction_policy(&queues).await });
         tracing::info!(address = %self.local_addr()?, "api listening");
         let monitor = tokio::spawn(self.monitor.run());
         let http = self.state.http;
@@ -134,14 +137,15 @@ impl Application {
         sweeper.abort();
         listener.abort();
         monitor.abort();
+        eviction.abort();
         served
     }
 }
 
 /// Every [`SWEEP_INTERVAL`], from start: removes what uploads cut short by a
-/// crash left (a live upload cleans up after itself): spool files and
-/// `uploading` rows older than any upload may take, so they stop counting
-/// against their account's limits.
+/// crash left (a live upload cleans up after itself): spool files, and
+/// `uploading` rows older than any upload may take (marked failed), so they
+/// stop counting as in progress.
 async fn sweep_abandoned_uploads(state: AppState) {
     // Older than any upload may take.
     let stale = routes::endpoints::Limits::upload(0).time * 2;
@@ -155,7 +159,7 @@ async fn sweep_abandoned_uploads(state: AppState) {
         }
         match shared::photos::sweep_abandoned(&state.pool, stale).await {
             Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "removed rows of interrupted uploads"),
+            Ok(failed) => tracing::info!(failed, "marked interrupted uploads failed"),
             Err(error) => tracing::warn!(%error, "could not sweep interrupted uploads"),
         }
     }

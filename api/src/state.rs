@@ -16,13 +16,14 @@ use sqlx::PgPool;
 
 use crate::job_versions::JobVersions;
 use crate::passwords::Passwords;
-use crate::rate_limit::{ClientLimit, RateLimiter};
+use crate::rate_limit::{ClientLimit, Limiter};
 use crate::stripe_signature::StripeWebhook;
 use crate::token_cache::{TokenCache, TokenHash};
 
 /// Tokens the api remembers as verified (about 100 bytes each).
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
-/// Clients the signup/login limiter tracks (about 40 bytes each).
+/// Clients a limiter tracks per window, in Redis and in each instance's
+/// memory while Redis is away (about 40 bytes each).
 const RATE_LIMIT_CAPACITY: usize = 100_000;
 /// Failed operator authentications a client may make per window before it
 /// is refused outright: enough for typos, nothing for guessing.
@@ -66,13 +67,14 @@ pub struct App {
     pub tokens: Arc<TokenCache>,
     /// Tags of job statuses answered here, dropped when their job changes.
     pub job_versions: JobVersions,
-    /// Limits signups and logins per client.
+    /// Limits signups and logins per client, on all instances together.
     pub auth_limit: ClientLimit,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
     pub admin_token_hash: Option<TokenHash>,
-    /// Failed operator authentications per client: past the limit, every
-    /// admin request from that client is refused for the window.
-    pub admin_failures: Arc<RateLimiter>,
+    /// Failed operator authentications per client, on all instances
+    /// together: past the limit, every admin request from that client is
+    /// refused for the window.
+    pub admin_failures: Limiter,
     /// Cookies get `Secure` when `PUBLIC_URL` is https.
     pub secure_cookies: bool,
     /// SHA-256 of `METRICS_TOKEN`; `None` leaves `/metrics` open.
@@ -118,9 +120,9 @@ impl AppState {
             .admin_token
             .as_ref()
             .map(|token| token.expose_secret().trim());
+        let queues = Arc::new(JobQueues::new(redis, *queues));
         Ok(Self(Arc::new(App {
             pool,
-            queues: Arc::new(JobQueues::new(redis, *queues)),
             storage: Storage::from_settings(storage)?,
             photos: *photos,
             http: server.http,
@@ -132,20 +134,24 @@ impl AppState {
             job_versions: JobVersions::new(),
             auth_limit: ClientLimit {
                 limiter: (auth.rate_limit > 0).then(|| {
-                    Arc::new(RateLimiter::new(
+                    Arc::new(Limiter::shared(
+                        "auth",
                         auth.rate_limit,
                         Duration::from_secs(60),
                         RATE_LIMIT_CAPACITY,
+                        queues.clone(),
                     ))
                 }),
                 client_ip_header,
             },
             admin_token_hash: admin_token.map(crate::auth::hash_token),
-            admin_failures: Arc::new(RateLimiter::new(
+            admin_failures: Limiter::shared(
+                "admin-failures",
                 ADMIN_FAILURE_LIMIT,
                 ADMIN_FAILURE_WINDOW,
                 RATE_LIMIT_CAPACITY,
-            )),
+                queues.clone(),
+            ),
             secure_cookies: server.public_url.starts_with("https://"),
             metrics_token_hash: server
                 .metrics_token
@@ -168,6 +174,7 @@ impl AppState {
                 .as_ref()
                 .map(UnsubscribeKey::new),
             follow_up_delay: settings.mail.follow_up_delay,
+            queues,
         })))
     }
 

@@ -4,15 +4,17 @@
 //! ```text
 //! reserve → uploading ─commit→ processing ─mark_ready→ ready ─(a newer avatar)→ replaced
 //!               │                  └─mark_failed→ failed
-//!               └─release / sweep_abandoned (the upload failed or was cut short)
+//!               └─release / sweep_abandoned (the upload failed or was cut short)→ failed
 //! replaced | failed ─clean_stale (past a grace period)→ gone
 //! ```
 //!
 //! "Replaced" is not a column: a `ready` photo that is no longer anyone's
-//! avatar. The per-account limits (uploads per hour, bytes stored) are
-//! checked under a lock on the user's row, when an upload reserves its row
-//! and again when it commits, so they hold across concurrent requests and
-//! api instances. Files live in storage under `photos/<photo_id>/`; this
+//! avatar. The per-account limits (uploads per hour, uploads in progress,
+//! bytes stored) are checked under a lock on the user's row, when an upload
+//! reserves its row and again when it commits, so they hold across
+//! concurrent requests and api instances. An upload that failed or was cut
+//! short stays as a `failed` row of no bytes until cleaned up, so it counts
+//! against the hour: otherwise failing uploads on purpose would be free. Files live in storage under `photos/<photo_id>/`; this
 //! module names the rows whose files may go, the caller deletes them.
 
 use std::collections::BTreeSet;
@@ -48,6 +50,12 @@ pub enum UploadRefused {
         /// Seconds until the oldest upload of the hour leaves the window.
         retry_after_secs: u64,
     },
+    /// The account has as many uploads in progress as it may.
+    #[error("{in_progress} uploads of this account are in progress")]
+    TooManyInProgress {
+        /// How many (the limit).
+        in_progress: u32,
+    },
     /// The account's photos use its whole quota (or would with this one).
     #[error("the storage quota of {quota_bytes} bytes is used up")]
     QuotaExceeded {
@@ -65,8 +73,8 @@ pub enum UploadRefused {
     Database(#[from] sqlx::Error),
 }
 
-/// A reserved `uploading` row, deleted unless it is committed: an upload
-/// that fails or is abandoned leaves no row behind.
+/// A reserved `uploading` row, marked `failed` unless it is committed: an
+/// upload that fails or is abandoned leaves no row in progress behind.
 #[derive(Debug)]
 pub struct Reservation {
     pool: Option<PgPool>,
@@ -87,7 +95,9 @@ pub async fn reserve(
     limits: &UploadLimits,
 ) -> Result<Reservation, UploadRefused> {
     let mut tx = pool.begin().await?;
-    let quota_left = if limits.per_hour == 0 && limits.quota_bytes == 0 {
+    let unlimited =
+        limits.per_hour == 0 && limits.quota_bytes == 0 && limits.max_concurrent_per_account == 0;
+    let quota_left = if unlimited {
         u64::MAX
     } else {
         if !users::lock(&mut tx, user_id).await? {
@@ -122,6 +132,7 @@ async fn check_usage(
 ) -> Result<u64, UploadRefused> {
     let usage = sqlx::query!(
         r#"select count(*) filter (where created_at > now() - interval '1 hour') as "recent!",
+                  count(*) filter (where state = 'uploading') as "in_progress!",
                   coalesce(sum(bytes) filter (where state <> 'uploading'), 0)::bigint as "stored!",
                   extract(epoch from min(created_at) filter (where created_at > now() - interval '1 hour')
                                      + interval '1 hour' - now())::float8 as "retry_after"
@@ -135,6 +146,10 @@ async fn check_usage(
         return Err(UploadRefused::RateLimited {
             retry_after_secs: retry_after as u64,
         });
+    }
+    let most = limits.max_concurrent_per_account;
+    if most > 0 && usage.in_progress >= i64::from(most) {
+        return Err(UploadRefused::TooManyInProgress { in_progress: most });
     }
     let stored = u64::try_from(usage.stored).unwrap_or(0);
     if limits.quota_bytes == 0 {
@@ -190,8 +205,9 @@ impl Reservation {
         Ok(())
     }
 
-    /// Deletes the row now (the upload failed and the caller is still
-    /// answering), so a retry sees the account's real usage.
+    /// Marks the row `failed` now (the upload failed and the caller is
+    /// still answering), so a retry sees the account's real usage: one
+    /// upload fewer in progress, one more this hour, no bytes stored.
     pub async fn release(mut self) {
         if let Some(pool) = self.pool.take() {
             release(&pool, self.photo_id).await;
@@ -206,7 +222,7 @@ impl Drop for Reservation {
         };
         // Dropped with the request (the client went away): clean up on the
         // side. Without a runtime (the process is stopping) the sweep of
-        // abandoned uploads removes the row instead.
+        // abandoned uploads marks the row instead.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -215,32 +231,39 @@ impl Drop for Reservation {
     }
 }
 
+/// Why an upload's row is `failed` when the upload itself failed.
+const NOT_COMPLETED: &str = "the upload did not complete";
+
 async fn release(pool: &PgPool, photo_id: Uuid) {
-    let deleted = sqlx::query!(
-        "delete from photos where photo_id = $1 and state = 'uploading'",
-        photo_id
+    let failed = sqlx::query!(
+        "update photos set state = 'failed', error = $2, updated_at = now()
+         where photo_id = $1 and state = 'uploading'",
+        photo_id,
+        NOT_COMPLETED,
     )
     .execute(pool)
     .await;
-    if let Err(error) = deleted {
-        tracing::warn!(%error, %photo_id, "could not delete an abandoned upload's row");
+    if let Err(error) = failed {
+        tracing::warn!(%error, %photo_id, "could not mark an abandoned upload's row failed");
     }
 }
 
-/// Deletes `uploading` rows older than any upload may take (left by a
-/// crash mid-upload), so they stop counting against their account's limits.
+/// Marks `failed` the `uploading` rows older than any upload may take (left
+/// by a crash mid-upload), so they stop counting as in progress; they still
+/// count against their account's hour, like any failed upload.
 pub async fn sweep_abandoned(
     db: impl PgExecutor<'_>,
     older_than: Duration,
 ) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query!(
-        "delete from photos where state = 'uploading'
-         and created_at < now() - make_interval(secs => $1)",
+    let swept = sqlx::query!(
+        "update photos set state = 'failed', error = $2, updated_at = now()
+         where state = 'uploading' and created_at < now() - make_interval(secs => $1)",
         older_than.as_secs_f64(),
+        NOT_COMPLETED,
     )
     .execute(db)
     .await?;
-    Ok(deleted.rows_affected())
+    Ok(swept.rows_affected())
 }
 
 /// The state of `user_id`'s photo `photo_id`; `None` if there is none, or

@@ -70,17 +70,22 @@ pub async fn serve(listener: TcpListener, probe: Probe, limits: HttpLimits) -> s
 /// 200 while consuming, 503 once draining for shutdown (so a rolling deploy
 /// sees it leave). Redis being down is reported, not fatal: restarting the
 /// worker would not bring Redis back, and the runtime reconnects by itself.
+/// `redis_maxmemory_policy` names Redis' eviction policy (anything but
+/// `noeviction` may lose jobs), absent when Redis is down or does not say.
 async fn healthz(State(probe): State<Probe>) -> Response {
-    let redis = if probe.redis.ping().await.is_ok() {
-        "up"
-    } else {
-        "down"
-    };
+    let policy = probe.redis.eviction_policy().await;
+    let redis = if policy.is_ok() { "up" } else { "down" };
+    let policy = policy
+        .ok()
+        .as_ref()
+        .and_then(|policy| policy.name().map(str::to_owned));
     if probe.stopping.load(Ordering::Relaxed) {
-        let body = json!({ "status": "stopping", "redis": redis });
+        let body =
+            json!({ "status": "stopping", "redis": redis, "redis_maxmemory_policy": policy });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    Json(json!({ "status": "ok", "redis": redis })).into_response()
+    Json(json!({ "status": "ok", "redis": redis, "redis_maxmemory_policy": policy }))
+        .into_response()
 }
 
 async fn metrics(State(probe): State<Probe>, headers: HeaderMap) -> Response {

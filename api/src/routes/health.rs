@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use shared::queue::EvictionPolicy;
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
@@ -29,7 +30,8 @@ struct Health {
 /// `/readyz`: whether the api can take signups, and each dependency.
 #[derive(Serialize, utoipa::ToSchema)]
 struct Readiness {
-    /// `ready`, or `degraded` when Redis is down (jobs wait in the outbox).
+    /// `ready`, or `degraded` when Redis is down (jobs wait in the outbox)
+    /// or may evict jobs (its `maxmemory-policy` is not `noeviction`).
     #[schema(example = "ready")]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,6 +46,11 @@ struct Checks {
     postgres: &'static str,
     #[schema(example = "up")]
     redis: &'static str,
+    /// Redis' `maxmemory-policy`; anything but `noeviction` may lose jobs.
+    /// Absent when Redis is down or does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "noeviction")]
+    redis_maxmemory_policy: Option<String>,
 }
 
 /// `/readyz` without Postgres: an error answer that still lists the checks.
@@ -72,6 +79,7 @@ async fn healthz() -> Json<Health> {
 /// Ready while the api can take signups, which needs Postgres only: with
 /// Redis down, jobs wait in the outbox and go out when it is back, so the
 /// instance stays in rotation (`degraded`). 503 only without Postgres.
+/// Asking Redis for its eviction policy doubles as its ping.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready (or degraded: Redis is down)", body = Readiness),
@@ -84,15 +92,26 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .await
             .is_ok_and(|result| result.is_ok())
     };
-    let redis = async { state.queues.ping().await.is_ok() };
-    let (postgres, redis) = tokio::join!(postgres, redis);
+    let redis = async { state.queues.eviction_policy().await };
+    let (postgres, policy) = tokio::join!(postgres, redis);
+    let redis = policy.is_ok();
+    let policy = policy.unwrap_or(EvictionPolicy::Unknown);
 
     let up = |ok: bool| if ok { "up" } else { "down" };
     let checks = Checks {
         postgres: up(postgres),
         redis: up(redis),
+        redis_maxmemory_policy: policy.name().map(str::to_owned),
     };
     match (postgres, redis) {
+        (true, true) if matches!(policy, EvictionPolicy::Unsafe(_)) => Json(Readiness {
+            status: "degraded",
+            message: Some(
+                "redis may evict jobs under memory pressure: set its maxmemory-policy to noeviction",
+            ),
+            checks,
+        })
+        .into_response(),
         (true, true) => Json(Readiness {
             status: "ready",
             message: None,

@@ -66,7 +66,7 @@ struct PhotoRef {
         (status = 413, description = "Over `PHOTO_MAX_BYTES`", body = crate::error::Body),
         (status = 415, description = "Not JPEG, PNG or WebP, or not multipart", body = crate::error::Body),
         (status = 422, description = "No `photo` field, too many pixels, or too costly to decode", body = crate::error::Body),
-        (status = 429, description = "Past the hourly upload limit of the account", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 429, description = "Past the hourly upload limit of the account, or as many uploads in progress as it may have", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "upload_photo", skip_all, fields(user_id = %auth.user_id, photo_id = tracing::field::Empty))]
@@ -237,6 +237,9 @@ fn refused(error: photos::UploadRefused) -> ApiError {
     use photos::UploadRefused;
     match error {
         UploadRefused::RateLimited { retry_after_secs } => ApiError::RateLimited(retry_after_secs),
+        UploadRefused::TooManyInProgress { in_progress } => {
+            ApiError::UploadsInProgress(in_progress)
+        }
         UploadRefused::QuotaExceeded { quota_bytes } => ApiError::QuotaExceeded(format!(
             "your photos use all of your {} MB of storage",
             quota_bytes / 1_000_000

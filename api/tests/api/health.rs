@@ -1,5 +1,9 @@
+use std::time::Duration;
+
 use serde_json::Value;
-use testkit::TestApp;
+use testkit::{TestApp, wait};
+
+const API: &str = env!("CARGO_BIN_EXE_api");
 
 #[tokio::test]
 async fn healthz_and_readyz_are_200_when_everything_is_up() {
@@ -13,6 +17,58 @@ async fn healthz_and_readyz_are_200_when_everything_is_up() {
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["checks"]["postgres"], "up");
     assert_eq!(body["checks"]["redis"], "up");
+    assert_eq!(body["checks"]["redis_maxmemory_policy"], "noeviction");
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_may_evict_jobs_is_reported_at_start_and_by_readyz() {
+    let app = TestApp::spawn_without_worker().await;
+    app.redis
+        .cli(&["config", "set", "maxmemory-policy", "allkeys-lru"]);
+
+    let api = app.spawn_api_process(API).await;
+    let ready: Value = app
+        .client
+        .get(format!("{}/readyz", api.address))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["checks"]["redis"], "up");
+    assert_eq!(ready["checks"]["redis_maxmemory_policy"], "allkeys-lru");
+    assert!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("noeviction")),
+        "{ready}"
+    );
+    wait::until(
+        "the api to log the policy",
+        Duration::from_secs(10),
+        || async {
+            api.log_lines()
+                .iter()
+                .any(|line| {
+                    line["level"] == "ERROR"
+                        && line.to_string().contains(r#""policy":"allkeys-lru""#)
+                        && line["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("maxmemory-policy"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    app.redis
+        .cli(&["config", "set", "maxmemory-policy", "noeviction"]);
+    let ready: Value = app.get("/readyz", None).await.json().await.expect("json");
+    assert_eq!(ready["status"], "ready", "fixed live, no restart: {ready}");
 }
 
 #[tokio::test]

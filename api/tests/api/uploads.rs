@@ -18,11 +18,24 @@ async fn sign_up(app: &TestApp, email: &str) -> String {
         .to_owned()
 }
 
+/// Photos that are, or are becoming, someone's picture: what a failed or
+/// cut-off upload must not leave.
 async fn photo_rows(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select count(*) from photos")
+    sqlx::query_scalar("select count(*) from photos where state <> 'failed'")
         .fetch_one(&app.pool)
         .await
         .expect("count")
+}
+
+/// Uploads that failed or were cut off: each counts against its hour.
+async fn failed_uploads(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from photos
+         where state = 'failed' and bytes = 0 and error = 'the upload did not complete'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count")
 }
 
 /// Files in the spool and under `photos/`: what an upload may leave behind.
@@ -40,13 +53,25 @@ async fn start_upload(
     file: &[u8],
     sent: usize,
 ) -> tokio::net::TcpStream {
+    start_upload_at(&app.address, token, file, sent).await
+}
+
+/// [`start_upload`] to the api instance at `address`.
+async fn start_upload_at(
+    address: &str,
+    token: &str,
+    file: &[u8],
+    sent: usize,
+) -> tokio::net::TcpStream {
     let (content_type, body) = testkit::multipart("photo", file);
     let head = format!(
         "POST /api/photos HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
          content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
-    let mut stream = raw::connect(app).await;
+    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .expect("the api accepts connections");
     stream.write_all(head.as_bytes()).await.expect("sent");
     stream.write_all(&body[..sent]).await.expect("sent");
     stream
@@ -88,7 +113,11 @@ async fn uploads_past_the_hourly_limit_get_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_concurrent_uploads_from_one_account_gets_exactly_the_hourly_limit() {
-    let app = TestApp::spawn_without_worker_with(move |s| s.photos.uploads.per_hour = 3).await;
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.photos.uploads.per_hour = 3;
+        s.photos.uploads.max_concurrent_per_account = 0;
+    })
+    .await;
     let token = sign_up(&app, "burst@example.com").await;
     let file = jpeg(64, 64, &photo(64, 64));
 
@@ -118,7 +147,8 @@ async fn uploads_past_the_storage_quota_get_403_and_leave_nothing() {
     assert_eq!(second.status(), 403);
     let body: Value = second.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "quota_exceeded");
-    assert_eq!(photo_rows(&app).await, 1, "the refused upload has no row");
+    assert_eq!(photo_rows(&app).await, 1, "the refused upload is no photo");
+    assert_eq!(failed_uploads(&app).await, 1, "but it counts as an upload");
     wait::until(
         "the refused upload's files to go",
         Duration::from_secs(10),
@@ -154,7 +184,7 @@ async fn uploads_past_the_instance_cap_get_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
+async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_no_file_and_no_photo() {
     let app = TestApp::spawn_without_worker_with(move |s| {
         s.server.http.body_window = Duration::from_secs(1)
     })
@@ -168,15 +198,16 @@ async fn an_upload_that_stalls_halfway_is_cut_off_and_leaves_nothing() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
     wait::until(
-        "the stalled upload's row and files to go",
+        "the stalled upload to be marked failed and its files to go",
         Duration::from_secs(10),
-        || async { (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(()) },
+        || async { (failed_uploads(&app).await == 1 && leftovers(&app).is_empty()).then_some(()) },
     )
     .await;
+    assert_eq!(photo_rows(&app).await, 0);
 }
 
 #[tokio::test]
-async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
+async fn an_upload_the_client_abandons_leaves_no_file_and_no_photo() {
     let app = TestApp::spawn_without_worker().await;
     let token = sign_up(&app, "gone@example.com").await;
     let file = big_photo();
@@ -189,16 +220,90 @@ async fn an_upload_the_client_abandons_leaves_no_file_and_no_row() {
     drop(stream);
 
     wait::until(
-        "the abandoned upload's row and files to go",
+        "the abandoned upload to be marked failed and its files to go",
         Duration::from_secs(10),
-        || async { (photo_rows(&app).await == 0 && leftovers(&app).is_empty()).then_some(()) },
+        || async { (failed_uploads(&app).await == 1 && leftovers(&app).is_empty()).then_some(()) },
     )
     .await;
+    assert_eq!(photo_rows(&app).await, 0);
     assert_eq!(
         app.upload(&token, "photo", &file).await.status(),
         202,
         "the account can upload again"
     );
+}
+
+#[tokio::test]
+async fn uploads_that_fail_count_against_the_hourly_limit() {
+    let app = TestApp::spawn_without_worker_with(move |s| s.photos.uploads.per_hour = 2).await;
+    let token = sign_up(&app, "failing@example.com").await;
+    let file = big_photo();
+    for n in 1..=2 {
+        // Started, then cut off by the client: costs the server a transfer.
+        let stream = start_upload(&app, &token, &file, file.len() / 2).await;
+        wait::until("the upload to start", Duration::from_secs(10), || async {
+            (photo_rows(&app).await == 1).then_some(())
+        })
+        .await;
+        drop(stream);
+        wait::until("the upload to fail", Duration::from_secs(10), || async {
+            (failed_uploads(&app).await == n).then_some(())
+        })
+        .await;
+    }
+
+    let third = app.upload(&token, "photo", &file).await;
+
+    assert_eq!(third.status(), 429);
+    let body: Value = third.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "rate_limited");
+}
+
+#[tokio::test]
+async fn an_account_may_have_only_two_uploads_in_progress_on_any_instance() {
+    let app = TestApp::spawn_without_worker().await;
+    let other_instance = app.start_another_api().await;
+    let token = sign_up(&app, "trickler@example.com").await;
+    let file = big_photo();
+    // Two uploads trickling, one on each instance.
+    let first = start_upload(&app, &token, &file, file.len() / 2).await;
+    let second = start_upload_at(&other_instance, &token, &file, file.len() / 2).await;
+    wait::until("both uploads to start", Duration::from_secs(10), || async {
+        (photo_rows(&app).await == 2).then_some(())
+    })
+    .await;
+
+    let third = app.upload(&token, "photo", &file).await;
+
+    assert_eq!(third.status(), 429);
+    assert_eq!(third.headers()["retry-after"], "5");
+    let body: Value = third.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("2 uploads in progress")),
+        "{body}"
+    );
+    let someone_else = sign_up(&app, "patient@example.com").await;
+    assert_eq!(
+        app.upload(&someone_else, "photo", &file).await.status(),
+        202,
+        "other accounts are not held up"
+    );
+    drop(first);
+    wait::until(
+        "the first upload to fail",
+        Duration::from_secs(10),
+        || async { (failed_uploads(&app).await == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        app.upload(&token, "photo", &file).await.status(),
+        202,
+        "a place is free again"
+    );
+    drop(second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,6 +114,8 @@ impl Settings {
                     per_hour: env.parsed("PHOTO_UPLOADS_PER_HOUR", 20),
                     quota_bytes: env.parsed("PHOTO_QUOTA_BYTES", 200 * 1024 * 1024),
                     max_concurrent: env.parsed("PHOTO_MAX_CONCURRENT_UPLOADS", 32).max(1),
+                    max_concurrent_per_account: env
+                        .parsed("PHOTO_MAX_CONCURRENT_UPLOADS_PER_ACCOUNT", 2),
                 },
             },
             storage: StorageSettings {

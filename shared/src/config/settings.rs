@@ -188,6 +188,11 @@ pub struct UploadLimits {
     /// Uploads in progress at once on one instance; more get 503
     /// (`PHOTO_MAX_CONCURRENT_UPLOADS`).
     pub max_concurrent: usize,
+    /// Uploads in progress at once per account, on all instances together;
+    /// more get 429 (`PHOTO_MAX_CONCURRENT_UPLOADS_PER_ACCOUNT`, 0 = off).
+    /// Without it, two accounts trickling bodies at the minimum pace hold
+    /// every upload slot of an instance.
+    pub max_concurrent_per_account: u32,
 }
 
 /// Where uploads and job output (photos, PDFs) are stored.

@@ -53,6 +53,7 @@ fn abuse_limits_have_their_documented_defaults() {
     assert_eq!(s.photos.uploads.per_hour, 20);
     assert_eq!(s.photos.uploads.quota_bytes, 200 * 1024 * 1024);
     assert_eq!(s.photos.uploads.max_concurrent, 32);
+    assert_eq!(s.photos.uploads.max_concurrent_per_account, 2);
 }
 
 #[test]
@@ -207,6 +208,7 @@ fn settings_written_as_variables_read_back_as_the_same_settings() {
     original.queues.welcome_email.attempts = 3;
     original.queues.slack_notify.rate_limit = None;
     original.photos.uploads.per_hour = 2;
+    original.photos.uploads.max_concurrent_per_account = 5;
     original.server.cors_allowed_origins = CorsOrigins::List(vec!["https://a.io".into()]);
     original.maintenance.interval = None;
     original.worker.http_port = Some(4001);

@@ -101,6 +101,10 @@ impl Settings {
                 "PHOTO_MAX_CONCURRENT_UPLOADS",
                 photos.uploads.max_concurrent.to_string(),
             ),
+            (
+                "PHOTO_MAX_CONCURRENT_UPLOADS_PER_ACCOUNT",
+                photos.uploads.max_concurrent_per_account.to_string(),
+            ),
             ("STORAGE_URL", storage.url.clone()),
             ("AWS_ENDPOINT", text(&storage.s3.endpoint)),
             ("AWS_REGION", text(&storage.s3.region)),

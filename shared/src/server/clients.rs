@@ -20,6 +20,11 @@ impl From<IpAddr> for ClientKey {
 }
 
 impl ClientKey {
+    /// The key as 16 bytes, for counting it elsewhere (Redis).
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+
     /// The key's bits mixed into 64 (both halves, Fibonacci hashing): for
     /// sharding, where the low bits alone would be zero for every IPv6
     /// prefix and put them all in one shard.

@@ -13,6 +13,7 @@ const NO_LIMITS: UploadLimits = UploadLimits {
     per_hour: 0,
     quota_bytes: 0,
     max_concurrent: 1,
+    max_concurrent_per_account: 0,
 };
 
 async fn reserve(
@@ -82,18 +83,19 @@ async fn a_photo_goes_from_uploading_to_processing_to_ready_and_becomes_the_avat
 }
 
 #[tokio::test]
-async fn a_reservation_dropped_without_commit_leaves_no_row() {
+async fn a_reservation_dropped_without_commit_is_marked_failed() {
     let pool = migrated_pool().await;
     let owner = user(&pool, "dropped@example.com").await;
 
     let reservation = reserve(&pool, owner, &NO_LIMITS).await.expect("reserved");
+    let id = reservation.photo_id;
     assert_eq!(rows_of(&pool, "photos", owner).await, 1);
     drop(reservation);
 
     wait::until(
-        "the dropped reservation's row to go",
+        "the dropped reservation's row to be marked failed",
         Duration::from_secs(10),
-        || async { (rows_of(&pool, "photos", owner).await == 0).then_some(()) },
+        || async { (state(&pool, id, owner).await == Some(PhotoState::Failed)).then_some(()) },
     )
     .await;
 }
@@ -121,8 +123,46 @@ async fn the_hourly_limit_refuses_a_reservation_and_says_how_long_to_wait() {
         }
         other => panic!("expected a rate limit, got {other:?}"),
     }
+    let first_id = first.photo_id;
     first.release().await;
-    assert_eq!(rows_of(&pool, "photos", owner).await, 0, "released at once");
+    assert_eq!(
+        state(&pool, first_id, owner).await,
+        Some(PhotoState::Failed),
+        "released at once"
+    );
+    assert!(
+        matches!(
+            reserve(&pool, owner, &limits).await,
+            Err(UploadRefused::RateLimited { .. })
+        ),
+        "a failed upload still counts against the hour"
+    );
+}
+
+#[tokio::test]
+async fn an_account_may_have_only_so_many_uploads_in_progress_at_once() {
+    let pool = migrated_pool().await;
+    let owner = user(&pool, "trickle@example.com").await;
+    let limits = UploadLimits {
+        max_concurrent_per_account: 2,
+        ..NO_LIMITS
+    };
+    let first = reserve(&pool, owner, &limits).await.expect("one fits");
+    let _second = reserve(&pool, owner, &limits).await.expect("two fit");
+
+    match reserve(&pool, owner, &limits).await {
+        Err(UploadRefused::TooManyInProgress { in_progress: 2 }) => {}
+        other => panic!("expected too many in progress, got {other:?}"),
+    }
+    let other = user(&pool, "someone-else@example.com").await;
+    reserve(&pool, other, &limits)
+        .await
+        .expect("another account is not held up");
+
+    first.release().await;
+    reserve(&pool, owner, &limits)
+        .await
+        .expect("a finished upload frees its place");
 }
 
 #[tokio::test]
@@ -276,8 +316,14 @@ async fn the_sweep_takes_only_uploads_older_than_any_upload_may_take() {
         1
     );
 
-    let left = photos::existing(&pool, &[stored, abandoned_id])
-        .await
-        .expect("read");
-    assert_eq!(left.into_iter().collect::<Vec<_>>(), vec![stored]);
+    assert_eq!(
+        state(&pool, abandoned_id, owner).await,
+        Some(PhotoState::Failed),
+        "no longer in progress, still counted against the hour"
+    );
+    assert_eq!(
+        state(&pool, stored, owner).await,
+        Some(PhotoState::Processing),
+        "a stored photo is not touched"
+    );
 }

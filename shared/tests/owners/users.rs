@@ -147,6 +147,7 @@ async fn deleting_a_user_removes_its_tokens_photos_and_job_records_with_it() {
             per_hour: 0,
             quota_bytes: 0,
             max_concurrent: 1,
+            max_concurrent_per_account: 0,
         };
         let photo = photos::reserve(&pool, owner, Uuid::now_v7(), "image/png", &limits)
             .await

@@ -96,6 +96,10 @@ pub async fn run_with<H: Handler>(
             ),
         }
     }
+    let context = ctx.clone();
+    let _eviction = AbortOnDrop(tokio::spawn(async move {
+        shared::queue::watch_eviction_policy(&context.queues).await;
+    }));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers = Vec::with_capacity(queues.len());
     for &queue in queues {

@@ -20,7 +20,10 @@ async fn the_worker_reports_health_and_job_metrics_that_move_with_the_work() {
         .expect("health");
     assert_eq!(health.status(), 200);
     let health: serde_json::Value = health.json().await.expect("json");
-    assert_eq!(health, serde_json::json!({ "status": "ok", "redis": "up" }));
+    assert_eq!(
+        health,
+        serde_json::json!({ "status": "ok", "redis": "up", "redis_maxmemory_policy": "noeviction" })
+    );
 
     let failed = app
         .sign_up_and_meanwhile("bounce@example.com", "Bounce", |app| {

@@ -7,7 +7,6 @@
 //! window, so a guessing run is one line, not thousands.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -42,10 +41,10 @@ impl FromRequestParts<AppState> for Admin {
         // Disabled endpoints do not exist, as far as anyone can tell.
         let expected = state.admin_token_hash.ok_or(ApiError::NotFound("route"))?;
         let client = client(parts, state);
-        not_blocked(state, client)?;
+        not_blocked(state, client).await?;
         if let Some(given) = bearer_token(parts) {
             if !tokens::matches(given, &expected) {
-                return Err(failed(state, client, "a wrong admin token"));
+                return Err(failed(state, client, "a wrong admin token").await);
             }
             return Ok(Self {
                 actor: "token".to_owned(),
@@ -58,7 +57,7 @@ impl FromRequestParts<AppState> for Admin {
         let session = tokens::hash(cookie);
         let opened_with = shared::admin::session_token(&state.pool, &session).await?;
         if !opened_with.is_some_and(|token| tokens::same(&token, &expected)) {
-            return Err(failed(state, client, "an ended or unknown admin session"));
+            return Err(failed(state, client, "an ended or unknown admin session").await);
         }
         // The browser sends cookies with requests other sites' pages cause;
         // an action must also carry our header, which those pages cannot add.
@@ -117,19 +116,17 @@ fn client(parts: &Parts, state: &AppState) -> IpAddr {
 }
 
 /// 429 while `client` is over its failures.
-fn not_blocked(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+async fn not_blocked(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
     state
         .admin_failures
-        .peek(ClientKey::from(client), Instant::now())
+        .peek(ClientKey::from(client))
+        .await
         .map_err(|wait| ApiError::RateLimited(wait.as_secs().max(1)))
 }
 
 /// Counts a failed authentication of `client` and says so once per window.
-fn failed(state: &AppState, client: IpAddr, what: &str) -> ApiError {
-    match state
-        .admin_failures
-        .record(ClientKey::from(client), Instant::now())
-    {
+async fn failed(state: &AppState, client: IpAddr, what: &str) -> ApiError {
+    match state.admin_failures.record(ClientKey::from(client)).await {
         Ok(1) => {
             tracing::warn!(%client, "{what}: operator access refused (further failures from this client are counted, not logged, until its window ends)");
             ApiError::Unauthorized
@@ -167,13 +164,9 @@ pub(super) async fn sign_in(
         state.auth_limit.client_ip_header.as_ref(),
         peer.ip(),
     );
-    not_blocked(&state, client)?;
+    not_blocked(&state, client).await?;
     if !tokens::matches(form.token.trim(), &expected) {
-        return Err(failed(
-            &state,
-            client,
-            "a dashboard sign-in with a wrong token",
-        ));
+        return Err(failed(&state, client, "a dashboard sign-in with a wrong token").await);
     }
     let (cookie, session) = tokens::mint().map_err(|error| ApiError::Internal(error.into()))?;
     shared::admin::open_session(

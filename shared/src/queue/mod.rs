@@ -19,6 +19,10 @@ use crate::config::RedisSettings;
 use crate::jobs::QueueTable;
 use crate::jobs::{Job, QueueName, QueueSettings};
 
+mod eviction;
+
+pub use eviction::{EvictionPolicy, watch_eviction_policy};
+
 /// Why a job could not be handed to Redis.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -283,6 +287,17 @@ impl JobQueues {
             Queue::with_connection(queue.as_str(), self.connection().await?.clone(), options).await
         })
         .await
+    }
+
+    /// The connection the queues use, for other state kept in Redis (the
+    /// api's shared limits): one connection per process, whoever uses it.
+    pub async fn redis(&self) -> Result<&RedisConnection, bullmq::Error> {
+        self.connection().await
+    }
+
+    /// What every key of ours in Redis starts with (`QUEUE_PREFIX`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     async fn connection(&self) -> Result<&RedisConnection, bullmq::Error> {

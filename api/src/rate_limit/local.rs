@@ -1,32 +1,18 @@
-//! Per-client rate limiting of the credential endpoints (signup, login), so
-//! nobody can guess passwords or mass-create accounts at full speed from
-//! one address. (Guessing one account's password from many addresses is
-//! stopped per account, in `routes::session`.)
+//! The counts of one limit in this instance's memory: what every instance
+//! falls back to while Redis does not answer (see the parent module).
 //!
 //! Fixed windows per client, in 16 shards so requests rarely wait on each
 //! other's lock (chosen by a hash of the whole key: IPv4 addresses and IPv6
-//! prefixes alike spread over all of them). Memory is bounded whatever the number of clients: each
-//! shard holds at most `capacity / 16` clients and forgets all of them when
-//! its window ends (a clear, not a scan). A client arriving at a full shard
-//! is let through uncounted and logged once per window: with hundreds of
-//! thousands of addresses an attacker is not slowed by a per-address limit
-//! anyway, and refusing newcomers would lock real users out. Limits are per
-//! api instance. The same limiter counts failed operator authentications
-//! (`routes::admin`), where only failures count.
+//! prefixes alike spread over all of them). Memory is bounded whatever the
+//! number of clients: each shard holds at most `capacity / 16` clients and
+//! forgets all of them when its window ends (a clear, not a scan). A client
+//! arriving at a full shard is let through uncounted and logged.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName};
-use axum::middleware::Next;
-use axum::response::Response;
-
-use crate::error::ApiError;
-
-pub use shared::server::ClientKey;
+use super::ClientKey;
 
 const SHARDS: usize = 16;
 
@@ -66,18 +52,9 @@ impl RateLimiter {
         self.count(client, now, 1).map(drop)
     }
 
-    /// Counts one more for `client` (a failure, say) and returns its count
-    /// in this window; `Err` once it is over the limit.
-    pub fn record(&self, client: ClientKey, now: Instant) -> Result<u32, Duration> {
-        self.count(client, now, 1)
-    }
-
-    /// Whether `client` is over the limit, counting nothing.
-    pub fn peek(&self, client: ClientKey, now: Instant) -> Result<(), Duration> {
-        self.count(client, now, 0).map(drop)
-    }
-
-    fn count(&self, client: ClientKey, now: Instant, add: u32) -> Result<u32, Duration> {
+    /// Counts `add` (0 or 1) for `client`; `Err` holds how long until it
+    /// may retry.
+    pub(super) fn count(&self, client: ClientKey, now: Instant, add: u32) -> Result<u32, Duration> {
         let elapsed = now.saturating_duration_since(self.epoch);
         let window =
             u64::try_from(elapsed.as_nanos() / self.window.as_nanos().max(1)).unwrap_or(u64::MAX);
@@ -117,54 +94,11 @@ impl RateLimiter {
     }
 }
 
-/// A per-client limit and where to find the client's address: all the
-/// [`limit`] middleware needs, handed to it whole.
-#[derive(Clone, Default)]
-pub struct ClientLimit {
-    /// The counts; `None` when the limit is off.
-    pub limiter: Option<Arc<RateLimiter>>,
-    /// Where a trusted proxy puts the client address (`CLIENT_IP_HEADER`).
-    pub client_ip_header: Option<HeaderName>,
-}
-
-/// Middleware: answers 429 with `Retry-After` once a client is over the limit.
-pub async fn limit(
-    State(limit): State<ClientLimit>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if let Some(limiter) = &limit.limiter {
-        let client = client_address(&request, limit.client_ip_header.as_ref(), peer.ip());
-        limiter
-            .check(client.into(), Instant::now())
-            .map_err(|retry_after| ApiError::RateLimited(retry_after.as_secs().max(1)))?;
-    }
-    Ok(next.run(request).await)
-}
-
-/// The client's address: the last hop of `header` when running behind a
-/// trusted proxy that appends it (e.g. `X-Forwarded-For`), else the peer.
-/// Only the last hop is trusted: earlier ones are whatever the client sent,
-/// and so is every line of the header but the last (a proxy may add its own
-/// line instead of appending to the client's).
-fn client_address(request: &Request, header: Option<&HeaderName>, peer: IpAddr) -> IpAddr {
-    client_of(request.headers(), header, peer)
-}
-
-/// [`client_address`] from the headers alone, for extractors.
-pub fn client_of(headers: &HeaderMap, header: Option<&HeaderName>, peer: IpAddr) -> IpAddr {
-    header
-        .and_then(|name| headers.get_all(name).iter().next_back())
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.rsplit(',').next())
-        .and_then(|last| last.trim().parse().ok())
-        .unwrap_or(peer)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::net::IpAddr;
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
@@ -249,33 +183,6 @@ mod tests {
             per_shard,
             vec![10; SHARDS],
             "every shard full: {per_shard:?}"
-        );
-    }
-
-    #[test]
-    fn only_the_last_line_of_the_forwarded_header_is_trusted() {
-        let header = HeaderName::from_static("x-forwarded-for");
-        // The client forged a line; the proxy added its own after it.
-        let request = Request::builder()
-            .header("x-forwarded-for", "10.0.0.1")
-            .header("x-forwarded-for", "10.0.0.2")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        assert_eq!(client_address(&request, Some(&header), A), B);
-    }
-
-    #[test]
-    fn only_the_last_forwarded_hop_is_trusted() {
-        let header = HeaderName::from_static("x-forwarded-for");
-        let request = Request::builder()
-            .header("x-forwarded-for", "1.2.3.4, 10.0.0.2")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        assert_eq!(client_address(&request, Some(&header), A), B);
-        assert_eq!(
-            client_address(&request, None, A),
-            A,
-            "no header configured: the peer"
         );
     }
 }
