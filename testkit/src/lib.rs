@@ -5,7 +5,8 @@
 //! - [`postgres`]: a fresh database per test, on `TEST_DATABASE_URL`'s server
 //!   or on a throwaway server this process starts itself.
 //! - [`prometheus`]: a strict reader of `/metrics` scrapes.
-//! - [`redis`]: a `redis-server` per test, on a free port.
+//! - [`redis`]: a `redis-server` per test, on a free port; [`redis_cluster`]:
+//!   a Redis Cluster of such servers, for the tests that need one.
 //! - [`s3`]: an S3-compatible server (s3rver) for the S3 storage path.
 //! - [`smtp`]: an SMTP sink that records what it receives.
 //! - [`stripe`]: Stripe events, signed and delivered to the webhook.
@@ -26,6 +27,7 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod redis;
+pub mod redis_cluster;
 pub mod s3;
 mod scratch;
 pub mod smtp;

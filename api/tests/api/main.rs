@@ -6,6 +6,7 @@ mod alert_rules;
 mod alerts;
 mod browser_headers;
 mod cli;
+mod cluster;
 mod fuzz;
 mod health;
 mod jobs;
@@ -30,3 +31,13 @@ mod verification;
 mod web;
 mod web_account;
 mod webhooks;
+
+/// The worker binary beside ours (`cargo test --workspace` builds both).
+fn worker_binary() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_api")).with_file_name("worker");
+    assert!(
+        path.exists(),
+        "build the worker too: cargo test --workspace"
+    );
+    path
+}

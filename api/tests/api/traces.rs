@@ -1,21 +1,11 @@
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the api and the worker export
 //! traces, and a job's span is a child of the request that recorded it.
 
-use std::path::Path;
-
 use testkit::app::Options;
 use testkit::otlp::Collector;
 use testkit::{DEADLINE, TestApp};
 
-/// The worker binary beside ours (`cargo test --workspace` builds both).
-fn worker_binary() -> std::path::PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_api")).with_file_name("worker");
-    assert!(
-        path.exists(),
-        "build the worker too: cargo test --workspace"
-    );
-    path
-}
+use crate::worker_binary;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signups_jobs_continue_the_trace_of_its_request_across_processes() {

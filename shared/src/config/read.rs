@@ -66,6 +66,7 @@ impl Settings {
             },
             redis: RedisSettings {
                 url: SecretString::from(env.or("REDIS_URL", "redis://127.0.0.1:6379")),
+                cluster_nodes: env.cluster_nodes("REDIS_CLUSTER_NODES"),
                 queue_prefix: env.or("QUEUE_PREFIX", "bull"),
                 redeliver_after: env.secs("OUTBOX_REDELIVER_AFTER_SECS", 300).max(SECOND),
             },
@@ -268,6 +269,31 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             self.problems.push(format!(
                 "{key} must be at least {MIN_SECRET_CHARS} characters (e.g. `openssl rand -hex 32`)"
             ));
+        }
+        Some(SecretString::from(value))
+    }
+
+    /// Comma-separated Redis URLs, each checked for its scheme.
+    fn cluster_nodes(&mut self, key: &str) -> Option<SecretString> {
+        let value = self.optional(key)?;
+        let nodes: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|node| !node.is_empty())
+            .collect();
+        if nodes.is_empty() {
+            self.problems.push(format!(
+                "{key} names no node: give seed URLs separated by commas"
+            ));
+        }
+        for node in &nodes {
+            if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
+                // The node itself may hold a password: say where, not what.
+                let host = node.rsplit('@').next().unwrap_or_default();
+                self.problems.push(format!(
+                    "{key}: every node must be a redis:// or rediss:// URL, not {host:?}"
+                ));
+            }
         }
         Some(SecretString::from(value))
     }

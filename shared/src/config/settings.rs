@@ -60,13 +60,57 @@ pub struct DatabaseSettings {
 pub struct RedisSettings {
     /// Connection URL (`REDIS_URL`).
     pub url: SecretString,
-    /// BullMQ key prefix (`QUEUE_PREFIX`); `{bull}` keeps a queue in one
-    /// Redis Cluster slot.
+    /// Seed nodes of a Redis Cluster (`REDIS_CLUSTER_NODES`, comma-separated
+    /// `redis://` or `rediss://` URLs, which may hold passwords); when set,
+    /// `url` is not used.
+    pub cluster_nodes: Option<SecretString>,
+    /// What our Redis keys start with: BullMQ's prefix (`QUEUE_PREFIX`).
+    /// On a cluster, see [`RedisSettings::bullmq_name`].
     pub queue_prefix: String,
     /// A job Redis should hold that has not run this long after it was
     /// handed over (or fell due) is handed over again, in case Redis lost it
     /// (`OUTBOX_REDELIVER_AFTER_SECS`).
     pub redeliver_after: Duration,
+}
+
+impl RedisSettings {
+    /// Whether the queues live on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster_nodes.is_some()
+    }
+
+    /// The seed nodes of the cluster, if there is one.
+    pub fn cluster_node_urls(&self) -> Vec<String> {
+        use secrecy::ExposeSecret as _;
+        self.cluster_nodes
+            .as_ref()
+            .map(|nodes| {
+                nodes
+                    .expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|node| !node.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The name BullMQ knows `queue` by. On a single Redis it is the
+    /// queue's own (keys `bull:welcome-email:wait`, as Node BullMQ writes
+    /// them). On a cluster every key of a queue must share a hash slot,
+    /// since BullMQ's scripts touch several at once, and each queue should
+    /// have its own slot so the queues spread over the shards: the name is
+    /// wrapped in braces, a hash tag (`{welcome-email}`, keys
+    /// `bull:{welcome-email}:wait`), as BullMQ documents for clusters.
+    /// Node tools open the queue by this name.
+    pub fn bullmq_name(&self, queue: QueueName) -> String {
+        if self.is_cluster() {
+            format!("{{{queue}}}")
+        } else {
+            queue.as_str().to_owned()
+        }
+    }
 }
 
 /// The api's HTTP server.

@@ -68,6 +68,49 @@ fn behind_a_proxy_connections_are_not_capped_per_address_unless_asked() {
 }
 
 #[test]
+fn on_a_cluster_each_queue_name_is_its_own_hash_tag() {
+    let database = ("DATABASE_URL", "postgres://localhost/app");
+    let single = settings(&[database]).expect("valid");
+    assert!(!single.redis.is_cluster());
+    assert_eq!(
+        single.redis.bullmq_name(QueueName::WelcomeEmail),
+        "welcome-email"
+    );
+
+    let nodes = (
+        "REDIS_CLUSTER_NODES",
+        "redis://10.0.0.1:6379, redis://:secret@10.0.0.2:6379,",
+    );
+    let cluster = settings(&[database, nodes]).expect("valid");
+    assert!(cluster.redis.is_cluster());
+    assert_eq!(
+        cluster.redis.cluster_node_urls(),
+        ["redis://10.0.0.1:6379", "redis://:secret@10.0.0.2:6379"]
+    );
+    assert_eq!(
+        cluster.redis.bullmq_name(QueueName::WelcomeEmail),
+        "{welcome-email}"
+    );
+    assert_eq!(
+        cluster.redis.bullmq_name(QueueName::ImageResize),
+        "{image-resize}"
+    );
+}
+
+#[test]
+fn a_cluster_node_that_is_not_a_redis_url_is_refused_without_showing_its_password() {
+    let error = settings(&[
+        ("DATABASE_URL", "postgres://localhost/app"),
+        ("REDIS_CLUSTER_NODES", "redis://a:6379,user:hunter2@b:6379"),
+    ])
+    .expect_err("a node without a scheme");
+    let message = error.to_string();
+    assert!(message.contains("REDIS_CLUSTER_NODES"), "{message}");
+    assert!(message.contains("\"b:6379\""), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let error = settings(&[("PORT", "eighty"), ("SHUTDOWN_TIMEOUT_SECS", "-1")])
         .expect_err("three problems");
@@ -208,6 +251,7 @@ fn settings_written_as_variables_read_back_as_the_same_settings() {
     original.queues.welcome_email.attempts = 3;
     original.queues.slack_notify.rate_limit = None;
     original.photos.uploads.per_hour = 2;
+    original.redis.cluster_nodes = Some("redis://a:7000,redis://b:7001".into());
     original.photos.uploads.max_concurrent_per_account = 5;
     original.server.cors_allowed_origins = CorsOrigins::List(vec!["https://a.io".into()]);
     original.maintenance.interval = None;

@@ -42,6 +42,7 @@ impl Settings {
                 database.max_connections.to_string(),
             ),
             ("REDIS_URL", redis.url.expose_secret().to_owned()),
+            ("REDIS_CLUSTER_NODES", secret(&redis.cluster_nodes)),
             ("QUEUE_PREFIX", redis.queue_prefix.clone()),
             ("OUTBOX_REDELIVER_AFTER_SECS", secs(&redis.redeliver_after)),
             ("HOST", server.host.clone()),

@@ -41,7 +41,7 @@ pub enum QueueError {
 /// later. Once connected, the BullMQ connection reconnects by itself.
 pub struct JobQueues {
     connection_options: RedisConnectionOptions,
-    prefix: String,
+    redis: RedisSettings,
     connection: OnceCell<RedisConnection>,
     queues: HashMap<QueueName, OnceCell<Queue>>,
     settings: QueueTable,
@@ -57,7 +57,7 @@ impl JobQueues {
     pub fn new(redis: &RedisSettings, queues: QueueTable) -> Self {
         Self {
             connection_options: connection_options(redis),
-            prefix: redis.queue_prefix.clone(),
+            redis: redis.clone(),
             connection: OnceCell::new(),
             queues: QueueName::ALL
                 .iter()
@@ -221,7 +221,7 @@ impl JobQueues {
     /// (BullMQ's marker with score 0). A worker closing waits out that read,
     /// up to 5 s when a delayed job is due later: woken, it exits at once.
     pub async fn wake_consumers(&self, queue: QueueName) -> Result<(), QueueError> {
-        let key = format!("{}:{queue}:marker", self.prefix);
+        let key = format!("{}:{}:marker", self.prefix(), self.redis.bullmq_name(queue));
         self.bounded(async {
             let mut zadd = redis::cmd("ZADD");
             zadd.arg(&key).arg(0).arg("0");
@@ -255,7 +255,11 @@ impl JobQueues {
     /// Beside the queue's own keys (its hash slot, with a tagged prefix),
     /// under a name no BullMQ key or job id takes.
     fn misconfigured_key(&self, queue: QueueName) -> String {
-        format!("{}:{queue}:acme:misconfigured", self.prefix)
+        format!(
+            "{}:{}:acme:misconfigured",
+            self.prefix(),
+            self.redis.bullmq_name(queue)
+        )
     }
 
     /// How many jobs of `queue` are in each state right now.
@@ -283,8 +287,9 @@ impl JobQueues {
             .get(&queue)
             .expect("every QueueName has a cell: the map is built from QueueName::ALL");
         cell.get_or_try_init(|| async {
-            let options = QueueOptions::new().prefix(self.prefix.clone());
-            Queue::with_connection(queue.as_str(), self.connection().await?.clone(), options).await
+            let options = QueueOptions::new().prefix(self.redis.queue_prefix.clone());
+            let name = self.redis.bullmq_name(queue);
+            Queue::with_connection(&name, self.connection().await?.clone(), options).await
         })
         .await
     }
@@ -297,7 +302,7 @@ impl JobQueues {
 
     /// What every key of ours in Redis starts with (`QUEUE_PREFIX`).
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.redis.queue_prefix
     }
 
     async fn connection(&self) -> Result<&RedisConnection, bullmq::Error> {
@@ -362,9 +367,15 @@ impl QueueCounts {
 /// would all come back at the same instant; this one spreads them.
 pub const JITTERED_BACKOFF: &str = "exponential-jitter";
 
-/// How to reach our Redis, for producers and workers alike.
+/// How to reach our Redis (one, or a cluster), for producers and workers
+/// alike.
 pub fn connection_options(redis: &RedisSettings) -> RedisConnectionOptions {
-    RedisConnectionOptions::new().url(redis.url.expose_secret())
+    let options = RedisConnectionOptions::new().url(redis.url.expose_secret());
+    if redis.is_cluster() {
+        options.cluster_nodes(redis.cluster_node_urls())
+    } else {
+        options
+    }
 }
 
 /// The BullMQ options every job of a queue is added with.

@@ -169,7 +169,7 @@ async fn connect<H: Handler>(
             move |job, _cancel| process(for_jobs.clone(), handler.clone(), for_lane.clone(), job);
         let options = worker_options(&settings.redis, &settings.queue(queue));
         let concurrency = options.concurrency;
-        match bullmq::Worker::with_options(queue.as_str(), processor, options)
+        match bullmq::Worker::with_options(&settings.redis.bullmq_name(queue), processor, options)
             .await
             .with_context(|| format!("cannot start consuming {queue}"))
         {
