@@ -124,7 +124,9 @@ macro_rules! catalogue {
             /// All queues, in a stable order.
             pub const ALL: &'static [QueueName] = &[$(QueueName::$variant),*];
 
-            /// The BullMQ queue name, which is also the job name.
+            /// The queue's name, which is also its jobs' name. BullMQ knows
+            /// the queue by it on a single Redis; on a cluster see
+            /// `RedisSettings::bullmq_name`.
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $(QueueName::$variant => $name,)*

@@ -11,8 +11,13 @@ use crate::wait;
 impl TestApp {
     /// `POST <path>` with a JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.post_json_at(&self.address, path, body).await
+    }
+
+    /// [`post_json`](Self::post_json) to the api instance at `address`.
+    pub async fn post_json_at(&self, address: &str, path: &str, body: &Value) -> reqwest::Response {
         self.client
-            .post(format!("{}{path}", self.address))
+            .post(format!("{address}{path}"))
             .json(body)
             .send()
             .await
@@ -123,6 +128,11 @@ impl TestApp {
     /// needs to arrive), and adds the jobs it started to the front of
     /// `signup`'s `jobs`.
     pub async fn confirm(&self, signup: &mut Value) {
+        self.confirm_at(&self.address, signup).await;
+    }
+
+    /// [`confirm`](Self::confirm) through the api instance at `address`.
+    pub async fn confirm_at(&self, address: &str, signup: &mut Value) {
         let body = signup;
         let email = body["user"]["email"]
             .as_str()
@@ -138,7 +148,7 @@ impl TestApp {
             .await
             .expect("a confirmation link");
         let response = self
-            .post_json("/api/email/verify", &json!({ "token": token }))
+            .post_json_at(address, "/api/email/verify", &json!({ "token": token }))
             .await;
         let status = response.status();
         let verified: Value = response.json().await.expect("verify answers JSON");
@@ -152,8 +162,15 @@ impl TestApp {
     /// Signs up without confirming the address: the 201 body, panicking on
     /// any other answer.
     pub async fn sign_up_unverified(&self, email: &str, name: &str) -> Value {
+        self.sign_up_unverified_at(&self.address, email, name).await
+    }
+
+    /// [`sign_up_unverified`](Self::sign_up_unverified) through the api
+    /// instance at `address`.
+    pub async fn sign_up_unverified_at(&self, address: &str, email: &str, name: &str) -> Value {
         let response = self
-            .post_json(
+            .post_json_at(
+                address,
                 "/api/signup",
                 &json!({ "email": email, "password": "correct horse battery", "name": name }),
             )

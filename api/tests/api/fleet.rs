@@ -1,0 +1,303 @@
+//! A deployment of several api and worker processes against one Postgres,
+//! one Redis (single or a cluster) and shared storage, with Stripe and Slack
+//! as HTTP mocks that count what they receive: what the many-instance,
+//! failover and load tests drive, and how they count side effects.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::app::Options;
+use testkit::images::{jpeg, photo};
+use testkit::redis_cluster::RedisCluster;
+use testkit::{ApiProcess, TestApp, WorkerProcess, wait};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::worker_binary;
+
+const API: &str = env!("CARGO_BIN_EXE_api");
+
+/// What to run.
+pub struct Shape {
+    /// api instances: the test's own, plus processes.
+    pub apis: usize,
+    /// worker processes.
+    pub workers: usize,
+    /// A Redis Cluster of this many primaries, each with this many
+    /// replicas; `None`: one Redis.
+    pub cluster: Option<(usize, usize)>,
+}
+
+/// The running deployment.
+pub struct Fleet {
+    pub app: TestApp,
+    /// Every api instance's address, the test's own first.
+    pub apis: Vec<String>,
+    _api_processes: Vec<ApiProcess>,
+    pub workers: Vec<WorkerProcess>,
+    pub cluster: Option<RedisCluster>,
+    stripe: MockServer,
+    slack: MockServer,
+}
+
+/// Stripe's answer to a new customer: a new id each time.
+struct NewCustomer(AtomicU64);
+
+impl Respond for NewCustomer {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "id": format!("cus_{n}"), "object": "customer" }))
+    }
+}
+
+impl Fleet {
+    /// Starts the services, the api processes and the workers, with locks
+    /// short enough that a killed worker's jobs come back within seconds
+    /// and the relay handing over again what Redis lost after 5 s.
+    pub async fn start(shape: Shape) -> Self {
+        let cluster = shape
+            .cluster
+            .map(|(primaries, replicas)| RedisCluster::start(primaries, replicas));
+        let nodes = cluster.as_ref().map(RedisCluster::nodes);
+        let stripe = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/customers"))
+            .respond_with(NewCustomer(AtomicU64::new(1)))
+            .mount(&stripe)
+            .await;
+        let slack = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .mount(&slack)
+            .await;
+        let (stripe_base, slack_url) = (stripe.uri(), format!("{}/hook", slack.uri()));
+        let app = TestApp::spawn_with(Options::default().configure(move |s| {
+            s.redis.cluster_nodes = nodes.map(Into::into);
+            s.redis.redeliver_after = Duration::from_secs(5);
+            s.database.max_connections = 5;
+            s.providers.stripe_secret_key = Some("sk_test_fleet".into());
+            s.providers.stripe_api_base = stripe_base;
+            s.providers.slack_webhook_url = Some(slack_url.into());
+            for queue in shared::jobs::QueueName::ALL {
+                let queue = s.queues.get_mut(*queue);
+                queue.lock_duration = Duration::from_secs(3);
+                queue.stalled_interval = Duration::from_secs(1);
+                queue.backoff = Duration::from_millis(200);
+            }
+        }))
+        .await;
+        let mut api_processes = Vec::new();
+        for _ in 1..shape.apis {
+            api_processes.push(app.spawn_api_process(API).await);
+        }
+        let apis = std::iter::once(app.address.clone())
+            .chain(api_processes.iter().map(|api| api.address.clone()))
+            .collect();
+        let workers = (0..shape.workers)
+            .map(|_| app.spawn_worker_process(worker_binary()))
+            .collect();
+        Self {
+            app,
+            apis,
+            _api_processes: api_processes,
+            workers,
+            cluster,
+            stripe,
+            slack,
+        }
+    }
+
+    /// Signs user `n` up and confirms the address, both through api
+    /// instance `n` (round robin), uploads a photo for every `photo_every`th
+    /// user, and returns every job started, with the signup's latency.
+    pub async fn user(&self, n: usize, photo_every: usize) -> (Vec<String>, Duration) {
+        let address = &self.apis[n % self.apis.len()];
+        let started = Instant::now();
+        let mut signup = self
+            .app
+            .sign_up_unverified_at(address, &email(n), &name(n))
+            .await;
+        let latency = started.elapsed();
+        // As its owner would: the link comes in the confirmation email (an
+        // address confirmed before that email goes out gets none).
+        let sent = testkit::job_id(&signup, "account-email");
+        self.app
+            .wait_for_job_state(&sent, "completed", testkit::DEADLINE)
+            .await;
+        self.app.confirm_at(address, &mut signup).await;
+        let mut jobs: Vec<String> = signup["jobs"]
+            .as_array()
+            .expect("the jobs")
+            .iter()
+            .map(|job| job["id"].as_str().expect("an id").to_owned())
+            .collect();
+        if photo_every > 0 && n % photo_every == 0 {
+            let token = signup["token"].as_str().expect("a token");
+            let (content_type, body) =
+                testkit::multipart("photo", &jpeg(320, 240, &photo(320, 240)));
+            let upload: Value = self
+                .app
+                .client
+                .post(format!("{address}/api/photos"))
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("the api answers")
+                .json()
+                .await
+                .expect("JSON");
+            jobs.push(
+                upload["job"]["id"]
+                    .as_str()
+                    .expect("the resize job")
+                    .to_owned(),
+            );
+        }
+        (jobs, latency)
+    }
+
+    /// Waits until every job in `jobs` is completed, or panics naming those
+    /// that are not.
+    pub async fn wait_for(&self, jobs: &[String], deadline: Duration) {
+        let ids: Vec<uuid::Uuid> = jobs.iter().map(|id| id.parse().expect("a uuid")).collect();
+        let result = tokio::time::timeout(
+            deadline,
+            wait::until("every job to complete", deadline * 2, || async {
+                let done: i64 = sqlx::query_scalar(
+                    "select count(*) from jobs where job_id = any($1) and state = 'completed'",
+                )
+                .bind(&ids)
+                .fetch_one(&self.app.pool)
+                .await
+                .expect("counted");
+                (usize::try_from(done).unwrap_or(0) == ids.len()).then_some(())
+            }),
+        )
+        .await;
+        if result.is_err() {
+            let left: Vec<(String, String)> = sqlx::query_as(
+                "select queue, state from jobs where job_id = any($1) and state <> 'completed'",
+            )
+            .bind(&ids)
+            .fetch_all(&self.app.pool)
+            .await
+            .expect("read");
+            panic!(
+                "{} jobs did not complete within {deadline:?}: {left:?}",
+                left.len()
+            );
+        }
+    }
+
+    /// What the outside world received, per user: emails, Stripe customers,
+    /// Slack posts; and the files made: onboarding PDFs, resized photos.
+    pub async fn side_effects(&self, users: usize) -> SideEffects {
+        let emails = self.app.smtp.received();
+        let stripe = self.stripe.received_requests().await.unwrap_or_default();
+        let slack = self.slack.received_requests().await.unwrap_or_default();
+        let mut per_user = BTreeMap::new();
+        for n in 0..users {
+            let address = email(n);
+            let encoded = address.replace('@', "%40");
+            per_user.insert(
+                n,
+                [
+                    emails.iter().filter(|e| e.to.contains(&address)).count(),
+                    stripe
+                        .iter()
+                        .filter(|r| {
+                            String::from_utf8_lossy(&r.body).contains(&format!("email={encoded}"))
+                        })
+                        .count(),
+                    slack
+                        .iter()
+                        .filter(|r| {
+                            String::from_utf8_lossy(&r.body).contains(&format!("*{}*", name(n)))
+                        })
+                        .count(),
+                ],
+            );
+        }
+        let files = testkit::files_under(self.app.storage_dir());
+        let count = |suffix: &str| {
+            files
+                .iter()
+                .filter(|file| file.to_string_lossy().ends_with(suffix))
+                .count()
+        };
+        SideEffects {
+            per_user,
+            pdfs: count("onboarding.pdf"),
+            photo_sizes: count("large.jpg") + count("medium.jpg") + count("thumbnail.jpg"),
+        }
+    }
+}
+
+/// Counted side effects.
+#[derive(Debug)]
+pub struct SideEffects {
+    /// Per user: [emails (confirmation, welcome), Stripe customers, Slack posts].
+    pub per_user: BTreeMap<usize, [usize; 3]>,
+    pub pdfs: usize,
+    pub photo_sizes: usize,
+}
+
+impl SideEffects {
+    /// Users whose counts are not exactly [2, 1, 1]: (lost, duplicated).
+    pub fn lost_and_duplicated(&self) -> (Vec<usize>, Vec<usize>) {
+        const ONCE: [usize; 3] = [2, 1, 1];
+        let lost = self
+            .per_user
+            .iter()
+            .filter(|(_, counts)| counts.iter().zip(ONCE).any(|(got, want)| *got < want))
+            .map(|(n, _)| *n)
+            .collect();
+        let duplicated = self
+            .per_user
+            .iter()
+            .filter(|(_, counts)| counts.iter().zip(ONCE).any(|(got, want)| *got > want))
+            .map(|(n, _)| *n)
+            .collect();
+        (lost, duplicated)
+    }
+}
+
+/// User `n`'s address.
+pub fn email(n: usize) -> String {
+    format!("user{n}@example.com")
+}
+
+fn name(n: usize) -> String {
+    format!("User {n}")
+}
+
+/// The jobs and latencies of `users` users made `at_once` at a time.
+pub async fn load(
+    fleet: &Arc<Fleet>,
+    users: std::ops::Range<usize>,
+    at_once: usize,
+    photo_every: usize,
+) -> (Vec<String>, Vec<Duration>) {
+    use futures::StreamExt as _;
+    let results: Vec<(Vec<String>, Duration)> = futures::stream::iter(users)
+        .map(|n| {
+            let fleet = fleet.clone();
+            async move { fleet.user(n, photo_every).await }
+        })
+        .buffer_unordered(at_once)
+        .collect()
+        .await;
+    let mut jobs = Vec::new();
+    let mut latencies = Vec::new();
+    for (user_jobs, latency) in results {
+        jobs.extend(user_jobs);
+        latencies.push(latency);
+    }
+    (jobs, latencies)
+}
