@@ -11,6 +11,8 @@ use crate::free_port;
 /// every node is killed when dropped.
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    /// How many primaries serve the slots when all is well.
+    shards: usize,
     dir: PathBuf,
 }
 
@@ -38,6 +40,9 @@ impl RedisCluster {
                     .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                     .args(["--save", "", "--appendonly", "no"])
                     .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                    // A replica syncs at once rather than after 5 s: one
+                    // that never synced may not take over.
+                    .args(["--repl-diskless-sync-delay", "0"])
                     .arg("--dir")
                     .arg(&node_dir)
                     .stdout(Stdio::null())
@@ -50,7 +55,11 @@ impl RedisCluster {
                 }
             })
             .collect::<Vec<_>>();
-        let cluster = Self { nodes, dir };
+        let cluster = Self {
+            nodes,
+            shards: primaries,
+            dir,
+        };
         for node in &cluster.nodes {
             wait_for_port(node.port);
         }
@@ -71,6 +80,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&created.stdout)
         );
         cluster.wait_until_ok();
+        cluster.wait_for_replicas();
         cluster
     }
 
@@ -109,20 +119,35 @@ impl RedisCluster {
         }
     }
 
-    /// Waits until every live node says the cluster is `ok` (after a
-    /// failover: a replica promoted and the slots served again).
+    /// Waits until as many live primaries as shards serve every slot and
+    /// every live node says the cluster is `ok`: after a primary was
+    /// killed, until its replica is promoted and known by all.
     pub fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ok = self.live_ports().iter().all(|&port| {
-                let info = cli(port, &["cluster", "info"]);
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
-            });
+            let ok = self.primaries().len() == self.shards
+                && self.live_ports().iter().all(|&port| {
+                    let info = cli(port, &["cluster", "info"]);
+                    info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                });
             if ok {
                 return;
             }
             assert!(Instant::now() < deadline, "the cluster did not become ok");
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until every replica has synced with its primary, so that it
+    /// is eligible to take over.
+    fn wait_for_replicas(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.live_ports().into_iter().all(|port| {
+            let replication = cli(port, &["info", "replication"]);
+            replication.contains("role:master") || replication.contains("master_link_status:up")
+        }) {
+            assert!(Instant::now() < deadline, "the replicas did not sync");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -135,7 +135,7 @@ impl Fleet {
             .iter()
             .map(|job| job["id"].as_str().expect("an id").to_owned())
             .collect();
-        if photo_every > 0 && n % photo_every == 0 {
+        if photo_every > 0 && n.is_multiple_of(photo_every) {
             let token = signup["token"].as_str().expect("a token");
             let (content_type, body) =
                 testkit::multipart("photo", &jpeg(320, 240, &photo(320, 240)));

@@ -7,6 +7,7 @@ mod alerts;
 mod browser_headers;
 mod cli;
 mod cluster;
+mod failover;
 mod fleet;
 mod fuzz;
 mod health;
