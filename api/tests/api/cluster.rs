@@ -1,13 +1,17 @@
 //! The whole product on a real Redis Cluster (`REDIS_CLUSTER_NODES`): the
 //! api and the worker connect to it, every queue lives on one shard and the
-//! queues spread over the shards, and the shared limits live there too.
+//! queues spread over the shards, and the shared limits live there too; and
+//! moving to a cluster from one Redis loses nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use testkit::app::Options;
 use testkit::images::{jpeg, photo};
 use testkit::redis_cluster::RedisCluster;
 use testkit::{DEADLINE, TestApp};
+
+const API: &str = env!("CARGO_BIN_EXE_api");
 
 /// Which primaries (by port) hold keys of each queue, read from the nodes.
 fn shards_of_queues(cluster: &RedisCluster) -> BTreeMap<String, BTreeSet<u16>> {
@@ -88,4 +92,55 @@ async fn signup_and_a_photo_complete_on_a_redis_cluster_with_the_queues_spread_o
     let ready: Value = app.get("/readyz", None).await.json().await.expect("JSON");
     assert_eq!(ready["checks"]["redis"], "up", "{ready}");
     assert_eq!(ready["status"], "ready", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_from_one_redis_to_a_cluster_loses_no_job_that_waited_in_the_old_one() {
+    let cluster = RedisCluster::start(3, 0);
+    // The test's own api is the old deployment, on one Redis with no
+    // worker left (and its relay's redelivery 5 minutes off); the processes
+    // started below are the new one, on the cluster.
+    let app = TestApp::spawn_with(Options {
+        process_env: vec![
+            ("REDIS_CLUSTER_NODES", cluster.nodes()),
+            ("OUTBOX_REDELIVER_AFTER_SECS", "2".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut waiting = Vec::new();
+    for n in 0..3 {
+        let signup = app
+            .sign_up_unverified(&format!("early{n}@example.com"), "Early")
+            .await;
+        for job in signup["jobs"].as_array().expect("jobs") {
+            let id = job["id"].as_str().expect("an id").to_owned();
+            app.wait_for_job_state(&id, "waiting", DEADLINE).await;
+            waiting.push(id);
+        }
+    }
+    assert!(
+        app.redis
+            .cli(&["keys", "bull:account-email:*"])
+            .lines()
+            .count()
+            > 0,
+        "the jobs wait in the old Redis"
+    );
+
+    let _api = app.spawn_api_process(API).await;
+    let _worker = app.spawn_worker_process(crate::worker_binary());
+
+    for id in &waiting {
+        app.wait_for_job_state(id, "completed", DEADLINE).await;
+    }
+    for n in 0..3 {
+        let to = format!("early{n}@example.com");
+        let emails = app.smtp.received();
+        assert_eq!(
+            emails.iter().filter(|email| email.to.contains(&to)).count(),
+            1,
+            "one confirmation email for {to}"
+        );
+    }
 }
