@@ -1,4 +1,6 @@
--- wrk script: unique signups, and the Server-Timing breakdown of each answer
+-- wrk script: unique signups, each from its own forwarded address (for an
+-- api with CLIENT_IP_HEADER=X-Forwarded-For, so a signup limit counts every
+-- request and refuses none), and the Server-Timing breakdown of each answer
 -- (argon2_queue = waiting for a free core, argon2 = hashing, db = the
 -- transaction, enqueue = commit to response).
 
@@ -6,6 +8,7 @@ local threads = {}
 
 function setup(thread)
   thread:set("tag", tostring(#threads) .. "-" .. tostring(os.time()))
+  thread:set("net", #threads + 1)
   table.insert(threads, thread)
 end
 
@@ -20,7 +23,9 @@ function request()
   local body = string.format(
     '{"email":"bench-%s-%d@example.com","password":"correct horse battery","name":"Bench %d"}',
     tag, counter, counter)
-  return wrk.format("POST", "/api/signup", { ["Content-Type"] = "application/json" }, body)
+  local client = string.format("10.%d.%d.%d", net, math.floor(counter / 256) % 256, counter % 256)
+  return wrk.format("POST", "/api/signup",
+    { ["Content-Type"] = "application/json", ["X-Forwarded-For"] = client }, body)
 end
 
 function response(status, headers, body)

@@ -13,6 +13,7 @@ mod fuzz;
 mod health;
 mod instances;
 mod jobs;
+mod load;
 mod memory;
 mod metrics;
 mod openapi;
