@@ -69,6 +69,26 @@ pub fn process_status_kb(process: &str, field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The CPU time (user and system) process `pid` has used so far, in
+/// seconds: what a load test charges to each process.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (11 and 12 after the name), in
+    // clock ticks of 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A `multipart/form-data` body with `bytes` as the file field `field`:
 /// the `Content-Type` to send and the body.
 pub fn multipart(field: &str, bytes: &[u8]) -> (String, Vec<u8>) {

@@ -126,6 +126,11 @@ impl ApiProcess {
         let pid = self.child.id().expect("the api is running");
         crate::process_status_kb(&pid.to_string(), "VmRSS:") / 1024.0
     }
+
+    /// The CPU time the process has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.child.id().map_or(0.0, crate::cpu_seconds)
+    }
 }
 
 /// A `worker` OS process, for tests that send it real signals.
@@ -140,6 +145,12 @@ impl WorkerProcess {
     pub fn log_lines(&self) -> Vec<Value> {
         let dir = self.log.as_ref().expect("started with its log kept");
         json_lines(&dir.path().join(LOG_FILE))
+    }
+
+    /// The CPU time the process has used so far, in seconds (0 once it
+    /// has exited).
+    pub fn cpu_seconds(&self) -> f64 {
+        self.child.id().map_or(0.0, crate::cpu_seconds)
     }
 
     /// Sends SIGTERM, as an orchestrator does on deploy.

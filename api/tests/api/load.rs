@@ -3,12 +3,17 @@
 //! their confirmation email, as a person would) and every second one
 //! uploads a photo, spread over the api instances while the workers run,
 //! in each configuration of `LOAD_SHAPES`. It fails on any lost or
-//! duplicated side effect and prints throughput and latency per shape.
+//! duplicated side effect and prints throughput and latency per shape, and
+//! what each user cost: CPU of the api and worker processes and of Redis,
+//! Redis commands, Postgres commits (the capacity model's inputs).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::fleet::{Fleet, Shape, load};
+
+/// How long the idle cost is measured.
+const IDLE: Duration = Duration::from_secs(5);
 
 /// `apis+workers[@cluster]`, e.g. `2+3@cluster`.
 fn shape(spec: &str) -> Shape {
@@ -41,12 +46,32 @@ async fn load_across_instances() {
         "| shape | users | photos | users/s (all side effects done) | signup p50 | signup p99 | lost | twice |".to_owned(),
         "|---|---:|---:|---:|---:|---:|---:|---:|".to_owned(),
     ];
+    let mut costs = vec![
+        "| shape | api CPU ms/user | worker CPU ms/user | Redis CPU ms/user | Redis commands/user | Postgres rows written/user |".to_owned(),
+        "|---|---:|---:|---:|---:|---:|".to_owned(),
+    ];
     for spec in shapes.split(',') {
         let fleet = Arc::new(Fleet::start(shape(spec)).await);
+        // What the deployment spends idle (blocking reads, stall checks, the
+        // relay and monitor), to subtract from what the load costs.
+        let idle_from = fleet.costs().await;
+        tokio::time::sleep(IDLE).await;
+        let idle = (fleet.costs().await - idle_from).per_second(IDLE.as_secs_f64());
+        let before = fleet.costs().await;
         let started = Instant::now();
         let (jobs, mut latencies) = load(&fleet, 0..users, at_once, 2).await;
         fleet.wait_for(&jobs, Duration::from_secs(600)).await;
         let elapsed = started.elapsed();
+        let spent = (fleet.costs().await - before).beyond(idle, elapsed.as_secs_f64());
+        let per_user = |total: f64| total / users as f64;
+        costs.push(format!(
+            "| {spec} | {:.1} | {:.1} | {:.1} | {:.0} | {:.1} |",
+            per_user(spent.api_cpu) * 1000.0,
+            per_user(spent.worker_cpu) * 1000.0,
+            per_user(spent.redis_cpu) * 1000.0,
+            per_user(spent.redis_commands),
+            per_user(spent.postgres_rows),
+        ));
         let effects = fleet.side_effects(users).await;
         let (lost, twice) = effects.lost_and_duplicated();
         latencies.sort();
@@ -69,5 +94,5 @@ async fn load_across_instances() {
             "{spec}: three sizes per photo"
         );
     }
-    println!("{}", table.join("\n"));
+    println!("{}\n\n{}", table.join("\n"), costs.join("\n"));
 }

@@ -18,11 +18,14 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::worker_binary;
 
+mod costs;
+
 const API: &str = env!("CARGO_BIN_EXE_api");
 
 /// What to run.
 pub struct Shape {
-    /// api instances: the test's own, plus processes.
+    /// api processes taking the requests (the test's own api instance runs
+    /// beside them, its relay and monitor too, but is sent nothing).
     pub apis: usize,
     /// worker processes.
     pub workers: usize,
@@ -34,9 +37,9 @@ pub struct Shape {
 /// The running deployment.
 pub struct Fleet {
     pub app: TestApp,
-    /// Every api instance's address, the test's own first.
+    /// The address of each api process.
     pub apis: Vec<String>,
-    _api_processes: Vec<ApiProcess>,
+    api_processes: Vec<ApiProcess>,
     pub workers: Vec<WorkerProcess>,
     pub cluster: Option<RedisCluster>,
     stripe: MockServer,
@@ -82,6 +85,10 @@ impl Fleet {
             s.providers.stripe_secret_key = Some("sk_test_fleet".into());
             s.providers.stripe_api_base = stripe_base;
             s.providers.slack_webhook_url = Some(slack_url.into());
+            // Slack takes one message a second per webhook, and the queue
+            // keeps to it; the mock takes any number, so that the time until
+            // every side effect is done measures us, not that limit.
+            s.queues.slack_notify.rate_limit = None;
             for queue in shared::jobs::QueueName::ALL {
                 let queue = s.queues.get_mut(*queue);
                 queue.lock_duration = Duration::from_secs(3);
@@ -91,11 +98,12 @@ impl Fleet {
         }))
         .await;
         let mut api_processes = Vec::new();
-        for _ in 1..shape.apis {
+        for _ in 0..shape.apis {
             api_processes.push(app.spawn_api_process(API).await);
         }
-        let apis = std::iter::once(app.address.clone())
-            .chain(api_processes.iter().map(|api| api.address.clone()))
+        let apis = api_processes
+            .iter()
+            .map(|api| api.address.clone())
             .collect();
         let workers = (0..shape.workers)
             .map(|_| app.spawn_worker_process(worker_binary()))
@@ -103,7 +111,7 @@ impl Fleet {
         Self {
             app,
             apis,
-            _api_processes: api_processes,
+            api_processes,
             workers,
             cluster,
             stripe,
