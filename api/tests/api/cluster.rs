@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use testkit::app::ADMIN_TOKEN;
 use testkit::app::Options;
 use testkit::images::{jpeg, photo};
 use testkit::redis_cluster::RedisCluster;
@@ -92,6 +93,42 @@ async fn signup_and_a_photo_complete_on_a_redis_cluster_with_the_queues_spread_o
     let ready: Value = app.get("/readyz", None).await.json().await.expect("JSON");
     assert_eq!(ready["checks"]["redis"], "up", "{ready}");
     assert_eq!(ready["status"], "ready", "{ready}");
+    let view: Value = app
+        .get("/api/admin/queues", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    for queue in view["queues"].as_array().expect("queues") {
+        assert_eq!(
+            queue["consumers"], 1,
+            "the worker is seen on every queue's shard (else the no-consumer alert would fire): {queue}"
+        );
+    }
+    let pause = app
+        .client
+        .post(format!(
+            "{}/api/admin/queues/slack-notify/pause",
+            app.address
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    assert!(pause.status().is_success(), "{}", pause.status());
+    let view: Value = app
+        .get("/api/admin/queues", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let slack = view["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|queue| queue["queue"] == "slack-notify")
+        .expect("listed");
+    assert_eq!(slack["is_paused"], true, "{slack}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
