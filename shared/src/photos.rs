@@ -14,7 +14,8 @@
 //! reserves its row and again when it commits, so they hold across
 //! concurrent requests and api instances. An upload that failed or was cut
 //! short stays as a `failed` row of no bytes until cleaned up, so it counts
-//! against the hour: otherwise failing uploads on purpose would be free. Files live in storage under `photos/<photo_id>/`; this
+//! against the hour: otherwise failing uploads on purpose would be free.
+//! Files live in storage under `photos/<photo_id>/`; this
 //! module names the rows whose files may go, the caller deletes them.
 
 use std::collections::BTreeSet;
