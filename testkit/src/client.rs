@@ -69,9 +69,20 @@ impl TestApp {
 
     /// `POST /api/photos` with `bytes` as the multipart field `field`.
     pub async fn upload(&self, token: &str, field: &str, bytes: &[u8]) -> reqwest::Response {
+        self.upload_at(&self.address, token, field, bytes).await
+    }
+
+    /// [`upload`](Self::upload) to the api instance at `address`.
+    pub async fn upload_at(
+        &self,
+        address: &str,
+        token: &str,
+        field: &str,
+        bytes: &[u8],
+    ) -> reqwest::Response {
         let (content_type, body) = crate::multipart(field, bytes);
         self.client
-            .post(format!("{}/api/photos", self.address))
+            .post(format!("{address}/api/photos"))
             .bearer_auth(token)
             .header("content-type", content_type)
             .body(body)

@@ -33,6 +33,17 @@ fn shards_of_queues(cluster: &RedisCluster) -> BTreeMap<String, BTreeSet<u16>> {
     shards
 }
 
+/// Every queue as `GET /api/admin/queues` shows it.
+async fn queues_seen_by_operators(app: &TestApp) -> Vec<Value> {
+    let view: Value = app
+        .get("/api/admin/queues", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    view["queues"].as_array().expect("queues").clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_and_a_photo_complete_on_a_redis_cluster_with_the_queues_spread_over_its_shards() {
     let cluster = RedisCluster::start(3, 0);
@@ -93,13 +104,7 @@ async fn signup_and_a_photo_complete_on_a_redis_cluster_with_the_queues_spread_o
     let ready: Value = app.get("/readyz", None).await.json().await.expect("JSON");
     assert_eq!(ready["checks"]["redis"], "up", "{ready}");
     assert_eq!(ready["status"], "ready", "{ready}");
-    let view: Value = app
-        .get("/api/admin/queues", Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    for queue in view["queues"].as_array().expect("queues") {
+    for queue in queues_seen_by_operators(&app).await {
         assert_eq!(
             queue["consumers"], 1,
             "the worker is seen on every queue's shard (else the no-consumer alert would fire): {queue}"
@@ -116,16 +121,9 @@ async fn signup_and_a_photo_complete_on_a_redis_cluster_with_the_queues_spread_o
         .await
         .expect("answered");
     assert!(pause.status().is_success(), "{}", pause.status());
-    let view: Value = app
-        .get("/api/admin/queues", Some(ADMIN_TOKEN))
+    let slack = queues_seen_by_operators(&app)
         .await
-        .json()
-        .await
-        .expect("JSON");
-    let slack = view["queues"]
-        .as_array()
-        .expect("queues")
-        .iter()
+        .into_iter()
         .find(|queue| queue["queue"] == "slack-notify")
         .expect("listed");
     assert_eq!(slack["is_paused"], true, "{slack}");

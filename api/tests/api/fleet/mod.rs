@@ -145,18 +145,10 @@ impl Fleet {
             .collect();
         if photo_every > 0 && n.is_multiple_of(photo_every) {
             let token = signup["token"].as_str().expect("a token");
-            let (content_type, body) =
-                testkit::multipart("photo", &jpeg(320, 240, &photo(320, 240)));
             let upload: Value = self
                 .app
-                .client
-                .post(format!("{address}/api/photos"))
-                .bearer_auth(token)
-                .header("content-type", content_type)
-                .body(body)
-                .send()
+                .upload_at(address, token, "photo", &jpeg(320, 240, &photo(320, 240)))
                 .await
-                .expect("the api answers")
                 .json()
                 .await
                 .expect("JSON");
