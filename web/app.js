@@ -139,7 +139,8 @@ async function submitForm(form, prefix, path, body, done = signedInWith, method 
       showFieldErrors(prefix, { email: "already has an account; log in instead" });
     } else if (!(error.code === "validation_failed" && showFieldErrors(prefix, error.fields))) {
       const message =
-        error.code === "invalid_credentials" ? "The email or password is wrong."
+        error.code === "invalid_credentials"
+          ? "The email or password is wrong. After many failed attempts an account takes logins only from devices that signed in before, for a while: \"Forgot your password?\" lets you in at once."
         : error.code === "invalid_reset_link" ? "This link is used or expired. Ask for a new one here."
         : describe(error);
       // A spent link leads to where a new one is asked for.

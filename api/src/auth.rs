@@ -48,14 +48,6 @@ pub async fn revoke_token(state: &AppState, hash: &TokenHash) -> Result<(), ApiE
     Ok(())
 }
 
-/// Revokes every token of `user_id` (sign out everywhere; after a password
-/// change or an account deletion).
-pub async fn revoke_all_tokens(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
-    tokens::revoke_all_of_user(&state.pool, user_id).await?;
-    state.tokens.remove_user(user_id);
-    Ok(())
-}
-
 /// The user behind a valid `Authorization: Bearer <token>` header.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {

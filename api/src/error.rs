@@ -60,8 +60,12 @@ pub enum ApiError {
     /// account, is wrong (403: the session itself is fine).
     #[error("the password is wrong")]
     WrongPassword,
-    /// Wrong email or password (401).
-    #[error("the email or password is wrong")]
+    /// Wrong email or password, or an account locked for strangers after
+    /// failed logins: one answer, so it tells nobody which addresses have
+    /// an account (401).
+    #[error(
+        "the email or password is wrong (after many failed attempts an account takes logins only from devices that signed in before, for a while; resetting the password lets you in at once)"
+    )]
     InvalidCredentials,
     /// No valid bearer token (401).
     #[error("a valid bearer token is required")]

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! issue → revoke (one, or all of a user) | expire → purge
+//! password asked again: failures counted on the session, 0 → n (within a window,
+//!                       at most the limit) → 0 on success or when the window ends
 //! ```
 //!
 //! Only a token's SHA-256 is stored: reading the table does not let anyone
@@ -148,6 +150,97 @@ pub async fn revoke_others(
     .execute(db)
     .await?;
     Ok(deleted.rows_affected())
+}
+
+/// A password asked again of a signed-in user, counted on the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PasswordCheck {
+    /// Counted: verify the password against this hash.
+    Counted {
+        /// The account's address now.
+        email: String,
+        /// Its Argon2id PHC string.
+        password_hash: String,
+        /// The credentials' epoch the hash belongs to: what the change the
+        /// password authorizes is made under.
+        epoch: i64,
+    },
+    /// The session has used up its attempts for the window.
+    Locked {
+        /// Seconds until the window ends.
+        for_secs: f64,
+    },
+    /// The session is gone, or its account is gone or being deleted.
+    NoSession,
+}
+
+/// Counts an attempt of the session `hash` to prove its account's password
+/// again (a password change, an email change, a deletion), before the
+/// password is checked: on the session, not on the account, so strangers'
+/// failed logins never lock the owner's own session out of its account,
+/// and a stolen session gets no more guesses than `limit` allows a login
+/// (the row lock orders concurrent attempts).
+pub async fn begin_password_check(
+    db: &sqlx::PgPool,
+    hash: &TokenHash,
+    limit: crate::config::LoginFailureLimit,
+) -> Result<PasswordCheck, sqlx::Error> {
+    let max = i32::try_from(limit.max).unwrap_or(i32::MAX);
+    let window = limit.window.as_secs_f64();
+    let counted = sqlx::query!(
+        "update api_tokens t set
+             password_failures = case when t.password_failures_since > now() - make_interval(secs => $3)
+                                      then t.password_failures + 1 else 1 end,
+             password_failures_since = case when t.password_failures_since > now() - make_interval(secs => $3)
+                                            then t.password_failures_since else now() end
+         from users u
+         where t.token_hash = $1 and t.expires_at > now()
+           and u.user_id = t.user_id and u.deleting_since is null
+           and not ($2 > 0 and t.password_failures >= $2
+                    and t.password_failures_since > now() - make_interval(secs => $3))
+         returning u.email, u.password_hash, u.credentials_epoch",
+        &hash[..],
+        max,
+        window,
+    )
+    .fetch_optional(db)
+    .await?;
+    if let Some(row) = counted {
+        return Ok(PasswordCheck::Counted {
+            email: row.email,
+            password_hash: row.password_hash,
+            epoch: row.credentials_epoch,
+        });
+    }
+    let locked = sqlx::query_scalar!(
+        r#"select greatest(extract(epoch from t.password_failures_since
+                                              + make_interval(secs => $2) - now())::float8,
+                           0) as "for_secs!"
+           from api_tokens t join users u using (user_id)
+           where t.token_hash = $1 and t.expires_at > now() and u.deleting_since is null"#,
+        &hash[..],
+        window,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(locked.map_or(PasswordCheck::NoSession, |for_secs| {
+        PasswordCheck::Locked { for_secs }
+    }))
+}
+
+/// The session proved the password: its count starts over.
+pub async fn clear_password_failures(
+    db: impl PgExecutor<'_>,
+    hash: &TokenHash,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update api_tokens set password_failures = 0, password_failures_since = null
+         where token_hash = $1 and password_failures > 0",
+        &hash[..],
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Deletes expired tokens (scheduled maintenance). Returns how many.

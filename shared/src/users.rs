@@ -9,6 +9,8 @@
 //!        → deleting (the owner asked; nothing new starts) → (Stripe customer forgotten) → delete
 //! login attempts: counted before the password is checked, 0 → n (within a window, at most the limit)
 //!                 → 0 on success or when the window ends
+//! credentials epoch: n → n + 1 when the password is set, the address moves, every session
+//!                    is ended, or deletion begins; links and new sessions of epoch n are void
 //! ```
 //!
 //! Each write says in its SQL what it may change: a Stripe customer id is
@@ -26,8 +28,11 @@ use crate::db::OnConstraint;
 mod account;
 mod read;
 
-pub use account::{CreateError, NewAccount, User};
-pub use read::{Leftovers, address, id_by_email, id_by_stripe_customer, is_taken, leftovers, lock};
+pub use account::{CreateError, LoginAttempt, NewAccount, User};
+pub use read::{
+    Leftovers, Standing, address, hold_credentials, id_by_email, id_by_stripe_customer, is_taken,
+    leftovers, lock, standing, standing_by_email,
+};
 
 /// Inserts the account inside the caller's transaction, so its token and
 /// job records commit with it or not at all.
@@ -37,7 +42,8 @@ pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User
         r#"insert into users (user_id, email, name, password_hash)
            values ($1, $2, $3, $4)
            returning user_id as id, email, name, created_at,
-                     email_verified_at is not null as "email_verified!""#,
+                     email_verified_at is not null as "email_verified!",
+                     credentials_epoch as epoch"#,
         new.id,
         new.email,
         new.name,
@@ -46,30 +52,6 @@ pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User
     .fetch_one(conn)
     .await
     .on_constraint("users_email_key", || CreateError::EmailTaken)
-}
-
-/// A login attempt on the account behind an address.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LoginAttempt {
-    /// No account has this address.
-    NoAccount,
-    /// The attempt is counted as a failure until the password proves
-    /// otherwise: verify it against this hash.
-    Counted {
-        /// The account.
-        user_id: Uuid,
-        /// Its Argon2id PHC string.
-        password_hash: String,
-        /// Attempts counted in the window, this one included.
-        failures: i32,
-    },
-    /// The account has used up its failures for the window.
-    Locked {
-        /// The account.
-        user_id: Uuid,
-        /// Seconds until the window ends.
-        for_secs: f64,
-    },
 }
 
 /// Counts an attempt to log in to `email` (any letter case) before the
@@ -94,7 +76,7 @@ pub async fn begin_login_attempt(
          where lower(email) = lower($1) and deleting_since is null
            and not ($2 > 0 and login_failures >= $2
                     and login_failures_since > now() - make_interval(secs => $3))
-         returning user_id, password_hash, login_failures",
+         returning user_id, password_hash, login_failures, credentials_epoch",
         email,
         max,
         window,
@@ -106,6 +88,7 @@ pub async fn begin_login_attempt(
             user_id: row.user_id,
             password_hash: row.password_hash,
             failures: row.login_failures,
+            epoch: row.credentials_epoch,
         });
     }
     // Not counted: no such account, or locked. (A window that ended in
@@ -146,7 +129,8 @@ pub async fn clear_login_failures(
 
 /// Replaces the password (a reset or a change) and ends any lockout:
 /// whoever can read the account's email, or knew its password, is its
-/// owner. `false` when the user is gone or being deleted.
+/// owner. A new epoch: every link and login asked for before is void.
+/// `false` when the user is gone or being deleted.
 pub async fn set_password(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -154,10 +138,24 @@ pub async fn set_password(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "update users set password_hash = $2, login_failures = 0, login_failures_since = null,
-                          updated_at = now()
+                          credentials_epoch = credentials_epoch + 1, updated_at = now()
          where user_id = $1 and deleting_since is null",
         user_id,
         password_hash,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The owner ended every session: a new epoch, so a login whose password
+/// was checked before this commits gets no session, and no link asked for
+/// before it works. Returns whether there is such a user.
+pub async fn end_every_session(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update users set credentials_epoch = credentials_epoch + 1, updated_at = now()
+         where user_id = $1",
+        user_id,
     )
     .execute(db)
     .await?;
@@ -325,7 +323,8 @@ pub async fn change_email(
         return Ok(None);
     };
     sqlx::query!(
-        "update users set email = $2, email_verified_at = now(), updated_at = now()
+        "update users set email = $2, email_verified_at = now(),
+                          credentials_epoch = credentials_epoch + 1, updated_at = now()
          where user_id = $1",
         user_id,
         email,
@@ -345,7 +344,8 @@ pub async fn reclaim_unverified(
     email: &str,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar!(
-        "update users set deleting_since = now(), updated_at = now()
+        "update users set deleting_since = now(), credentials_epoch = credentials_epoch + 1,
+                          updated_at = now()
          where lower(email) = lower($1) and deleting_since is null
            and email_verified_at is null
          returning user_id",
@@ -361,7 +361,8 @@ pub async fn reclaim_unverified(
 /// gone).
 pub async fn begin_deletion(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let marked = sqlx::query!(
-        "update users set deleting_since = now(), updated_at = now()
+        "update users set deleting_since = now(), credentials_epoch = credentials_epoch + 1,
+                          updated_at = now()
          where user_id = $1 and deleting_since is null",
         user_id,
     )

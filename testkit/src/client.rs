@@ -155,7 +155,12 @@ impl TestApp {
             .expect("a user id");
         let (token, hash) = shared::tokens::mint().expect("random");
         let ttl = Duration::from_secs(600);
-        shared::verifications::issue(&self.pool, user_id, &email, &hash, ttl)
+        let epoch = shared::users::standing(&self.pool, user_id)
+            .await
+            .expect("the account is read")
+            .expect("the account exists")
+            .epoch;
+        shared::verifications::issue(&self.pool, user_id, epoch, &email, &hash, ttl)
             .await
             .expect("a confirmation link");
         let response = self

@@ -69,6 +69,7 @@ impl Templates {
             "password-changed",
             "confirm-new-email",
             "email-changed",
+            "email-change-requested",
             "follow-up",
         ] {
             env.add_template(name, source)

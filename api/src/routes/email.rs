@@ -7,20 +7,29 @@
 //! own address the proof starts what waited for it (the welcome email, the
 //! Stripe customer, the follow-up a day later); for the new address of an
 //! email change it is the change itself, and the old address is told.
-//! Sending links is limited per account ([`LINKS_PER_HOUR`] of each kind)
-//! and, like every credential endpoint, per client.
-
-use std::time::Duration;
+//! Asking for a change tells the current address at once, naming the new
+//! one only masked.
+//!
+//! Every link is bound to the credentials it was asked under (see
+//! [`shared::verifications`]): a change asked for by someone who once had
+//! the password dies with the owner's password reset. Sending links is
+//! limited per address, whoever asks (three an hour to an address that has
+//! not proven itself), per account (three of each kind an hour), both
+//! counted atomically in Postgres ([`mail_budgets`]), and, like every
+//! credential endpoint, per client. A link followed twice, or two links
+//! followed at once, confirm once: the account's row is locked while a
+//! link is spent, and the later one answers what the first did, with no
+//! jobs.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::jobs::{
-    AccountEmail, AccountEmailKind, FollowUpEmail, Job as _, StripeCustomer, WelcomeEmail,
+    AccountEmail, AccountEmailKind, FollowUpEmail, StripeCustomer, WelcomeEmail,
 };
-use shared::{records, users, verifications};
+use shared::mail_budgets::{self, Allowance, Budget, Taken};
+use shared::{users, verifications};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
@@ -35,10 +44,6 @@ use crate::extract::JsonBody;
 use crate::outbox;
 use crate::request_id::RequestId;
 use crate::state::AppState;
-
-/// Confirmation emails of one kind (the account's address, a new address)
-/// one account gets per hour at most, the one sent at signup included.
-pub const LINKS_PER_HOUR: i64 = 3;
 
 /// What waits for an account's address to be proven, recorded inside the
 /// caller's transaction: the welcome email, the Stripe customer, and the
@@ -87,8 +92,8 @@ struct VerifyAnswer {
 #[utoipa::path(post, path = "/api/email/verify", tag = "account",
     request_body = VerifyForm,
     responses(
-        (status = 200, description = "The address is confirmed (the welcome email and billing setup are on their way), or the account now uses it (the old address is told)", body = VerifyAnswer),
-        (status = 400, description = "The body is not JSON, or the link is unknown, used or expired (`invalid_verification_link`)", body = crate::error::Body),
+        (status = 200, description = "The address is confirmed (the welcome email and billing setup are on their way), or the account now uses it (the old address is told); a link followed again answers the same with no jobs", body = VerifyAnswer),
+        (status = 400, description = "The body is not JSON, or the link is unknown, expired, or void since the account's password, address or sessions changed (`invalid_verification_link`)", body = crate::error::Body),
         (status = 409, description = "The new address has a confirmed account since (`email_taken`)", body = crate::error::Body),
         (status = 422, description = "`token` is missing or not text", body = crate::error::Body),
         (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
@@ -102,9 +107,18 @@ async fn verify(
 ) -> Result<Json<VerifyAnswer>, ApiError> {
     let link = hash_token(form.token.trim());
     let mut tx = state.pool.begin().await?;
-    let proof = verifications::consume(&mut tx, &link)
-        .await?
-        .ok_or(ApiError::InvalidVerificationLink)?;
+    let Some(proof) = verifications::consume(&mut tx, &link).await? else {
+        drop(tx);
+        // Followed again (a double click, a second tab): what the first
+        // time did stands, and this one starts nothing.
+        let user_id = verifications::proven_by(&state.pool, &link)
+            .await?
+            .ok_or(ApiError::InvalidVerificationLink)?;
+        let user = UserBody::find(&state.pool, user_id)
+            .await?
+            .ok_or(ApiError::InvalidVerificationLink)?;
+        return Ok(Json(VerifyAnswer { user, jobs: vec![] }));
+    };
     let user_id = proof.user_id;
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
     let (current, was_verified) = users::address(&mut *tx, user_id)
@@ -114,8 +128,13 @@ async fn verify(
     let mut evicted = None;
     if same_address(&current, &proof.email) {
         if !users::mark_verified(&mut *tx, user_id, &proof.email).await? {
-            // Verified since the email was sent.
-            return Err(ApiError::InvalidVerificationLink);
+            // Verified by another link since this one was sent: spending
+            // it (committed) is all there is to do.
+            tx.commit().await?;
+            let user = UserBody::find(&state.pool, user_id)
+                .await?
+                .ok_or(ApiError::InvalidVerificationLink)?;
+            return Ok(Json(VerifyAnswer { user, jobs: vec![] }));
         }
     } else {
         // An email change. Whoever signed up with the new address without
@@ -164,7 +183,7 @@ struct ResendAnswer {
         (status = 202, description = "A new link is on its way (earlier ones still work until they expire)", body = ResendAnswer),
         (status = 401, description = "No valid token", body = crate::error::Body),
         (status = 409, description = "The address is confirmed already (`already_verified`)", body = crate::error::Body),
-        (status = 429, description = "Three confirmation emails this hour already, or too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 429, description = "Three confirmation emails this hour already (to this account, or to its address whoever asked), or too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 503, description = "A dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "email_verify_resend", skip_all, fields(user_id = %auth.user_id))]
@@ -173,26 +192,19 @@ async fn resend(
     auth: AuthUser,
     request: RequestId,
 ) -> Result<(StatusCode, Json<ResendAnswer>), ApiError> {
-    let (_, verified) = users::address(&state.pool, auth.user_id)
+    let account = users::standing(&state.pool, auth.user_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    if verified {
+    if account.verified {
         return Err(ApiError::AlreadyVerified);
     }
-    let hour = Duration::from_secs(3600);
-    let sent = records::count_recent(
-        &state.pool,
-        auth.user_id,
-        AccountEmail::QUEUE,
-        &json!({ "kind": "verify-email" }),
-        hour,
-    )
-    .await?;
-    if sent >= LINKS_PER_HOUR {
-        return Err(ApiError::RateLimited(hour.as_secs()));
-    }
-    let job = AccountEmail::new(auth.user_id, AccountEmailKind::VerifyEmail);
-    send(&state, &request, &job).await
+    let job =
+        AccountEmail::new(auth.user_id, AccountEmailKind::VerifyEmail).at_epoch(account.epoch);
+    let budgets = [
+        Budget::Account("verify-email", auth.user_id),
+        Budget::UnprovenAddress(&account.email),
+    ];
+    send(&state, &request, &auth, account.epoch, &budgets, &[job]).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -203,8 +215,9 @@ struct ChangeForm {
     email: String,
 }
 
-/// Sends a link to a new address; the account moves to it when the link
-/// is followed (the old address is then told).
+/// Sends a link to a new address and tells the current one at once; the
+/// account moves when the link is followed (the old address is then told
+/// again).
 #[utoipa::path(post, path = "/api/me/email", tag = "account", security(("bearer" = [])),
     request_body = ChangeForm,
     responses(
@@ -214,7 +227,7 @@ struct ChangeForm {
         (status = 403, description = "The password is wrong (`wrong_password`)", body = crate::error::Body),
         (status = 409, description = "Another confirmed account has this address (`email_taken`)", body = crate::error::Body),
         (status = 422, description = "The address is invalid or already the account's (named in `fields`)", body = crate::error::Body),
-        (status = 429, description = "Three links this hour already, failed passwords on this account, or too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 429, description = "Three links this hour already (from this account, or to this address whoever asked), failed passwords in this session, or too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "email_change", skip_all, fields(user_id = %auth.user_id))]
@@ -226,49 +239,84 @@ async fn change(
 ) -> Result<(StatusCode, Json<ResendAnswer>), ApiError> {
     let invalid = |problem: String| ApiError::Validation(FieldErrors::from([("email", problem)]));
     let email = EmailAddress::parse(&form.email).map_err(invalid)?;
-    let current = confirm_password(&state, auth.user_id, form.password).await?;
-    if same_address(&current, email.as_str()) {
+    let confirmed = confirm_password(&state, &auth, form.password).await?;
+    if same_address(&confirmed.email, email.as_str()) {
         return Err(invalid("is already the account's address".into()));
     }
     if users::is_taken(&state.pool, email.as_str()).await? {
         return Err(ApiError::EmailTaken);
     }
-    let sent = records::count_recent(
-        &state.pool,
-        auth.user_id,
-        AccountEmail::QUEUE,
-        &json!({ "kind": "confirm-new-email" }),
-        Duration::from_secs(3600),
-    )
-    .await?;
-    if sent >= LINKS_PER_HOUR {
-        return Err(ApiError::RateLimited(3600));
-    }
-    let job = AccountEmail::to(
+    let epoch = confirmed.epoch;
+    let link = AccountEmail::to(
         auth.user_id,
         AccountEmailKind::ConfirmNewEmail,
         email.as_str(),
-    );
-    send(&state, &request, &job).await
+    )
+    .at_epoch(epoch);
+    // The address the account has now hears of it at once, whoever asked.
+    let notice = AccountEmail {
+        hint: Some(mask(email.as_str())),
+        ..AccountEmail::to(
+            auth.user_id,
+            AccountEmailKind::EmailChangeRequested,
+            &confirmed.email,
+        )
+    };
+    let budgets = [
+        Budget::Account("confirm-new-email", auth.user_id),
+        Budget::UnprovenAddress(email.as_str()),
+    ];
+    send(&state, &request, &auth, epoch, &budgets, &[link, notice]).await
 }
 
-/// Records and enqueues `job`; the answer that points to it.
+/// An address as a notice to another mailbox may show it: its first
+/// character and its domain (`n•••@example.com`).
+fn mask(address: &str) -> String {
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    let first: String = local.chars().take(1).collect();
+    format!("{first}•••@{domain}")
+}
+
+/// Records `jobs` if every one of `budgets` has room and the account's
+/// credentials are still at `epoch`, all in one transaction (a spent
+/// budget gives back what the others took); enqueues them; the answer
+/// points to the first.
 async fn send(
     state: &AppState,
     request: &RequestId,
-    job: &AccountEmail,
+    auth: &AuthUser,
+    epoch: i64,
+    budgets: &[Budget<'_>],
+    jobs: &[AccountEmail],
 ) -> Result<(StatusCode, Json<ResendAnswer>), ApiError> {
     let mut tx = state.pool.begin().await?;
-    let record = outbox::record(&mut tx, &state.queues, request, job).await?;
+    if !users::hold_credentials(&mut tx, auth.user_id, epoch).await? {
+        return Err(ApiError::Unauthorized);
+    }
+    for &budget in budgets {
+        if let Taken::Spent { retry_after_secs } =
+            mail_budgets::take(&mut tx, budget, Allowance::THREE_AN_HOUR).await?
+        {
+            return Err(ApiError::RateLimited(retry_after_secs));
+        }
+    }
+    let mut records = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        records.push(outbox::record(&mut tx, &state.queues, request, job).await?);
+    }
     tx.commit().await?;
-    let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
-        .await
-        .pop()
+    let dispatched = outbox::dispatch(&state.pool, &state.queues, &records).await;
+    let first = dispatched
+        .first()
+        .copied()
         .unwrap_or(outbox::DispatchState::Pending);
+    let record = records.first().ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("an account email was sent with no job"))
+    })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(ResendAnswer {
-            job: JobRef::new(state, &record, dispatched),
+            job: JobRef::new(state, record, first),
         }),
     ))
 }

@@ -163,7 +163,7 @@ struct DeleteAnswer {
         (status = 401, description = "No valid token (or the account is already being deleted)", body = crate::error::Body),
         (status = 403, description = "The password is wrong (`wrong_password`)", body = crate::error::Body),
         (status = 422, description = "`password` is missing or not text", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client, or failed passwords on this account", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 429, description = "Too many attempts from this client, or failed passwords in this session", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "delete_account", skip_all, fields(user_id = %auth.user_id))]
@@ -173,9 +173,12 @@ async fn delete_account(
     request: RequestId,
     JsonBody(form): JsonBody<DeleteForm>,
 ) -> Result<(StatusCode, Json<DeleteAnswer>), ApiError> {
-    confirm_password(&state, auth.user_id, form.password).await?;
+    let confirmed = confirm_password(&state, &auth, form.password).await?;
     let mut tx = state.pool.begin().await?;
-    if !users::begin_deletion(&mut *tx, auth.user_id).await? {
+    // A reset committed since the password was checked voids the request.
+    if !users::hold_credentials(&mut tx, auth.user_id, confirmed.epoch).await?
+        || !users::begin_deletion(&mut *tx, auth.user_id).await?
+    {
         // A concurrent request marked it first, and recorded the job.
         return Err(ApiError::Unauthorized);
     }

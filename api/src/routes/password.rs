@@ -4,14 +4,20 @@
 //! owner, who knows the current one.
 //!
 //! `forgot` answers the same 202, after the same minimum time, whether or
-//! not the address has an account, so it tells nobody which addresses do.
-//! For one that has, it records an `account-email` job (the worker makes
-//! the single-use link when it sends it, so the link is in no payload); at
-//! most [`RESETS_PER_HOUR`] per account, so the address cannot be flooded.
-//! `reset` spends the link, sets the password, ends the lockout and every
-//! session, trusts no device any more, and sends a notice to the address;
-//! it answers like a login, so the page that called it is signed in.
-//! A change ends every other session and sends the same notice.
+//! not the address has an account, so it tells nobody which addresses do:
+//! its work for a known address is a query and a record in Postgres, and
+//! the hand-over to Redis happens after the answer (the relay delivers it
+//! if Redis is slow or down), so Redis' health does not show either. For
+//! an address that has an account it records an `account-email` job (the
+//! worker makes the single-use link when it sends it, so the link is in
+//! no payload, bound to the address and the credentials of the moment it
+//! was asked for); at most three an hour per address, counted atomically
+//! ([`mail_budgets`]), so the address cannot be flooded.
+//! `reset` spends the link, sets the password (a new credentials' epoch:
+//! every other link, and every login in flight, is void), ends the lockout
+//! and every session, trusts no device any more, and sends a notice to the
+//! address; it answers like a login, so the page that called it is signed
+//! in. A change ends every other session and sends the same notice.
 
 use std::time::{Duration, Instant};
 
@@ -19,9 +25,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use shared::jobs::{AccountEmail, AccountEmailKind, Job as _, OnboardingPdf, SlackNotify};
-use shared::{devices, records, resets, tokens, users};
+use shared::jobs::{AccountEmail, AccountEmailKind, OnboardingPdf, SlackNotify};
+use shared::mail_budgets::{self, Allowance, Budget, Taken};
+use shared::{devices, resets, tokens, users};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
@@ -37,10 +43,6 @@ use crate::extract::JsonBody;
 use crate::outbox;
 use crate::request_id::RequestId;
 use crate::state::AppState;
-
-/// Reset emails one account gets per hour at most; more requests answer
-/// the same and send nothing.
-pub const RESETS_PER_HOUR: i64 = 3;
 
 /// `forgot` never answers sooner: the work for a known address (a query,
 /// a record, an enqueue) hides inside it.
@@ -98,30 +100,29 @@ async fn forgot(
     ))
 }
 
-/// Records and enqueues the reset email of the account using `email`, if
-/// there is one and it has not had its share this hour.
+/// Records the reset email of the account using `email`, if there is one
+/// and its address has room in its budget, and hands it to Redis after
+/// the answer.
 async fn request_reset(state: &AppState, request: &RequestId, email: &str) -> Result<(), ApiError> {
-    let Some(user_id) = users::id_by_email(&state.pool, email).await? else {
+    let Some(account) = users::standing_by_email(&state.pool, email).await? else {
         return Ok(());
     };
-    tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    let job = AccountEmail::new(user_id, AccountEmailKind::PasswordReset);
-    let recent = records::count_recent(
-        &state.pool,
-        user_id,
-        AccountEmail::QUEUE,
-        &json!({ "kind": "password-reset" }),
-        Duration::from_secs(3600),
-    )
-    .await?;
-    if recent >= RESETS_PER_HOUR {
-        tracing::info!(%user_id, "password reset requested again within the hour; not sent");
+    tracing::Span::current().record("user_id", tracing::field::display(account.user_id));
+    let mut tx = state.pool.begin().await?;
+    let budget = Budget::Resets(&account.email);
+    if let Taken::Spent { .. } = mail_budgets::take(&mut tx, budget, Allowance::THREE_AN_HOUR).await? {
+        tracing::info!("password reset asked for again within the hour; not sent");
         return Ok(());
     }
-    let mut tx = state.pool.begin().await?;
+    let job =
+        AccountEmail::new(account.user_id, AccountEmailKind::PasswordReset).at_epoch(account.epoch);
     let record = outbox::record(&mut tx, &state.queues, request, &job).await?;
     tx.commit().await?;
-    outbox::dispatch(&state.pool, &state.queues, &[record]).await;
+    // Not awaited: a stalled Redis must not make the answer for a known
+    // address slower than for an unknown one. Pending until then, the
+    // record is the relay's to deliver if this hand-over fails.
+    let (pool, queues) = (state.pool.clone(), state.queues.clone());
+    tokio::spawn(async move { outbox::dispatch(&pool, &queues, &[record]).await });
     Ok(())
 }
 
@@ -280,7 +281,7 @@ struct ChangeForm {
         (status = 401, description = "No valid token", body = crate::error::Body),
         (status = 403, description = "`current_password` is wrong (`wrong_password`)", body = crate::error::Body),
         (status = 422, description = "The new password is invalid (named in `fields`)", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client, or failed passwords on this account", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 429, description = "Too many attempts from this client, or failed passwords in this session", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "password_change", skip_all, fields(user_id = %auth.user_id))]
@@ -292,15 +293,17 @@ async fn change(
 ) -> Result<StatusCode, ApiError> {
     let password = Password::parse(&form.new_password)
         .map_err(|problem| ApiError::Validation(FieldErrors::from([("new_password", problem)])))?;
-    confirm_password(&state, auth.user_id, form.current_password).await?;
+    let confirmed = confirm_password(&state, &auth, form.current_password).await?;
     let password_hash = state
         .passwords
         .hash(password.expose().to_owned())
         .await?
         .value;
     let mut tx = state.pool.begin().await?;
-    if !users::set_password(&mut *tx, auth.user_id, &password_hash).await? {
-        // Deleted (or being deleted) since the check.
+    // Reset, deleted or changed by another request since the check.
+    if !users::hold_credentials(&mut tx, auth.user_id, confirmed.epoch).await?
+        || !users::set_password(&mut *tx, auth.user_id, &password_hash).await?
+    {
         return Err(ApiError::Unauthorized);
     }
     tokens::revoke_others(&mut *tx, auth.user_id, &auth.token).await?;

@@ -3,12 +3,19 @@
 //!
 //! Failed logins are counted per account in Postgres, each attempt before
 //! its password is hashed: past `LOGIN_FAILURE_LIMIT` attempts in
-//! `LOGIN_FAILURE_WINDOW_SECS` that did not succeed, the account answers
-//! 429 until the window ends, from every address and on every api
-//! instance, however many guesses arrive at once. A stranger can keep
-//! doing that, but only to strangers: a device that has signed in to the
-//! account before sends its `device_token`, and its attempts are counted
-//! on the device instead (OWASP's device cookie), under the same limit.
+//! `LOGIN_FAILURE_WINDOW_SECS` that did not succeed, the account takes no
+//! password until the window ends, from every address and on every api
+//! instance, however many guesses arrive at once. It answers what an
+//! unknown address or a wrong password answers (401, after a hash), so
+//! the lockout tells nobody that the address has an account. A stranger
+//! can keep doing that, but only to strangers: a device that has signed
+//! in to the account before sends its `device_token`, and its attempts
+//! are counted on the device instead (OWASP's device cookie), under the
+//! same limit.
+//!
+//! A session is issued only while the account's credentials are still
+//! the ones the password was checked against: a login in flight when the
+//! owner resets the password or ends every session gets none.
 
 use axum::Json;
 use axum::extract::State;
@@ -18,13 +25,13 @@ use utoipa_axum::routes;
 
 use crate::domain::EmailAddress;
 use shared::devices::{self, DeviceAttempt};
-use shared::tokens::TokenHash;
+use shared::tokens::{self, PasswordCheck, TokenHash};
 use shared::users::{self, LoginAttempt};
 use uuid::Uuid;
 
 use super::endpoints::{Endpoints, Limits};
 use super::users::UserBody;
-use crate::auth::{AuthUser, hash_token, issue_token, new_token, revoke_all_tokens, revoke_token};
+use crate::auth::{AuthUser, hash_token, issue_token, new_token, revoke_token};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -64,9 +71,9 @@ struct LoginResponse {
     responses(
         (status = 200, description = "The user, a new token and the device's token", body = LoginResponse),
         (status = 400, description = "The body is not JSON", body = crate::error::Body),
-        (status = 401, description = "Wrong email or password", body = crate::error::Body),
+        (status = 401, description = "Wrong email or password, or the account (or this device) is locked after failed logins: one answer for all", body = crate::error::Body),
         (status = 422, description = "A field is missing or not text", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client, or failed logins on this account (or this device)", body = crate::error::Body, headers(("Retry-After" = u64))),
+        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
         (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "login", skip_all, fields(user_id = tracing::field::Empty))]
@@ -90,13 +97,11 @@ async fn login(
     if let Some(user_id) = attempt.user_id {
         tracing::Span::current().record("user_id", tracing::field::display(user_id));
     }
-    let stored_hash = match attempt.outcome {
-        Outcome::Verify(hash) => hash,
-        Outcome::Locked(seconds) => {
-            return Err(ApiError::RateLimited(seconds.ceil().max(1.0) as u64));
-        }
-        // Hash anyway: an unknown address takes as long as a wrong password.
-        Outcome::NoAccount => None,
+    let (stored_hash, epoch) = match attempt.outcome {
+        Outcome::Verify { hash, epoch } => (Some(hash), epoch),
+        // Hash anyway: a locked account or an unknown address takes as long
+        // as a wrong password, and answers the same.
+        Outcome::Locked | Outcome::NoAccount => (None, 0),
     };
     if !state.passwords.verify(form.password, stored_hash).await? {
         if let (Some(user_id), false) = (attempt.user_id, attempt.on_device)
@@ -108,19 +113,26 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let user_id = attempt.user_id.ok_or(ApiError::InvalidCredentials)?;
+    let mut tx = state.pool.begin().await?;
+    // The password was right for these credentials; a reset, "end every
+    // session" or a deletion that committed since has voided them.
+    if !users::hold_credentials(&mut tx, user_id, epoch).await? {
+        return Err(ApiError::InvalidCredentials);
+    }
     // A success clears the count it was made under, and only that one: the
     // owner logging in from a trusted device gives strangers no new guesses.
     let device_token = match (&device, attempt.on_device) {
         (Some((token, hash)), true) => {
-            devices::clear_failures(&state.pool, hash).await?;
+            devices::clear_failures(&mut *tx, hash).await?;
             token.clone()
         }
         _ => {
-            users::clear_login_failures(&state.pool, user_id).await?;
-            trust_device(&state.pool, user_id).await?
+            users::clear_login_failures(&mut *tx, user_id).await?;
+            trust_device(&mut *tx, user_id).await?
         }
     };
-    let token = issue_token(&state.pool, user_id).await?;
+    let token = issue_token(&mut *tx, user_id).await?;
+    tx.commit().await?;
     let user = UserBody::find(&state.pool, user_id)
         .await?
         // Deleted between the check and now: as if it never existed.
@@ -147,10 +159,10 @@ struct Attempt {
 }
 
 enum Outcome {
-    /// Check the password against this hash.
-    Verify(Option<String>),
-    /// Locked for this many seconds.
-    Locked(f64),
+    /// Check the password against this hash, of these credentials.
+    Verify { hash: String, epoch: i64 },
+    /// Locked for the rest of the window.
+    Locked,
     /// No account has the address.
     NoAccount,
 }
@@ -169,20 +181,24 @@ async fn begin_attempt(
             DeviceAttempt::Counted {
                 user_id,
                 password_hash,
+                epoch,
             } => {
                 return Ok(Attempt {
                     user_id: Some(user_id),
                     on_device: true,
                     failures: 0,
-                    outcome: Outcome::Verify(Some(password_hash)),
+                    outcome: Outcome::Verify {
+                        hash: password_hash,
+                        epoch,
+                    },
                 });
             }
-            DeviceAttempt::Locked { for_secs } => {
+            DeviceAttempt::Locked { .. } => {
                 return Ok(Attempt {
                     user_id: None,
                     on_device: true,
                     failures: 0,
-                    outcome: Outcome::Locked(for_secs),
+                    outcome: Outcome::Locked,
                 });
             }
             DeviceAttempt::NotTrusted => {}
@@ -194,17 +210,21 @@ async fn begin_attempt(
                 user_id,
                 password_hash,
                 failures,
+                epoch,
             } => Attempt {
                 user_id: Some(user_id),
                 on_device: false,
                 failures,
-                outcome: Outcome::Verify(Some(password_hash)),
+                outcome: Outcome::Verify {
+                    hash: password_hash,
+                    epoch,
+                },
             },
-            LoginAttempt::Locked { user_id, for_secs } => Attempt {
+            LoginAttempt::Locked { user_id, .. } => Attempt {
                 user_id: Some(user_id),
                 on_device: false,
                 failures: 0,
-                outcome: Outcome::Locked(for_secs),
+                outcome: Outcome::Locked,
             },
             LoginAttempt::NoAccount => Attempt {
                 user_id: None,
@@ -216,33 +236,45 @@ async fn begin_attempt(
     )
 }
 
+/// The account as the password asked again found it.
+pub(super) struct Confirmed {
+    /// Its address now.
+    pub email: String,
+    /// The credentials' epoch the password was checked against: hold it
+    /// ([`users::hold_credentials`]) in the transaction that makes the
+    /// change, so a reset committed meanwhile voids the change.
+    pub epoch: i64,
+}
+
 /// Checks a signed-in user's password again before a change to the
-/// account (a new password or address, deletion). Counted like a login on
-/// the account, before the hash runs: a stolen session cannot guess the
-/// password any faster than a stranger at the login form. Returns the
-/// account's address, read on the way.
+/// account (a new password or address, deletion). Counted on the session,
+/// before the hash runs: a stolen session cannot guess the password any
+/// faster than a stranger at the login form, and strangers' failed logins
+/// never block the owner's own session.
 pub(super) async fn confirm_password(
     state: &AppState,
-    user_id: Uuid,
+    auth: &AuthUser,
     password: String,
-) -> Result<String, ApiError> {
-    // Gone or being deleted: the session is nobody's any more.
-    let (email, _) = users::address(&state.pool, user_id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let stored_hash =
-        match users::begin_login_attempt(&state.pool, &email, state.login_failures).await? {
-            LoginAttempt::Counted { password_hash, .. } => password_hash,
-            LoginAttempt::Locked { for_secs, .. } => {
+) -> Result<Confirmed, ApiError> {
+    let limit = state.login_failures;
+    let (email, stored_hash, epoch) =
+        match tokens::begin_password_check(&state.pool, &auth.token, limit).await? {
+            PasswordCheck::Counted {
+                email,
+                password_hash,
+                epoch,
+            } => (email, password_hash, epoch),
+            PasswordCheck::Locked { for_secs } => {
                 return Err(ApiError::RateLimited(for_secs.ceil().max(1.0) as u64));
             }
-            LoginAttempt::NoAccount => return Err(ApiError::Unauthorized),
+            // Gone or being deleted: the session is nobody's any more.
+            PasswordCheck::NoSession => return Err(ApiError::Unauthorized),
         };
     if !state.passwords.verify(password, Some(stored_hash)).await? {
         return Err(ApiError::WrongPassword);
     }
-    users::clear_login_failures(&state.pool, user_id).await?;
-    Ok(email)
+    tokens::clear_password_failures(&state.pool, &auth.token).await?;
+    Ok(Confirmed { email, epoch })
 }
 
 /// Trusts this device for `user_id` from now on: the token for the client.
@@ -267,7 +299,8 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes every token of the calling user, this one included.
+/// Revokes every token of the calling user, this one included, and voids
+/// every link and login asked for before.
 #[utoipa::path(delete, path = "/api/sessions", tag = "account", security(("bearer" = [])),
     responses(
         (status = 204, description = "Every token of the user is revoked"),
@@ -278,6 +311,12 @@ async fn logout_everywhere(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    revoke_all_tokens(&state, auth.user_id).await?;
+    let mut tx = state.pool.begin().await?;
+    // A new epoch first: a login whose password was checked before this
+    // commits gets no session, and no link asked for before it works.
+    users::end_every_session(&mut *tx, auth.user_id).await?;
+    tokens::revoke_all_of_user(&mut *tx, auth.user_id).await?;
+    tx.commit().await?;
+    state.tokens.remove_user(auth.user_id);
     Ok(StatusCode::NO_CONTENT)
 }

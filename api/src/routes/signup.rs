@@ -8,6 +8,12 @@
 //! account that never proved it is taken over: that account is marked for
 //! deletion and its clean-up recorded in the same transaction, so a
 //! stranger cannot keep an address from its owner.
+//!
+//! The confirmation email comes out of the address's budget (three an
+//! hour to an address that has not proven itself, whoever signs up with
+//! it): however many accounts a client makes for one address, its owner
+//! gets at most three emails an hour. Past the budget the signup still
+//! succeeds and says a link was sent recently.
 
 use std::time::Instant;
 
@@ -20,6 +26,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::jobs::{AccountDeletion, AccountEmail, AccountEmailKind, OnboardingPdf, SlackNotify};
+use shared::mail_budgets::{self, Allowance, Budget, Taken};
 use shared::{devices, tokens, users};
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -44,7 +51,20 @@ struct SignupResponse {
     token: String,
     /// Keep it on this device and send it with later logins (see `POST /api/login`).
     device_token: String,
+    /// Whether this signup sent a confirmation email.
+    confirmation_email: ConfirmationEmail,
     jobs: Vec<JobRef>,
+}
+
+/// What became of the email that proves the address.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ConfirmationEmail {
+    /// On its way (an `account-email` job is among `jobs`).
+    Sent,
+    /// Not sent: the address had its three confirmation emails this hour
+    /// already. Ask for one again later (`POST /api/email/verify/resend`).
+    SentRecently,
 }
 
 /// Creates the account and starts its jobs (the email that confirms the
@@ -92,12 +112,20 @@ async fn signup(
     let user = users::create(&mut tx, account).await?;
     let token = issue_token(&mut *tx, user_id).await?;
     let device_token = super::session::trust_device(&mut *tx, user_id).await?;
-    let verify = AccountEmail::new(user_id, AccountEmailKind::VerifyEmail);
-    let mut records = vec![
-        outbox::record(&mut tx, &state.queues, &request, &verify).await?,
-        outbox::record(&mut tx, &state.queues, &request, &SlackNotify { user_id }).await?,
-        outbox::record(&mut tx, &state.queues, &request, &OnboardingPdf { user_id }).await?,
-    ];
+    let mut records = Vec::with_capacity(4);
+    let budget = Budget::UnprovenAddress(&user.email);
+    let confirmation_email =
+        match mail_budgets::take(&mut tx, budget, Allowance::THREE_AN_HOUR).await? {
+            Taken::Sent => {
+                let verify =
+                    AccountEmail::new(user_id, AccountEmailKind::VerifyEmail).at_epoch(user.epoch);
+                records.push(outbox::record(&mut tx, &state.queues, &request, &verify).await?);
+                ConfirmationEmail::Sent
+            }
+            Taken::Spent { .. } => ConfirmationEmail::SentRecently,
+        };
+    records.push(outbox::record(&mut tx, &state.queues, &request, &SlackNotify { user_id }).await?);
+    records.push(outbox::record(&mut tx, &state.queues, &request, &OnboardingPdf { user_id }).await?);
     tx.commit().await?;
     let committed = Instant::now();
 
@@ -122,6 +150,7 @@ async fn signup(
         user: user.into(),
         token,
         device_token,
+        confirmation_email,
         jobs,
     };
     // Server-Timing lets clients and the benchmark see where the time went

@@ -423,6 +423,7 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
     shared::resets::issue(
         &app.pool,
         user_id,
+        0,
         &hash,
         std::time::Duration::from_secs(60),
     )
@@ -468,6 +469,7 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
     shared::verifications::issue(
         &app.pool,
         user_id,
+        0,
         "confirm@example.com",
         &hash,
         std::time::Duration::from_secs(60),

@@ -220,19 +220,23 @@ async fn failed_logins_lock_the_account_whatever_address_they_come_from() {
     let locked = attempt(10, "victim@example.com", "correct horse battery battery").await;
     let right_password = attempt(11, "victim@example.com", "correct horse battery").await;
 
+    let unknown = attempt(13, "nobody@example.com", "correct horse battery").await;
     assert_eq!(statuses, [401, 401, 401]);
-    assert_eq!(locked.status(), 429);
+    assert_eq!(locked.status(), 401);
     assert_eq!(
         right_password.status(),
-        429,
-        "even the right password waits"
+        401,
+        "even the right password is refused"
     );
-    let retry_after: u64 = right_password.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
-    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert!(!right_password.headers().contains_key("retry-after"));
+    let (right_password, unknown): (Value, Value) = (
+        right_password.json().await.expect("json"),
+        unknown.json().await.expect("json"),
+    );
+    assert_eq!(
+        right_password, unknown,
+        "a locked account answers what an unknown address answers"
+    );
     let bystander = attempt(12, "bystander@example.com", "correct horse battery").await;
     assert_eq!(bystander.status(), 200, "other accounts are unaffected");
 }
@@ -279,7 +283,7 @@ async fn login_with(app: &TestApp, body: Value) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_wrong_passwords_get_exactly_the_limit_of_401s_and_the_rest_429() {
+async fn fifty_concurrent_wrong_passwords_are_counted_only_up_to_the_limit_and_all_answer_401() {
     let app = TestApp::spawn_without_worker_with(|s| {
         s.auth.login_failures.max = 10;
         // Every guess from one client: only the account's limit applies.
@@ -296,13 +300,19 @@ async fn fifty_concurrent_wrong_passwords_get_exactly_the_limit_of_401s_and_the_
     }))
     .await;
 
-    let unauthorized = guesses.iter().filter(|&&s| s == 401).count();
-    let limited = guesses.iter().filter(|&&s| s == 429).count();
-    assert_eq!(
-        (unauthorized, limited),
-        (10, 40),
-        "only the limit reaches the hash: {guesses:?}"
-    );
+    assert!(guesses.iter().all(|&s| s == 401), "{guesses:?}");
+    let counted: i32 =
+        sqlx::query_scalar("select login_failures from users where email = 'target@example.com'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("the count");
+    assert_eq!(counted, 10, "only the limit reaches the hash");
+    let right = login_with(
+        &app,
+        json!({ "email": "target@example.com", "password": "correct horse battery" }),
+    )
+    .await;
+    assert_eq!(right, 401, "the account is locked");
 }
 
 #[tokio::test]
@@ -354,9 +364,9 @@ async fn a_device_that_signed_in_before_still_logs_in_while_strangers_have_locke
         )
         .await;
 
-    assert_eq!(stranger, 429, "the account is locked for strangers");
-    assert_eq!(forged, 429, "an unknown device token is a stranger");
-    assert_eq!(borrowed, 429, "another account's device is a stranger here");
+    assert_eq!(stranger, 401, "the account is locked for strangers");
+    assert_eq!(forged, 401, "an unknown device token is a stranger");
+    assert_eq!(borrowed, 401, "another account's device is a stranger here");
     assert_eq!(owner.status(), 200, "the owner's device gets in");
     let owner: Value = owner.json().await.expect("json");
     assert_eq!(
@@ -371,7 +381,7 @@ async fn a_device_that_signed_in_before_still_logs_in_while_strangers_have_locke
     )
     .await;
     assert_eq!(
-        still_locked, 429,
+        still_locked, 401,
         "the owner's login gives strangers no new guesses"
     );
 }
@@ -407,8 +417,8 @@ async fn a_trusted_device_gets_no_more_guesses_than_the_account() {
 
     assert_eq!(
         statuses,
-        [401, 401, 429],
-        "a stolen device token is limited too"
+        [401, 401, 401],
+        "a stolen device token is limited too, even with the right password"
     );
     assert_eq!(
         without_device, 200,

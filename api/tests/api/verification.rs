@@ -113,7 +113,7 @@ async fn an_expired_confirmation_link_is_refused() {
         .expect("a user id");
     let (link, hash) = shared::tokens::mint().expect("random");
     // Issued with no time to live: expired by the time it is followed.
-    shared::verifications::issue(&app.pool, user_id, ADDRESS, &hash, Duration::ZERO)
+    shared::verifications::issue(&app.pool, user_id, 0, ADDRESS, &hash, Duration::ZERO)
         .await
         .expect("a link");
 

@@ -24,6 +24,17 @@ pub struct AccountEmail {
     /// address of an email change, or the old one its notice goes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The account's credentials' epoch when the email was asked for: a
+    /// link is made only while the account is still at it (a password
+    /// reset meanwhile voids an email change asked for before). Absent in
+    /// jobs recorded before links were bound: the epoch at sending time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+    /// For [`AccountEmailKind::EmailChangeRequested`]: the new address,
+    /// masked (`n•••@example.com`), so the notice names it without
+    /// handing it to whoever reads the old mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl AccountEmail {
@@ -33,15 +44,25 @@ impl AccountEmail {
             user_id,
             kind,
             address: None,
+            epoch: None,
+            hint: None,
         }
     }
 
     /// An email to `address`, which is not (or no longer) the account's.
     pub fn to(user_id: Uuid, kind: AccountEmailKind, address: &str) -> Self {
         Self {
-            user_id,
-            kind,
             address: Some(address.to_owned()),
+            ..Self::new(user_id, kind)
+        }
+    }
+
+    /// The same email, its link bound to the credentials' `epoch` it was
+    /// asked under.
+    pub fn at_epoch(self, epoch: i64) -> Self {
+        Self {
+            epoch: Some(epoch),
+            ..self
         }
     }
 }
@@ -63,6 +84,10 @@ pub enum AccountEmailKind {
     /// To the old address, once the change took effect: "if it was not
     /// you…"
     EmailChanged,
+    /// To the account's address the moment a move to another is asked
+    /// for: "someone asked to move your account to n•••@example.com; if
+    /// it was not you, reset your password".
+    EmailChangeRequested,
 }
 
 /// Apply a Stripe event the webhook recorded.

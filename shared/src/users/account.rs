@@ -16,6 +16,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// Whether the address is proven (a link sent to it was followed).
     pub email_verified: bool,
+    /// The credentials' epoch the account starts at: the confirmation
+    /// link of its signup is bound to it.
+    pub epoch: i64,
 }
 
 /// A new account, validated by the caller, with its password already hashed.
@@ -40,4 +43,31 @@ pub enum CreateError {
     /// Postgres failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+/// A login attempt on the account behind an address.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginAttempt {
+    /// No account has this address.
+    NoAccount,
+    /// The attempt is counted as a failure until the password proves
+    /// otherwise: verify it against this hash.
+    Counted {
+        /// The account.
+        user_id: Uuid,
+        /// Its Argon2id PHC string.
+        password_hash: String,
+        /// Attempts counted in the window, this one included.
+        failures: i32,
+        /// The credentials' epoch the hash belongs to: a session is
+        /// issued only while the account is still at it.
+        epoch: i64,
+    },
+    /// The account has used up its failures for the window.
+    Locked {
+        /// The account.
+        user_id: Uuid,
+        /// Seconds until the window ends.
+        for_secs: f64,
+    },
 }

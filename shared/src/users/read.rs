@@ -1,6 +1,8 @@
 //! Reads of the `users` row its owner offers (it writes nothing here): an
-//! account by address, its address, what its deletion must clean up, and
-//! the row lock that orders one account's limit checks.
+//! account by address, its address and credentials' epoch, what its
+//! deletion must clean up, and the row locks that order one account's
+//! limit checks and hold its credentials still while a session or a link
+//! is issued.
 
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -95,6 +97,77 @@ pub async fn lock(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::
     let found = sqlx::query_scalar!(
         "select user_id from users where user_id = $1 and deleting_since is null for update",
         user_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Where an account stands: its address, whether it is proven, and the
+/// epoch of its credentials (see [`super::end_every_session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The account.
+    pub user_id: Uuid,
+    /// Its address now.
+    pub email: String,
+    /// Whether the address is proven.
+    pub verified: bool,
+    /// Its credentials' epoch now.
+    pub epoch: i64,
+}
+
+/// Where the account `user_id` stands; `None` when it is gone or being
+/// deleted.
+pub async fn standing(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<Option<Standing>, sqlx::Error> {
+    sqlx::query_as!(
+        Standing,
+        r#"select user_id, email, email_verified_at is not null as "verified!",
+                  credentials_epoch as epoch
+           from users where user_id = $1 and deleting_since is null"#,
+        user_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Where the account using `email` (any letter case) stands; `None` when
+/// no account that is not being deleted uses it.
+pub async fn standing_by_email(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<Standing>, sqlx::Error> {
+    sqlx::query_as!(
+        Standing,
+        r#"select user_id, email, email_verified_at is not null as "verified!",
+                  credentials_epoch as epoch
+           from users where lower(email) = lower($1) and deleting_since is null"#,
+        email
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Holds the account's row until the caller's transaction ends, if its
+/// credentials are still at `epoch`: whatever the transaction issues (a
+/// session, a link's email) is issued for the credentials that were
+/// checked, and a password reset, an address move, "end every session" or
+/// a deletion committing meanwhile waits for it or voids it. `false`: the
+/// account moved past `epoch`, is gone or is being deleted.
+pub async fn hold_credentials(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    epoch: i64,
+) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        "select user_id from users
+         where user_id = $1 and credentials_epoch = $2 and deleting_since is null
+         for update",
+        user_id,
+        epoch,
     )
     .fetch_optional(conn)
     .await?;

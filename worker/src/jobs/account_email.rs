@@ -8,6 +8,11 @@
 //! time, so it is never in the job's payload, in Redis or in its record; a
 //! retried job sends a new link (each expires on its own, and using one
 //! spends them all). Delivery is at-least-once, as for every email.
+//!
+//! A link is made only while the account is still at the credentials'
+//! epoch it was asked under (carried in the payload): a reset or an email
+//! change asked for before the owner set a new password is not sent at
+//! all. Notices are sent whatever changed since: they are about the change.
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -24,20 +29,26 @@ impl Perform for AccountEmail {
     const SERVICE: &'static str = "Email delivery";
 
     async fn perform(self, ctx: &JobContext, job: &JobMeta) -> Result<Value, JobError> {
-        let Some((own, verified)) = users::address(&ctx.pool, self.user_id).await? else {
+        let Some(account) = users::standing(&ctx.pool, self.user_id).await? else {
             return Err(JobError::user_gone(self.user_id));
         };
+        // A link is made for the credentials it was asked under; a job
+        // recorded before links were bound takes the account's as it is.
+        let epoch = self.epoch.unwrap_or(account.epoch);
         // The account's address, unless the payload names another (an email
         // change's new address, or the old one its notice goes to).
-        let email = self.address.unwrap_or(own);
+        let mut email = self.address.unwrap_or(account.email);
+        let now = || Utc::now().format("%Y-%m-%d %H:%M").to_string();
         let rendered = match self.kind {
-            AccountEmailKind::VerifyEmail if verified => {
+            AccountEmailKind::VerifyEmail if account.verified => {
                 return Ok(json!({ "skipped": "the address is verified already" }));
             }
             AccountEmailKind::VerifyEmail | AccountEmailKind::ConfirmNewEmail => {
                 let (token, hash) = mint()?;
                 let ttl = ctx.email_verification_ttl;
-                verifications::issue(&ctx.pool, self.user_id, &email, &hash, ttl).await?;
+                if !verifications::issue(&ctx.pool, self.user_id, epoch, &email, &hash, ttl).await? {
+                    return Ok(json!({ "skipped": MOVED_ON }));
+                }
                 let template = if self.kind == AccountEmailKind::VerifyEmail {
                     "verify-email"
                 } else {
@@ -53,25 +64,38 @@ impl Perform for AccountEmail {
             }
             AccountEmailKind::PasswordReset => {
                 let (token, hash) = mint()?;
-                resets::issue(&ctx.pool, self.user_id, &hash, ctx.password_reset_ttl).await?;
+                let ttl = ctx.password_reset_ttl;
+                // Bound to the address the account has now: that is where it goes.
+                let Some(bound) = resets::issue(&ctx.pool, self.user_id, epoch, &hash, ttl).await?
+                else {
+                    return Ok(json!({ "skipped": MOVED_ON }));
+                };
+                email = bound;
                 ctx.templates.render(
                     "password-reset",
                     json!({
                         // In the fragment: browsers send it to no server,
                         // not even ours, and no Referer carries it.
                         "reset_url": format!("{}/reset-password#token={token}", ctx.public_url),
-                        "valid_minutes": ctx.password_reset_ttl.as_secs().div_ceil(60),
+                        "valid_minutes": ttl.as_secs().div_ceil(60),
                     }),
                 )
             }
-            AccountEmailKind::EmailChanged => ctx.templates.render(
-                "email-changed",
-                json!({ "changed_at": Utc::now().format("%Y-%m-%d %H:%M").to_string() }),
+            AccountEmailKind::EmailChanged => ctx
+                .templates
+                .render("email-changed", json!({ "changed_at": now() })),
+            AccountEmailKind::EmailChangeRequested => ctx.templates.render(
+                "email-change-requested",
+                json!({
+                    "new_address": self.hint.as_deref().unwrap_or("another address"),
+                    "asked_at": now(),
+                    "forgot_url": format!("{}/forgot-password", ctx.public_url),
+                }),
             ),
             AccountEmailKind::PasswordChanged => ctx.templates.render(
                 "password-changed",
                 json!({
-                    "changed_at": Utc::now().format("%Y-%m-%d %H:%M").to_string(),
+                    "changed_at": now(),
                     "forgot_url": format!("{}/forgot-password", ctx.public_url),
                 }),
             ),
@@ -82,6 +106,11 @@ impl Perform for AccountEmail {
         Ok(json!({ "delivered_to": email, "transport": ctx.mailer.transport_name() }))
     }
 }
+
+/// Why a link was not sent: whoever asked for it did so under credentials
+/// the account has left behind (a new password, a new address, every
+/// session ended, a deletion), so the link would be void.
+const MOVED_ON: &str = "the account's password, address or sessions changed since it was asked for";
 
 /// A new link token and the hash that is stored.
 fn mint() -> Result<(String, TokenHash), JobError> {

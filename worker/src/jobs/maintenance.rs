@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use shared::jobs::{Maintenance, MaintenanceTask};
 use shared::queue::JobQueues;
 use shared::storage::keys;
-use shared::{devices, photos, records, resets, stripe_events, tokens, verifications};
+use shared::{
+    devices, mail_budgets, photos, records, resets, stripe_events, tokens, verifications,
+};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};
@@ -63,14 +65,17 @@ pub async fn run(
     Ok(json!({ "task": task.as_str(), "removed": removed }))
 }
 
-/// Expired session tokens, devices no longer trusted, and reset and
-/// confirmation links that can no longer be used.
+/// Expired session tokens, devices no longer trusted, reset and
+/// confirmation links that can no longer be used, and mail budgets idle
+/// for a day.
 async fn purge_expired_tokens(ctx: &JobContext) -> Result<Value, JobError> {
     let tokens = tokens::purge_expired(&ctx.pool).await?;
     let devices = devices::purge_expired(&ctx.pool).await?;
     let resets = resets::purge_spent(&ctx.pool).await?;
     let verifications = verifications::purge_spent(&ctx.pool).await?;
+    let mail_budgets = mail_budgets::purge_idle(&ctx.pool).await?;
     Ok(json!({
+        "mail_budgets": mail_budgets,
         "tokens": tokens,
         "devices": devices,
         "resets": resets,

@@ -111,6 +111,7 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
     shared::verifications::issue(
         &pool,
         user_id,
+        0,
         "keeper@example.com",
         &open_link,
         Duration::from_secs(3600),
