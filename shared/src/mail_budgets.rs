@@ -130,8 +130,9 @@ pub async fn take(
 /// Removes budgets whose newest send is older than a day (scheduled
 /// maintenance): no budget's window is that long. Returns how many.
 pub async fn purge_idle(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!("delete from mail_budgets where last_sent_at < now() - interval '1 day'")
-        .execute(db)
-        .await?;
+    let done =
+        sqlx::query!("delete from mail_budgets where last_sent_at < now() - interval '1 day'")
+            .execute(db)
+            .await?;
     Ok(done.rows_affected())
 }

@@ -223,9 +223,11 @@ pub async fn begin_password_check(
     )
     .fetch_optional(db)
     .await?;
-    Ok(locked.map_or(PasswordCheck::NoSession, |for_secs| {
-        PasswordCheck::Locked { for_secs }
-    }))
+    Ok(
+        locked.map_or(PasswordCheck::NoSession, |for_secs| PasswordCheck::Locked {
+            for_secs,
+        }),
+    )
 }
 
 /// The session proved the password: its count starts over.

@@ -151,7 +151,10 @@ pub async fn set_password(
 /// The owner ended every session: a new epoch, so a login whose password
 /// was checked before this commits gets no session, and no link asked for
 /// before it works. Returns whether there is such a user.
-pub async fn end_every_session(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn end_every_session(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
         "update users set credentials_epoch = credentials_epoch + 1, updated_at = now()
          where user_id = $1",

@@ -14,6 +14,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("trusted_devices", "shared/src/devices.rs"),
     ("password_resets", "shared/src/resets.rs"),
     ("email_verifications", "shared/src/verifications.rs"),
+    ("mail_budgets", "shared/src/mail_budgets.rs"),
     ("photos", "shared/src/photos.rs"),
     ("stripe_events", "shared/src/stripe_events.rs"),
     ("subscriptions", "shared/src/subscriptions.rs"),

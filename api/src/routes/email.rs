@@ -25,9 +25,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use shared::jobs::{
-    AccountEmail, AccountEmailKind, FollowUpEmail, StripeCustomer, WelcomeEmail,
-};
+use shared::jobs::{AccountEmail, AccountEmailKind, FollowUpEmail, StripeCustomer, WelcomeEmail};
 use shared::mail_budgets::{self, Allowance, Budget, Taken};
 use shared::{users, verifications};
 use utoipa_axum::routes;

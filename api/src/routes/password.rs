@@ -110,7 +110,9 @@ async fn request_reset(state: &AppState, request: &RequestId, email: &str) -> Re
     tracing::Span::current().record("user_id", tracing::field::display(account.user_id));
     let mut tx = state.pool.begin().await?;
     let budget = Budget::Resets(&account.email);
-    if let Taken::Spent { .. } = mail_budgets::take(&mut tx, budget, Allowance::THREE_AN_HOUR).await? {
+    if let Taken::Spent { .. } =
+        mail_budgets::take(&mut tx, budget, Allowance::THREE_AN_HOUR).await?
+    {
         tracing::info!("password reset asked for again within the hour; not sent");
         return Ok(());
     }

@@ -125,7 +125,8 @@ async fn signup(
             Taken::Spent { .. } => ConfirmationEmail::SentRecently,
         };
     records.push(outbox::record(&mut tx, &state.queues, &request, &SlackNotify { user_id }).await?);
-    records.push(outbox::record(&mut tx, &state.queues, &request, &OnboardingPdf { user_id }).await?);
+    records
+        .push(outbox::record(&mut tx, &state.queues, &request, &OnboardingPdf { user_id }).await?);
     tx.commit().await?;
     let committed = Instant::now();
 

@@ -103,7 +103,10 @@ async fn an_email_change_link_followed_after_a_password_reset_is_refused_and_the
     app.wait_for_signup_jobs(&signup).await;
 
     // Someone who once had the password asks to move the account.
-    assert_eq!(change_email(&app, token(&signup), ATTACKER).await.status(), 202);
+    assert_eq!(
+        change_email(&app, token(&signup), ATTACKER).await.status(),
+        202
+    );
     let kept = app
         .smtp
         .wait_for_titled(NEW_ADDRESS_SUBJECT, 1, DEADLINE)
@@ -127,7 +130,11 @@ async fn an_email_change_link_followed_after_a_password_reset_is_refused_and_the
     let owner: Value = reset_answer.json().await.expect("JSON");
 
     let followed = verify(&app, &attackers_link).await;
-    assert_eq!(followed.status(), 400, "the link died with the old password");
+    assert_eq!(
+        followed.status(),
+        400,
+        "the link died with the old password"
+    );
     let error: Value = followed.json().await.expect("JSON");
     assert_eq!(error["error"]["code"], "invalid_verification_link");
     assert_eq!(app.me(token(&owner)).await["email"], OWNER);
@@ -166,8 +173,7 @@ async fn signing_out_everywhere_voids_every_link_asked_for_before() {
     let signup = app.sign_up(OWNER, "Owner").await;
     app.wait_for_signup_jobs(&signup).await;
     assert_eq!(forgot(&app, OWNER).await, 202);
-    let link = app.smtp.wait_for_titled(RESET_SUBJECT, 1, DEADLINE).await[0]
-        .link_token(RESET_LINK);
+    let link = app.smtp.wait_for_titled(RESET_SUBJECT, 1, DEADLINE).await[0].link_token(RESET_LINK);
 
     let ended = app
         .send_json(
@@ -189,12 +195,17 @@ async fn a_dozen_signups_for_one_unconfirmed_address_send_it_at_most_three_email
     let mut app = TestApp::spawn_with_worker_with(|s| s.auth.rate_limit = 0).await;
     let mut answers = Vec::new();
     for n in 0..12 {
-        let signup = app.sign_up_unverified(VICTIM, &format!("Squatter {n}")).await;
+        let signup = app
+            .sign_up_unverified(VICTIM, &format!("Squatter {n}"))
+            .await;
         answers.push(signup["confirmation_email"].as_str().map(str::to_owned));
     }
     app.run_jobs_until_idle().await;
 
-    let sent = answers.iter().filter(|a| a.as_deref() == Some("sent")).count();
+    let sent = answers
+        .iter()
+        .filter(|a| a.as_deref() == Some("sent"))
+        .count();
     let recently = answers
         .iter()
         .filter(|a| a.as_deref() == Some("sent_recently"))
@@ -224,7 +235,11 @@ async fn a_dozen_concurrent_resends_send_what_is_left_of_the_budget_and_no_more(
     let answers = futures::future::join_all((0..12).map(|_| resend(&app, session))).await;
     let accepted = answers.iter().filter(|&&status| status == 202).count();
     let limited = answers.iter().filter(|&&status| status == 429).count();
-    assert_eq!((accepted, limited), (2, 10), "the signup's email counts: {answers:?}");
+    assert_eq!(
+        (accepted, limited),
+        (2, 10),
+        "the signup's email counts: {answers:?}"
+    );
     app.run_jobs_until_idle().await;
 
     assert_eq!(sent_to(&app, CONFIRM_SUBJECT, OWNER), 3);
@@ -289,7 +304,11 @@ async fn a_strangers_lockout_does_not_block_the_owners_password_change_from_thei
     for n in 0..4 {
         assert_eq!(login(&app, OWNER, &format!("stranger {n}")).await, 401);
     }
-    assert_eq!(login(&app, OWNER, PASSWORD).await, 401, "locked for strangers");
+    assert_eq!(
+        login(&app, OWNER, PASSWORD).await,
+        401,
+        "locked for strangers"
+    );
 
     let changed = app
         .send_json(

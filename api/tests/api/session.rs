@@ -300,7 +300,9 @@ async fn fifty_concurrent_wrong_passwords_are_counted_only_up_to_the_limit_and_a
     }))
     .await;
 
-    assert!(guesses.iter().all(|&s| s == 401), "{guesses:?}");
+    // Refused alike; each still hashes (as an unknown address does), so
+    // past the hashing queue some get a quick 503 instead.
+    assert!(guesses.iter().all(|&s| s == 401 || s == 503), "{guesses:?}");
     let counted: i32 =
         sqlx::query_scalar("select login_failures from users where email = 'target@example.com'")
             .fetch_one(&app.pool)

@@ -97,10 +97,21 @@ async fn the_first_email_to_an_address_carries_no_name_and_its_link_confirms_it_
         .await;
     assert_eq!(welcome[0].to, [ADDRESS], "the welcome follows the proof");
 
+    // Followed again: answered like the first time, and nothing starts.
     let again = verify(&app, &link).await;
-    assert_eq!(again.status(), 400);
+    assert_eq!(again.status(), 200);
     let again: Value = again.json().await.expect("JSON");
-    assert_eq!(again["error"]["code"], "invalid_verification_link");
+    assert_eq!(again["user"]["email_verified"], true);
+    assert_eq!(again["jobs"], json!([]));
+    // Long after, the spent link names nobody.
+    sqlx::query("update email_verifications set used_at = now() - interval '1 hour'")
+        .execute(&app.pool)
+        .await
+        .expect("aged");
+    let later = verify(&app, &link).await;
+    assert_eq!(later.status(), 400);
+    let later: Value = later.json().await.expect("JSON");
+    assert_eq!(later["error"]["code"], "invalid_verification_link");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,5 +296,11 @@ async fn an_email_change_takes_effect_when_the_new_address_confirms_it_and_the_o
         )
         .await;
     assert_eq!(by_new.status(), 200);
-    assert_eq!(verify(&app, &link).await.status(), 400, "once");
+    let again = verify(&app, &link).await;
+    assert_eq!(again.status(), 200, "followed again: the same answer");
+    let again: Value = again.json().await.expect("JSON");
+    assert_eq!(
+        (&again["user"]["email"], &again["jobs"]),
+        (&json!(NEW), &json!([]))
+    );
 }

@@ -3,6 +3,7 @@
 //! finds through it.
 
 mod devices;
+mod mail_budgets;
 mod photos;
 mod tokens;
 mod users;

@@ -46,7 +46,8 @@ impl Perform for AccountEmail {
             AccountEmailKind::VerifyEmail | AccountEmailKind::ConfirmNewEmail => {
                 let (token, hash) = mint()?;
                 let ttl = ctx.email_verification_ttl;
-                if !verifications::issue(&ctx.pool, self.user_id, epoch, &email, &hash, ttl).await? {
+                if !verifications::issue(&ctx.pool, self.user_id, epoch, &email, &hash, ttl).await?
+                {
                     return Ok(json!({ "skipped": MOVED_ON }));
                 }
                 let template = if self.kind == AccountEmailKind::VerifyEmail {
