@@ -1,11 +1,15 @@
 -- Every emailed link and every new session is issued for one state of the
 -- account's credentials. `credentials_epoch` counts the changes of that
--- state (a password set, an address moved, every session ended, deletion
--- begun); a link or a login carries the epoch it was asked under and is
--- void once the account has moved past it. One number in one row, so
+-- state (a password set, an address moved, deletion begun); a link or a
+-- login carries the epoch it was asked under and is void once the account
+-- has moved past it. One number in one row, so
 -- "is this still the account it was issued for?" is one comparison under
 -- the row's lock.
 alter table users add column credentials_epoch bigint not null default 0;
+-- "End every session" is not a change of credentials (it must not let
+-- whoever knows the password void the owner's reset link, silently): it
+-- has its own count, which only new sessions are checked against.
+alter table users add column sessions_epoch bigint not null default 0;
 
 -- A reset link is also bound to the address it was sent to. Links from
 -- before this migration were sent to the address the account has now.

@@ -175,6 +175,14 @@ impl ApiError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::Unavailable(anyhow::Error::new(error).context("postgres is unreachable"))
             }
+            // Two requests took the same rows in opposite orders (rare:
+            // moves between two accounts' addresses at once) and Postgres
+            // chose this one to give way: trying again succeeds.
+            sqlx::Error::Database(ref database)
+                if matches!(database.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                Self::Unavailable(anyhow::Error::new(error).context("a concurrent request won"))
+            }
             other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
         }
     }

@@ -33,8 +33,9 @@ pub enum DeviceAttempt {
         user_id: Uuid,
         /// Its Argon2id PHC string.
         password_hash: String,
-        /// The credentials' epoch the hash belongs to.
-        epoch: i64,
+        /// The epochs the hash was read at, as
+        /// [`crate::users::LoginAttempt::Counted`] has them.
+        session_epoch: i64,
     },
     /// The device has used up its attempts for the window.
     Locked {
@@ -88,7 +89,8 @@ pub async fn begin_attempt(
              and d.expires_at > now()
              and not ($3 > 0 and d.login_failures >= $3
                       and d.login_failures_since > now() - make_interval(secs => $4))
-           returning u.user_id, u.password_hash, u.credentials_epoch"#,
+           returning u.user_id, u.password_hash,
+                     u.credentials_epoch + u.sessions_epoch as "session_epoch!""#,
         &hash[..],
         email,
         max,
@@ -100,7 +102,7 @@ pub async fn begin_attempt(
         return Ok(DeviceAttempt::Counted {
             user_id: row.user_id,
             password_hash: row.password_hash,
-            epoch: row.credentials_epoch,
+            session_epoch: row.session_epoch,
         });
     }
     let locked = sqlx::query_scalar!(

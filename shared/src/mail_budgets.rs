@@ -16,14 +16,15 @@
 //! if that transaction rolls back.
 //!
 //! Keys are SHA-256 digests of the kind and the lowercased address: the
-//! table names nobody, and a deleted account leaves no address behind.
+//! table names no address in clear, and a deleted account leaves none
+//! behind (a digest can still be matched against a list of guesses by
+//! whoever reads the table).
 
 use std::time::Duration;
 
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::tokens::{self, TokenHash};
 
 /// What a budget counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,17 +41,15 @@ pub enum Budget<'a> {
 }
 
 impl Budget<'_> {
-    /// The row's key: the kind and the address in one digest, so two kinds
-    /// never share a count and no address is stored.
-    fn key(&self) -> TokenHash {
+    /// The budget's kind and what it counts for: Postgres makes the row's
+    /// key of them (`sha256(kind:lower(btrim(subject)))`), with the same
+    /// `lower` the unique index on addresses uses, so two spellings the
+    /// accounts treat as one address are one budget too.
+    fn parts(&self) -> (String, String) {
         match self {
-            Self::UnprovenAddress(address) => {
-                tokens::hash(&format!("unproven:{}", address.trim().to_lowercase()))
-            }
-            Self::Resets(address) => {
-                tokens::hash(&format!("reset:{}", address.trim().to_lowercase()))
-            }
-            Self::Account(kind, user_id) => tokens::hash(&format!("account:{kind}:{user_id}")),
+            Self::UnprovenAddress(address) => ("unproven".into(), (*address).to_owned()),
+            Self::Resets(address) => ("reset".into(), (*address).to_owned()),
+            Self::Account(kind, user_id) => (format!("account:{kind}"), user_id.to_string()),
         }
     }
 }
@@ -93,8 +92,15 @@ pub async fn take(
     budget: Budget<'_>,
     allowance: Allowance,
 ) -> Result<Taken, sqlx::Error> {
-    let key = budget.key();
+    let (kind, subject) = budget.parts();
     let window = allowance.window.as_secs_f64();
+    let key: Vec<u8> = sqlx::query_scalar!(
+        r#"select sha256(convert_to($1 || ':' || lower(btrim($2)), 'UTF8')) as "key!""#,
+        kind,
+        subject,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let taken = sqlx::query_scalar!(
         r#"insert into mail_budgets (budget_key, sent_at) values ($1, array[now()])
            on conflict (budget_key) do update set

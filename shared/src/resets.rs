@@ -12,9 +12,14 @@
 //! link of the same account.
 //!
 //! A link is bound to the address it was sent to and to the credentials'
-//! epoch it was asked under ([`crate::users::end_every_session`]): once the
-//! account's address moved, its password was set, every session ended or
-//! its deletion began, the link is void, however young.
+//! epoch it was asked under ([`crate::users::set_password`]): once the
+//! account's address moved, its password was set or its deletion began,
+//! the link is void, however young. An account that never proved its
+//! address is the exception to the epoch (not to the address): its
+//! signer may be a squatter, and a squatter changing the password must
+//! not void the link that lets the address's owner take the address back.
+//! "End every session" voids no link: whoever knows the password could
+//! otherwise void the owner's reset link silently.
 
 use std::time::Duration;
 
@@ -37,7 +42,9 @@ pub async fn issue(
     sqlx::query_scalar!(
         "insert into password_resets (token_hash, user_id, email, epoch, expires_at)
          select $1, user_id, email, credentials_epoch, now() + make_interval(secs => $4)
-         from users where user_id = $2 and credentials_epoch = $3 and deleting_since is null
+         from users
+         where user_id = $2 and deleting_since is null
+           and (credentials_epoch = $3 or email_verified_at is null)
          returning email",
         &hash[..],
         user_id,
@@ -76,8 +83,8 @@ pub async fn consume(
         "update password_resets r set used_at = now()
          from users u
          where r.token_hash = $1 and r.used_at is null and r.expires_at > now()
-           and u.user_id = r.user_id and u.credentials_epoch = r.epoch
-           and lower(u.email) = lower(r.email)
+           and u.user_id = r.user_id and lower(u.email) = lower(r.email)
+           and (u.credentials_epoch = r.epoch or u.email_verified_at is null)
          returning r.user_id",
         &hash[..],
     )

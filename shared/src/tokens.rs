@@ -159,6 +159,8 @@ pub enum PasswordCheck {
     Counted {
         /// The account's address now.
         email: String,
+        /// Whether that address is proven.
+        verified: bool,
         /// Its Argon2id PHC string.
         password_hash: String,
         /// The credentials' epoch the hash belongs to: what the change the
@@ -188,7 +190,7 @@ pub async fn begin_password_check(
     let max = i32::try_from(limit.max).unwrap_or(i32::MAX);
     let window = limit.window.as_secs_f64();
     let counted = sqlx::query!(
-        "update api_tokens t set
+        r#"update api_tokens t set
              password_failures = case when t.password_failures_since > now() - make_interval(secs => $3)
                                       then t.password_failures + 1 else 1 end,
              password_failures_since = case when t.password_failures_since > now() - make_interval(secs => $3)
@@ -198,7 +200,8 @@ pub async fn begin_password_check(
            and u.user_id = t.user_id and u.deleting_since is null
            and not ($2 > 0 and t.password_failures >= $2
                     and t.password_failures_since > now() - make_interval(secs => $3))
-         returning u.email, u.password_hash, u.credentials_epoch",
+         returning u.email, u.email_verified_at is not null as "verified!",
+                   u.password_hash, u.credentials_epoch"#,
         &hash[..],
         max,
         window,
@@ -208,6 +211,7 @@ pub async fn begin_password_check(
     if let Some(row) = counted {
         return Ok(PasswordCheck::Counted {
             email: row.email,
+            verified: row.verified,
             password_hash: row.password_hash,
             epoch: row.credentials_epoch,
         });

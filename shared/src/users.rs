@@ -9,8 +9,9 @@
 //!        → deleting (the owner asked; nothing new starts) → (Stripe customer forgotten) → delete
 //! login attempts: counted before the password is checked, 0 → n (within a window, at most the limit)
 //!                 → 0 on success or when the window ends
-//! credentials epoch: n → n + 1 when the password is set, the address moves, every session
-//!                    is ended, or deletion begins; links and new sessions of epoch n are void
+//! credentials epoch: n → n + 1 when the password is set, the address moves or deletion
+//!                    begins; links and new sessions of epoch n are void
+//! sessions epoch: n → n + 1 when every session is ended; new sessions of epoch n are void
 //! ```
 //!
 //! Each write says in its SQL what it may change: a Stripe customer id is
@@ -30,8 +31,8 @@ mod read;
 
 pub use account::{CreateError, LoginAttempt, NewAccount, User};
 pub use read::{
-    Leftovers, Standing, address, hold_credentials, id_by_email, id_by_stripe_customer, is_taken,
-    leftovers, lock, standing, standing_by_email,
+    Leftovers, Standing, address, hold_credentials, hold_for_session, id_by_email,
+    id_by_stripe_customer, is_taken, leftovers, lock, standing, standing_by_email,
 };
 
 /// Inserts the account inside the caller's transaction, so its token and
@@ -68,7 +69,7 @@ pub async fn begin_login_attempt(
     let max = i32::try_from(limit.max).unwrap_or(i32::MAX);
     let window = limit.window.as_secs_f64();
     let counted = sqlx::query!(
-        "update users set
+        r#"update users set
              login_failures = case when login_failures_since > now() - make_interval(secs => $3)
                                    then login_failures + 1 else 1 end,
              login_failures_since = case when login_failures_since > now() - make_interval(secs => $3)
@@ -76,7 +77,8 @@ pub async fn begin_login_attempt(
          where lower(email) = lower($1) and deleting_since is null
            and not ($2 > 0 and login_failures >= $2
                     and login_failures_since > now() - make_interval(secs => $3))
-         returning user_id, password_hash, login_failures, credentials_epoch",
+         returning user_id, password_hash, login_failures,
+                   credentials_epoch + sessions_epoch as "session_epoch!""#,
         email,
         max,
         window,
@@ -88,28 +90,11 @@ pub async fn begin_login_attempt(
             user_id: row.user_id,
             password_hash: row.password_hash,
             failures: row.login_failures,
-            epoch: row.credentials_epoch,
+            session_epoch: row.session_epoch,
         });
     }
-    // Not counted: no such account, or locked. (A window that ended in
-    // between reads as locked for no time: the client retries at once.)
-    let locked = sqlx::query!(
-        r#"select user_id,
-                  greatest(extract(epoch from login_failures_since
-                                              + make_interval(secs => $2) - now())::float8,
-                           0) as "for_secs!"
-           from users where lower(email) = lower($1) and deleting_since is null"#,
-        email,
-        window,
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(
-        locked.map_or(LoginAttempt::NoAccount, |row| LoginAttempt::Locked {
-            user_id: row.user_id,
-            for_secs: row.for_secs,
-        }),
-    )
+    // Not counted: no such account, or locked.
+    read::lockout(db, email, window).await
 }
 
 /// A successful login ends any lockout window.
@@ -148,15 +133,17 @@ pub async fn set_password(
     Ok(done.rows_affected() == 1)
 }
 
-/// The owner ended every session: a new epoch, so a login whose password
-/// was checked before this commits gets no session, and no link asked for
-/// before it works. Returns whether there is such a user.
+/// The owner ended every session: a new sessions epoch, so a login whose
+/// password was checked before this commits gets no session. Links stay:
+/// they go to the owner's mailbox, and whoever knows the password must
+/// not be able to void the owner's reset link without a trace. Returns
+/// whether there is such a user.
 pub async fn end_every_session(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query!(
-        "update users set credentials_epoch = credentials_epoch + 1, updated_at = now()
+        "update users set sessions_epoch = sessions_epoch + 1, updated_at = now()
          where user_id = $1",
         user_id,
     )

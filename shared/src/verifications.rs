@@ -13,9 +13,9 @@
 //! link of the account for the same address.
 //!
 //! A link is bound to the credentials' epoch it was asked under
-//! ([`crate::users::end_every_session`]): a confirmation asked for by
+//! ([`crate::users::set_password`]): a confirmation asked for by
 //! someone who once had the password is void once the owner set a new
-//! one, moved the address, ended every session or began the deletion.
+//! one, moved the address or began the deletion.
 
 use std::time::Duration;
 

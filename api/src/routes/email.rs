@@ -7,8 +7,8 @@
 //! own address the proof starts what waited for it (the welcome email, the
 //! Stripe customer, the follow-up a day later); for the new address of an
 //! email change it is the change itself, and the old address is told.
-//! Asking for a change tells the current address at once, naming the new
-//! one only masked.
+//! Asking for a change tells the current address at once when it is
+//! proven, naming the new one only masked.
 //!
 //! Every link is bound to the credentials it was asked under (see
 //! [`shared::verifications`]): a change asked for by someone who once had
@@ -91,7 +91,7 @@ struct VerifyAnswer {
     request_body = VerifyForm,
     responses(
         (status = 200, description = "The address is confirmed (the welcome email and billing setup are on their way), or the account now uses it (the old address is told); a link followed again answers the same with no jobs", body = VerifyAnswer),
-        (status = 400, description = "The body is not JSON, or the link is unknown, expired, or void since the account's password, address or sessions changed (`invalid_verification_link`)", body = crate::error::Body),
+        (status = 400, description = "The body is not JSON, or the link is unknown, expired, or void since the account's password or address changed (`invalid_verification_link`)", body = crate::error::Body),
         (status = 409, description = "The new address has a confirmed account since (`email_taken`)", body = crate::error::Body),
         (status = 422, description = "`token` is missing or not text", body = crate::error::Body),
         (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
@@ -251,20 +251,23 @@ async fn change(
         email.as_str(),
     )
     .at_epoch(epoch);
-    // The address the account has now hears of it at once, whoever asked.
-    let notice = AccountEmail {
+    // The address the account has now hears of it at once, whoever asked;
+    // one it never proved gets nothing from us (it may be a stranger's,
+    // and the notice would name a domain the asker chose).
+    let notice = confirmed.verified.then(|| AccountEmail {
         hint: Some(mask(email.as_str())),
         ..AccountEmail::to(
             auth.user_id,
             AccountEmailKind::EmailChangeRequested,
             &confirmed.email,
         )
-    };
+    });
     let budgets = [
         Budget::Account("confirm-new-email", auth.user_id),
         Budget::UnprovenAddress(email.as_str()),
     ];
-    send(&state, &request, &auth, epoch, &budgets, &[link, notice]).await
+    let jobs: Vec<AccountEmail> = std::iter::once(link).chain(notice).collect();
+    send(&state, &request, &auth, epoch, &budgets, &jobs).await
 }
 
 /// An address as a notice to another mailbox may show it: its first

@@ -98,7 +98,10 @@ async fn login(
         tracing::Span::current().record("user_id", tracing::field::display(user_id));
     }
     let (stored_hash, epoch) = match attempt.outcome {
-        Outcome::Verify { hash, epoch } => (Some(hash), epoch),
+        Outcome::Verify {
+            hash,
+            session_epoch,
+        } => (Some(hash), session_epoch),
         // Hash anyway: a locked account or an unknown address takes as long
         // as a wrong password, and answers the same.
         Outcome::Locked | Outcome::NoAccount => (None, 0),
@@ -114,9 +117,9 @@ async fn login(
     }
     let user_id = attempt.user_id.ok_or(ApiError::InvalidCredentials)?;
     let mut tx = state.pool.begin().await?;
-    // The password was right for these credentials; a reset, "end every
-    // session" or a deletion that committed since has voided them.
-    if !users::hold_credentials(&mut tx, user_id, epoch).await? {
+    // The password was right for these credentials and sessions; a reset,
+    // "end every session" or a deletion that committed since voided them.
+    if !users::hold_for_session(&mut tx, user_id, epoch).await? {
         return Err(ApiError::InvalidCredentials);
     }
     // A success clears the count it was made under, and only that one: the
@@ -159,8 +162,8 @@ struct Attempt {
 }
 
 enum Outcome {
-    /// Check the password against this hash, of these credentials.
-    Verify { hash: String, epoch: i64 },
+    /// Check the password against this hash, read at these epochs.
+    Verify { hash: String, session_epoch: i64 },
     /// Locked for the rest of the window.
     Locked,
     /// No account has the address.
@@ -181,7 +184,7 @@ async fn begin_attempt(
             DeviceAttempt::Counted {
                 user_id,
                 password_hash,
-                epoch,
+                session_epoch,
             } => {
                 return Ok(Attempt {
                     user_id: Some(user_id),
@@ -189,7 +192,7 @@ async fn begin_attempt(
                     failures: 0,
                     outcome: Outcome::Verify {
                         hash: password_hash,
-                        epoch,
+                        session_epoch,
                     },
                 });
             }
@@ -210,14 +213,14 @@ async fn begin_attempt(
                 user_id,
                 password_hash,
                 failures,
-                epoch,
+                session_epoch,
             } => Attempt {
                 user_id: Some(user_id),
                 on_device: false,
                 failures,
                 outcome: Outcome::Verify {
                     hash: password_hash,
-                    epoch,
+                    session_epoch,
                 },
             },
             LoginAttempt::Locked { user_id, .. } => Attempt {
@@ -240,6 +243,8 @@ async fn begin_attempt(
 pub(super) struct Confirmed {
     /// Its address now.
     pub email: String,
+    /// Whether that address is proven.
+    pub verified: bool,
     /// The credentials' epoch the password was checked against: hold it
     /// ([`users::hold_credentials`]) in the transaction that makes the
     /// change, so a reset committed meanwhile voids the change.
@@ -257,13 +262,14 @@ pub(super) async fn confirm_password(
     password: String,
 ) -> Result<Confirmed, ApiError> {
     let limit = state.login_failures;
-    let (email, stored_hash, epoch) =
+    let (email, verified, stored_hash, epoch) =
         match tokens::begin_password_check(&state.pool, &auth.token, limit).await? {
             PasswordCheck::Counted {
                 email,
+                verified,
                 password_hash,
                 epoch,
-            } => (email, password_hash, epoch),
+            } => (email, verified, password_hash, epoch),
             PasswordCheck::Locked { for_secs } => {
                 return Err(ApiError::RateLimited(for_secs.ceil().max(1.0) as u64));
             }
@@ -274,7 +280,11 @@ pub(super) async fn confirm_password(
         return Err(ApiError::WrongPassword);
     }
     tokens::clear_password_failures(&state.pool, &auth.token).await?;
-    Ok(Confirmed { email, epoch })
+    Ok(Confirmed {
+        email,
+        verified,
+        epoch,
+    })
 }
 
 /// Trusts this device for `user_id` from now on: the token for the client.
@@ -299,8 +309,8 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes every token of the calling user, this one included, and voids
-/// every link and login asked for before.
+/// Revokes every token of the calling user, this one included, and any
+/// login in flight.
 #[utoipa::path(delete, path = "/api/sessions", tag = "account", security(("bearer" = [])),
     responses(
         (status = 204, description = "Every token of the user is revoked"),
@@ -312,8 +322,8 @@ async fn logout_everywhere(
     auth: AuthUser,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.pool.begin().await?;
-    // A new epoch first: a login whose password was checked before this
-    // commits gets no session, and no link asked for before it works.
+    // A new sessions epoch first: a login whose password was checked
+    // before this commits gets no session.
     users::end_every_session(&mut *tx, auth.user_id).await?;
     tokens::revoke_all_of_user(&mut *tx, auth.user_id).await?;
     tx.commit().await?;

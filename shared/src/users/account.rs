@@ -59,9 +59,10 @@ pub enum LoginAttempt {
         password_hash: String,
         /// Attempts counted in the window, this one included.
         failures: i32,
-        /// The credentials' epoch the hash belongs to: a session is
-        /// issued only while the account is still at it.
-        epoch: i64,
+        /// The credentials' and sessions' epochs the hash was read at (their
+        /// sum, which grows whenever either does): a session is issued only
+        /// while the account is still at it ([`super::hold_for_session`]).
+        session_epoch: i64,
     },
     /// The account has used up its failures for the window.
     Locked {

@@ -104,7 +104,7 @@ pub async fn lock(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::
 }
 
 /// Where an account stands: its address, whether it is proven, and the
-/// epoch of its credentials (see [`super::end_every_session`]).
+/// epoch of its credentials (see [`super::set_password`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standing {
     /// The account.
@@ -151,11 +151,35 @@ pub async fn standing_by_email(
     .await
 }
 
+/// Holds the account's row until the caller's transaction ends, if neither
+/// its credentials nor its sessions moved past `session_epoch` (the sum
+/// [`super::LoginAttempt::Counted`] read with the password hash): a login
+/// whose password was checked before a reset or "end every session"
+/// committed gets no session. `false`: they moved, or the account is gone
+/// or being deleted.
+pub async fn hold_for_session(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_epoch: i64,
+) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        "select user_id from users
+         where user_id = $1 and credentials_epoch + sessions_epoch = $2
+           and deleting_since is null
+         for update",
+        user_id,
+        session_epoch,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Holds the account's row until the caller's transaction ends, if its
 /// credentials are still at `epoch`: whatever the transaction issues (a
-/// session, a link's email) is issued for the credentials that were
-/// checked, and a password reset, an address move, "end every session" or
-/// a deletion committing meanwhile waits for it or voids it. `false`: the
+/// change, a link's email) is made under the credentials that were
+/// checked, and a password reset, an address move or a deletion
+/// committing meanwhile waits for it or voids it. `false`: the
 /// account moved past `epoch`, is gone or is being deleted.
 pub async fn hold_credentials(
     conn: &mut PgConnection,
@@ -172,4 +196,31 @@ pub async fn hold_credentials(
     .fetch_optional(conn)
     .await?;
     Ok(found.is_some())
+}
+
+/// What a login attempt that was not counted found: no account with this
+/// address, or one locked for the rest of its window (a window that ended
+/// in between reads as locked for no time: the client retries at once).
+pub(super) async fn lockout(
+    db: impl PgExecutor<'_>,
+    email: &str,
+    window_secs: f64,
+) -> Result<super::LoginAttempt, sqlx::Error> {
+    let locked = sqlx::query!(
+        r#"select user_id,
+                  greatest(extract(epoch from login_failures_since
+                                              + make_interval(secs => $2) - now())::float8,
+                           0) as "for_secs!"
+           from users where lower(email) = lower($1) and deleting_since is null"#,
+        email,
+        window_secs,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(locked.map_or(super::LoginAttempt::NoAccount, |row| {
+        super::LoginAttempt::Locked {
+            user_id: row.user_id,
+            for_secs: row.for_secs,
+        }
+    }))
 }

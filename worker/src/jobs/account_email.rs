@@ -32,9 +32,11 @@ impl Perform for AccountEmail {
         let Some(account) = users::standing(&ctx.pool, self.user_id).await? else {
             return Err(JobError::user_gone(self.user_id));
         };
-        // A link is made for the credentials it was asked under; a job
-        // recorded before links were bound takes the account's as it is.
-        let epoch = self.epoch.unwrap_or(account.epoch);
+        // A link is made for the credentials it was asked under. A job
+        // recorded before links were bound was asked under the first epoch
+        // (the migration started every account there): a reset since voids
+        // it too.
+        let epoch = self.epoch.unwrap_or(0);
         // The account's address, unless the payload names another (an email
         // change's new address, or the old one its notice goes to).
         let mut email = self.address.unwrap_or(account.email);
@@ -109,9 +111,9 @@ impl Perform for AccountEmail {
 }
 
 /// Why a link was not sent: whoever asked for it did so under credentials
-/// the account has left behind (a new password, a new address, every
-/// session ended, a deletion), so the link would be void.
-const MOVED_ON: &str = "the account's password, address or sessions changed since it was asked for";
+/// the account has left behind (a new password, a new address, a
+/// deletion), so the link would be void.
+const MOVED_ON: &str = "the account's password or address changed since it was asked for";
 
 /// A new link token and the hash that is stored.
 fn mint() -> Result<(String, TokenHash), JobError> {
