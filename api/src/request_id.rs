@@ -3,12 +3,18 @@
 //! it), generated otherwise; returned in the answer, on every log line of
 //! the request, stored with the jobs it records, and on the worker's span
 //! for each of those jobs.
+//!
+//! The request's span names its URI without secrets: a query parameter
+//! whose name looks secret (the one-click unsubscribe link's `token`, a
+//! signature, a key) keeps its name and loses its value, in every log line
+//! and trace of the request ([`LoggedUri`]).
 
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Uri};
 use axum::response::Response;
 use tracing::Span;
 
@@ -47,16 +53,17 @@ impl RequestId {
 
 impl RequestId {
     /// Gives `request` its id (the handlers' extractor finds it there) and
-    /// makes its span: method, URI and request id, what every log line and
-    /// trace of the request carries. One step for both: a separate tracing
-    /// layer (tower-http's `TraceLayer`) cost more than the handler of a
-    /// polled job (`docs/benchmarks.md`).
+    /// makes its span: method, URI (secrets left out, see [`LoggedUri`])
+    /// and request id, what every log line and trace of the request
+    /// carries. One step for both: a separate tracing layer (tower-http's
+    /// `TraceLayer`) cost more than the handler of a polled job
+    /// (`docs/benchmarks.md`).
     pub fn assign(request: &mut Request) -> (Self, Span) {
         let id = Self::from_client(request.headers().get(&HEADER));
         let span = tracing::info_span!(
             "request",
             method = request.method().as_str(),
-            uri = %request.uri(),
+            uri = %LoggedUri(request.uri()),
             request_id = id.as_str(),
         );
         request.extensions_mut().insert(id.clone());
@@ -84,6 +91,94 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// What a query parameter's value becomes in logs when its name looks
+/// secret.
+const REDACTED: &str = "[redacted]";
+
+/// Parts of query parameter names (decoded, lower-cased) that mark a
+/// secret value: a link's `token` (`?token=…`, `access_token`), `secret`,
+/// `key` (`api_key`), `sig` (a signed URL's `X-Amz-Signature`), a
+/// password, an auth `code`, a `session` or a `credential`. Catching a
+/// harmless name costs a value in a log line; missing a secret one puts a
+/// credential in every log store and trace backend the line reaches.
+const SECRET_NAMES: [&str; 10] = [
+    "token",
+    "secret",
+    "key",
+    "sig",
+    "pass",
+    "pwd",
+    "auth",
+    "code",
+    "session",
+    "credential",
+];
+
+/// A request's URI as its span records it: the path and the query, every
+/// value of a parameter whose name looks secret ([`SECRET_NAMES`]) replaced
+/// by `[redacted]`. The scheme and authority of an absolute-form URI are
+/// left out (an authority may carry `user:password@`). Written straight
+/// into the span, with no copy of the URI.
+pub struct LoggedUri<'a>(pub &'a Uri);
+
+impl fmt::Display for LoggedUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.path())?;
+        let Some(query) = self.0.query() else {
+            return Ok(());
+        };
+        f.write_char('?')?;
+        for (index, pair) in query.split('&').enumerate() {
+            if index > 0 {
+                f.write_char('&')?;
+            }
+            match pair.split_once('=') {
+                Some((name, _)) if looks_secret(name) => write!(f, "{name}={REDACTED}")?,
+                _ => f.write_str(pair)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a query parameter named `name` (as sent: percent-encoded, `+`
+/// for a space) holds a secret, judged on the name the route reads, so
+/// `tok%65n` is `token` here as it is to `Query`.
+fn looks_secret(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let escaped = match bytes[at] {
+            b'%' => bytes.get(at + 1..at + 3).and_then(hex_byte),
+            _ => None,
+        };
+        match (escaped, bytes[at]) {
+            (Some(byte), _) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            (None, b'+') => {
+                decoded.push(b' ');
+                at += 1;
+            }
+            (None, byte) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    SECRET_NAMES.iter().any(|part| decoded.contains(part))
+}
+
+/// The byte two hex digits stand for.
+fn hex_byte(digits: &[u8]) -> Option<u8> {
+    let digit = |d: u8| char::from(d).to_digit(16);
+    let (high, low) = (digit(*digits.first()?)?, digit(*digits.get(1)?)?);
+    u8::try_from(high * 16 + low).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +197,35 @@ mod tests {
             assert_ne!(replaced.as_str(), hostile);
             assert_eq!(replaced.as_str().len(), 32, "a fresh simple uuid");
         }
+    }
+
+    fn logged(uri: &str) -> String {
+        LoggedUri(&uri.parse().expect("a URI")).to_string()
+    }
+
+    #[test]
+    fn a_secret_looking_query_value_is_left_out_of_the_logged_uri() {
+        assert_eq!(
+            logged("/api/email/unsubscribe?token=0123.c2lnbmF0dXJl"),
+            "/api/email/unsubscribe?token=[redacted]"
+        );
+        assert_eq!(
+            logged("/x?a=1&Access_Token=t&tok%65n=t&X-Amz-Signature=s&api+key=k&flag&b=2"),
+            "/x?a=1&Access_Token=[redacted]&tok%65n=[redacted]&X-Amz-Signature=[redacted]\
+             &api+key=[redacted]&flag&b=2"
+        );
+    }
+
+    #[test]
+    fn other_uris_are_logged_as_they_came_without_an_authority() {
+        for uri in [
+            "/api/me/jobs?limit=20&cursor=abc",
+            "/healthz",
+            "/a?",
+            "/a?%zz=1&=2",
+        ] {
+            assert_eq!(logged(uri), uri);
+        }
+        assert_eq!(logged("http://user:hunter2@example.com/p?q=1"), "/p?q=1");
     }
 }

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret as _;
 use tokio::sync::Semaphore;
 
 use shared::config::{HttpLimits, LoginFailureLimit, PhotoSettings, Settings};
-use shared::queue::JobQueues;
+use shared::queue::{EvictionCheck, JobQueues};
 use shared::storage::Storage;
 use shared::unsubscribe::UnsubscribeKey;
 use sqlx::PgPool;
@@ -51,6 +51,9 @@ pub struct App {
     pub pool: PgPool,
     /// The BullMQ queues jobs are handed to after commit.
     pub queues: Arc<JobQueues>,
+    /// Redis' eviction policy as `/readyz` reports it, asked at most once
+    /// a second.
+    pub eviction: EvictionCheck,
     /// Uploaded photos and what the jobs produced (photo sizes, guides).
     pub storage: Storage,
     /// What photos are accepted, and the per-account upload limits.
@@ -124,6 +127,7 @@ impl AppState {
         Ok(Self(Arc::new(App {
             pool,
             storage: Storage::from_settings(storage)?,
+            eviction: EvictionCheck::default(),
             photos: *photos,
             http: server.http,
             upload_slots: Arc::new(Semaphore::new(photos.uploads.max_concurrent)),

@@ -13,6 +13,7 @@
 //! - [`storage`]: files the jobs produce (local folder or object store), at deterministic keys.
 //! - [`server`]: the HTTP/1 connection loop, with header, idle and connection limits.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
+//! - [`slack`]: posts to Slack webhooks as plain text, user text made inert.
 //! - [`startup`]: `.env`, settings and telemetry, the same way in both binaries.
 //!
 //! One owner per table: each module below is the only writer of its table
@@ -29,6 +30,7 @@
 //! - [`stripe_events`]: Stripe events as the webhook received them, once each.
 //! - [`subscriptions`]: users' Stripe subscriptions, never overwritten by an older event.
 //! - [`verifications`]: email verification links, stored hashed.
+//! - [`mail_budgets`]: how many emails went to an address or an account lately, taken atomically.
 //! - [`admin`]: operators' dashboard sessions (server-side) and the audit log of their actions.
 //! - [`incidents`]: alert incidents, opened and closed once each, and whether the team was told.
 //!
@@ -42,6 +44,7 @@ pub mod devices;
 pub mod http;
 pub mod incidents;
 pub mod jobs;
+pub mod mail_budgets;
 pub mod metrics;
 pub mod photos;
 pub mod queue;
@@ -49,6 +52,7 @@ pub mod records;
 pub mod resets;
 pub mod server;
 pub mod shutdown;
+pub mod slack;
 pub mod startup;
 pub mod storage;
 pub mod stripe_events;

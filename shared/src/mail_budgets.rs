@@ -25,7 +25,6 @@ use std::time::Duration;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-
 /// What a budget counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget<'a> {

@@ -4,7 +4,8 @@
 //! ```text
 //! reserve → uploading ─commit→ processing ─mark_ready→ ready ─(a newer avatar)→ replaced
 //!               │                  └─mark_failed→ failed
-//!               └─release / sweep_abandoned (the upload failed or was cut short)→ failed
+//!               ├─release / sweep_abandoned (the upload failed or was cut short)→ failed
+//!               └─cancel (refused before its first byte: the instance was full)→ gone
 //! replaced | failed ─clean_stale (past a grace period)→ gone
 //! ```
 //!
@@ -18,7 +19,6 @@
 //! Files live in storage under `photos/<photo_id>/`; this
 //! module names the rows whose files may go, the caller deletes them.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
@@ -27,6 +27,10 @@ use uuid::Uuid;
 use crate::config::UploadLimits;
 use crate::db::OnConstraint;
 use crate::users;
+
+mod read;
+
+pub use read::{existing, ids_of_user, original_content_type, state};
 
 /// Where a photo stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
@@ -76,9 +80,13 @@ pub enum UploadRefused {
 
 /// A reserved `uploading` row, marked `failed` unless it is committed: an
 /// upload that fails or is abandoned leaves no row in progress behind.
+/// Reserved when the upload starts, before its first byte is read, so the
+/// account's uploads in progress are capped while their bytes arrive.
 #[derive(Debug)]
 pub struct Reservation {
     pool: Option<PgPool>,
+    /// Written at commit: the type may be known only once bytes arrive.
+    content_type: String,
     /// The photo being uploaded.
     pub photo_id: Uuid,
     /// Its owner.
@@ -88,6 +96,8 @@ pub struct Reservation {
 }
 
 /// Reserves the photo's row (`uploading`), if the account may upload now.
+/// `content_type` is what the photo is known to be so far (the route's
+/// `application/octet-stream` until [`Reservation::identified_as`]).
 pub async fn reserve(
     pool: &PgPool,
     user_id: Uuid,
@@ -119,6 +129,7 @@ pub async fn reserve(
     tx.commit().await?;
     Ok(Reservation {
         pool: Some(pool.clone()),
+        content_type: content_type.to_owned(),
         photo_id,
         user_id,
         quota_left,
@@ -165,7 +176,12 @@ async fn check_usage(
 }
 
 impl Reservation {
-    /// `uploading → processing` with its size, inside the caller's
+    /// The photo's type, found in its first bytes; stored at commit.
+    pub fn identified_as(&mut self, content_type: &str) {
+        content_type.clone_into(&mut self.content_type);
+    }
+
+    /// `uploading → processing` with its size and type, inside the caller's
     /// transaction (which records the image-resize job with it), if the
     /// account's quota still has room. The row is the caller's from here:
     /// if the transaction does not commit, [`sweep_abandoned`] removes it.
@@ -192,10 +208,11 @@ impl Reservation {
             }
         }
         let updated = sqlx::query!(
-            "update photos set state = 'processing', bytes = $2, updated_at = now()
+            "update photos set state = 'processing', bytes = $2, content_type = $3, updated_at = now()
              where photo_id = $1 and state = 'uploading'",
             photo_id,
             i64::try_from(bytes).unwrap_or(i64::MAX),
+            self.content_type,
         )
         .execute(&mut *conn)
         .await?;
@@ -212,6 +229,25 @@ impl Reservation {
     pub async fn release(mut self) {
         if let Some(pool) = self.pool.take() {
             release(&pool, self.photo_id).await;
+        }
+    }
+
+    /// Removes the row: the upload was refused before a byte of it was read
+    /// (the instance had no upload slot free), so it is no upload of the
+    /// account's and does not count against its hour. A failure leaves the
+    /// row to [`sweep_abandoned`].
+    pub async fn cancel(mut self) {
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        let deleted = sqlx::query!(
+            "delete from photos where photo_id = $1 and state = 'uploading'",
+            self.photo_id,
+        )
+        .execute(&pool)
+        .await;
+        if let Err(error) = deleted {
+            tracing::warn!(%error, photo_id = %self.photo_id, "could not remove a cancelled upload's row");
         }
     }
 }
@@ -265,40 +301,6 @@ pub async fn sweep_abandoned(
     .execute(db)
     .await?;
     Ok(swept.rows_affected())
-}
-
-/// The state of `user_id`'s photo `photo_id`; `None` if there is none, or
-/// its account is being deleted.
-pub async fn state(
-    db: impl PgExecutor<'_>,
-    photo_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<PhotoState>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"select state as "state: PhotoState" from photos
-           where photo_id = $1 and user_id = $2
-             and exists (select 1 from users
-                         where users.user_id = $2 and users.deleting_since is null)"#,
-        photo_id,
-        user_id,
-    )
-    .fetch_optional(db)
-    .await
-}
-
-/// The stored file's content type, for its owner only, once it is stored.
-pub async fn original_content_type(
-    db: impl PgExecutor<'_>,
-    photo_id: Uuid,
-    owner: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "select content_type from photos where photo_id = $1 and user_id = $2 and state <> 'uploading'",
-        photo_id,
-        owner,
-    )
-    .fetch_optional(db)
-    .await
 }
 
 /// `processing | failed → ready` with the original's size, and the owner's
@@ -368,23 +370,4 @@ pub async fn clean_stale(
     )
     .fetch_all(db)
     .await
-}
-
-/// Which of `ids` have a row (the rest name orphan files).
-pub async fn existing(
-    db: impl PgExecutor<'_>,
-    ids: &[Uuid],
-) -> Result<BTreeSet<Uuid>, sqlx::Error> {
-    let known = sqlx::query_scalar!("select photo_id from photos where photo_id = any($1)", ids)
-        .fetch_all(db)
-        .await?;
-    Ok(known.into_iter().collect())
-}
-
-/// Every photo of `user_id`, whatever its state: account deletion removes
-/// their files before their rows.
-pub async fn ids_of_user(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!("select photo_id from photos where user_id = $1", user_id)
-        .fetch_all(db)
-        .await
 }

@@ -2,13 +2,24 @@
 //! module is the only writer of that table.
 //!
 //! ```text
-//! record (with its stripe-event job record, once per event id) → prune
+//! record (with its stripe-event job record, once per event id)
+//!   → purge_customer / purge_unclaimed (the payload goes, the id stays) → prune
 //! ```
 //!
 //! An event is stored whole, as Stripe signed it, so the job that applies
 //! it reads exactly what was verified, and an operator can see what
 //! arrived. Stripe delivers an event at least once; the event id is the
 //! key, so a second delivery records nothing and starts no job.
+//!
+//! A payload names its customer's person (a customer object's `email` and
+//! `name`, an invoice's `customer_email`), so it is kept whole only while
+//! the customer is a live account's: the account's deletion purges its
+//! customer's events ([`purge_customer`]), and the job purges an event whose
+//! customer is no live account's ([`purge_unclaimed`]: a stranger, an
+//! account being deleted, or a customer Stripe deleted), which catches the
+//! events that arrive after a deletion (Stripe sends `customer.deleted`
+//! with the email and name when we delete the customer). A purged event
+//! keeps its id, type and time, so a redelivery is still recognised.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -25,6 +36,14 @@ pub struct StoredEvent {
     pub created: DateTime<Utc>,
     /// The event as Stripe sent it.
     pub payload: serde_json::Value,
+}
+
+impl StoredEvent {
+    /// Whether the payload was purged (by [`purge_customer`] or
+    /// [`purge_unclaimed`]): it then holds only why, and no event.
+    pub fn is_purged(&self) -> bool {
+        self.payload.get("data").is_none() && self.payload.get("purged").is_some()
+    }
 }
 
 /// Stores `event`, to be applied by the job `job_id`, inside the caller's
@@ -63,6 +82,42 @@ pub async fn get(
     )
     .fetch_optional(db)
     .await
+}
+
+/// Purges the payload of every event about `customer_id` (the account
+/// that had it is being deleted). Returns how many.
+pub async fn purge_customer(
+    db: impl PgExecutor<'_>,
+    customer_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let purged = sqlx::query!(
+        "update stripe_events
+         set payload = jsonb_build_object('purged', 'the account of its customer was deleted')
+         where customer_id = $1",
+        customer_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(purged.rows_affected())
+}
+
+/// Purges the payload of every event about the customer of `event_id`,
+/// if no live account has that customer (none ever did, its account is
+/// being deleted or is gone, or Stripe deleted the customer). Returns how
+/// many.
+pub async fn purge_unclaimed(db: impl PgExecutor<'_>, event_id: &str) -> Result<u64, sqlx::Error> {
+    let purged = sqlx::query!(
+        "update stripe_events
+         set payload = jsonb_build_object('purged', 'no account has its customer')
+         where customer_id = (select customer_id from stripe_events where event_id = $1)
+           and not exists (select 1 from users
+                           where users.stripe_customer_id = stripe_events.customer_id
+                             and users.deleting_since is null)",
+        event_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(purged.rows_affected())
 }
 
 /// Deletes events received longer than `retention` ago (scheduled

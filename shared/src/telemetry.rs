@@ -41,7 +41,14 @@ pub fn init(format: LogFormat, service: &'static str, otlp_endpoint: Option<&str
     let provider = otlp_endpoint.and_then(|endpoint| match tracer_provider(service, endpoint) {
         Ok(provider) => Some(provider),
         Err(error) => {
-            eprintln!("traces are off: cannot set up OTLP export to {endpoint}: {error:#}");
+            // The endpoint may carry credentials (`https://user:key@…`),
+            // and the exporter's errors quote it: the setting is named instead.
+            let mut error = format!("{error:#}");
+            let quoted = endpoint.trim_end_matches('/');
+            if !quoted.is_empty() {
+                error = error.replace(quoted, "<OTEL_EXPORTER_OTLP_ENDPOINT>");
+            }
+            eprintln!("traces are off: OTEL_EXPORTER_OTLP_ENDPOINT cannot be used: {error}");
             None
         }
     });
@@ -110,9 +117,19 @@ impl opentelemetry_http::HttpClient for OtlpClient {
         request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
         let client = self.client.clone();
+        let (parts, body) = request.into_parts();
         let sent = self.runtime.spawn(async move {
-            let request = reqwest::Request::try_from(request)?;
-            let response = client.execute(request).await?;
+            // Built, not converted: reqwest then moves a URL's
+            // `user:password@` (the collector's credentials) into an
+            // Authorization header marked sensitive, so they are sent, and
+            // neither its errors nor its connection pool's trace lines,
+            // which name the URL, show them.
+            let response = client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await?;
             let mut answer = http::Response::builder().status(response.status());
             if let Some(headers) = answer.headers_mut() {
                 *headers = response.headers().clone();

@@ -37,6 +37,9 @@ pub struct Options {
     /// SQL of a migration from a *next* release, applied (after ours) before
     /// the api starts: the api under test plays the previous release.
     pub next_release_migration: Option<&'static str>,
+    /// Redis asks for this password (`requirepass`), and `REDIS_URL`
+    /// carries it: for tests of what a password in a URL may reach.
+    pub redis_password: Option<String>,
 }
 
 impl Options {
@@ -134,7 +137,10 @@ impl TestApp {
     /// API and, if asked, an in-process worker.
     pub async fn spawn_with(options: Options) -> Self {
         init_logs();
-        let redis = RedisServer::start();
+        let redis = match &options.redis_password {
+            Some(password) => RedisServer::start_with_password(password),
+            None => RedisServer::start(),
+        };
         let smtp = SmtpSink::start().await;
         let database_url = fresh_database().await;
         let storage = ScratchDir::new("storage");
@@ -215,8 +221,9 @@ impl TestApp {
     }
 
     /// What a process of this app is started with: its settings as
-    /// variables, and the test's extra ones.
-    pub(crate) fn process_env(&self) -> Vec<(String, String)> {
+    /// variables, and the test's extra ones (later ones win, so a test may
+    /// add its own to start a process with one setting changed).
+    pub fn process_env(&self) -> Vec<(String, String)> {
         let mut vars = self.settings.to_env();
         vars.extend(
             self.process_env

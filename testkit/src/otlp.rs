@@ -30,8 +30,17 @@ pub struct ReceivedSpan {
 pub struct Collector {
     /// `http://127.0.0.1:<port>`: the `OTEL_EXPORTER_OTLP_ENDPOINT` to give.
     pub endpoint: String,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    received: Arc<Received>,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// What the collector kept: the spans, and every export whole.
+#[derive(Default)]
+struct Received {
+    spans: Mutex<Vec<ReceivedSpan>>,
+    /// Each export request as text (its `Debug` form): every attribute,
+    /// event and resource, for a test that searches what left the process.
+    exports: Mutex<Vec<String>>,
 }
 
 impl Collector {
@@ -41,23 +50,29 @@ impl Collector {
             .await
             .expect("a port for the collector");
         let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
-        let spans = Arc::new(Mutex::new(Vec::new()));
+        let received = Arc::new(Received::default());
         let router = Router::new()
             .route("/v1/traces", post(receive))
-            .with_state(spans.clone());
+            .with_state(received.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         Self {
             endpoint,
-            spans,
+            received,
             server,
         }
     }
 
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.spans.lock().expect("not poisoned").clone()
+        self.received.spans.lock().expect("not poisoned").clone()
+    }
+
+    /// Every export received so far, as text: span names, attributes and
+    /// events (a span's log lines), resources.
+    pub fn exports(&self) -> Vec<String> {
+        self.received.exports.lock().expect("not poisoned").clone()
     }
 }
 
@@ -67,9 +82,13 @@ impl Drop for Collector {
     }
 }
 
-async fn receive(State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>, body: Bytes) -> &'static str {
+async fn receive(State(kept): State<Arc<Received>>, body: Bytes) -> &'static str {
     let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf export");
-    let mut received = spans.lock().expect("not poisoned");
+    kept.exports
+        .lock()
+        .expect("not poisoned")
+        .push(format!("{request:?}"));
+    let mut received = kept.spans.lock().expect("not poisoned");
     for resource in request.resource_spans {
         let service = resource
             .resource

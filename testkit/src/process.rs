@@ -64,10 +64,21 @@ impl TestApp {
     /// Starts the real `api` binary at `bin` against this app's services, on
     /// a port of its own, and waits until it answers.
     pub async fn spawn_api_process(&self, bin: impl AsRef<Path>) -> ApiProcess {
+        self.spawn_api_process_with(bin, &[]).await
+    }
+
+    /// [`spawn_api_process`](Self::spawn_api_process) with `vars` added to
+    /// its environment, e.g. one setting changed for this process only.
+    pub async fn spawn_api_process_with(
+        &self,
+        bin: impl AsRef<Path>,
+        vars: &[(&str, &str)],
+    ) -> ApiProcess {
         let port = crate::free_port();
         // Its JSON log is kept for the test to read (see `ApiProcess::log_lines`).
         let (mut command, log) = self.logged_command(bin.as_ref());
         let child = command
+            .envs(vars.iter().copied())
             .env("PORT", port.to_string())
             .spawn()
             .expect("the api binary runs");
@@ -115,6 +126,22 @@ impl ApiProcess {
         json_lines(&self.log.path().join(LOG_FILE))
     }
 
+    /// Everything the process wrote so far, stdout and stderr, as written
+    /// (lines that are not JSON too, such as a panic's).
+    pub fn output(&self) -> String {
+        raw_output(&self.log.path().join(LOG_FILE))
+    }
+
+    /// Sends SIGTERM, as an orchestrator does on deploy.
+    pub fn terminate(&self) {
+        terminate(&self.child, "api");
+    }
+
+    /// Waits for the process to exit, or panics after `deadline`.
+    pub async fn wait(&mut self, deadline: Duration) -> ExitStatus {
+        wait_for(&mut self.child, "api", deadline).await
+    }
+
     /// The process's peak resident set so far (`VmHWM`), in MB.
     pub fn peak_rss_mb(&self) -> f64 {
         let pid = self.child.id().expect("the api is running");
@@ -147,6 +174,13 @@ impl WorkerProcess {
         json_lines(&dir.path().join(LOG_FILE))
     }
 
+    /// Everything the process wrote so far, stdout and stderr, as written
+    /// (started with [`TestApp::spawn_worker_process_logging`] only).
+    pub fn output(&self) -> String {
+        let dir = self.log.as_ref().expect("started with its log kept");
+        raw_output(&dir.path().join(LOG_FILE))
+    }
+
     /// The CPU time the process has used so far, in seconds (0 once it
     /// has exited).
     pub fn cpu_seconds(&self) -> f64 {
@@ -155,12 +189,7 @@ impl WorkerProcess {
 
     /// Sends SIGTERM, as an orchestrator does on deploy.
     pub fn terminate(&self) {
-        let pid = self.child.id().expect("the worker is running");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill is available");
-        assert!(status.success(), "could not signal the worker");
+        terminate(&self.child, "worker");
     }
 
     /// Sends SIGKILL, as a crash or an OOM kill would: no chance to clean up.
@@ -170,15 +199,37 @@ impl WorkerProcess {
 
     /// Waits for the process to exit, or panics after `deadline`.
     pub async fn wait(&mut self, deadline: Duration) -> ExitStatus {
-        tokio::time::timeout(deadline, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("the worker did not exit within {deadline:?}"))
-            .expect("the worker can be waited on")
+        wait_for(&mut self.child, "worker", deadline).await
     }
+}
+
+/// Sends SIGTERM to `child` (the `name` binary).
+fn terminate(child: &tokio::process::Child, name: &str) {
+    let pid = child
+        .id()
+        .unwrap_or_else(|| panic!("the {name} is running"));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill is available");
+    assert!(status.success(), "could not signal the {name}");
+}
+
+/// Waits for `child` (the `name` binary) to exit, or panics after `deadline`.
+async fn wait_for(child: &mut tokio::process::Child, name: &str, deadline: Duration) -> ExitStatus {
+    tokio::time::timeout(deadline, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the {name} did not exit within {deadline:?}"))
+        .unwrap_or_else(|error| panic!("the {name} can be waited on: {error}"))
 }
 
 /// The log file of a process started by [`TestApp::logged_command`].
 const LOG_FILE: &str = "process.log";
+
+/// A process's log file as written; bytes that are not UTF-8 replaced.
+fn raw_output(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).expect("the log file is readable")).into_owned()
+}
 
 /// The JSON lines of a process's log file (other lines skipped).
 fn json_lines(path: &Path) -> Vec<Value> {

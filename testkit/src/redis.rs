@@ -11,17 +11,31 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    /// `requirepass`, when the server asks for one.
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts a server with persistence off on a free port.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// [`start`](Self::start), asking every client for `password`
+    /// (`requirepass`), as a production Redis does: [`url`](Self::url)
+    /// carries it, so the app's connection strings hold a secret.
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> Self {
         let dir = std::env::temp_dir().join(format!("testkit-redis-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir is writable");
         let mut server = Self {
             port: free_port(),
             child: None,
             dir,
+            password,
         };
         server.spawn();
         server
@@ -32,16 +46,24 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `redis://:<password>@127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Runs `redis-cli` against this server and returns what it printed:
     /// for what a test does behind the queue's back (deleting a lock, as an
     /// expiry would) and for reading its statistics.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
+        let mut command = Command::new("redis-cli");
+        if let Some(password) = &self.password {
+            // Read by redis-cli, and not shown in `ps` as `-a` would be.
+            command.env("REDISCLI_AUTH", password);
+        }
+        let output = command
             .args(["-p", &self.port.to_string()])
             .args(args)
             .output()
@@ -65,11 +87,16 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&self.dir);
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,5 +1,7 @@
 //! An in-process SMTP sink: speaks just enough SMTP for lettre and records
-//! every message it accepts.
+//! every message it accepts. It offers `AUTH PLAIN` (without TLS, which a
+//! real server would insist on), so a test can give `SMTP_URL` a user and a
+//! password and have them checked ([`SmtpSink::require_login`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,6 +55,10 @@ struct Inbox {
     rejections: Mutex<std::collections::VecDeque<String>>,
     /// Messages refused so far.
     refused: Mutex<usize>,
+    /// The user and password a client must authenticate with, if any.
+    login: Mutex<Option<(String, String)>>,
+    /// Successful authentications so far.
+    logins: Mutex<usize>,
     changed: Notify,
 }
 
@@ -103,6 +109,19 @@ impl SmtpSink {
     /// How many messages were refused.
     pub fn refused(&self) -> usize {
         *self.inbox.refused.lock().expect("not poisoned")
+    }
+
+    /// From now on, a message is taken only on a connection that
+    /// authenticated as `user` with `password` (`535` for other
+    /// credentials, `530` for none), as a provider's relay does.
+    pub fn require_login(&self, user: &str, password: &str) {
+        *self.inbox.login.lock().expect("not poisoned") =
+            Some((user.to_owned(), password.to_owned()));
+    }
+
+    /// How many connections authenticated successfully.
+    pub fn logins(&self) -> usize {
+        *self.inbox.logins.lock().expect("not poisoned")
     }
 
     /// Everything received so far.
@@ -178,6 +197,7 @@ async fn serve(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
     let mut lines = BufReader::new(read);
     write.write_all(b"220 sink.test ESMTP ready\r\n").await?;
     let (mut from, mut to) = (String::new(), Vec::new());
+    let mut authenticated = false;
     let mut line = String::new();
     loop {
         line.clear();
@@ -185,8 +205,27 @@ async fn serve(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
             return Ok(());
         }
         let command = line.trim_end().to_ascii_uppercase();
+        let required = inbox.login.lock().expect("not poisoned").clone();
         let reply: &[u8] = if command.starts_with("EHLO") {
-            b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+            b"250-sink.test\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n250 SMTPUTF8\r\n"
+        } else if command.starts_with("AUTH PLAIN") {
+            let mut given = line.trim_end()["AUTH PLAIN".len()..].trim().to_owned();
+            if given.is_empty() {
+                // No initial response: the client sends it when asked.
+                write.write_all(b"334 \r\n").await?;
+                given.clear();
+                lines.read_line(&mut given).await?;
+            }
+            authenticated = plain_credentials(given.trim())
+                .is_some_and(|login| required.as_ref().is_none_or(|wanted| login == *wanted));
+            if authenticated {
+                *inbox.logins.lock().expect("not poisoned") += 1;
+                b"235 2.7.0 Authentication successful\r\n"
+            } else {
+                b"535 5.7.8 Authentication credentials invalid\r\n"
+            }
+        } else if command.starts_with("MAIL FROM:") && required.is_some() && !authenticated {
+            b"530 5.7.0 Authentication required\r\n"
         } else if command.starts_with("MAIL FROM:") {
             from = address(&line);
             to.clear();
@@ -254,8 +293,49 @@ async fn read_data(
     }
 }
 
+/// The user and password of an `AUTH PLAIN` response: base64 of
+/// `authzid NUL user NUL password` (RFC 4616).
+fn plain_credentials(response: &str) -> Option<(String, String)> {
+    let decoded = String::from_utf8(base64_decode(response)?).ok()?;
+    let mut parts = decoded.split('\0');
+    let (_authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Standard base64 with padding, as SMTP uses; `None` if it is not that.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0_u32;
+    let mut count = 0;
+    let mut bytes = Vec::new();
+    for c in text.trim_end_matches('=').bytes() {
+        let value = ALPHABET.iter().position(|&a| a == c)?;
+        bits = (bits << 6) | u32::try_from(value).ok()?;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push(u8::try_from((bits >> count) & 0xff).ok()?);
+        }
+    }
+    Some(bytes)
+}
+
 fn address(line: &str) -> String {
     let start = line.find('<').map_or(0, |i| i + 1);
     let end = line.rfind('>').unwrap_or(line.len());
     line[start..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_credentials;
+
+    #[test]
+    fn plain_credentials_are_read_from_their_base64() {
+        assert_eq!(
+            plain_credentials("AG1haWxlcgBodW50ZXIyLVNFQ1JFVA=="),
+            Some(("mailer".to_owned(), "hunter2-SECRET".to_owned()))
+        );
+        assert_eq!(plain_credentials("not base64!"), None);
+    }
 }

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use shared::config::HttpLimits;
 use shared::jobs::QueueName;
-use shared::queue::JobQueues;
+use shared::queue::{EvictionCheck, JobQueues};
 use shared::tokens::TokenHash;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -43,6 +43,9 @@ pub struct Probe {
     /// When the queue figures were last read (and a lock, so concurrent
     /// scrapes read them once).
     pub sampled: Arc<Mutex<Option<Instant>>>,
+    /// Redis' eviction policy as `/healthz` reports it: asked at most once
+    /// a second, however many probes arrive.
+    pub eviction: Arc<EvictionCheck>,
 }
 
 /// Binds `port` on all interfaces (an orchestrator probes from outside the
@@ -71,12 +74,12 @@ pub async fn serve(listener: TcpListener, probe: Probe, limits: HttpLimits) -> s
 /// sees it leave). Redis being down is reported, not fatal: restarting the
 /// worker would not bring Redis back, and the runtime reconnects by itself.
 /// `redis_maxmemory_policy` names Redis' eviction policy (anything but
-/// `noeviction` may lose jobs), absent when Redis is down or does not say.
+/// `noeviction` may lose jobs), absent when Redis is down or does not say;
+/// both are at most a second old.
 async fn healthz(State(probe): State<Probe>) -> Response {
-    let policy = probe.redis.eviction_policy().await;
-    let redis = if policy.is_ok() { "up" } else { "down" };
+    let policy = probe.eviction.policy(&probe.redis).await;
+    let redis = if policy.is_some() { "up" } else { "down" };
     let policy = policy
-        .ok()
         .as_ref()
         .and_then(|policy| policy.name().map(str::to_owned));
     if probe.stopping.load(Ordering::Relaxed) {

@@ -1,6 +1,7 @@
 //! Telling the team: a Slack incoming webhook and/or email. Both are sent
 //! from here, not through the queues, because the queues may be what is
-//! broken.
+//! broken. Slack gets plain text (`shared::slack::body`): an alert is our
+//! sentence, and a provider's answer quoted in it is shown, not rendered.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -125,10 +126,12 @@ impl Notifier {
         if let Some((client, url)) = &self.slack {
             client
                 .post(url.expose_secret())
-                .json(&serde_json::json!({ "text": message.text }))
+                .json(&shared::slack::body(&message.text))
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
+                // The webhook URL is the secret: reqwest's errors name it.
+                .map_err(reqwest::Error::without_url)
                 .context("Slack did not take the alert")?;
         }
         if let Some(email) = &self.email {

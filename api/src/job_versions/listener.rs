@@ -86,7 +86,8 @@ async fn hear(
                     } else if let Ok(job) = payload.parse() {
                         changed.push(job);
                     } else {
-                        // Not ours: cannot tell what changed.
+                        // `all` (the jobs were truncated: migration `…21`),
+                        // or not ours: cannot tell what changed.
                         unknown = true;
                     }
                 }
@@ -101,12 +102,16 @@ async fn hear(
                     return format!("a probe did not come back within {PROBE_DEADLINE:?}");
                 }
                 sent += 1;
-                // Sent only while the trigger is on: its probe proves both
-                // that changes are told and that they arrive.
+                // Sent only while both triggers are on in every session
+                // (`A`lways: a plain `enable` leaves out sessions in
+                // replica mode), so the probe proves both that changes are
+                // told and that they arrive.
                 let probe = sqlx::query(
-                    "select pg_notify($1, $2) from pg_trigger
-                      where tgrelid = 'jobs'::regclass and tgname = 'jobs_changed'
-                        and tgenabled <> 'D'",
+                    "select pg_notify($1, $2)
+                      where (select count(*) from pg_trigger
+                              where tgrelid = 'jobs'::regclass
+                                and tgname in ('jobs_changed', 'jobs_truncated')
+                                and tgenabled = 'A') = 2",
                 )
                 .bind(CHANNEL)
                 .bind(format!("{PROBE}{sent}"))
@@ -117,7 +122,8 @@ async fn hear(
                     Ok(done) if done.rows_affected() == 0 => {
                         if !trigger_off {
                             tracing::warn!(
-                                "the jobs_changed trigger is disabled: polls ask the database"
+                                "the jobs_changed triggers are not enabled always: polls ask the database \
+                                 (alter table jobs enable always trigger jobs_changed, and jobs_truncated)"
                             );
                             trigger_off = true;
                         }

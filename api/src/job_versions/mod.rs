@@ -4,11 +4,14 @@
 //!
 //! Why it is safe: a trigger on `jobs` (migration `…17_jobs_changed`) sends
 //! `NOTIFY jobs_changed, '<job id>'` for every update and delete, whoever
-//! writes (the worker, the relay, an account deletion, an operator's SQL).
-//! Every api instance listens ([`follow`]) and drops the job's entry when
-//! the notification arrives, which Postgres delivers right after the
-//! change commits. What could make an entry outlive its job's change is
-//! handled, not hoped away:
+//! writes (the worker, the relay, an account deletion, an operator's SQL),
+//! and one per statement (`…21`) sends `'all'` for a `TRUNCATE`, which
+//! fires no row trigger. Both are enabled `ALWAYS`, so a session in replica
+//! mode (`session_replication_role = replica`) notifies too. Every api
+//! instance listens ([`follow`]) and drops the job's entry (all of them
+//! for `all`) when the notification arrives, which Postgres delivers right
+//! after the change commits. What could make an entry outlive its job's
+//! change is handled, not hoped away:
 //!
 //! - **A lost notification.** Postgres keeps nothing for a listener whose
 //!   connection dropped, so while the listener is not connected nothing is
@@ -21,8 +24,10 @@
 //!   most about 10 s in the worst of these cases, at once otherwise.
 //! - **A trigger turned off.** Operators may disable `jobs_changed` (every
 //!   commit that notifies is serialized by Postgres: `docs/benchmarks.md`).
-//!   The probe is sent only while it is enabled, so within 5 s every
-//!   instance forgets what it knew and polls ask the database again.
+//!   The probe is sent only while both triggers are enabled `ALWAYS`, so
+//!   within 5 s of either being turned off (or back on with a plain
+//!   `enable`, which leaves out replica mode) every instance forgets what
+//!   it knew and polls ask the database again.
 //! - **A change during the query.** A poll reads the job, then remembers
 //!   its tag; if the job changed in between, its notification may have been
 //!   handled before the tag was remembered. Each remembered tag carries the

@@ -79,7 +79,8 @@ async fn healthz() -> Json<Health> {
 /// Ready while the api can take signups, which needs Postgres only: with
 /// Redis down, jobs wait in the outbox and go out when it is back, so the
 /// instance stays in rotation (`degraded`). 503 only without Postgres.
-/// Asking Redis for its eviction policy doubles as its ping.
+/// Asking Redis for its eviction policy doubles as its ping, at most once a
+/// second however many probes come ([`shared::queue::EvictionCheck`]).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready (or degraded: Redis is down)", body = Readiness),
@@ -92,9 +93,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .await
             .is_ok_and(|result| result.is_ok())
     };
-    let redis = async { state.queues.eviction_policy().await };
+    let redis = state.eviction.policy(&state.queues);
     let (postgres, policy) = tokio::join!(postgres, redis);
-    let redis = policy.is_ok();
+    let redis = policy.is_some();
     let policy = policy.unwrap_or(EvictionPolicy::Unknown);
 
     let up = |ok: bool| if ok { "up" } else { "down" };

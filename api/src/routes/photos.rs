@@ -7,8 +7,13 @@
 //! anyway is refused before it is stored.
 //!
 //! Limits: uploads in progress per instance (503), uploads per account per
-//! hour (429) and bytes stored per account (403 `quota_exceeded`); the
-//! account limits are checked by [`photos::reserve`] and again at commit.
+//! hour and in progress (429) and bytes stored per account (403
+//! `quota_exceeded`); the account limits are checked by [`photos::reserve`]
+//! and again at commit. The account's reservation comes before the
+//! instance's slot, and both before the first byte is read: an account
+//! holds at most its uploads in progress of the instance's slots, even
+//! while their first bytes arrive (64 KiB at the minimum body pace take a
+//! minute), so one account trickling uploads cannot fill the instance.
 
 use crate::outbox;
 use axum::Json;
@@ -35,6 +40,8 @@ use crate::state::AppState;
 /// Enough of a file to find its format and, for nearly every JPEG (whose
 /// size comes after its EXIF block), its dimensions.
 const HEAD_BYTES: usize = 64 * 1024;
+/// What a photo is reserved as until its first bytes show its format.
+const NOT_YET_KNOWN: &str = "application/octet-stream";
 /// `POST /api/photos`, whose body may be a whole photo (`PHOTO_MAX_BYTES`).
 pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
     let limits = Limits::upload(endpoints.state().photos.max_bytes);
@@ -92,66 +99,40 @@ async fn accept(
     request: RequestId,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    // Held until the answer: spool files and transfers per instance are bounded.
-    let _slot = state
-        .upload_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            static FULL: LogOnce = LogOnce::new();
-            if FULL.due() {
-                tracing::warn!("the upload limit of this instance is reached; answering 503");
-            }
-            ApiError::Overloaded(5)
-        })?;
-    let mut multipart = multipart.map_err(|_| {
+    let multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType(
             "send the photo as multipart/form-data in a field named `photo`".into(),
         )
     })?;
-    let mut field = loop {
-        match multipart.next_field().await.map_err(malformed)? {
-            Some(field) if field.name() == Some("photo") => break field,
-            Some(_) => continue,
-            None => {
-                return Err(ApiError::Validation(
-                    [("photo", "is required".to_owned())].into(),
-                ));
-            }
-        }
-    };
-
-    let head = read_head(&mut field).await?;
-    let format = sniff(&head).ok_or_else(|| {
-        ApiError::UnsupportedMediaType("the photo must be a JPEG, PNG or WebP image".into())
-    })?;
-    // Judged on the first HEAD_BYTES whatever the chunks brought, so the
-    // answer does not depend on how the client's bytes were split.
-    if let Some(header) = media::header(&head[..head.len().min(HEAD_BYTES)]) {
-        check_decode_cost(&state, &header)?;
+    // A full instance refuses at once, without a query.
+    if state.upload_slots.available_permits() == 0 {
+        return Err(instance_full());
     }
-
     let photo_id = Uuid::now_v7();
     tracing::Span::current().record("photo_id", tracing::field::display(photo_id));
-    let reservation = photos::reserve(
+    // The account's place first (its limits, in progress included), then
+    // the instance's slot: refused uploads never hold a slot.
+    let mut reservation = photos::reserve(
         &state.pool,
         auth.user_id,
         photo_id,
-        format.content_type(),
+        NOT_YET_KNOWN,
         &state.photos.uploads,
     )
     .await
     .map_err(refused)?;
-    let limit = Limit {
-        max_bytes: state.photos.max_bytes,
-        quota_left: reservation.quota_left,
+    // Held until the answer: spool files and transfers per instance are bounded.
+    let Ok(_slot) = state.upload_slots.clone().try_acquire_owned() else {
+        // Taken meanwhile: no byte was read, so no upload of the account's.
+        reservation.cancel().await;
+        return Err(instance_full());
     };
     let photo = NewPhoto {
         id: photo_id,
         owner: auth.user_id,
         request: &request,
     };
-    let record = match store(&state, &photo, format, head, &mut field, limit).await {
+    let record = match receive_photo(&state, &photo, &mut reservation, multipart).await {
         Ok(bytes) => commit(&state, &photo, reservation, bytes).await?,
         Err(error) => {
             // Gone before the answer, so a retry sees the account's real usage.
@@ -173,6 +154,52 @@ async fn accept(
         job: JobRef::new(&state, &record, dispatched),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The answer while every upload slot of this instance is taken.
+fn instance_full() -> ApiError {
+    static FULL: LogOnce = LogOnce::new();
+    if FULL.due() {
+        tracing::warn!("the upload limit of this instance is reached; answering 503");
+    }
+    ApiError::Overloaded(5)
+}
+
+/// Finds the `photo` field, judges its first bytes (format, decode cost)
+/// and receives the file into storage; returns its size. A failure leaves
+/// no file behind.
+async fn receive_photo(
+    state: &AppState,
+    photo: &NewPhoto<'_>,
+    reservation: &mut photos::Reservation,
+    mut multipart: Multipart,
+) -> Result<u64, ApiError> {
+    let mut field = loop {
+        match multipart.next_field().await.map_err(malformed)? {
+            Some(field) if field.name() == Some("photo") => break field,
+            Some(_) => continue,
+            None => {
+                return Err(ApiError::Validation(
+                    [("photo", "is required".to_owned())].into(),
+                ));
+            }
+        }
+    };
+    let head = read_head(&mut field).await?;
+    let format = sniff(&head).ok_or_else(|| {
+        ApiError::UnsupportedMediaType("the photo must be a JPEG, PNG or WebP image".into())
+    })?;
+    // Judged on the first HEAD_BYTES whatever the chunks brought, so the
+    // answer does not depend on how the client's bytes were split.
+    if let Some(header) = media::header(&head[..head.len().min(HEAD_BYTES)]) {
+        check_decode_cost(state, &header)?;
+    }
+    reservation.identified_as(format.content_type());
+    let limit = Limit {
+        max_bytes: state.photos.max_bytes,
+        quota_left: reservation.quota_left,
+    };
+    store(state, photo, format, head, &mut field, limit).await
 }
 
 /// A photo being uploaded: its id, whose it is, and the request bringing it.

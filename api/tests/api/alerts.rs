@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::config::Settings;
 use testkit::app::{ADMIN_TOKEN, Options};
 use testkit::browser::{Browser, Screen, evidence_dir};
@@ -31,7 +31,8 @@ impl Channel {
         format!("{}/services/T0/B0/alerts", self.0.uri())
     }
 
-    /// The texts posted so far, in order.
+    /// The texts posted so far, in order; each was posted as plain text
+    /// (markup and link previews off), and nothing else.
     async fn messages(&self) -> Vec<String> {
         self.0
             .received_requests()
@@ -40,7 +41,11 @@ impl Channel {
             .iter()
             .map(|request| {
                 let body: Value = serde_json::from_slice(&request.body).expect("JSON");
-                body["text"].as_str().expect("a text").to_owned()
+                let text = body["text"].as_str().expect("a text").to_owned();
+                let plain = json!({ "text": text, "mrkdwn": false,
+                                    "unfurl_links": false, "unfurl_media": false });
+                assert_eq!(body, plain, "alerts are plain text");
+                text
             })
             .collect()
     }
@@ -276,7 +281,7 @@ async fn a_queue_held_by_a_refused_credential_alerts_until_the_credential_works(
     let channel = Channel::start().await;
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(403).set_body_string("invalid_token"))
+        .respond_with(ResponseTemplate::new(403).set_body_string("invalid_token <!channel>"))
         .mount(&slack)
         .await;
     let product_slack = format!("{}/services/T/B/product", slack.uri());
@@ -293,6 +298,12 @@ async fn a_queue_held_by_a_refused_credential_alerts_until_the_credential_works(
             (1, 0),
         )
         .await;
+    // The provider's answer is quoted, escaped: it pings nobody.
+    let opened = channel.messages().await.remove(0);
+    assert!(
+        opened.contains("invalid_token &lt;!channel&gt;") && !opened.contains('<'),
+        "{opened}"
+    );
     // The operator fixes the webhook; the next try after the pause works.
     slack.reset().await;
     Mock::given(method("POST"))

@@ -93,3 +93,46 @@ async fn with_redis_down_readyz_stays_200_but_says_degraded() {
     assert_eq!(health.status(), 200);
     app.sign_up("during@example.com", "During").await;
 }
+
+/// How many times Redis was asked `CONFIG GET` since its stats were reset.
+fn config_gets(app: &TestApp) -> u64 {
+    app.redis
+        .cli(&["info", "commandstats"])
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_config|get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_readiness_probes_asks_redis_for_its_policy_about_once_a_second() {
+    let app = TestApp::spawn_without_worker().await;
+    app.redis.cli(&["config", "resetstat"]);
+
+    let started = std::time::Instant::now();
+    let answers = futures::future::join_all((0..50).map(|_| app.get("/readyz", None))).await;
+    let took = started.elapsed();
+
+    assert!(answers.iter().all(|answer| answer.status() == 200));
+    let asked = config_gets(&app);
+    // One lookup per second the burst lasted, and the policy check the api
+    // makes once at start, if it came late.
+    let most = took.as_secs() + 2;
+    assert!(
+        asked <= most,
+        "{asked} CONFIG GET for 50 probes in {took:?}"
+    );
+
+    // Changed live: the next lookup, a second later at most, sees it.
+    app.redis
+        .cli(&["config", "set", "maxmemory-policy", "allkeys-lru"]);
+    wait::until(
+        "readyz to see the new policy",
+        Duration::from_secs(10),
+        || async {
+            let ready: Value = app.get("/readyz", None).await.json().await.ok()?;
+            (ready["checks"]["redis_maxmemory_policy"] == "allkeys-lru").then_some(ready)
+        },
+    )
+    .await;
+}

@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP API: real Postgres, Redis, worker and SMTP sink.
 
+mod account_abuse;
 mod admin;
 mod admin_access;
 mod alert_rules;
@@ -24,11 +25,13 @@ mod raw;
 mod request_ids;
 mod rollback;
 mod schemathesis;
+mod secrets;
 mod session;
 mod signup;
 mod slow_clients;
 mod traces;
 mod unchanged_jobs;
+mod upload_slots;
 mod uploads;
 mod validation;
 mod verification;

@@ -258,7 +258,7 @@ async fn with_the_trigger_turned_off_polls_ask_the_database_and_miss_nothing() {
     assert_eq!(poll_status(&app, &address, &path, &token, &etag).await, 304);
     let trigger = |on: bool| {
         let sql = if on {
-            "alter table jobs enable trigger jobs_changed"
+            "alter table jobs enable always trigger jobs_changed"
         } else {
             "alter table jobs disable trigger jobs_changed"
         };
@@ -284,6 +284,65 @@ async fn with_the_trigger_turned_off_polls_ask_the_database_and_miss_nothing() {
             .filter(|answer| answer.status() == 304)
     })
     .await;
+}
+
+/// Polls `path` with `etag` until the answer is not a 304, and returns its
+/// status.
+async fn until_not_304(app: &TestApp, path: &str, token: &str, etag: &str) -> u16 {
+    testkit::wait::until("an answer other than 304", DEADLINE, || async {
+        let status = poll_status(app, &app.address, path, token, etag).await;
+        (status != 304).then_some(status)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncation_of_the_jobs_is_not_hidden_by_a_304() {
+    let app = TestApp::spawn_without_worker().await;
+    let (_, path, token, etag) = polled_job(&app).await;
+    assert_eq!(
+        poll_status(&app, &app.address, &path, &token, &etag).await,
+        304
+    );
+
+    // No row trigger fires for a TRUNCATE.
+    sqlx::query("truncate jobs")
+        .execute(&app.pool)
+        .await
+        .expect("an operator empties the table");
+
+    assert_eq!(
+        until_not_304(&app, &path, &token, &etag).await,
+        404,
+        "the job is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_in_replica_mode_is_not_hidden_by_a_304() {
+    let app = TestApp::spawn_without_worker().await;
+    let (job, path, token, etag) = polled_job(&app).await;
+    assert_eq!(
+        poll_status(&app, &app.address, &path, &token, &etag).await,
+        304
+    );
+
+    // As a logical replication subscriber, or an operator skipping
+    // triggers, changes rows: only triggers enabled ALWAYS fire.
+    let mut tx = app.pool.begin().await.expect("transaction");
+    sqlx::query("set local session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .expect("replica mode");
+    sqlx::query("update jobs set progress = 40 where job_id = $1::uuid")
+        .bind(&job)
+        .execute(&mut *tx)
+        .await
+        .expect("an update in replica mode");
+    tx.commit().await.expect("committed");
+
+    let changed = until_changed(&app, &app.address, &path, &token, &etag).await;
+    assert_eq!(changed["progress"], 40);
 }
 
 /// A stopped process, continued when dropped (even by a failing test, so

@@ -110,6 +110,33 @@ fn a_cluster_node_that_is_not_a_redis_url_is_refused_without_showing_its_passwor
     assert!(!message.contains("hunter2"), "{message}");
 }
 
+/// Settings are handed whole to code that may log them: their `Debug`
+/// shows that a secret is set, never what it is.
+#[test]
+fn the_settings_debug_form_shows_no_secret() {
+    let secrets = [
+        ("DATABASE_URL", "postgres://app:pg-secret-1@db/app"),
+        ("REDIS_URL", "redis://:redis-secret-2@redis:6379"),
+        ("REDIS_CLUSTER_NODES", "redis://:cluster-secret-3@a:6379"),
+        ("METRICS_TOKEN", "metrics-secret-4"),
+        ("ADMIN_TOKEN", "admin-secret-5-0123456789abcdef0123"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-secret-6"),
+        ("SMTP_URL", "smtp://mailer:smtp-secret-7@mail:587"),
+        ("UNSUBSCRIBE_SECRET", "unsubscribe-secret-8-0123456789ab"),
+        ("STRIPE_SECRET_KEY", "sk_live_stripe-secret-9"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_stripe-secret-10"),
+        ("SLACK_WEBHOOK_URL", "https://h.test/slack-secret-11"),
+        ("ALERT_SLACK_WEBHOOK_URL", "https://h.test/alert-secret-12"),
+    ];
+    let shown = format!("{:?}", settings(&secrets).expect("valid"));
+    assert!(shown.contains("REDACTED"), "{shown}");
+    for (key, value) in secrets {
+        let secret = value.split(['@', '/']).find(|part| part.contains("secret"));
+        let secret = secret.expect("each value names its secret");
+        assert!(!shown.contains(secret), "{key} shows in {shown}");
+    }
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let error = settings(&[("PORT", "eighty"), ("SHUTDOWN_TIMEOUT_SECS", "-1")])

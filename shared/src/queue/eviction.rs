@@ -5,7 +5,7 @@
 //! With `noeviction` a full Redis refuses writes instead, which our outbox
 //! and retries are built to survive.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{JobQueues, QueueError};
 
@@ -56,11 +56,43 @@ impl JobQueues {
     }
 }
 
+/// Redis' policy for the health endpoints, which anyone may call as often
+/// as they like: Redis is asked at most once per [`EvictionCheck::FRESH_FOR`]
+/// (a `CONFIG GET` per unauthenticated request would let anyone load it),
+/// and requests arriving while it is asked wait for that answer instead of
+/// asking again. The answer's age is all a probe loses: a policy changed
+/// live shows within a second.
+#[derive(Debug, Default)]
+pub struct EvictionCheck {
+    /// The last answer (`None`: Redis did not give one) and when it came.
+    last: tokio::sync::Mutex<Option<(Instant, Option<EvictionPolicy>)>>,
+}
+
+impl EvictionCheck {
+    /// How long an answer is used before Redis is asked again.
+    pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+    /// Redis' `maxmemory-policy` through `queues`, as it was at most
+    /// [`Self::FRESH_FOR`] ago; `None` when Redis did not answer then.
+    pub async fn policy(&self, queues: &JobQueues) -> Option<EvictionPolicy> {
+        // Held while asking: concurrent requests share the one lookup.
+        let mut last = self.last.lock().await;
+        if let Some((at, policy)) = &*last
+            && at.elapsed() < Self::FRESH_FOR
+        {
+            return policy.clone();
+        }
+        let policy = queues.eviction_policy().await.ok();
+        *last = Some((Instant::now(), policy.clone()));
+        policy
+    }
+}
+
 /// Checks the policy once Redis answers (at start, or when it comes up),
 /// and says loudly if it is not `noeviction`: started by both binaries, so
 /// whoever deploys sees it in either log. Not a refusal to start, since the
-/// api serves without Redis and an operator may fix the setting live; each
-/// `/readyz` says it too.
+/// api serves without Redis and an operator may fix the setting live;
+/// `/readyz` says it too (through an [`EvictionCheck`]).
 pub async fn watch_eviction_policy(queues: &JobQueues) {
     const RETRY: Duration = Duration::from_secs(10);
     loop {

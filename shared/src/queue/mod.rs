@@ -21,7 +21,7 @@ use crate::jobs::{Job, QueueName, QueueSettings};
 
 mod eviction;
 
-pub use eviction::{EvictionPolicy, watch_eviction_policy};
+pub use eviction::{EvictionCheck, EvictionPolicy, watch_eviction_policy};
 
 /// Why a job could not be handed to Redis.
 #[derive(Debug, thiserror::Error)]

@@ -101,6 +101,53 @@ async fn a_reservation_dropped_without_commit_is_marked_failed() {
 }
 
 #[tokio::test]
+async fn a_cancelled_reservation_leaves_no_row_and_no_upload_of_the_hour() {
+    let pool = migrated_pool().await;
+    let owner = user(&pool, "cancelled@example.com").await;
+    let limits = UploadLimits {
+        per_hour: 1,
+        ..NO_LIMITS
+    };
+
+    reserve(&pool, owner, &limits)
+        .await
+        .expect("reserved")
+        .cancel()
+        .await;
+
+    assert_eq!(rows_of(&pool, "photos", owner).await, 0);
+    reserve(&pool, owner, &limits)
+        .await
+        .expect("the hour's one upload is still there");
+}
+
+#[tokio::test]
+async fn the_type_found_in_the_first_bytes_is_stored_at_commit() {
+    let pool = migrated_pool().await;
+    let owner = user(&pool, "sniffed@example.com").await;
+    let mut reservation = photos::reserve(
+        &pool,
+        owner,
+        Uuid::now_v7(),
+        "application/octet-stream",
+        &NO_LIMITS,
+    )
+    .await
+    .expect("reserved");
+    let id = reservation.photo_id;
+
+    reservation.identified_as("image/png");
+    let mut tx = pool.begin().await.expect("a transaction");
+    reservation.commit(&mut tx, 10, 0).await.expect("committed");
+    tx.commit().await.expect("committed");
+
+    let stored = photos::original_content_type(&pool, id, owner)
+        .await
+        .expect("read");
+    assert_eq!(stored.as_deref(), Some("image/png"));
+}
+
+#[tokio::test]
 async fn the_hourly_limit_refuses_a_reservation_and_says_how_long_to_wait() {
     let pool = migrated_pool().await;
     let owner = user(&pool, "hourly@example.com").await;

@@ -4,10 +4,12 @@
 //! Each step is idempotent and the steps run in an order that a crash
 //! between any two of them cannot spoil: what is outside Postgres goes
 //! first (files, the Stripe customer), named by rows that are removed only
-//! afterwards, and the user's row goes last, taking its sessions, devices,
-//! reset links, photo rows and job records (this job's own included) with
-//! it. A rerun after a SIGKILL finds what is left and removes that; one
-//! after the end finds no account and has nothing to do.
+//! afterwards; the payloads of the customer's Stripe events are purged
+//! (their ids stay, to recognise redeliveries); and the user's row goes
+//! last, taking its sessions, devices, reset links, photo rows,
+//! subscriptions and job records (this job's own included) with it. A
+//! rerun after a SIGKILL finds what is left and removes that; one after the
+//! end finds no account and has nothing to do.
 //!
 //! It starts only once none of the account's other jobs is running: from
 //! the moment the account is marked, jobs treat it as gone and start no
@@ -24,7 +26,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::jobs::{AccountDeletion, QueueName};
 use shared::storage::keys;
-use shared::{photos, records, users};
+use shared::{photos, records, stripe_events, users};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};
@@ -85,9 +87,14 @@ impl Perform for AccountDeletion {
             .transient("could not delete a file from storage")?;
         job.progress(ctx, 50).await;
 
+        let mut events_purged = 0;
         let stripe = match leftovers.stripe_customer_id {
             Some(customer_id) => {
                 delete_stripe_customer(ctx, &customer_id).await?;
+                // Before the id is forgotten, so a rerun still knows whose
+                // events to purge; events arriving from now on are purged
+                // by their own job (the account is being deleted).
+                events_purged = stripe_events::purge_customer(&ctx.pool, &customer_id).await?;
                 users::forget_stripe_customer(&ctx.pool, user_id).await?;
                 Some(customer_id)
             }
@@ -102,6 +109,7 @@ impl Perform for AccountDeletion {
             "deleted": true,
             "files": file_count,
             "stripe_customer_deleted": stripe,
+            "stripe_events_purged": events_purged,
         }))
     }
 }

@@ -1,10 +1,13 @@
 //! `slack-notify`: announces a signup in the team's Slack channel.
 //!
 //! The email is partly masked: a chat channel is not the place for personal
-//! data. User text is escaped (`&`, `<`, `>`), so no name can mention a
-//! channel (`<!channel>`) or disguise a link (`<https://evil|acme.com>`). The queue's default rate limit (1 message/s) keeps a burst of
-//! signups within Slack's webhook limit; if Slack still answers 429, the
-//! whole queue waits for its `Retry-After`.
+//! data. The message is plain text (`shared::slack`): what the user typed
+//! (the name, the address's first letter and domain) can neither mention a
+//! channel (`<!channel>`), disguise or make a link (`<https://evil|acme.com>`,
+//! `https://evil.example`), nor be formatted (`*bold*`). The queue's default
+//! rate limit (1 message/s) keeps a burst of signups within Slack's webhook
+//! limit; if Slack still answers 429, the whole queue waits for its
+//! `Retry-After`.
 
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use reqwest::header::RETRY_AFTER;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use shared::jobs::SlackNotify;
+use shared::slack;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;
@@ -35,15 +39,15 @@ impl Perform for SlackNotify {
             return Err(JobError::user_gone(self.user_id));
         };
         let text = format!(
-            ":tada: New signup: *{}* ({})",
-            escape(&user.name),
-            escape(&mask_email(&user.email))
+            ":tada: New signup: {} ({})",
+            slack::inert(&user.name),
+            slack::inert(&mask_email(&user.email))
         );
 
         let response = ctx
             .http
             .post(webhook.expose_secret())
-            .json(&json!({ "text": text }))
+            .json(&slack::body(&text))
             .send()
             .await
             // The webhook URL is the secret: keep it out of logs and job records.
@@ -66,14 +70,6 @@ impl Perform for SlackNotify {
     }
 }
 
-/// Slack's three control characters, escaped as its docs ask: text then
-/// shows as typed and never becomes a mention, a channel ping or a link.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// `ada.lovelace@example.com` → `a***@example.com`: enough for a colleague
 /// to recognise a signup, not enough to harvest addresses from a channel.
 fn mask_email(email: &str) -> String {
@@ -88,15 +84,7 @@ fn mask_email(email: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape, mask_email};
-
-    #[test]
-    fn mentions_and_links_in_user_text_are_escaped() {
-        assert_eq!(
-            escape("<!channel> verify <https://evil.example|acme.com/login> & co"),
-            "&lt;!channel&gt; verify &lt;https://evil.example|acme.com/login&gt; &amp; co"
-        );
-    }
+    use super::mask_email;
 
     #[test]
     fn emails_keep_their_first_letter_and_domain_only() {

@@ -3,7 +3,15 @@
 //! - `customer.subscription.created`, `.updated`, `.deleted`: the user's
 //!   subscription takes the state the event carries, unless a newer event
 //!   about it was applied already (`shared::subscriptions`), so events
-//!   arriving late or twice change nothing.
+//!   arriving late or twice change nothing. Two events of the same second
+//!   with different states (`created` as `incomplete` and `updated` as
+//!   `active` routinely are) do not say which is later: the subscription
+//!   then takes what Stripe holds (`GET /v1/subscriptions/{id}`, the row
+//!   locked meanwhile), so the stored state is Stripe's whatever the order
+//!   of deliveries. A 404 means Stripe has no such subscription any more: it
+//!   is stored as `canceled` (it cannot be paid for, and an older event
+//!   cannot bring it back). Without `STRIPE_SECRET_KEY`, the status further
+//!   along a subscription's life wins (`subscriptions::later_of_same_second`).
 //! - `customer.deleted`: the user no longer has that customer.
 //!
 //! An event for a customer no account has (created outside this app, or
@@ -11,12 +19,18 @@
 //! as ignored with the reason: it is recorded, and retrying would not
 //! change it. An event whose object is not what its type says fails
 //! permanently, into the dead letters, for an operator to look at.
+//!
+//! Once an event is handled, the payloads of events whose customer no live
+//! account has are purged (`stripe_events::purge_unclaimed`): they name a
+//! person we keep nothing else about. Results name no user: the job record
+//! is the system's, and outlives a deleted account.
 
 use anyhow::anyhow;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::jobs::StripeEvent;
-use shared::subscriptions::{self, Subscription};
+use shared::subscriptions::{self, Applied, Subscription};
 use shared::{stripe_events, users};
 
 use super::{JobMeta, Perform};
@@ -98,45 +112,128 @@ impl Perform for StripeEvent {
                 self.event_id
             )));
         };
-        let object = &event.payload["data"]["object"];
-        let ignored = |reason: String| Ok(json!({ "ignored": reason, "type": event.event_type }));
-        match event.event_type.as_str() {
-            "customer.subscription.created"
-            | "customer.subscription.updated"
-            | "customer.subscription.deleted" => {
-                let subscription = StripeSubscription::deserialize(object)
-                    .permanent("the event's object is not a subscription")?;
-                let customer = subscription.customer.id().to_owned();
-                let Some(user_id) = users::id_by_stripe_customer(&ctx.pool, &customer).await?
-                else {
-                    return ignored(format!("no account has the Stripe customer {customer}"));
-                };
-                let state = subscription.state();
-                if !subscriptions::apply(&ctx.pool, user_id, &state, event.created).await? {
-                    return ignored(format!(
-                        "a newer event about {} was applied already",
-                        state.subscription_id
-                    ));
-                }
-                Ok(json!({
-                    "applied": event.event_type,
-                    "user_id": user_id,
-                    "subscription": state.subscription_id,
-                    "status": state.status,
-                }))
-            }
-            "customer.deleted" => {
-                let customer = object["id"].as_str().ok_or_else(|| {
-                    JobError::Permanent(anyhow!("the deleted customer has no id"))
-                })?;
-                match users::stripe_customer_deleted(&ctx.pool, customer).await? {
-                    Some(user_id) => {
-                        Ok(json!({ "customer_cleared": customer, "user_id": user_id }))
-                    }
-                    None => ignored(format!("no account has the Stripe customer {customer}")),
-                }
-            }
-            other => ignored(format!("events of type {other} are not handled")),
+        if event.is_purged() {
+            // Purged while the job waited: its customer's account was deleted.
+            let why = event.payload["purged"]
+                .as_str()
+                .unwrap_or("its customer is gone");
+            return Ok(json!({
+                "ignored": format!("its payload was purged: {why}"),
+                "type": event.event_type,
+            }));
         }
+        let outcome = apply(ctx, &event).await;
+        // After it is handled (`customer.deleted` may just have left its
+        // customer to nobody); a failed event stays whole for an operator.
+        if outcome.is_ok() {
+            stripe_events::purge_unclaimed(&ctx.pool, &self.event_id).await?;
+        }
+        outcome
     }
+}
+
+/// Applies `event` by its type; an `ignored` result says why it changed
+/// nothing.
+async fn apply(ctx: &JobContext, event: &stripe_events::StoredEvent) -> Result<Value, JobError> {
+    let object = &event.payload["data"]["object"];
+    let ignored = |reason: String| Ok(json!({ "ignored": reason, "type": event.event_type }));
+    match event.event_type.as_str() {
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.deleted" => {
+            let subscription = StripeSubscription::deserialize(object)
+                .permanent("the event's object is not a subscription")?;
+            let customer = subscription.customer.id().to_owned();
+            let Some(user_id) = users::id_by_stripe_customer(&ctx.pool, &customer).await? else {
+                return ignored(format!("no account has the Stripe customer {customer}"));
+            };
+            let state = subscription.state();
+            let mut tx = ctx.pool.begin().await?;
+            let (written, tie) =
+                match subscriptions::apply(&mut tx, user_id, &state, event.created).await? {
+                    Applied::Written => (state, None),
+                    Applied::Newer | Applied::Same => {
+                        return ignored(format!(
+                            "a newer event about {} (or this state) was applied already",
+                            state.subscription_id
+                        ));
+                    }
+                    Applied::Tie(stored) => {
+                        let (settled, how) = settle_tie(ctx, stored, state).await?;
+                        subscriptions::settle(&mut tx, user_id, &settled, event.created).await?;
+                        (settled, Some(how))
+                    }
+                };
+            tx.commit().await?;
+            Ok(json!({
+                "applied": event.event_type,
+                "subscription": written.subscription_id,
+                "status": written.status,
+                "same_second_settled_by": tie,
+            }))
+        }
+        "customer.deleted" => {
+            let customer = object["id"]
+                .as_str()
+                .ok_or_else(|| JobError::Permanent(anyhow!("the deleted customer has no id")))?;
+            match users::stripe_customer_deleted(&ctx.pool, customer).await? {
+                Some(_) => Ok(json!({ "customer_cleared": customer })),
+                None => ignored(format!("no account has the Stripe customer {customer}")),
+            }
+        }
+        other => ignored(format!("events of type {other} are not handled")),
+    }
+}
+
+/// Which of two states of the same second the subscription takes, and
+/// what decided: Stripe's answer, or the status rule without a key.
+async fn settle_tie(
+    ctx: &JobContext,
+    stored: Subscription,
+    incoming: Subscription,
+) -> Result<(Subscription, &'static str), JobError> {
+    let Some(secret_key) = &ctx.providers.stripe_secret_key else {
+        let later = subscriptions::later_of_same_second(&stored, &incoming).clone();
+        return Ok((later, "status order"));
+    };
+    let id = &incoming.subscription_id;
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(JobError::Permanent(anyhow!(
+            "the subscription id {id:?} is not one Stripe makes"
+        )));
+    }
+    let response = ctx
+        .http
+        .get(format!(
+            "{}/v1/subscriptions/{id}",
+            ctx.providers.stripe_api_base
+        ))
+        .bearer_auth(secret_key.expose_secret())
+        .send()
+        .await
+        .transient("could not reach Stripe")?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        let gone = Subscription {
+            status: "canceled".to_owned(),
+            ..incoming
+        };
+        return Ok((gone, "stripe: no such subscription"));
+    }
+    if !status.is_success() {
+        let error = anyhow!("Stripe answered {status} to reading subscription {id}");
+        // Stripe's 429 carries no wait: an ordinary retry with backoff.
+        return Err(JobError::from_status(status, error, JobError::Transient));
+    }
+    let held: StripeSubscription = response
+        .json()
+        .await
+        .transient("Stripe's answer was not a subscription")?;
+    if held.id != *id {
+        return Err(JobError::Permanent(anyhow!(
+            "Stripe answered subscription {} when asked for {id}",
+            held.id
+        )));
+    }
+    Ok((held.state(), "stripe"))
 }

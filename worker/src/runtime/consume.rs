@@ -65,6 +65,7 @@ pub async fn run_with<H: Handler>(
                     .as_ref()
                     .map(shared::tokens::hash_setting),
                 sampled: Arc::default(),
+                eviction: Arc::default(),
             };
             if probe.metrics_token.is_none() {
                 tracing::warn!(

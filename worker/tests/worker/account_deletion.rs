@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::app::Options;
 use testkit::images::{jpeg, photo};
+use testkit::stripe::{WEBHOOK_SECRET, event, now, subscription};
 use testkit::{DEADLINE, TestApp, job_id};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -16,6 +17,7 @@ const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const EMAIL: &str = "leaving@example.com";
 const PASSWORD: &str = "correct horse battery";
 const CUSTOMER: &str = "cus_Leaving1";
+const NAME: &str = "Leaving User";
 
 /// An app whose Stripe is `stripe`, with an in-process worker or none.
 async fn app_with_stripe(stripe: &MockServer, worker: bool) -> TestApp {
@@ -26,6 +28,7 @@ async fn app_with_stripe(stripe: &MockServer, worker: bool) -> TestApp {
             move |s| {
                 s.providers.stripe_secret_key = Some("sk_test_deletion".into());
                 s.providers.stripe_api_base = api_base;
+                s.providers.stripe_webhook_secret = Some(WEBHOOK_SECRET.into());
                 s.queues.account_deletion.backoff = Duration::from_millis(200);
             }
         })),
@@ -124,7 +127,7 @@ fn user_id(signup: &Value) -> uuid::Uuid {
 
 /// A signed-up account with a Stripe customer, a guide and a ready photo.
 async fn a_full_account(app: &TestApp) -> (Value, String) {
-    let signup = app.sign_up(EMAIL, "Leaving User").await;
+    let signup = app.sign_up(EMAIL, NAME).await;
     let token = signup["token"].as_str().expect("token").to_owned();
     app.wait_for_signup_jobs(&signup).await;
     let upload = app
@@ -295,4 +298,82 @@ async fn a_deletion_whose_worker_is_killed_midway_is_finished_by_the_next_worker
         .filter(|request| request.method == Method::DELETE)
         .count();
     assert_eq!(deletes, 2, "the killed attempt's delete, and the rerun's");
+}
+
+/// Delivers `event` and waits for its job; returns the webhook's answer.
+async fn deliver(app: &TestApp, event: &Value) -> Value {
+    let (status, answer) = app.deliver_stripe_event(event).await;
+    assert_eq!(status, 200, "{answer}");
+    if let Some(job) = answer["job_id"].as_str() {
+        app.wait_for_job_state(job, "completed", DEADLINE).await;
+    }
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_accounts_stripe_events_keep_their_ids_but_not_its_address_or_name() {
+    let stripe = MockServer::start().await;
+    stripe_creates_the_customer(&stripe).await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v1/customers/{CUSTOMER}")))
+        .respond_with(deleted_customer())
+        .mount(&stripe)
+        .await;
+    let app = app_with_stripe(&stripe, true).await;
+    let signup = app.sign_up(EMAIL, NAME).await;
+    let token = signup["token"].as_str().expect("token");
+    app.wait_for_signup_jobs(&signup).await;
+    // What Stripe sends about the customer names the person.
+    let person = json!({ "id": CUSTOMER, "object": "customer", "email": EMAIL, "name": NAME });
+    let t = now();
+    let events = [
+        event(
+            "evt_customer_updated",
+            "customer.updated",
+            t,
+            person.clone(),
+        ),
+        event(
+            "evt_invoice_paid",
+            "invoice.paid",
+            t,
+            json!({
+                "id": "in_1", "object": "invoice", "customer": CUSTOMER,
+                "customer_email": EMAIL, "customer_name": NAME,
+            }),
+        ),
+        event(
+            "evt_subscribed",
+            "customer.subscription.created",
+            t,
+            subscription("sub_leaving", CUSTOMER, "active", "price_pro", t + 86_400),
+        ),
+    ];
+    for event in &events {
+        deliver(&app, event).await;
+    }
+    assert_eq!(app.me(token).await["subscription"]["status"], "active");
+    assert!(
+        rows_mentioning(&app, EMAIL)
+            .await
+            .contains(&("stripe_events".into(), 2)),
+        "kept while the account lives"
+    );
+
+    assert_eq!(delete_account(&app, token, PASSWORD).await.status(), 202);
+    wait_until_the_account_is_gone(&app, user_id(&signup)).await;
+    // Deleting the customer makes Stripe send `customer.deleted`, with the
+    // address and name, once the account is gone.
+    let mut gone = person.clone();
+    gone["deleted"] = json!(true);
+    let deleted = event("evt_customer_deleted", "customer.deleted", now(), gone);
+    deliver(&app, &deleted).await;
+
+    for needle in [EMAIL, NAME, &user_id(&signup).to_string()] {
+        assert_eq!(rows_mentioning(&app, needle).await, vec![], "{needle}");
+    }
+    // The ids stay: a redelivery is recognised and applies nothing.
+    for event in events.iter().chain([&deleted]) {
+        assert_eq!(deliver(&app, event).await["duplicate"], true, "{event}");
+    }
 }

@@ -16,3 +16,4 @@ mod shutdown;
 mod slack;
 mod stripe;
 mod stripe_events;
+mod stripe_ties;

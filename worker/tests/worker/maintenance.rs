@@ -129,6 +129,14 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
         .await
         .expect("an event");
     }
+    // Mail budgets: one idle for two days goes, the signup's stays.
+    sqlx::query(
+        "insert into mail_budgets (budget_key, sent_at, last_sent_at)
+         values ('\\x00', array[now() - interval '2 days'], now() - interval '2 days')",
+    )
+    .execute(&pool)
+    .await
+    .expect("an idle budget");
     let output = app.worker_command(WORKER, &["maintenance", "run"]).await;
 
     assert!(
@@ -139,7 +147,7 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(
         printed.contains(
-            r#"purge-expired-tokens	{"devices":0,"resets":0,"tokens":1,"verifications":2}"#
+            r#"purge-expired-tokens	{"devices":0,"mail_budgets":1,"resets":0,"tokens":1,"verifications":2}"#
         ),
         "{printed}"
     );
@@ -166,6 +174,11 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
         count(&pool, "select count(*) from email_verifications").await,
         1,
         "the open confirmation link stays"
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from mail_budgets").await,
+        1,
+        "the signup's budget stays"
     );
     assert_eq!(
         count(

@@ -176,3 +176,37 @@ async fn the_worker_port_caps_connections_and_closes_silent_ones() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_health_probes_asks_redis_for_its_policy_about_once_a_second() {
+    let port = testkit::free_port();
+    let app = TestApp::spawn_without_worker_with(move |s| s.worker.http_port = Some(port)).await;
+    let (_worker, base) = worker_port(&app, port).await;
+    app.redis.cli(&["config", "resetstat"]);
+
+    let started = std::time::Instant::now();
+    let answers = futures::future::join_all(
+        (0..50).map(|_| app.client.get(format!("{base}/healthz")).send()),
+    )
+    .await;
+    let took = started.elapsed();
+
+    assert!(
+        answers
+            .iter()
+            .all(|answer| answer.as_ref().is_ok_and(|answer| answer.status() == 200))
+    );
+    let asked: u64 = app
+        .redis
+        .cli(&["info", "commandstats"])
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_config|get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().expect("a count"));
+    // One lookup per second the burst lasted, and the checks both
+    // processes make once at start, if they came late.
+    assert!(
+        asked <= took.as_secs() + 3,
+        "{asked} CONFIG GET for 50 probes in {took:?}"
+    );
+}

@@ -86,13 +86,16 @@ async fn a_signup_is_announced_with_the_name_and_a_masked_email() {
         .await;
     let arrivals = scripted.arrivals();
     assert_eq!(arrivals.len(), 1);
-    let text = arrivals[0].1["text"].as_str().expect("a text field");
-    assert!(text.contains("Grace Hopper"), "{text}");
-    assert!(text.contains("g***@example.com"), "{text}");
-    assert!(
-        !text.contains("grace.hopper"),
-        "the address is masked: {text}"
+    // The address's first letter and domain only, its `*` and `.` inert.
+    assert_eq!(
+        arrivals[0].1,
+        plain(":tada: New signup: Grace Hopper (g\u{2217}\u{2217}\u{2217}@example\u{2024}com)")
     );
+}
+
+/// The body Slack gets for `text`: plain text, no link previews.
+fn plain(text: &str) -> Value {
+    json!({ "text": text, "mrkdwn": false, "unfurl_links": false, "unfurl_media": false })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,26 +207,29 @@ async fn an_unreachable_webhook_never_leaks_its_secret_url() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_name_cannot_ping_the_channel_or_disguise_a_link() {
+async fn a_name_with_slack_markup_reaches_the_channel_as_plain_text() {
     let (server, scripted) = slack(vec![ResponseTemplate::new(200).set_body_string("ok")]).await;
     let app = app_with_slack(&server).await;
 
     let body = app
         .sign_up(
-            "mallory@example.com",
-            "<!channel> verify <https://evil.example|acme.com/login>",
+            "mallory@evil.example",
+            "*bold* & <https://evil.example|click here> <!channel> https://evil.example `x`_y_~z~",
         )
         .await;
 
     app.wait_for_job_state(&job_id(&body, "slack-notify"), "completed", DEADLINE)
         .await;
-    let text = scripted.arrivals()[0].1["text"]
-        .as_str()
-        .expect("a text field")
-        .to_owned();
-    assert!(!text.contains('<') && !text.contains('>'), "{text}");
-    assert!(
-        text.contains("&lt;!channel&gt; verify &lt;https://evil.example|acme.com/login&gt;"),
-        "the name shows as typed: {text}"
+    // `<`, `>` and `&` escaped as Slack asks; markup off; and what Slack
+    // has no escape for (formatting, the `:` and `.` of a link) replaced by
+    // look-alikes: ∗ ∶ ․ ˋ ˍ ∼.
+    assert_eq!(
+        scripted.arrivals()[0].1,
+        plain(
+            ":tada: New signup: \u{2217}bold\u{2217} &amp; \
+             &lt;https\u{2236}//evil\u{2024}example|click here&gt; &lt;!channel&gt; \
+             https\u{2236}//evil\u{2024}example \u{02CB}x\u{02CB}\u{02CD}y\u{02CD}\u{223C}z\u{223C} \
+             (m\u{2217}\u{2217}\u{2217}@evil\u{2024}example)"
+        )
     );
 }

@@ -141,7 +141,19 @@ async fn an_older_event_arriving_after_a_newer_one_changes_nothing() {
     assert_eq!(plan["price_id"], "price_pro");
     assert_eq!(plan["cancel_at_period_end"], true);
 
-    // Deleted, then a late update of the same second: canceled stays.
+    // Deleted, then a late update of the same second: the tie goes to
+    // what Stripe holds, canceled.
+    Mock::given(method("GET"))
+        .and(path("/v1/subscriptions/sub_o"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(subscription(
+            "sub_o",
+            "cus_order",
+            "canceled",
+            "price_pro",
+            t + 86_400,
+        )))
+        .mount(&stripe)
+        .await;
     apply(
         &app,
         &event(

@@ -218,7 +218,8 @@ impl Fleet {
                     slack
                         .iter()
                         .filter(|r| {
-                            String::from_utf8_lossy(&r.body).contains(&format!("*{}*", name(n)))
+                            String::from_utf8_lossy(&r.body)
+                                .contains(&format!("signup: {} (", name(n)))
                         })
                         .count(),
                 ],
