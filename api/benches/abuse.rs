@@ -93,7 +93,7 @@ impl Api {
     }
 
     fn client() -> reqwest::Client {
-        shared::http::builder()
+        platform::http::builder()
             .unwrap()
             .pool_max_idle_per_host(1)
             .timeout(Duration::from_secs(30))

@@ -20,7 +20,8 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
-use shared::config::{LogFormat, Settings};
+use platform::config::LogFormat;
+use platform::config::Settings;
 use tower::ServiceExt as _;
 
 fn main() {
@@ -47,9 +48,9 @@ async fn measure(requests: u32) {
     .expect("bench settings");
     // As in production: JSON logs at info (to a pipe nobody reads) and the
     // Prometheus recorder.
-    let _telemetry = shared::telemetry::init(LogFormat::Json, "layers-bench", None);
-    shared::metrics::handle();
-    let pool = shared::db::pool(&settings.database).expect("a lazy pool");
+    let _telemetry = platform::telemetry::init(LogFormat::Json, "layers-bench", None);
+    platform::metrics::handle();
+    let pool = store::db::pool(&settings.database).expect("a lazy pool");
     let state = AppState::build(&settings, pool).expect("the state");
     let etag = {
         let response = answer(HeaderMap::new()).await;

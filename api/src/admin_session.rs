@@ -1,6 +1,6 @@
 //! Operators' browser sessions for the dashboard at `/admin`: a random
 //! token in a cookie, its hash stored with the session
-//! ([`shared::admin`]), so signing out ends it on the server and a captured
+//! ([`crate::owners::admin`]), so signing out ends it on the server and a captured
 //! cookie dies with it, and the cookie says nothing about `ADMIN_TOKEN`.
 //!
 //! The cookie is `HttpOnly` (no script reads it), `SameSite=Strict` (no

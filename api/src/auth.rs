@@ -1,13 +1,13 @@
 //! Opaque bearer tokens: issuing, checking and revoking them.
 //!
 //! Tokens are 32 random bytes; only their SHA-256 is stored, so reading the
-//! `api_tokens` table does not let anyone sign in; [`shared::tokens`] keeps
+//! `api_tokens` table does not let anyone sign in; [`store::tokens`] keeps
 //! the rows. (Passwords are hashed in [`crate::passwords`].)
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::Utc;
-use shared::tokens;
+use store::tokens;
 use uuid::Uuid;
 
 use crate::error::ApiError;

@@ -4,7 +4,7 @@
 //! log their full cause chain once, here, and answer with a generic message:
 //! internals never leak into a response.
 
-pub use shared::server::LogOnce;
+pub use platform::server::LogOnce;
 
 use crate::domain::FieldErrors;
 use axum::Json;
@@ -100,11 +100,11 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<shared::users::CreateError> for ApiError {
-    fn from(error: shared::users::CreateError) -> Self {
+impl From<store::users::CreateError> for ApiError {
+    fn from(error: store::users::CreateError) -> Self {
         match error {
-            shared::users::CreateError::EmailTaken => Self::EmailTaken,
-            shared::users::CreateError::Database(error) => Self::database(error),
+            store::users::CreateError::EmailTaken => Self::EmailTaken,
+            store::users::CreateError::Database(error) => Self::database(error),
         }
     }
 }
@@ -211,8 +211,8 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// Storage trouble is the store's, not the client's: retrying later helps.
-impl From<shared::storage::StorageError> for ApiError {
-    fn from(error: shared::storage::StorageError) -> Self {
+impl From<storage::StorageError> for ApiError {
+    fn from(error: storage::StorageError) -> Self {
         Self::Unavailable(anyhow::Error::new(error).context("storage is unavailable"))
     }
 }

@@ -24,6 +24,7 @@
 //! - [`metrics`]: Prometheus metrics of requests, Argon2 and the outbox.
 //! - [`layers`]: the middleware around every route, as one list.
 //! - [`extract`], [`state`]: request extractors and shared state.
+//! - [`owners`]: the tables only the api writes (operators' sessions, incidents).
 
 pub mod admin_session;
 pub mod alerts;
@@ -38,6 +39,7 @@ pub mod job_versions;
 pub mod layers;
 pub mod metrics;
 pub mod outbox;
+pub mod owners;
 pub mod pace;
 pub mod passwords;
 pub mod rate_limit;
@@ -52,7 +54,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use shared::config::Settings;
+use platform::config::Settings;
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 
@@ -76,9 +78,9 @@ impl Application {
     /// Connects, migrates and binds. Fails with a clear message when
     /// Postgres is unreachable or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = shared::db::migrated_pool(&settings.database).await?;
+        let pool = store::db::migrated_pool(&settings.database).await?;
         // Installed before the first request, so no request goes uncounted.
-        shared::metrics::handle();
+        platform::metrics::handle();
         let server = &settings.server;
         let address = format!("{}:{}", server.host, server.port);
         let listener = TcpListener::bind(&address)
@@ -124,13 +126,12 @@ impl Application {
             job_versions::follow(state.pool.clone(), &state.job_versions).await
         });
         let queues = self.state.queues.clone();
-        let eviction =
-            tokio::spawn(async move { shared::queue::watch_eviction_policy(&queues).await });
+        let eviction = tokio::spawn(async move { queue::watch_eviction_policy(&queues).await });
         tracing::info!(address = %self.local_addr()?, "api listening");
         let monitor = tokio::spawn(self.monitor.run());
         let http = self.state.http;
         let served =
-            shared::server::serve(self.listener, router(self.state, self.cors), http, shutdown)
+            platform::server::serve(self.listener, router(self.state, self.cors), http, shutdown)
                 .await
                 .context("the HTTP server failed");
         relay.abort();
@@ -157,7 +158,7 @@ async fn sweep_abandoned_uploads(state: AppState) {
             Ok(removed) => tracing::info!(removed, "removed spool files of interrupted uploads"),
             Err(error) => tracing::warn!(%error, "could not sweep the upload spool"),
         }
-        match shared::photos::sweep_abandoned(&state.pool, stale).await {
+        match store::photos::sweep_abandoned(&state.pool, stale).await {
             Ok(0) => {}
             Ok(failed) => tracing::info!(failed, "marked interrupted uploads failed"),
             Err(error) => tracing::warn!(%error, "could not sweep interrupted uploads"),

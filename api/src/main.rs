@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shared::config::Settings;
+use platform::config::Settings;
 
 /// The HTTP API of the Acme backend: validates, writes, records the slow
 /// work for the worker, and answers in milliseconds.
@@ -30,8 +30,8 @@ enum Command {
 async fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0, as clap does.
     let cli = Cli::parse();
-    let settings = shared::startup::settings();
-    let _telemetry = shared::startup::telemetry(&settings, "api");
+    let settings = platform::startup::settings();
+    let _telemetry = platform::startup::telemetry(&settings, "api");
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings).await,
         Command::Migrate => migrate(&settings).await,
@@ -47,11 +47,11 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let app = api::Application::build(settings).await?;
-    app.run_until(shared::shutdown::signal()).await
+    app.run_until(platform::shutdown::signal()).await
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    shared::db::migrated_pool(&settings.database).await?;
+    store::db::migrated_pool(&settings.database).await?;
     tracing::info!("migrations applied");
     Ok(())
 }

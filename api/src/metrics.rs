@@ -126,5 +126,5 @@ impl Drop for InFlight {
 /// ([`crate::alerts`]): a scrape asks neither Redis nor Postgres anything.
 pub fn render(state: &AppState) -> String {
     gauge!("argon2_queue_depth").set(state.passwords.waiting() as f64);
-    shared::metrics::handle().render()
+    platform::metrics::handle().render()
 }

@@ -11,9 +11,14 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use shared::jobs::{Job, QueueName};
-use shared::queue::JobQueues;
-use shared::records::{self, Failure, JobState, PublicError};
+use catalogue::Job;
+
+use catalogue::QueueName;
+use queue::JobQueues;
+use store::records;
+use store::records::Failure;
+use store::records::JobState;
+use store::records::PublicError;
 
 use crate::request_id::RequestId;
 
@@ -82,7 +87,7 @@ pub async fn record_delayed<J: Job>(
         },
         &records::Origin {
             request_id: Some(request.as_str().to_owned()),
-            trace_parent: shared::telemetry::current_trace_parent(),
+            trace_parent: platform::telemetry::current_trace_parent(),
         },
     )
     .await?;
@@ -265,5 +270,5 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     /// Redis failed or did not answer.
     #[error("could not enqueue")]
-    Queue(#[from] shared::queue::QueueError),
+    Queue(#[from] queue::QueueError),
 }

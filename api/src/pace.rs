@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use shared::config::HttpLimits;
+use platform::config::HttpLimits;
 use tokio::time::{Instant, Sleep};
 
 /// The body came in slower than the minimum pace.

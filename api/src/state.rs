@@ -8,11 +8,18 @@ use axum::http::HeaderName;
 use secrecy::ExposeSecret as _;
 use tokio::sync::Semaphore;
 
-use shared::config::{HttpLimits, LoginFailureLimit, PhotoSettings, Settings};
-use shared::queue::{EvictionCheck, JobQueues};
-use shared::storage::Storage;
-use shared::unsubscribe::UnsubscribeKey;
+use platform::config::HttpLimits;
+
+use platform::config::LoginFailureLimit;
+
+use platform::config::PhotoSettings;
+
+use platform::config::Settings;
+use queue::EvictionCheck;
+use queue::JobQueues;
 use sqlx::PgPool;
+use storage::Storage;
+use store::unsubscribe::UnsubscribeKey;
 
 use crate::job_versions::JobVersions;
 use crate::passwords::Passwords;
@@ -160,7 +167,7 @@ impl AppState {
             metrics_token_hash: server
                 .metrics_token
                 .as_ref()
-                .map(shared::tokens::hash_setting),
+                .map(store::tokens::hash_setting),
             app_policy: crate::browser::app_policy(storage),
             public_url: server.public_url.as_str().into(),
             redeliver_after: redis.redeliver_after,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-pub use shared::tokens::TokenHash;
+pub use store::tokens::TokenHash;
 
 /// A bounded map from token hash to user, with per-entry freshness.
 pub struct TokenCache {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use shared::config::Settings;
+use platform::config::Settings;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -192,7 +192,7 @@ impl TestApp {
 
         let mut app = Self {
             address,
-            client: shared::http::builder()
+            client: platform::http::builder()
                 .and_then(|builder| {
                     Ok(builder
                         .connect_timeout(Duration::from_secs(5))
@@ -244,7 +244,7 @@ impl TestApp {
         let settings = self.settings.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let queues = shared::jobs::QueueName::ALL;
+            let queues = catalogue::QueueName::ALL;
             worker::runtime::run(&settings, queues, async {
                 let _ = stopped.await;
             })
@@ -285,7 +285,7 @@ async fn apply_next_release_migration(database_url: &str, sql: &'static str) {
     let pool = PgPool::connect(database_url)
         .await
         .expect("the test database accepts connections");
-    let mut migrations: Vec<Migration> = shared::db::migrator().iter().cloned().collect();
+    let mut migrations: Vec<Migration> = store::db::migrator().iter().cloned().collect();
     let next_version = migrations.iter().map(|m| m.version).max().unwrap_or(0) + 1;
     migrations.push(Migration::new(
         next_version,
@@ -304,7 +304,8 @@ async fn apply_next_release_migration(database_url: &str, sql: &'static str) {
 /// Logs go nowhere unless `TEST_LOG` is set: they would drown test output.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _no_traces = shared::telemetry::init(shared::config::LogFormat::Pretty, "tests", None);
+        let _no_traces =
+            platform::telemetry::init(platform::config::LogFormat::Pretty, "tests", None);
     }
 }
 

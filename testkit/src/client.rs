@@ -153,14 +153,14 @@ impl TestApp {
             .as_str()
             .and_then(|id| id.parse().ok())
             .expect("a user id");
-        let (token, hash) = shared::tokens::mint().expect("random");
+        let (token, hash) = store::tokens::mint().expect("random");
         let ttl = Duration::from_secs(600);
-        let epoch = shared::users::standing(&self.pool, user_id)
+        let epoch = store::users::standing(&self.pool, user_id)
             .await
             .expect("the account is read")
             .expect("the account exists")
             .epoch;
-        shared::verifications::issue(&self.pool, user_id, epoch, &email, &hash, ttl)
+        store::verifications::issue(&self.pool, user_id, epoch, &email, &hash, ttl)
             .await
             .expect("a confirmation link");
         let response = self

@@ -33,7 +33,7 @@ pub async fn migrated_pool() -> sqlx::PgPool {
     let pool = sqlx::PgPool::connect(&fresh_database().await)
         .await
         .expect("the test database accepts connections");
-    shared::db::migrate(&pool)
+    store::db::migrate(&pool)
         .await
         .expect("the migrations apply");
     pool

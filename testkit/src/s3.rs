@@ -3,7 +3,7 @@
 //! test on a free port with its own folder. S3 lives outside our walls, so
 //! a stand-in is what the tests may use.
 
-use shared::config::S3Settings;
+use platform::config::S3Settings;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

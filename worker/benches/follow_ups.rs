@@ -14,9 +14,12 @@
 
 use std::time::{Duration, Instant};
 
+use catalogue::FollowUpEmail;
+use catalogue::QueueName;
 use serde_json::json;
-use shared::jobs::{FollowUpEmail, QueueName};
-use shared::records::{self, NewRecord, Origin};
+use store::records;
+use store::records::NewRecord;
+use store::records::Origin;
 use testkit::TestApp;
 
 /// What one message costs at a typical SMTP provider, roughly.

@@ -17,9 +17,9 @@
 use std::time::{Duration, Instant};
 
 use bullmq::BulkJob;
+use catalogue::QueueName;
+use queue::JobQueues;
 use serde_json::json;
-use shared::jobs::QueueName;
-use shared::queue::JobQueues;
 use testkit::TestApp;
 
 /// What one message costs at a typical SMTP provider, roughly.

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use bullmq::types::RemoveOnFinish;
 use bullmq::{BulkJob, JobOptions, Queue};
+use catalogue::QueueName;
+use platform::config::Settings;
+use queue::JobQueues;
 use serde_json::{Value, json};
-use shared::config::Settings;
-use shared::jobs::QueueName;
-use shared::queue::JobQueues;
 use tokio::sync::{Notify, mpsc};
 use worker::context::JobContext;
 use worker::error::JobError;

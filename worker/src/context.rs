@@ -3,11 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::config::{MaintenanceSettings, PhotoSettings, ProviderSettings, Settings};
-use shared::queue::JobQueues;
-use shared::storage::Storage;
-use shared::unsubscribe::UnsubscribeKey;
+use platform::config::MaintenanceSettings;
+
+use platform::config::PhotoSettings;
+
+use platform::config::ProviderSettings;
+
+use platform::config::Settings;
+use queue::JobQueues;
 use sqlx::PgPool;
+use storage::Storage;
+use store::unsubscribe::UnsubscribeKey;
 
 use crate::email::{Mailer, Templates};
 use crate::pdf::GuideRenderer;
@@ -50,7 +56,7 @@ impl JobContext {
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             maintenance: settings.maintenance,
-            pool: shared::db::pool(&settings.database)?,
+            pool: store::db::pool(&settings.database)?,
             mailer: Mailer::from_settings(&settings.mail)?,
             templates: Templates::load()?,
             guide_renderer: Arc::new(GuideRenderer::load()?),
@@ -75,7 +81,7 @@ impl JobContext {
 /// with timeouts so a hung provider fails an attempt instead of holding a
 /// worker slot for ever.
 fn provider_client() -> anyhow::Result<reqwest::Client> {
-    shared::http::builder()?
+    platform::http::builder()?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("acme-worker/", env!("CARGO_PKG_VERSION")))

@@ -8,9 +8,9 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
+use platform::config::MailSettings;
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use shared::config::MailSettings;
 
 use crate::error::{Classify, JobError};
 

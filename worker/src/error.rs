@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use shared::records::PublicError;
+use store::records::PublicError;
 
 /// A failed job attempt. The worker retries [`JobError::Transient`] with
 /// exponential backoff and fails [`JobError::Permanent`] at once, so bad

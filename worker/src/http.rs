@@ -14,11 +14,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use catalogue::QueueName;
+use platform::config::HttpLimits;
+use queue::EvictionCheck;
+use queue::JobQueues;
 use serde_json::json;
-use shared::config::HttpLimits;
-use shared::jobs::QueueName;
-use shared::queue::{EvictionCheck, JobQueues};
-use shared::tokens::TokenHash;
+use store::tokens::TokenHash;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
@@ -67,7 +68,7 @@ pub async fn serve(listener: TcpListener, probe: Probe, limits: HttpLimits) -> s
         max_connections: MAX_CONNECTIONS,
         ..limits
     };
-    shared::server::serve(listener, router, limits, std::future::pending()).await
+    platform::server::serve(listener, router, limits, std::future::pending()).await
 }
 
 /// 200 while consuming, 503 once draining for shutdown (so a rolling deploy
@@ -93,8 +94,8 @@ async fn healthz(State(probe): State<Probe>) -> Response {
 
 async fn metrics(State(probe): State<Probe>, headers: HeaderMap) -> Response {
     if let Some(expected) = &probe.metrics_token {
-        let given = shared::tokens::bearer(&headers);
-        if !given.is_some_and(|token| shared::tokens::matches(token, expected)) {
+        let given = store::tokens::bearer(&headers);
+        if !given.is_some_and(|token| store::tokens::matches(token, expected)) {
             let body = json!({ "error": {
                 "code": "unauthorized",
                 "message": "send METRICS_TOKEN as a bearer token",
@@ -113,7 +114,7 @@ async fn metrics(State(probe): State<Probe>, headers: HeaderMap) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        shared::metrics::handle().render(),
+        platform::metrics::handle().render(),
     )
         .into_response()
 }

@@ -8,11 +8,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use catalogue::MaintenanceTask;
+use catalogue::QueueName;
 use clap::{Args, Parser, Subcommand};
-use shared::config::Settings;
-use shared::dead_letters::DeadLetters;
-use shared::jobs::{MaintenanceTask, QueueName};
-use shared::queue::JobQueues;
+use platform::config::Settings;
+use queue::JobQueues;
+use queue::dead_letters::DeadLetters;
 
 /// Processes the background jobs the api records (email, Stripe, Slack, the
 /// onboarding guide, photos), and lets operators look at and steer the queues.
@@ -112,13 +113,13 @@ enum Outcome {
 async fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0, as clap does.
     let cli = Cli::parse();
-    let settings = shared::startup::settings();
+    let settings = platform::startup::settings();
     let command = cli.command.unwrap_or(Command::Run { queues: cli.queues });
     let outcome = match command {
         Command::Run { queues } => {
-            let _telemetry = shared::startup::telemetry(&settings, "worker");
+            let _telemetry = platform::startup::telemetry(&settings, "worker");
             let queues = queues.unwrap_or_else(|| QueueName::ALL.to_vec());
-            worker::runtime::run(&settings, &queues, shared::shutdown::signal())
+            worker::runtime::run(&settings, &queues, platform::shutdown::signal())
                 .await
                 .map(|()| Outcome::Done)
         }
@@ -160,7 +161,7 @@ async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
 async fn list_failed(settings: &Settings, queue: QueueName) -> anyhow::Result<Outcome> {
     let (queues, pool) = (
         JobQueues::new(&settings.redis, settings.queues),
-        shared::db::pool(&settings.database)?,
+        store::db::pool(&settings.database)?,
     );
     let jobs = DeadLetters::new(&queues, &pool).list(queue, None).await?;
     let mut out = std::io::stdout().lock();
@@ -189,7 +190,7 @@ enum Act {
 async fn act_on_failed(settings: &Settings, pick: Pick, act: Act) -> anyhow::Result<Outcome> {
     let (queues, pool) = (
         JobQueues::new(&settings.redis, settings.queues),
-        shared::db::pool(&settings.database)?,
+        store::db::pool(&settings.database)?,
     );
     let dead_letters = DeadLetters::new(&queues, &pool);
     let queue = pick.queue;

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bullmq::{BackoffStrategyFn, RateLimiterOptions, WorkerOptions};
-use shared::config::RedisSettings;
-use shared::jobs::{QueueSettings, RateLimit};
-use shared::millis;
-use shared::queue::{JITTERED_BACKOFF, connection_options};
+use catalogue::QueueSettings;
+use catalogue::RateLimit;
+use platform::config::RedisSettings;
+use platform::millis;
+use queue::JITTERED_BACKOFF;
+use queue::connection_options;
 
 /// Worker options for `queue`: our Redis and prefix, and the queue's settings.
 pub fn worker_options(redis: &RedisSettings, queue: &QueueSettings) -> WorkerOptions {
@@ -63,7 +65,7 @@ fn jittered_backoff(base: Duration) -> BackoffStrategyFn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::queue::JITTERED_BACKOFF;
+    use queue::JITTERED_BACKOFF;
 
     #[tokio::test]
     async fn jittered_backoff_doubles_and_stays_within_its_window() {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use shared::config::AlertSettings;
-use shared::incidents::Kind;
-use shared::jobs::QueueName;
+use crate::owners::incidents::Kind;
+use catalogue::QueueName;
+use platform::config::AlertSettings;
 
 /// Below this many finished jobs in the window, a failure ratio is noise
 /// (one failure of one job is 100%).
@@ -217,7 +217,7 @@ mod tests {
     use super::*;
 
     fn settings() -> AlertSettings {
-        shared::config::Settings::from_lookup(|key| {
+        platform::config::Settings::from_lookup(|key| {
             (key == "DATABASE_URL").then(|| "postgres://localhost/x".to_owned())
         })
         .expect("defaults")

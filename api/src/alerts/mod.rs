@@ -16,12 +16,15 @@ mod notify;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::owners::incidents;
+use crate::owners::incidents::Incident;
+use crate::owners::incidents::Kind;
+use catalogue::QueueName;
 use futures::future::join_all;
 use metrics::gauge;
-use shared::config::{AlertSettings, Settings};
-use shared::incidents::{self, Incident, Kind};
-use shared::jobs::QueueName;
-use shared::queue::JobQueues;
+use platform::config::AlertSettings;
+use platform::config::Settings;
+use queue::JobQueues;
 use sqlx::{PgConnection, PgPool};
 
 pub use conditions::{Finding, QueueFigures, Snapshot, findings};
@@ -150,8 +153,7 @@ impl Monitor {
                 "Redis did not answer for some queues; their alerts wait"
             );
         }
-        for row in
-            shared::records::finished_within(&self.pool, self.settings.failure_window).await?
+        for row in store::records::finished_within(&self.pool, self.settings.failure_window).await?
         {
             if let Ok(queue) = row.queue.parse::<QueueName>() {
                 let finished = conditions::Finished {
@@ -161,7 +163,7 @@ impl Monitor {
                 snapshot.finished.insert(queue, finished);
             }
         }
-        let (pending, oldest) = shared::records::outbox_backlog(&self.pool).await?;
+        let (pending, oldest) = store::records::outbox_backlog(&self.pool).await?;
         snapshot.outbox = (u64::try_from(pending).unwrap_or(0), oldest);
         gauge!("outbox_pending_jobs").set(pending as f64);
         gauge!("outbox_oldest_pending_seconds").set(oldest.map_or(0.0, |age| age.as_secs_f64()));

@@ -1,17 +1,17 @@
 //! Telling the team: a Slack incoming webhook and/or email. Both are sent
 //! from here, not through the queues, because the queues may be what is
-//! broken. Slack gets plain text (`shared::slack::body`): an alert is our
+//! broken. Slack gets plain text (`platform::slack::body`): an alert is our
 //! sentence, and a provider's answer quoted in it is shown, not rendered.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::owners::incidents::Incident;
 use anyhow::Context as _;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use platform::config::Settings;
 use secrecy::{ExposeSecret as _, SecretString};
-use shared::config::Settings;
-use shared::incidents::Incident;
 
 use super::conditions::human;
 
@@ -74,7 +74,7 @@ impl Notifier {
             Some(url) => {
                 reqwest::Url::parse(url.expose_secret())
                     .context("ALERT_SLACK_WEBHOOK_URL is not a URL")?;
-                let client = shared::http::builder()?.timeout(SEND_TIMEOUT).build()?;
+                let client = platform::http::builder()?.timeout(SEND_TIMEOUT).build()?;
                 Some((client, url.clone()))
             }
             None => None,
@@ -126,7 +126,7 @@ impl Notifier {
         if let Some((client, url)) = &self.slack {
             client
                 .post(url.expose_secret())
-                .json(&shared::slack::body(&message.text))
+                .json(&platform::slack::body(&message.text))
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use shared::queue::JobQueues;
-use shared::server::LogOnce;
+use platform::server::LogOnce;
+use queue::JobQueues;
 
 use super::ClientKey;
 
@@ -72,7 +72,7 @@ impl SharedCounts {
             .arg(add)
             .arg(limit)
             .arg(self.shard_capacity)
-            .arg(shared::millis(window).max(1));
+            .arg(platform::millis(window).max(1));
         let answer = tokio::time::timeout(BOUND, async {
             let mut connection = self.queues.redis().await?.connection();
             Ok::<_, anyhow::Error>(invocation.invoke_async(&mut connection).await?)

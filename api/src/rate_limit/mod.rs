@@ -30,13 +30,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::Next;
 use axum::response::Response;
-use shared::queue::JobQueues;
+use queue::JobQueues;
 
 use crate::error::ApiError;
 use in_redis::SharedCounts;
 
 pub use local::RateLimiter;
-pub use shared::server::ClientKey;
+pub use platform::server::ClientKey;
 
 /// Allows `limit` requests per client per `window`, counted in Redis when
 /// it answers and on this instance when it does not.

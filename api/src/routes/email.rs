@@ -11,7 +11,7 @@
 //! proven, naming the new one only masked.
 //!
 //! Every link is bound to the credentials it was asked under (see
-//! [`shared::verifications`]): a change asked for by someone who once had
+//! [`store::verifications`]): a change asked for by someone who once had
 //! the password dies with the owner's password reset. Sending links is
 //! limited per address, whoever asks (three an hour to an address that has
 //! not proven itself), per account (three of each kind an hour), both
@@ -24,10 +24,18 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use catalogue::AccountEmail;
+use catalogue::AccountEmailKind;
+use catalogue::FollowUpEmail;
+use catalogue::StripeCustomer;
+use catalogue::WelcomeEmail;
 use serde::{Deserialize, Serialize};
-use shared::jobs::{AccountEmail, AccountEmailKind, FollowUpEmail, StripeCustomer, WelcomeEmail};
-use shared::mail_budgets::{self, Allowance, Budget, Taken};
-use shared::{users, verifications};
+use store::mail_budgets;
+use store::mail_budgets::Allowance;
+use store::mail_budgets::Budget;
+use store::mail_budgets::Taken;
+use store::users;
+use store::verifications;
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
-use shared::storage::StoredFile;
+use storage::StoredFile;
 
 /// `file` as the body, with its type and length, plus `headers`.
 pub(super) fn stream<const N: usize>(

@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use queue::EvictionPolicy;
 use serde::Serialize;
-use shared::queue::EvictionPolicy;
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
@@ -80,7 +80,7 @@ async fn healthz() -> Json<Health> {
 /// Redis down, jobs wait in the outbox and go out when it is back, so the
 /// instance stays in rotation (`degraded`). 503 only without Postgres.
 /// Asking Redis for its eviction policy doubles as its ping, at most once a
-/// second however many probes come ([`shared::queue::EvictionCheck`]).
+/// second however many probes come ([`queue::EvictionCheck`]).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready (or degraded: Redis is down)", body = Readiness),

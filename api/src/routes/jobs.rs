@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::records::JobState;
+use store::records::JobState;
 use utoipa_axum::routes;
 use uuid::Uuid;
 

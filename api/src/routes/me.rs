@@ -13,10 +13,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
+use catalogue::AccountDeletion;
 use serde::{Deserialize, Serialize};
-use shared::jobs::AccountDeletion;
-use shared::subscriptions::{self, Subscription};
-use shared::{devices, tokens, users};
+use store::devices;
+use store::subscriptions;
+use store::subscriptions::Subscription;
+use store::tokens;
+use store::users;
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};

@@ -6,8 +6,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use media::{ImageFormat, Variant};
 use serde::Serialize;
-use shared::photos;
-use shared::storage::keys;
+use storage::keys;
+use store::photos;
 use utoipa_axum::routes;
 use uuid::Uuid;
 

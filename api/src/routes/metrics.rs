@@ -22,7 +22,7 @@ pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
 async fn metrics(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let (parts, _) = request.into_parts();
     if let Some(expected) = &state.metrics_token_hash
-        && !bearer_token(&parts).is_some_and(|given| shared::tokens::matches(given, expected))
+        && !bearer_token(&parts).is_some_and(|given| store::tokens::matches(given, expected))
     {
         return Err(ApiError::Unauthorized);
     }

@@ -1,5 +1,5 @@
 //! `POST /api/photos`: the upload, HTTP only. The photo's row and the
-//! account's limits belong to [`shared::photos`]; serving is [`super::media`].
+//! account's limits belong to [`store::photos`]; serving is [`super::media`].
 //!
 //! An upload is spooled to disk as it arrives: memory holds one chunk, not
 //! the photo. The format is sniffed from the first bytes, and the size in
@@ -22,11 +22,12 @@ use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
+use catalogue::ImageResize;
 use media::{ImageFormat, sniff};
 use serde::Serialize;
-use shared::jobs::ImageResize;
-use shared::photos;
-use shared::storage::{Upload, keys};
+use storage::Upload;
+use storage::keys;
+use store::photos;
 use utoipa_axum::routes;
 use uuid::Uuid;
 

@@ -3,7 +3,7 @@
 //! RFC 8058 that product mail carries in `List-Unsubscribe`.
 //!
 //! The link works without a login (that is the point of it): its token is
-//! the user's id signed with `UNSUBSCRIBE_SECRET` (`shared::unsubscribe`),
+//! the user's id signed with `UNSUBSCRIBE_SECRET` (`store::unsubscribe`),
 //! so it names one user and cannot be made for another. Only a `POST`
 //! unsubscribes: a mail scanner that fetches links changes nothing. The
 //! visible link in the email opens the web app's `/unsubscribe` page,
@@ -13,7 +13,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
-use shared::users;
+use store::users;
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};

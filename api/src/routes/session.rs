@@ -24,9 +24,13 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::domain::EmailAddress;
-use shared::devices::{self, DeviceAttempt};
-use shared::tokens::{self, PasswordCheck, TokenHash};
-use shared::users::{self, LoginAttempt};
+use store::devices;
+use store::devices::DeviceAttempt;
+use store::tokens;
+use store::tokens::PasswordCheck;
+use store::tokens::TokenHash;
+use store::users;
+use store::users::LoginAttempt;
 use uuid::Uuid;
 
 use super::endpoints::{Endpoints, Limits};

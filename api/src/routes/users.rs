@@ -38,8 +38,8 @@ impl UserBody {
     }
 }
 
-impl From<shared::users::User> for UserBody {
-    fn from(user: shared::users::User) -> Self {
+impl From<store::users::User> for UserBody {
+    fn from(user: store::users::User) -> Self {
         Self {
             id: user.id,
             email: user.email,

@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use catalogue::StripeEvent;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use shared::jobs::StripeEvent;
-use shared::stripe_events::{self, StoredEvent};
+use store::stripe_events;
+use store::stripe_events::StoredEvent;
 use utoipa_axum::routes;
 use uuid::Uuid;
 

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use platform::config::Settings;
 use serde_json::{Value, json};
-use shared::config::Settings;
 use testkit::app::{ADMIN_TOKEN, Options};
 use testkit::browser::{Browser, Screen, evidence_dir};
 use testkit::{DEADLINE, TestApp};

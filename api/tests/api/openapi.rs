@@ -419,8 +419,8 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
         .as_str()
         .and_then(|id| id.parse().ok())
         .expect("a user id");
-    let (link, hash) = shared::tokens::mint().expect("random");
-    shared::resets::issue(
+    let (link, hash) = store::tokens::mint().expect("random");
+    store::resets::issue(
         &app.pool,
         user_id,
         0,
@@ -465,8 +465,8 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
         .as_str()
         .and_then(|id| id.parse().ok())
         .expect("a user id");
-    let (link, hash) = shared::tokens::mint().expect("random");
-    shared::verifications::issue(
+    let (link, hash) = store::tokens::mint().expect("random");
+    store::verifications::issue(
         &app.pool,
         user_id,
         0,
@@ -537,7 +537,7 @@ async fn every_documented_operation_answers_as_the_openapi_document_says() {
             .await;
         contract.check("put", "/api/me/preferences", answer).await;
     }
-    let key = shared::unsubscribe::UnsubscribeKey::new(&UNSUBSCRIBE_SECRET.into());
+    let key = store::unsubscribe::UnsubscribeKey::new(&UNSUBSCRIBE_SECRET.into());
     for token in [key.token(user_id), "forged.token".to_owned()] {
         let answer = app
             .client

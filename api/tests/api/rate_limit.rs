@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::rate_limit::{ClientKey, Limiter};
+use platform::config::Settings;
+use queue::JobQueues;
 use serde_json::{Value, json};
-use shared::config::Settings;
-use shared::queue::JobQueues;
 use testkit::TestApp;
 use testkit::app::ADMIN_TOKEN;
 

@@ -30,7 +30,7 @@ async fn this_release_runs_on_a_database_migrated_by_the_next_one() {
         .fetch_one(&app.pool)
         .await
         .expect("count");
-    let known = shared::db::migrator().iter().count() as i64;
+    let known = store::db::migrator().iter().count() as i64;
     assert_eq!(
         applied,
         known + 1,

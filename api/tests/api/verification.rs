@@ -122,9 +122,9 @@ async fn an_expired_confirmation_link_is_refused() {
         .as_str()
         .and_then(|id| id.parse().ok())
         .expect("a user id");
-    let (link, hash) = shared::tokens::mint().expect("random");
+    let (link, hash) = store::tokens::mint().expect("random");
     // Issued with no time to live: expired by the time it is followed.
-    shared::verifications::issue(&app.pool, user_id, 0, ADDRESS, &hash, Duration::ZERO)
+    store::verifications::issue(&app.pool, user_id, 0, ADDRESS, &hash, Duration::ZERO)
         .await
         .expect("a link");
 

@@ -299,7 +299,7 @@ async fn a_subscriber_sees_the_plan_and_unsubscribes_from_the_emailed_link_then_
         .expect("an id")
         .parse()
         .expect("a uuid");
-    let token = shared::unsubscribe::UnsubscribeKey::new(&SECRET.into()).token(user_id);
+    let token = store::unsubscribe::UnsubscribeKey::new(&SECRET.into()).token(user_id);
     let link = format!("{}/unsubscribe#token={token}", app.address);
 
     let browser = Browser::start(Screen::Desktop).await;

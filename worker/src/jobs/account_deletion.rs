@@ -20,13 +20,17 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
+use catalogue::AccountDeletion;
+use catalogue::QueueName;
 use futures::{StreamExt as _, TryStreamExt as _};
 use media::Variant;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use shared::jobs::{AccountDeletion, QueueName};
-use shared::storage::keys;
-use shared::{photos, records, stripe_events, users};
+use storage::keys;
+use store::photos;
+use store::records;
+use store::stripe_events;
+use store::users;
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};

@@ -14,11 +14,15 @@
 //! change asked for before the owner set a new password is not sent at
 //! all. Notices are sent whatever changed since: they are about the change.
 
+use catalogue::AccountEmail;
+use catalogue::AccountEmailKind;
 use chrono::Utc;
 use serde_json::{Value, json};
-use shared::jobs::{AccountEmail, AccountEmailKind};
-use shared::tokens::TokenHash;
-use shared::{resets, tokens, users, verifications};
+use store::resets;
+use store::tokens;
+use store::tokens::TokenHash;
+use store::users;
+use store::verifications;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

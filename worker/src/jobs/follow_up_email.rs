@@ -8,9 +8,9 @@
 //! (`List-Unsubscribe`, RFC 8058) and a visible one. Idempotent like the
 //! welcome email: `users.follow_up_sent_at` is set after the hand-over.
 
+use catalogue::FollowUpEmail;
 use serde_json::{Value, json};
-use shared::jobs::FollowUpEmail;
-use shared::users;
+use store::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

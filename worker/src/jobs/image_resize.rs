@@ -6,11 +6,12 @@
 //! work at worst. A photo that cannot be decoded fails at once, with the
 //! reason on the photo and the job; it never burns through retries.
 
+use catalogue::ImageResize;
 use serde_json::{Value, json};
-use shared::jobs::ImageResize;
-use shared::photos::{self, PhotoState};
-use shared::records::PublicError;
-use shared::storage::keys;
+use storage::keys;
+use store::photos;
+use store::photos::PhotoState;
+use store::records::PublicError;
 use uuid::Uuid;
 
 use super::{JobMeta, Perform, on_blocking_pool};

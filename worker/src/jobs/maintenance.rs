@@ -10,14 +10,20 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use catalogue::Maintenance;
+use catalogue::MaintenanceTask;
 use media::Variant;
+use queue::JobQueues;
 use serde_json::{Value, json};
-use shared::jobs::{Maintenance, MaintenanceTask};
-use shared::queue::JobQueues;
-use shared::storage::keys;
-use shared::{
-    devices, mail_budgets, photos, records, resets, stripe_events, tokens, verifications,
-};
+use storage::keys;
+use store::devices;
+use store::mail_budgets;
+use store::photos;
+use store::records;
+use store::resets;
+use store::stripe_events;
+use store::tokens;
+use store::verifications;
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};

@@ -1,5 +1,5 @@
 //! One file per job, each implementing [`Perform`] for its payload (the
-//! payload and its queue are declared in the catalogue, `shared::jobs`).
+//! payload and its queue are declared in the catalogue, `catalogue`).
 //! [`Dispatcher`] routes a BullMQ job to it by queue; the list in
 //! [`registered!`] is the one place jobs are registered, and a queue left
 //! out of it is a compile error.
@@ -15,9 +15,11 @@ mod stripe_customer;
 mod stripe_event;
 mod welcome_email;
 
+use catalogue::Job;
+use catalogue::QueueName;
 use serde_json::Value;
-use shared::jobs::{Job, QueueName};
-use shared::records::{self, Run};
+use store::records;
+use store::records::Run;
 
 use crate::context::JobContext;
 use crate::error::JobError;
@@ -132,16 +134,16 @@ macro_rules! registered {
 }
 
 registered!(
-    shared::jobs::WelcomeEmail,
-    shared::jobs::AccountEmail,
-    shared::jobs::StripeCustomer,
-    shared::jobs::SlackNotify,
-    shared::jobs::OnboardingPdf,
-    shared::jobs::ImageResize,
-    shared::jobs::AccountDeletion,
-    shared::jobs::StripeEvent,
-    shared::jobs::FollowUpEmail,
-    shared::jobs::Maintenance,
+    catalogue::WelcomeEmail,
+    catalogue::AccountEmail,
+    catalogue::StripeCustomer,
+    catalogue::SlackNotify,
+    catalogue::OnboardingPdf,
+    catalogue::ImageResize,
+    catalogue::AccountDeletion,
+    catalogue::StripeEvent,
+    catalogue::FollowUpEmail,
+    catalogue::Maintenance,
 );
 
 /// Parses the payload, names its user in the job's span, and performs it.

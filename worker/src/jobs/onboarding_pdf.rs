@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use catalogue::OnboardingPdf;
 use serde_json::{Value, json};
-use shared::jobs::OnboardingPdf;
-use shared::storage::keys;
-use shared::users;
+use storage::keys;
+use store::users;
 
 use super::{JobMeta, Perform, on_blocking_pool};
 use crate::context::JobContext;

@@ -1,7 +1,7 @@
 //! `slack-notify`: announces a signup in the team's Slack channel.
 //!
 //! The email is partly masked: a chat channel is not the place for personal
-//! data. The message is plain text (`shared::slack`): what the user typed
+//! data. The message is plain text (`platform::slack`): what the user typed
 //! (the name, the address's first letter and domain) can neither mention a
 //! channel (`<!channel>`), disguise or make a link (`<https://evil|acme.com>`,
 //! `https://evil.example`), nor be formatted (`*bold*`). The queue's default
@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
+use catalogue::SlackNotify;
+use platform::slack;
 use reqwest::header::RETRY_AFTER;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use shared::jobs::SlackNotify;
-use shared::slack;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

@@ -6,11 +6,11 @@
 //! left alone.
 
 use anyhow::anyhow;
+use catalogue::StripeCustomer;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::jobs::StripeCustomer;
-use shared::users;
+use store::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

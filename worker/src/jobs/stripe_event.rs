@@ -2,7 +2,7 @@
 //!
 //! - `customer.subscription.created`, `.updated`, `.deleted`: the user's
 //!   subscription takes the state the event carries, unless a newer event
-//!   about it was applied already (`shared::subscriptions`), so events
+//!   about it was applied already (`store::subscriptions`), so events
 //!   arriving late or twice change nothing. Two events of the same second
 //!   with different states (`created` as `incomplete` and `updated` as
 //!   `active` routinely are) do not say which is later: the subscription
@@ -26,12 +26,15 @@
 //! is the system's, and outlives a deleted account.
 
 use anyhow::anyhow;
+use catalogue::StripeEvent;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::jobs::StripeEvent;
-use shared::subscriptions::{self, Applied, Subscription};
-use shared::{stripe_events, users};
+use store::stripe_events;
+use store::subscriptions;
+use store::subscriptions::Applied;
+use store::subscriptions::Subscription;
+use store::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

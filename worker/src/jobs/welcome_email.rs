@@ -5,9 +5,9 @@
 //! between the SMTP hand-over and that update can send a second email, which
 //! beats never sending one.
 
+use catalogue::WelcomeEmail;
 use serde_json::{Value, json};
-use shared::jobs::WelcomeEmail;
-use shared::users;
+use store::users;
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

@@ -11,10 +11,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use catalogue::QueueName;
 use metrics::{counter, histogram};
 use serde_json::{Value, json};
-use shared::jobs::QueueName;
-use shared::records::{self, Failure, Run, Started};
+use store::records;
+use store::records::Failure;
+use store::records::Run;
+use store::records::Started;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -102,7 +105,7 @@ async fn take_record(
             span.record("request_id", request_id.as_str());
         }
         if let Some(trace_parent) = &origin.trace_parent {
-            shared::telemetry::continue_trace(span, trace_parent);
+            platform::telemetry::continue_trace(span, trace_parent);
         }
     }
     started
@@ -248,7 +251,7 @@ impl<'a> Attempt<'a> {
         } else {
             tracing::debug!(error = %detail, "still misconfigured");
         }
-        let wait_ms = shared::millis(wait).max(1);
+        let wait_ms = platform::millis(wait).max(1);
         if let Err(redis) = pause_queue(ctx, self.lane.queue, wait_ms).await {
             // The job still goes back to wait; it will just be tried sooner.
             tracing::warn!(error = %redis, "could not pause the queue");

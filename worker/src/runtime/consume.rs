@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use shared::config::Settings;
-use shared::jobs::QueueName;
+use catalogue::QueueName;
+use platform::config::Settings;
 use tokio::task::JoinHandle;
 
 use super::attempt::{Lane, process};
@@ -51,19 +51,16 @@ pub async fn run_with<H: Handler>(
     let _server = match settings.worker.http_port {
         Some(port) => {
             let listener = crate::http::bind(port).await?;
-            shared::metrics::handle();
+            platform::metrics::handle();
             let probe = crate::http::Probe {
                 queues: Arc::new(queues.to_vec()),
-                redis: Arc::new(shared::queue::JobQueues::new(
-                    &settings.redis,
-                    settings.queues,
-                )),
+                redis: Arc::new(queue::JobQueues::new(&settings.redis, settings.queues)),
                 stopping: stopping.clone(),
                 metrics_token: settings
                     .server
                     .metrics_token
                     .as_ref()
-                    .map(shared::tokens::hash_setting),
+                    .map(store::tokens::hash_setting),
                 sampled: Arc::default(),
                 eviction: Arc::default(),
             };
@@ -99,7 +96,7 @@ pub async fn run_with<H: Handler>(
     }
     let context = ctx.clone();
     let _eviction = AbortOnDrop(tokio::spawn(async move {
-        shared::queue::watch_eviction_policy(&context.queues).await;
+        queue::watch_eviction_policy(&context.queues).await;
     }));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers = Vec::with_capacity(queues.len());
@@ -116,7 +113,7 @@ pub async fn run_with<H: Handler>(
         timeout_secs = settings.worker.shutdown_timeout.as_secs(),
         "stopping: no new jobs; waiting for in-flight jobs"
     );
-    let timeout_ms = shared::millis(settings.worker.shutdown_timeout);
+    let timeout_ms = platform::millis(settings.worker.shutdown_timeout);
     let closing = futures::future::join_all(workers.iter().map(|running| async move {
         if let Err(error) = running.worker.close(timeout_ms).await {
             tracing::warn!(queue = %running.queue, %error, "worker did not close cleanly");

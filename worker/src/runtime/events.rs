@@ -4,7 +4,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bullmq::worker::WorkerEvent;
-use shared::records::{self, Failure, JobState, PublicError};
+use store::records;
+use store::records::Failure;
+use store::records::JobState;
+use store::records::PublicError;
 use uuid::Uuid;
 
 use super::attempt::Lane;

@@ -1,6 +1,6 @@
 //! Runs one BullMQ worker per queue, keeps job records current, logs every
 //! job once, and shuts down gracefully (the consumer side of the queue; the
-//! producer side is `shared::queue`).
+//! producer side is `queue`).
 //!
 //! - `consume.rs`: [`run`]: a worker per queue, connecting until Redis
 //!   answers, and the drain on shutdown.

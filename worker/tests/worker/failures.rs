@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use shared::jobs::RateLimit;
+use catalogue::RateLimit;
 use testkit::TestApp;
 
 use testkit::DEADLINE;

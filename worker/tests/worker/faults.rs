@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use platform::config::Settings;
 use serde_json::json;
-use shared::config::Settings;
 use testkit::app::Options;
 use testkit::{TestApp, job_id};
 use wiremock::matchers::{method, path};

@@ -107,8 +107,8 @@ async fn each_task_removes_what_it_should_and_nothing_else() {
     // The signup's two confirmation links (emailed, and followed) are
     // spent; an open one must stay.
     let user_id = Uuid::parse_str(signup["user"]["id"].as_str().expect("id")).expect("uuid");
-    let (_, open_link) = shared::tokens::mint().expect("random");
-    shared::verifications::issue(
+    let (_, open_link) = store::tokens::mint().expect("random");
+    store::verifications::issue(
         &pool,
         user_id,
         0,

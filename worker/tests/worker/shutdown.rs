@@ -1,10 +1,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use catalogue::QueueName;
+use platform::config::Settings;
+use queue::JobQueues;
 use serde_json::json;
-use shared::config::Settings;
-use shared::jobs::QueueName;
-use shared::queue::JobQueues;
 use testkit::TestApp;
 use testkit::app::Options;
 use uuid::Uuid;

@@ -48,7 +48,7 @@ async fn customer(app: &TestApp) -> String {
         let user = signup["user"]["id"].as_str().expect("an id");
         let user = user.parse().expect("a uuid");
         assert!(
-            shared::users::set_stripe_customer(&app.pool, user, CUSTOMER)
+            store::users::set_stripe_customer(&app.pool, user, CUSTOMER)
                 .await
                 .expect("writable")
         );

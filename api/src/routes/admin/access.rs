@@ -8,14 +8,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::owners::admin::AuditEntry;
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use shared::admin::AuditEntry;
-use shared::tokens::{self, TokenHash};
+use store::tokens;
+use store::tokens::TokenHash;
 
 use crate::admin_session::{self, ACTION_HEADER};
 use crate::auth::bearer_token;
@@ -55,7 +56,7 @@ impl FromRequestParts<AppState> for Admin {
         // No credentials at all is a visit, not a guess: not counted.
         let cookie = admin_session::cookie(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let session = tokens::hash(cookie);
-        let opened_with = shared::admin::session_token(&state.pool, &session).await?;
+        let opened_with = crate::owners::admin::session_token(&state.pool, &session).await?;
         if !opened_with.is_some_and(|token| tokens::same(&token, &expected)) {
             return Err(failed(state, client, "an ended or unknown admin session").await);
         }
@@ -97,7 +98,7 @@ impl Admin {
             detail,
         };
         tracing::info!(actor = %entry.actor, client = %entry.client, action, queue, job_id, "operator action");
-        if let Err(error) = shared::admin::record(&state.pool, &entry).await {
+        if let Err(error) = crate::owners::admin::record(&state.pool, &entry).await {
             tracing::error!(%error, action, "could not write the audit log");
         }
     }
@@ -169,7 +170,7 @@ pub(super) async fn sign_in(
         return Err(failed(&state, client, "a dashboard sign-in with a wrong token").await);
     }
     let (cookie, session) = tokens::mint().map_err(|error| ApiError::Internal(error.into()))?;
-    shared::admin::open_session(
+    crate::owners::admin::open_session(
         &state.pool,
         &session,
         &expected,
@@ -201,7 +202,7 @@ pub(super) async fn sign_out(
     admin: Admin,
 ) -> Result<Response, ApiError> {
     if let Some(session) = &admin.session {
-        shared::admin::end_session(&state.pool, session).await?;
+        crate::owners::admin::end_session(&state.pool, session).await?;
         admin.audit(&state, "sign_out", None, None, None).await;
     }
     let clear = admin_session::set_cookie(None, state.secure_cookies);
@@ -227,7 +228,7 @@ pub(super) async fn sign_out_everyone(
     State(state): State<AppState>,
     admin: Admin,
 ) -> Result<Response, ApiError> {
-    let ended = shared::admin::end_every_session(&state.pool).await?;
+    let ended = crate::owners::admin::end_every_session(&state.pool).await?;
     admin
         .audit(
             &state,
@@ -264,6 +265,6 @@ pub(super) async fn audit(
     State(state): State<AppState>,
     _: Admin,
 ) -> Result<Json<Audit>, ApiError> {
-    let entries = shared::admin::recent(&state.pool, 100).await?;
+    let entries = crate::owners::admin::recent(&state.pool, 100).await?;
     Ok(Json(Audit { entries }))
 }

@@ -1,9 +1,9 @@
 //! The alerts' incidents, as the dashboard lists them.
 
+use crate::owners::incidents::Incident;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
-use shared::incidents::Incident;
 
 use super::access::Admin;
 use crate::error::ApiError;
@@ -31,6 +31,6 @@ pub(super) async fn incidents(
     State(state): State<AppState>,
     _: Admin,
 ) -> Result<Json<Incidents>, ApiError> {
-    let incidents = shared::incidents::recent(&state.pool, RECENT_HOURS).await?;
+    let incidents = crate::owners::incidents::recent(&state.pool, RECENT_HOURS).await?;
     Ok(Json(Incidents { incidents }))
 }

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use catalogue::QueueName;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::jobs::QueueName;
 use uuid::Uuid;
 
 use super::access::Admin;

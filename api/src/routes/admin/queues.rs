@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use catalogue::QueueName;
 use chrono::{DateTime, DurationRound as _, Utc};
+use queue::QueueCounts;
+use queue::dead_letters::DeadLetters;
 use serde::{Deserialize, Serialize};
-use shared::dead_letters::DeadLetters;
-use shared::jobs::QueueName;
-use shared::queue::QueueCounts;
 
 use super::access::Admin;
 use crate::error::ApiError;
@@ -63,7 +63,7 @@ pub(super) async fn queues(
             let paused = queues.is_paused(queue).await?;
             let oldest = queues.oldest_waiting_age(queue).await?;
             let consumers = queues.consumers(queue).await?;
-            Ok::<_, shared::queue::QueueError>((counts, paused, oldest, consumers))
+            Ok::<_, queue::QueueError>((counts, paused, oldest, consumers))
         }
     }))
     .await

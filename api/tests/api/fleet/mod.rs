@@ -89,7 +89,7 @@ impl Fleet {
             // keeps to it; the mock takes any number, so that the time until
             // every side effect is done measures us, not that limit.
             s.queues.slack_notify.rate_limit = None;
-            for queue in shared::jobs::QueueName::ALL {
+            for queue in catalogue::QueueName::ALL {
                 let queue = s.queues.get_mut(*queue);
                 queue.lock_duration = Duration::from_secs(3);
                 queue.stalled_interval = Duration::from_secs(1);
