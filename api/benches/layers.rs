@@ -20,8 +20,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
-use platform::config::LogFormat;
-use platform::config::Settings;
+use platform::config::{LogFormat, Settings};
 use tower::ServiceExt as _;
 
 fn main() {

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use platform::config::CorsOrigins;
-use platform::config::StorageSettings;
+use platform::config::{CorsOrigins, StorageSettings};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Every answer that is not the web app is data, never a document: nothing

@@ -11,14 +11,10 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use catalogue::Job;
-
-use catalogue::QueueName;
+use catalogue::{Job, QueueName};
 use queue::JobQueues;
 use store::records;
-use store::records::Failure;
-use store::records::JobState;
-use store::records::PublicError;
+use store::records::{Failure, JobState, PublicError};
 
 use crate::request_id::RequestId;
 

@@ -8,15 +8,8 @@ use axum::http::HeaderName;
 use secrecy::ExposeSecret as _;
 use tokio::sync::Semaphore;
 
-use platform::config::HttpLimits;
-
-use platform::config::LoginFailureLimit;
-
-use platform::config::PhotoSettings;
-
-use platform::config::Settings;
-use queue::EvictionCheck;
-use queue::JobQueues;
+use platform::config::{HttpLimits, LoginFailureLimit, PhotoSettings, Settings};
+use queue::{EvictionCheck, JobQueues};
 use sqlx::PgPool;
 use storage::Storage;
 use store::unsubscribe::UnsubscribeKey;

@@ -15,10 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use catalogue::Job;
-use catalogue::QueueName;
-use catalogue::QueueSettings;
-use catalogue::QueueTable;
+use catalogue::{Job, QueueName, QueueSettings, QueueTable};
 use platform::config::RedisSettings;
 
 pub mod dead_letters;

@@ -51,7 +51,15 @@ fn sources() -> BTreeMap<String, String> {
     let root = root();
     let mut files = BTreeMap::new();
     for krate in [
-        "api", "worker", "catalogue", "platform", "store", "queue", "storage", "media", "imaging",
+        "api",
+        "worker",
+        "catalogue",
+        "platform",
+        "store",
+        "queue",
+        "storage",
+        "media",
+        "imaging",
         "testkit",
     ] {
         collect(&root, &root.join(krate).join("src"), &mut files);

@@ -14,12 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use catalogue::FollowUpEmail;
-use catalogue::QueueName;
+use catalogue::{FollowUpEmail, QueueName};
 use serde_json::json;
 use store::records;
-use store::records::NewRecord;
-use store::records::Origin;
+use store::records::{NewRecord, Origin};
 use testkit::TestApp;
 
 /// What one message costs at a typical SMTP provider, roughly.

@@ -3,13 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::config::MaintenanceSettings;
-
-use platform::config::PhotoSettings;
-
-use platform::config::ProviderSettings;
-
-use platform::config::Settings;
+use platform::config::{MaintenanceSettings, PhotoSettings, ProviderSettings, Settings};
 use queue::JobQueues;
 use sqlx::PgPool;
 use storage::Storage;

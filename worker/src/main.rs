@@ -8,8 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use catalogue::MaintenanceTask;
-use catalogue::QueueName;
+use catalogue::{MaintenanceTask, QueueName};
 use clap::{Args, Parser, Subcommand};
 use platform::config::Settings;
 use queue::JobQueues;

@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bullmq::{BackoffStrategyFn, RateLimiterOptions, WorkerOptions};
-use catalogue::QueueSettings;
-use catalogue::RateLimit;
+use catalogue::{QueueSettings, RateLimit};
 use platform::config::RedisSettings;
 use platform::millis;
-use queue::JITTERED_BACKOFF;
-use queue::connection_options;
+use queue::{JITTERED_BACKOFF, connection_options};
 
 /// Worker options for `queue`: our Redis and prefix, and the queue's settings.
 pub fn worker_options(redis: &RedisSettings, queue: &QueueSettings) -> WorkerOptions {

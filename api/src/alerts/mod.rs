@@ -17,13 +17,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::owners::incidents;
-use crate::owners::incidents::Incident;
-use crate::owners::incidents::Kind;
+use crate::owners::incidents::{Incident, Kind};
 use catalogue::QueueName;
 use futures::future::join_all;
 use metrics::gauge;
-use platform::config::AlertSettings;
-use platform::config::Settings;
+use platform::config::{AlertSettings, Settings};
 use queue::JobQueues;
 use sqlx::{PgConnection, PgPool};
 

@@ -24,18 +24,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use catalogue::AccountEmail;
-use catalogue::AccountEmailKind;
-use catalogue::FollowUpEmail;
-use catalogue::StripeCustomer;
-use catalogue::WelcomeEmail;
+use catalogue::{AccountEmail, AccountEmailKind, FollowUpEmail, StripeCustomer, WelcomeEmail};
 use serde::{Deserialize, Serialize};
-use store::mail_budgets;
-use store::mail_budgets::Allowance;
-use store::mail_budgets::Budget;
-use store::mail_budgets::Taken;
-use store::users;
-use store::verifications;
+use store::mail_budgets::{Allowance, Budget, Taken};
+use store::{mail_budgets, users, verifications};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};

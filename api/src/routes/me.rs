@@ -15,11 +15,8 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use catalogue::AccountDeletion;
 use serde::{Deserialize, Serialize};
-use store::devices;
-use store::subscriptions;
 use store::subscriptions::Subscription;
-use store::tokens;
-use store::users;
+use store::{devices, subscriptions, tokens, users};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};

@@ -24,13 +24,10 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::domain::EmailAddress;
-use store::devices;
 use store::devices::DeviceAttempt;
-use store::tokens;
-use store::tokens::PasswordCheck;
-use store::tokens::TokenHash;
-use store::users;
+use store::tokens::{PasswordCheck, TokenHash};
 use store::users::LoginAttempt;
+use store::{devices, tokens, users};
 use uuid::Uuid;
 
 use super::endpoints::{Endpoints, Limits};

@@ -9,11 +9,7 @@ use secrecy::SecretString;
 
 use super::settings::*;
 use super::values::{CorsOrigins, LogFormat};
-use catalogue::QueueName;
-use catalogue::QueueSettings;
-use catalogue::QueueTable;
-use catalogue::RateLimit;
-use catalogue::cores;
+use catalogue::{QueueName, QueueSettings, QueueTable, RateLimit, cores};
 
 /// The settings that were missing or malformed, all of them.
 #[derive(Debug, thiserror::Error)]

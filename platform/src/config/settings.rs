@@ -6,9 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::values::{CorsOrigins, LogFormat};
-use catalogue::QueueName;
-use catalogue::QueueSettings;
-use catalogue::QueueTable;
+use catalogue::{QueueName, QueueSettings, QueueTable};
 
 /// Everything either binary needs to know about its environment.
 #[derive(Debug, Clone)]

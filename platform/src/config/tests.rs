@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
-use catalogue::QueueName;
-use catalogue::RateLimit;
-use catalogue::cores;
+use catalogue::{QueueName, RateLimit, cores};
 
 fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let vars: HashMap<String, String> = vars

@@ -6,8 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::read::{DAY, SECOND};
 use super::settings::*;
-use catalogue::QueueName;
-use catalogue::QueueSettings;
+use catalogue::{QueueName, QueueSettings};
 
 impl Settings {
     /// Every variable, with the value that reads back as these settings

@@ -30,8 +30,7 @@ use std::time::Duration;
 
 use crate::config::HttpLimits;
 use axum::Router;
-use axum::extract::ConnectInfo;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;

@@ -1,15 +1,7 @@
 use std::time::Duration;
 
-use store::mail_budgets;
-
-use store::mail_budgets::Allowance;
-
-use store::mail_budgets::Budget;
-
-use store::mail_budgets::Taken;
-use store::resets;
-use store::users;
-use store::verifications;
+use store::mail_budgets::{Allowance, Budget, Taken};
+use store::{mail_budgets, resets, users, verifications};
 use testkit::postgres::migrated_pool;
 
 use super::user;

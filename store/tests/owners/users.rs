@@ -2,14 +2,9 @@ use std::time::Duration;
 
 use catalogue::QueueName;
 use platform::config::LoginFailureLimit;
-use store::photos;
-use store::records;
 use store::records::Origin;
-use store::tokens;
-use store::users;
-use store::users::CreateError;
-use store::users::LoginAttempt;
-use store::users::NewAccount;
+use store::users::{CreateError, LoginAttempt, NewAccount};
+use store::{photos, records, tokens, users};
 use testkit::postgres::migrated_pool;
 use uuid::Uuid;
 

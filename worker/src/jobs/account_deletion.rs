@@ -20,17 +20,13 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use catalogue::AccountDeletion;
-use catalogue::QueueName;
+use catalogue::{AccountDeletion, QueueName};
 use futures::{StreamExt as _, TryStreamExt as _};
 use media::Variant;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use storage::keys;
-use store::photos;
-use store::records;
-use store::stripe_events;
-use store::users;
+use store::{photos, records, stripe_events, users};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};

@@ -14,15 +14,11 @@
 //! change asked for before the owner set a new password is not sent at
 //! all. Notices are sent whatever changed since: they are about the change.
 
-use catalogue::AccountEmail;
-use catalogue::AccountEmailKind;
+use catalogue::{AccountEmail, AccountEmailKind};
 use chrono::Utc;
 use serde_json::{Value, json};
-use store::resets;
-use store::tokens;
 use store::tokens::TokenHash;
-use store::users;
-use store::verifications;
+use store::{resets, tokens, users, verifications};
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

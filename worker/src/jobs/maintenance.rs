@@ -10,20 +10,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use catalogue::Maintenance;
-use catalogue::MaintenanceTask;
+use catalogue::{Maintenance, MaintenanceTask};
 use media::Variant;
 use queue::JobQueues;
 use serde_json::{Value, json};
 use storage::keys;
-use store::devices;
-use store::mail_budgets;
-use store::photos;
-use store::records;
-use store::resets;
-use store::stripe_events;
-use store::tokens;
-use store::verifications;
+use store::{devices, mail_budgets, photos, records, resets, stripe_events, tokens, verifications};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};

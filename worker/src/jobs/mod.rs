@@ -15,8 +15,7 @@ mod stripe_customer;
 mod stripe_event;
 mod welcome_email;
 
-use catalogue::Job;
-use catalogue::QueueName;
+use catalogue::{Job, QueueName};
 use serde_json::Value;
 use store::records;
 use store::records::Run;

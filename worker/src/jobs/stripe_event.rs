@@ -30,11 +30,8 @@ use catalogue::StripeEvent;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::stripe_events;
-use store::subscriptions;
-use store::subscriptions::Applied;
-use store::subscriptions::Subscription;
-use store::users;
+use store::subscriptions::{Applied, Subscription};
+use store::{stripe_events, subscriptions, users};
 
 use super::{JobMeta, Perform};
 use crate::context::JobContext;

@@ -15,9 +15,7 @@ use catalogue::QueueName;
 use metrics::{counter, histogram};
 use serde_json::{Value, json};
 use store::records;
-use store::records::Failure;
-use store::records::Run;
-use store::records::Started;
+use store::records::{Failure, Run, Started};
 use tracing::Instrument;
 use uuid::Uuid;
 

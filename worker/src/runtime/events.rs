@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bullmq::worker::WorkerEvent;
 use store::records;
-use store::records::Failure;
-use store::records::JobState;
-use store::records::PublicError;
+use store::records::{Failure, JobState, PublicError};
 use uuid::Uuid;
 
 use super::attempt::Lane;
