@@ -149,3 +149,101 @@ fn the_writes_of_a_query_are_found_whatever_its_layout() {
     );
     assert!(written_tables("select * from users; update the user").is_empty());
 }
+
+/// The crates from the bottom up: a crate may depend only on crates of a
+/// lower layer, so dependencies point one way (tests and benches aside).
+const LAYERS: &[&[&str]] = &[
+    &["catalogue", "media"],
+    &["platform", "imaging"],
+    &["store", "storage"],
+    &["queue"],
+    &["api", "worker"],
+    &["testkit"],
+];
+
+/// Each workspace crate and the workspace crates it depends on (normal
+/// dependencies only), as `cargo metadata` reports them.
+fn crate_graph() -> BTreeMap<String, Vec<String>> {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(output.status.success(), "{output:?}");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata's JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let ours: Vec<&str> = packages
+        .iter()
+        .filter_map(|package| package["name"].as_str())
+        .collect();
+    packages
+        .iter()
+        .filter(|package| {
+            LAYERS
+                .iter()
+                .flat_map(|layer| layer.iter())
+                .any(|name| package["name"] == *name)
+        })
+        .map(|package| {
+            let mut deps: Vec<String> = package["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .filter(|dep| dep["kind"].is_null())
+                .filter_map(|dep| dep["name"].as_str())
+                .filter(|name| ours.contains(name))
+                .map(str::to_owned)
+                .collect();
+            deps.sort();
+            deps.dedup();
+            (package["name"].as_str().expect("a name").to_owned(), deps)
+        })
+        .collect()
+}
+
+/// The picture `docs/crates.md` shows, drawn from the graph.
+fn mermaid(graph: &BTreeMap<String, Vec<String>>) -> String {
+    let mut text = String::from("```mermaid\nflowchart TD\n");
+    for (krate, deps) in graph {
+        for dep in deps {
+            text.push_str(&format!("    {krate} --> {dep}\n"));
+        }
+    }
+    text.push_str("```\n");
+    text
+}
+
+#[test]
+fn dependencies_between_crates_point_down_the_layers_as_drawn_in_the_docs() {
+    let graph = crate_graph();
+    let layer_of = |name: &str| LAYERS.iter().position(|layer| layer.contains(&name));
+    let unplaced: Vec<&String> = graph
+        .keys()
+        .filter(|name| layer_of(name).is_none())
+        .collect();
+    assert!(unplaced.is_empty(), "crates in no layer: {unplaced:?}");
+    let upward: Vec<String> = graph
+        .iter()
+        .flat_map(|(krate, deps)| deps.iter().map(move |dep| (krate, dep)))
+        .filter(|(krate, dep)| layer_of(dep) >= layer_of(krate))
+        .map(|(krate, dep)| format!("{krate} -> {dep}"))
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "dependencies that do not point down: {upward:?}"
+    );
+
+    let picture = mermaid(&graph);
+    let docs = std::fs::read_to_string(root().join("docs/crates.md")).expect("docs/crates.md");
+    assert!(
+        docs.contains(&picture),
+        "docs/crates.md no longer shows the crates as they are; its picture should read:\n{picture}"
+    );
+}
