@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Each table and the one file that writes it (an owner's submodules may
-/// read it, never write it).
+/// Each table and the one module that writes it: a file, or a folder
+/// (ending in `/`) whose files each hold one concept of the table.
 const OWNERS: &[(&str, &str)] = &[
     ("jobs", "store/src/records.rs"),
-    ("users", "store/src/users.rs"),
+    ("users", "store/src/users/"),
     ("api_tokens", "store/src/tokens.rs"),
     ("trusted_devices", "store/src/devices.rs"),
     ("password_resets", "store/src/resets.rs"),
@@ -107,7 +107,7 @@ fn every_table_is_written_only_by_its_owner_module() {
             let Some((_, owner)) = OWNERS.iter().find(|(name, _)| *name == table) else {
                 continue;
             };
-            if file != *owner {
+            if file != *owner && !(owner.ends_with('/') && file.starts_with(owner)) {
                 strays.push(format!("{file} writes `{table}`, owned by {owner}"));
             }
         }

@@ -1,7 +1,10 @@
-//! The account types the writes of `users` take and give.
+//! The account as created, and why creating it can fail.
 
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::db::OnConstraint;
 
 /// A user as created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,30 +48,22 @@ pub enum CreateError {
     Database(#[from] sqlx::Error),
 }
 
-/// A login attempt on the account behind an address.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LoginAttempt {
-    /// No account has this address.
-    NoAccount,
-    /// The attempt is counted as a failure until the password proves
-    /// otherwise: verify it against this hash.
-    Counted {
-        /// The account.
-        user_id: Uuid,
-        /// Its Argon2id PHC string.
-        password_hash: String,
-        /// Attempts counted in the window, this one included.
-        failures: i32,
-        /// The credentials' and sessions' epochs the hash was read at (their
-        /// sum, which grows whenever either does): a session is issued only
-        /// while the account is still at it ([`super::hold_for_session`]).
-        session_epoch: i64,
-    },
-    /// The account has used up its failures for the window.
-    Locked {
-        /// The account.
-        user_id: Uuid,
-        /// Seconds until the window ends.
-        for_secs: f64,
-    },
+/// Inserts the account inside the caller's transaction, so its token and
+/// job records commit with it or not at all.
+pub async fn create(conn: &mut PgConnection, new: NewAccount<'_>) -> Result<User, CreateError> {
+    sqlx::query_as!(
+        User,
+        r#"insert into users (user_id, email, name, password_hash)
+           values ($1, $2, $3, $4)
+           returning user_id as id, email, name, created_at,
+                     email_verified_at is not null as "email_verified!",
+                     credentials_epoch as epoch"#,
+        new.id,
+        new.email,
+        new.name,
+        new.password_hash,
+    )
+    .fetch_one(conn)
+    .await
+    .on_constraint("users_email_key", || CreateError::EmailTaken)
 }
