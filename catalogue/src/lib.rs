@@ -1,13 +1,13 @@
 //! The job catalogue: what the API may enqueue and the worker must handle.
 //!
 //! Every queue is declared once, in [`catalogue!`] below: its wire name,
-//! its payload type and its default settings. [`QueueName`], its list of
-//! all queues, its names and defaults, and each payload's [`Job`] impl are
-//! generated from that one declaration, so adding a queue cannot leave a
-//! list behind. Queue names are a wire contract (Node BullMQ tools and
-//! dashboards see them) and appear nowhere else as strings. Payloads carry
-//! ids, not records: a job reads the current row when it runs, so a retry
-//! never acts on stale data.
+//! the label people read, its payload type and its default settings.
+//! [`QueueName`], its list of all queues, its names, labels and defaults,
+//! and each payload's [`Job`] impl are generated from that one declaration,
+//! so adding a queue cannot leave a list behind. Queue names are a wire
+//! contract (Node BullMQ tools and dashboards see them) and appear nowhere
+//! else as strings. Payloads carry ids, not records: a job reads the current
+//! row when it runs, so a retry never acts on stale data.
 
 use std::fmt;
 use std::str::FromStr;
@@ -70,14 +70,15 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn owner(&self) -> Option<Uuid>;
 }
 
-/// Declares the queues: `Variant = "wire-name" (field), payload Type (owner
-/// field), settings expr;` per queue, with its doc comment. `field` names
-/// the queue in [`QueueTable`]. A payload without an owner field is a system
-/// job, which no user polls.
+/// Declares the queues: `Variant = "wire-name" (field), label "Words",
+/// payload Type (owner field), settings expr;` per queue, with its doc
+/// comment. `field` names the queue in [`QueueTable`]; the label is what
+/// people read (the web app, the dashboard). A payload without an owner
+/// field is a system job, which no user polls.
 macro_rules! catalogue {
     ($(
         $(#[doc = $doc:literal])*
-        $variant:ident = $name:literal ($field:ident), payload $payload:ident $(($owner:ident))?, settings $settings:expr;
+        $variant:ident = $name:literal ($field:ident), label $label:literal, payload $payload:ident $(($owner:ident))?, settings $settings:expr;
     )*) => {
         /// Every queue's settings, a field per queue: the catalogue's
         /// defaults, overridden from the environment (`QUEUE_<NAME>_…`). The
@@ -133,6 +134,15 @@ macro_rules! catalogue {
                 }
             }
 
+            /// What people call this queue's jobs ("Welcome email"): the web
+            /// app and the dashboard show it, served from here so no page
+            /// keeps a second list (`GET /js/labels.js`).
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $(QueueName::$variant => $label,)*
+                }
+            }
+
             /// Defaults for this queue; `QUEUE_<NAME>_…` variables override them.
             pub fn default_settings(self) -> QueueSettings {
                 QueueTable::default().get(self)
@@ -179,19 +189,22 @@ const BASE: QueueSettings = QueueSettings {
 
 catalogue! {
     /// Renders and sends the welcome email after signup.
-    WelcomeEmail = "welcome-email" (welcome_email), payload WelcomeEmail (user_id),
+    WelcomeEmail = "welcome-email" (welcome_email), label "Welcome email",
+        payload WelcomeEmail (user_id),
         settings QueueSettings { concurrency: 16, ..BASE };
 
     /// Creates the user's Stripe customer. Stripe answers in ~0.5 s and
     /// allows 100 requests/s; retries are safe (idempotency key), so be
     /// patient through outages.
-    StripeCustomer = "stripe-customer" (stripe_customer), payload StripeCustomer (user_id),
+    StripeCustomer = "stripe-customer" (stripe_customer), label "Billing account",
+        payload StripeCustomer (user_id),
         settings QueueSettings { attempts: 8, backoff: Duration::from_secs(5), ..BASE };
 
     /// Announces the signup in Slack. Slack allows about one message per
     /// second per webhook: a burst of signups queues up instead of being
     /// rejected.
-    SlackNotify = "slack-notify" (slack_notify), payload SlackNotify (user_id),
+    SlackNotify = "slack-notify" (slack_notify), label "Team notification",
+        payload SlackNotify (user_id),
         settings QueueSettings {
             concurrency: 1,
             attempts: 8,
@@ -202,14 +215,16 @@ catalogue! {
 
     /// Renders the user's onboarding guide (PDF) and stores it: milliseconds
     /// of CPU and nothing else.
-    OnboardingPdf = "onboarding-pdf" (onboarding_pdf), payload OnboardingPdf (user_id),
+    OnboardingPdf = "onboarding-pdf" (onboarding_pdf), label "Onboarding guide (PDF)",
+        payload OnboardingPdf (user_id),
         settings QueueSettings { concurrency: cores(), attempts: 3, ..BASE };
 
     /// Makes the three sizes of an uploaded profile photo. Decoding and
     /// resizing keeps a core busy for tens of milliseconds (the slowest file
     /// the decode limits let through, under a second), so one job per core;
     /// 30 s is for a loaded machine, not for bombs.
-    ImageResize = "image-resize" (image_resize), payload ImageResize (user_id),
+    ImageResize = "image-resize" (image_resize), label "Photo processing",
+        payload ImageResize (user_id),
         settings QueueSettings {
             concurrency: cores(),
             attempts: 3,
@@ -220,32 +235,37 @@ catalogue! {
     /// Account email the user is waiting for or must see (a password reset
     /// link, a notice that the password changed): its own queue, so it
     /// never waits behind a backlog of welcome emails.
-    AccountEmail = "account-email" (account_email), payload AccountEmail (user_id),
+    AccountEmail = "account-email" (account_email), label "Account email",
+        payload AccountEmail (user_id),
         settings QueueSettings { concurrency: 16, ..BASE };
 
     /// Deletes an account everywhere (storage, Stripe, rows), step by
     /// idempotent step, after the account's running jobs have finished:
     /// patient, as it waits for them and for Stripe.
-    AccountDeletion = "account-deletion" (account_deletion), payload AccountDeletion (user_id),
+    AccountDeletion = "account-deletion" (account_deletion), label "Account deletion",
+        payload AccountDeletion (user_id),
         settings QueueSettings { attempts: 10, backoff: Duration::from_secs(5), ..BASE };
 
     /// Applies one Stripe event (received by the webhook and recorded)
     /// to our data: a subscription's state, a deleted customer. Quick
     /// database writes; retried patiently, as Stripe retries for days too.
-    StripeEvent = "stripe-event" (stripe_event), payload StripeEvent,
+    StripeEvent = "stripe-event" (stripe_event), label "Billing event",
+        payload StripeEvent,
         settings QueueSettings { attempts: 8, backoff: Duration::from_secs(5), ..BASE };
 
     /// "Finish setting up": product mail, sent `FOLLOW_UP_DELAY_SECS` after
     /// an account is verified, unless the user no longer needs it (a photo
     /// is there), opted out, or left. Its own queue, so ten thousand of
     /// them falling due at once never delay an account email.
-    FollowUpEmail = "follow-up-email" (follow_up_email), payload FollowUpEmail (user_id),
+    FollowUpEmail = "follow-up-email" (follow_up_email), label "Follow-up email",
+        payload FollowUpEmail (user_id),
         settings QueueSettings { concurrency: 16, ..BASE };
 
     /// Housekeeping on a schedule: expired tokens, old job records, replaced
     /// photos. BullMQ's job schedulers create one job per period however
     /// many workers run.
-    Maintenance = "maintenance" (maintenance), payload Maintenance,
+    Maintenance = "maintenance" (maintenance), label "Maintenance",
+        payload Maintenance,
         settings QueueSettings {
             concurrency: 1,
             attempts: 3,

@@ -41,6 +41,16 @@ async fn the_web_app_is_served_at_the_root_with_a_policy_that_runs_no_inline_scr
     for (path, kind) in [
         ("/app.js", "text/javascript"),
         ("/ui.js", "text/javascript"),
+        ("/js/api.js", "text/javascript"),
+        ("/js/session.js", "text/javascript"),
+        ("/js/forms.js", "text/javascript"),
+        ("/js/auth.js", "text/javascript"),
+        ("/js/links.js", "text/javascript"),
+        ("/js/profile.js", "text/javascript"),
+        ("/js/photo.js", "text/javascript"),
+        ("/js/jobs.js", "text/javascript"),
+        ("/js/account.js", "text/javascript"),
+        ("/js/labels.js", "text/javascript"),
         ("/app.css", "text/css"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
@@ -60,6 +70,30 @@ async fn the_web_app_is_served_at_the_root_with_a_policy_that_runs_no_inline_scr
             "{path}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_pages_name_every_queue_with_the_label_of_the_job_catalogue() {
+    let app = TestApp::spawn_without_worker().await;
+
+    let module = app.get("/js/labels.js", None).await;
+
+    assert_eq!(module.status(), 200);
+    let policy = module.headers()["content-security-policy"].clone();
+    let text = module.text().await.expect("javascript");
+    assert!(text.contains("export const labelOf"), "{text}");
+    for queue in catalogue::QueueName::ALL {
+        let entry = format!("\"{}\":\"{}\"", queue.as_str(), queue.label());
+        assert!(text.contains(&entry), "{entry} in {text}");
+    }
+    // The pages load it as a module of their own origin, which the policy allows.
+    assert!(
+        policy
+            .to_str()
+            .expect("ascii")
+            .contains("script-src 'self';"),
+        "{policy:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,169 @@
+// The "Background work" panel: every job of the user (GET /api/me/jobs),
+// polled. Polling starts at 500 ms, stretches by half each time nothing
+// changed (a 304 without a body) up to 10 s, comes back to 500 ms when
+// something did, stops when every job has finished, and pauses while the
+// tab is hidden. The poller's state is its own, in one object.
+
+import { describe } from "/js/api.js";
+import { labelOf } from "/js/labels.js";
+import { call, token } from "/js/session.js";
+import { $, announce, notice } from "/ui.js";
+
+const FAST_POLL_MS = 500;
+const SLOW_POLL_MS = 10_000;
+const FINISHED = new Set(["completed", "failed"]);
+const STATE_NAMES = {
+  pending: "Queued",
+  waiting: "Queued",
+  delayed: "Retrying soon",
+  active: "In progress",
+  completed: "Done",
+  failed: "Failed",
+};
+
+/**
+ * The poller. `app.loadProfile` runs when a finished job may have changed
+ * the profile; `app.photo.jobChanged` sees every job, to follow an upload;
+ * `app.signedOut` ends a session the api no longer knows.
+ */
+export function createJobs(app) {
+  const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false, held: false };
+
+  /** Looks now, fast again: something was just asked of the server. */
+  function start() {
+    poll.delay = FAST_POLL_MS;
+    if (poll.timer !== null) clearTimeout(poll.timer);
+    poll.timer = setTimeout(look, 0);
+  }
+
+  function stop() {
+    if (poll.timer !== null) clearTimeout(poll.timer);
+    poll.timer = null;
+  }
+
+  async function look() {
+    poll.timer = null;
+    if (!token() || poll.held || document.hidden) return;
+    try {
+      const headers = poll.etag ? { "If-None-Match": poll.etag } : {};
+      const answer = await call("/api/me/jobs?limit=20", { headers });
+      if (answer.status === 304) {
+        poll.delay = Math.min(poll.delay * 1.5, SLOW_POLL_MS);
+      } else {
+        poll.etag = answer.etag;
+        poll.delay = FAST_POLL_MS;
+        await show(answer.body.jobs);
+      }
+      // Only the notice the poller put up (the server was unreachable) is
+      // the poller's to take down.
+      if (poll.offline) notice(null);
+      poll.offline = false;
+    } catch (error) {
+      if (error.status === 401) {
+        app.signedOut("Your session has ended. Please log in again.");
+        return;
+      }
+      poll.delay = Math.min(poll.delay * 2, SLOW_POLL_MS);
+      if (error.status === 0) {
+        notice(describe(error));
+        poll.offline = true;
+      }
+    }
+    const unfinished = [...poll.jobs.values()].some((job) => !FINISHED.has(job.state));
+    if (token() && unfinished && poll.timer === null) poll.timer = setTimeout(look, poll.delay);
+  }
+
+  async function show(jobs) {
+    let profileChanged = false;
+    for (const job of jobs) {
+      const before = poll.jobs.get(job.id);
+      if (before?.state !== job.state && FINISHED.has(job.state)) {
+        announce(`${labelOf(job.name)}: ${STATE_NAMES[job.state].toLowerCase()}.`);
+        profileChanged ||= before !== undefined || job.state === "completed";
+      }
+      poll.jobs.set(job.id, job);
+      app.photo.jobChanged(job);
+    }
+    $("jobs").replaceChildren(...jobs.map(jobItem));
+    $("jobs-empty").hidden = jobs.length > 0;
+    if (profileChanged) await app.loadProfile();
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) stop();
+    else if (token() && !poll.held) start();
+  });
+
+  return {
+    start,
+    stop,
+    /** Stops for good, until `clear`: the account is being deleted. */
+    hold() {
+      poll.held = true;
+      stop();
+    },
+    /** Forgets every job: the next session starts with none. */
+    clear() {
+      stop();
+      poll.held = false;
+      poll.jobs.clear();
+      poll.etag = null;
+      $("jobs").replaceChildren();
+    },
+    /** A job of `queue` the poller has seen, if any. */
+    find(queue) {
+      return [...poll.jobs.values()].find((job) => job.name === queue);
+    },
+  };
+}
+
+function jobItem(job) {
+  const item = document.createElement("li");
+  item.className = "job";
+  item.dataset.jobId = job.id;
+  item.dataset.state = job.state;
+
+  const head = document.createElement("div");
+  head.className = "job-head";
+  const name = document.createElement("span");
+  name.className = "job-name";
+  name.textContent = labelOf(job.name);
+  // A job due later (not a retry) is scheduled, not "retrying soon".
+  const scheduled = job.state === "delayed" && job.run_at && job.attempts_made === 0;
+  const state = document.createElement("span");
+  state.className = `state state-${job.state}`;
+  state.textContent = scheduled ? "Scheduled" : (STATE_NAMES[job.state] ?? job.state);
+  head.append(name, state);
+  item.append(head);
+
+  if (job.state === "active") {
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = job.progress;
+    bar.setAttribute("aria-label", `${name.textContent} progress`);
+    item.append(bar);
+  }
+
+  const meta = document.createElement("p");
+  meta.className = "job-meta";
+  const attempts = !scheduled && (job.attempts_made > 1 || job.state === "failed" || job.state === "delayed")
+    ? `Attempt ${Math.max(job.attempts_made, 1)} of ${job.max_attempts}`
+    : "";
+  const started = scheduled
+    ? `due ${new Date(job.run_at).toLocaleString([], { dateStyle: "medium", timeStyle: "short" })}`
+    : `started ${when(job.started_at ?? job.created_at)}`;
+  meta.textContent = [attempts, started].filter(Boolean).join(" · ");
+  item.append(meta);
+
+  if (job.error) {
+    const error = document.createElement("p");
+    error.className = "job-error";
+    error.textContent = job.error.message;
+    item.append(error);
+  }
+  return item;
+}
+
+function when(timestamp) {
+  return new Date(timestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
