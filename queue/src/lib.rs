@@ -1,8 +1,8 @@
 //! The producer's and operator's side of BullMQ: the queue handles and how
-//! to reach Redis (here), handing jobs over ([`produce`]), what operators
-//! read and change ([`operate`]: counts, pauses, consumers), the marker of
-//! a queue whose provider refuses our credentials ([`misconfigured`]),
-//! Redis's eviction policy ([`eviction`]) and failed jobs ([`dead_letters`]).
+//! to reach Redis (here), handing jobs over (`produce`), what operators
+//! read and change (`operate`: counts, pauses, consumers), the marker of
+//! a queue whose provider refuses our credentials (`misconfigured`),
+//! Redis's eviction policy (`eviction`) and failed jobs ([`dead_letters`]).
 //! The worker's side (`bullmq::Worker`, its options and events) is in the
 //! worker's runtime; the queue names and settings both use come from the
 //! catalogue.
