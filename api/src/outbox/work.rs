@@ -102,15 +102,16 @@ impl<'a> UnitOfWork<'a> {
     /// stays `pending` for the relay); returns the answer's jobs.
     pub async fn commit(self) -> Result<Committed, sqlx::Error> {
         let began = self.began;
-        let (state, answered, batch) = self.commit_quietly().await?;
+        let batch = self.commit_records().await?;
         let committed = Instant::now();
-        let dispatched = dispatch(&state.pool, &state.queues, &batch).await;
+        let dispatched = dispatch(&batch.state.pool, &batch.state.queues, &batch.records).await;
         let handing_over = committed.elapsed();
         let jobs = batch
+            .records
             .iter()
             .zip(dispatched)
-            .take(answered)
-            .map(|(record, dispatch)| JobRef::new(state, record, dispatch))
+            .take(batch.answered)
+            .map(|(record, dispatch)| JobRef::new(batch.state, record, dispatch))
             .collect();
         Ok(Committed {
             jobs,
@@ -124,9 +125,9 @@ impl<'a> UnitOfWork<'a> {
     /// Redis (a password reset answers alike for every address). Pending
     /// until then, the records are the relay's if this hand-over fails.
     pub async fn commit_and_hand_over_later(self) -> Result<(), sqlx::Error> {
-        let (state, _, batch) = self.commit_quietly().await?;
+        let Batch { state, records, .. } = self.commit_records().await?;
         let (pool, queues) = (state.pool.clone(), state.queues.clone());
-        tokio::spawn(async move { dispatch(&pool, &queues, &batch).await });
+        tokio::spawn(async move { dispatch(&pool, &queues, &records).await });
         Ok(())
     }
 
@@ -136,19 +137,30 @@ impl<'a> UnitOfWork<'a> {
         self.tx.rollback().await
     }
 
-    /// Commits and forgets the revoked sessions; returns the records to
-    /// hand over, the answer's first, and how many are the answer's.
-    async fn commit_quietly(
-        mut self,
-    ) -> Result<(&'a AppState, usize, Vec<JobRecord>), sqlx::Error> {
+    /// Commits and forgets the revoked sessions; what is left is the
+    /// hand-over.
+    async fn commit_records(mut self) -> Result<Batch<'a>, sqlx::Error> {
         self.tx.commit().await?;
         for user_id in self.forget {
             self.state.tokens.remove_user(user_id);
         }
         let answered = self.answer.len();
         self.answer.append(&mut self.aside);
-        Ok((self.state, answered, self.answer))
+        Ok(Batch {
+            state: self.state,
+            records: self.answer,
+            answered,
+        })
     }
+}
+
+/// Committed records, to hand to Redis in one batch.
+struct Batch<'a> {
+    state: &'a AppState,
+    /// The answer's records first, then those aside.
+    records: Vec<JobRecord>,
+    /// How many of `records` are the answer's.
+    answered: usize,
 }
 
 /// Appends `record` to `records`; returns its id.
