@@ -7,7 +7,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::Utc;
-use store::tokens;
+use store::{devices, tokens};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -37,6 +37,16 @@ pub async fn issue_token<'c>(
 ) -> Result<String, ApiError> {
     let (token, hash) = new_token()?;
     tokens::issue(db, user_id, &hash).await?;
+    Ok(token)
+}
+
+/// Trusts this device for `user_id` from now on: the token for the client.
+pub async fn trust_device<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    user_id: Uuid,
+) -> Result<String, ApiError> {
+    let (token, hash) = new_token()?;
+    devices::issue(db, user_id, &hash).await?;
     Ok(token)
 }
 

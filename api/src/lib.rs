@@ -2,12 +2,17 @@
 //! milliseconds. The work itself happens in the `worker` binary.
 //!
 //! - [`Application`]: builds the router on a bound listener and serves it.
-//! - [`routes`]: one module per resource (`signup`, `session`, `me`,
-//!   `jobs`, `health`, `admin`, `photos`).
+//! - [`routes`]: HTTP only, one module per resource (`signup`, `session`,
+//!   `me`, `jobs`, `health`, `admin`, `photos`): extract, call a flow,
+//!   answer.
+//! - [`accounts`]: the account flows (signup, confirmation, reset,
+//!   credentials, deletion, the take-over of unproven addresses) and
+//!   their rules, written once.
 //! - [`domain`]: validated input (`EmailAddress`, `UserName`, `Password`, `NewUser`).
 //! - [`alerts`]: incidents of stuck, unconsumed and failing queues, told to the team.
-//! - [`outbox`]: job records written with the change that causes them, and
-//!   the relay that delivers the ones Redis did not take.
+//! - [`outbox`]: job records written with the change that causes them
+//!   through one [`UnitOfWork`](outbox::UnitOfWork) (record, commit, hand
+//!   over), and the relay that delivers the ones Redis did not take.
 //! - [`pace`]: the minimum pace of request bodies.
 //! - [`drain`]: reading a refused body's rest, so the client sees the answer.
 //! - [`passwords`]: Argon2id on dedicated threads behind a bounded queue.
@@ -26,6 +31,7 @@
 //! - [`extract`], [`state`]: request extractors and shared state.
 //! - [`owners`]: the tables only the api writes (operators' sessions, incidents).
 
+pub mod accounts;
 pub mod admin_session;
 pub mod alerts;
 pub mod auth;

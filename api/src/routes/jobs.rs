@@ -4,7 +4,6 @@
 //! bodiless 304; for one job, a 304 this instance can vouch for without
 //! asking the database ([`crate::job_versions`]).
 
-use crate::outbox::{DispatchState, JobRecord};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
@@ -31,28 +30,6 @@ pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
 const DEFAULT_PAGE: i64 = 20;
 /// The most a page may hold.
 const MAX_PAGE: i64 = 100;
-
-/// A job an answer points the client to (signup, photo upload): where to
-/// poll its status, and how far it got on the request path.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct JobRef {
-    id: Uuid,
-    name: &'static str,
-    state: DispatchState,
-    status_url: String,
-}
-
-impl JobRef {
-    /// The reference to `record`, which `dispatch` left in `state`.
-    pub(crate) fn new(app: &AppState, record: &JobRecord, state: DispatchState) -> Self {
-        Self {
-            id: record.id,
-            name: record.queue.as_str(),
-            state,
-            status_url: app.job_status_url(record.id),
-        }
-    }
-}
 
 /// The status of one job as its owner sees it (operators see more, around it).
 #[derive(Serialize, utoipa::ToSchema)]

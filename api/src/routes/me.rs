@@ -2,32 +2,27 @@
 //! signed-in user's profile, the files that belong to them, and the way
 //! out.
 //!
-//! Deletion answers at once: it marks the account (from then on it logs
-//! nobody in, takes no upload, and its queued jobs find it gone), ends
-//! every other session and device, and records the `account-deletion` job
-//! that removes the rest, files and Stripe customer included. The session
-//! that asked can poll the job until the account, and the session with
-//! it, is gone.
+//! Deletion answers at once ([`crate::accounts::deletion`]) with the
+//! `account-deletion` job that removes the rest; the session that asked
+//! can poll it until the account, and the session with it, is gone.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use catalogue::AccountDeletion;
 use serde::{Deserialize, Serialize};
+use store::subscriptions;
 use store::subscriptions::Subscription;
-use store::{devices, subscriptions, tokens, users};
 use utoipa_axum::routes;
 
 use super::endpoints::{Endpoints, Limits};
-use super::jobs::JobRef;
 use super::media::AvatarUrls;
-use super::session::confirm_password;
 use super::users::UserBody;
+use crate::accounts::deletion;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::outbox;
+use crate::outbox::JobRef;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -173,32 +168,6 @@ async fn delete_account(
     request: RequestId,
     JsonBody(form): JsonBody<DeleteForm>,
 ) -> Result<(StatusCode, Json<DeleteAnswer>), ApiError> {
-    let confirmed = confirm_password(&state, &auth, form.password).await?;
-    let mut tx = state.pool.begin().await?;
-    // A reset committed since the password was checked voids the request.
-    if !users::hold_credentials(&mut tx, auth.user_id, confirmed.epoch).await?
-        || !users::begin_deletion(&mut *tx, auth.user_id).await?
-    {
-        // A concurrent request marked it first, and recorded the job.
-        return Err(ApiError::Unauthorized);
-    }
-    tokens::revoke_others(&mut *tx, auth.user_id, &auth.token).await?;
-    devices::revoke_all_of_user(&mut *tx, auth.user_id).await?;
-    let job = AccountDeletion {
-        user_id: auth.user_id,
-    };
-    let record = outbox::record(&mut tx, &state.queues, &request, &job).await?;
-    tx.commit().await?;
-    state.tokens.remove_user(auth.user_id);
-    let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
-        .await
-        .pop()
-        .unwrap_or(outbox::DispatchState::Pending);
-    tracing::info!("account deletion requested");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(DeleteAnswer {
-            job: JobRef::new(&state, &record, dispatched),
-        }),
-    ))
+    let job = deletion::delete_account(&state, &request, &auth, form.password).await?;
+    Ok((StatusCode::ACCEPTED, Json(DeleteAnswer { job })))
 }

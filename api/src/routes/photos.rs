@@ -15,7 +15,6 @@
 //! while their first bytes arrive (64 KiB at the minimum body pace take a
 //! minute), so one account trickling uploads cannot fill the instance.
 
-use crate::outbox;
 use axum::Json;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
@@ -31,9 +30,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::endpoints::{Endpoints, Limits};
-use super::jobs::JobRef;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, LogOnce};
+use crate::outbox::{JobRef, UnitOfWork};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -132,7 +131,7 @@ async fn accept(
         owner: auth.user_id,
         request: &request,
     };
-    let record = match receive_photo(&state, &photo, &mut reservation, multipart).await {
+    let job = match receive_photo(&state, &photo, &mut reservation, multipart).await {
         Ok(bytes) => commit(&state, &photo, reservation, bytes).await?,
         Err(error) => {
             // Gone before the answer, so a retry sees the account's real usage.
@@ -140,18 +139,13 @@ async fn accept(
             return Err(error);
         }
     };
-    let dispatched = outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record))
-        .await
-        .pop()
-        .unwrap_or(outbox::DispatchState::Pending);
-
-    tracing::info!(job.id = %record.id, "photo accepted");
+    tracing::info!(job.id = %job.id(), "photo accepted");
     let body = UploadResponse {
         photo: PhotoRef {
             id: photo_id,
             state: "processing",
         },
-        job: JobRef::new(&state, &record, dispatched),
+        job,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
@@ -227,27 +221,26 @@ async fn store(
 }
 
 /// The reserved row becomes the photo (`processing`) with its image-resize
-/// job, in one transaction. A failure deletes the stored file: without its
-/// row nobody can reach it.
+/// job, in one unit of work, handed to Redis once committed. A failure
+/// deletes the stored file: without its row nobody can reach it.
 async fn commit(
     state: &AppState,
     photo: &NewPhoto<'_>,
     reservation: photos::Reservation,
     bytes: u64,
-) -> Result<outbox::JobRecord, ApiError> {
+) -> Result<JobRef, ApiError> {
     let committed = async {
-        let mut tx = state.pool.begin().await?;
+        let mut work = UnitOfWork::begin(state, photo.request).await?;
         reservation
-            .commit(&mut tx, bytes, state.photos.uploads.quota_bytes)
+            .commit(work.conn(), bytes, state.photos.uploads.quota_bytes)
             .await
             .map_err(refused)?;
         let job = ImageResize {
             user_id: photo.owner,
             photo_id: photo.id,
         };
-        let record = outbox::record(&mut tx, &state.queues, photo.request, &job).await?;
-        tx.commit().await?;
-        Ok(record)
+        work.record(&job).await?;
+        Ok::<_, ApiError>(work.commit().await?)
     }
     .await;
     if committed.is_err() {
@@ -256,7 +249,11 @@ async fn commit(
             tracing::warn!(error = %delete, key, "could not delete an unrecorded upload");
         }
     }
-    committed
+    committed?
+        .jobs
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a photo was recorded with no job")))
 }
 
 /// The answer to an upload the account's limits refuse.

@@ -25,14 +25,14 @@ use utoipa_axum::routes;
 
 use crate::domain::EmailAddress;
 use store::devices::DeviceAttempt;
-use store::tokens::{PasswordCheck, TokenHash};
+use store::tokens::TokenHash;
 use store::users::LoginAttempt;
 use store::{devices, tokens, users};
 use uuid::Uuid;
 
 use super::endpoints::{Endpoints, Limits};
 use super::users::UserBody;
-use crate::auth::{AuthUser, hash_token, issue_token, new_token, revoke_token};
+use crate::auth::{AuthUser, hash_token, issue_token, revoke_token, trust_device};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -238,64 +238,6 @@ async fn begin_attempt(
             },
         },
     )
-}
-
-/// The account as the password asked again found it.
-pub(super) struct Confirmed {
-    /// Its address now.
-    pub email: String,
-    /// Whether that address is proven.
-    pub verified: bool,
-    /// The credentials' epoch the password was checked against: hold it
-    /// ([`users::hold_credentials`]) in the transaction that makes the
-    /// change, so a reset committed meanwhile voids the change.
-    pub epoch: i64,
-}
-
-/// Checks a signed-in user's password again before a change to the
-/// account (a new password or address, deletion). Counted on the session,
-/// before the hash runs: a stolen session cannot guess the password any
-/// faster than a stranger at the login form, and strangers' failed logins
-/// never block the owner's own session.
-pub(super) async fn confirm_password(
-    state: &AppState,
-    auth: &AuthUser,
-    password: String,
-) -> Result<Confirmed, ApiError> {
-    let limit = state.login_failures;
-    let (email, verified, stored_hash, epoch) =
-        match tokens::begin_password_check(&state.pool, &auth.token, limit).await? {
-            PasswordCheck::Counted {
-                email,
-                verified,
-                password_hash,
-                epoch,
-            } => (email, verified, password_hash, epoch),
-            PasswordCheck::Locked { for_secs } => {
-                return Err(ApiError::RateLimited(for_secs.ceil().max(1.0) as u64));
-            }
-            // Gone or being deleted: the session is nobody's any more.
-            PasswordCheck::NoSession => return Err(ApiError::Unauthorized),
-        };
-    if !state.passwords.verify(password, Some(stored_hash)).await? {
-        return Err(ApiError::WrongPassword);
-    }
-    tokens::clear_password_failures(&state.pool, &auth.token).await?;
-    Ok(Confirmed {
-        email,
-        verified,
-        epoch,
-    })
-}
-
-/// Trusts this device for `user_id` from now on: the token for the client.
-pub(super) async fn trust_device<'c>(
-    db: impl sqlx::PgExecutor<'c>,
-    user_id: Uuid,
-) -> Result<String, ApiError> {
-    let (token, hash) = new_token()?;
-    devices::issue(db, user_id, &hash).await?;
-    Ok(token)
 }
 
 /// Revokes the calling token.

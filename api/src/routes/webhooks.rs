@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::endpoints::{Endpoints, Limits};
 use crate::error::ApiError;
 use crate::extract::RawBody;
-use crate::outbox;
+use crate::outbox::UnitOfWork;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -117,14 +117,14 @@ async fn stripe_webhook(
     span.record("event.id", event.event_id.as_str());
     span.record("event.type", event.event_type.as_str());
 
-    let mut tx = state.pool.begin().await?;
+    let mut work = UnitOfWork::begin(&state, &request).await?;
     let job = StripeEvent {
         event_id: event.event_id.clone(),
     };
-    let record = outbox::record(&mut tx, &state.queues, &request, &job).await?;
-    if !stripe_events::record(&mut tx, &event, record.id).await? {
+    let job_id = work.record(&job).await?;
+    if !stripe_events::record(work.conn(), &event, job_id).await? {
         // Delivered before: the first delivery's job applies it.
-        tx.rollback().await?;
+        work.rollback().await?;
         tracing::info!("stripe event received again; already recorded");
         return Ok(Json(Received {
             received: true,
@@ -132,13 +132,12 @@ async fn stripe_webhook(
             job_id: None,
         }));
     }
-    tx.commit().await?;
-    outbox::dispatch(&state.pool, &state.queues, std::slice::from_ref(&record)).await;
+    work.commit().await?;
     tracing::info!("stripe event recorded");
     Ok(Json(Received {
         received: true,
         duplicate: false,
-        job_id: Some(record.id),
+        job_id: Some(job_id),
     }))
 }
 

@@ -4,6 +4,13 @@
 //! If Redis is down when the transaction commits, the row stays `pending`
 //! and [`relay_pending`] delivers it later. Because the row id is the BullMQ
 //! jobId, delivering a row twice is harmless.
+//!
+//! Requests record and hand over through a [`UnitOfWork`] only, so "record,
+//! commit, hand over" is written once; the relay keeps its own path.
+
+mod work;
+
+pub use work::{Committed, UnitOfWork};
 
 use std::time::Duration;
 
@@ -17,18 +24,19 @@ use store::records;
 use store::records::{Failure, JobState, PublicError};
 
 use crate::request_id::RequestId;
+use crate::state::AppState;
 
 /// A job row as written by [`record`], ready to be dispatched.
 #[derive(Debug, Clone)]
-pub struct JobRecord {
+struct JobRecord {
     /// Primary key of the row and BullMQ jobId.
-    pub id: Uuid,
+    id: Uuid,
     /// The queue it goes to.
-    pub queue: QueueName,
+    queue: QueueName,
     /// The JSON job data.
-    pub payload: serde_json::Value,
+    payload: serde_json::Value,
     /// How long after the commit the job is due; zero for at once.
-    pub delay: Duration,
+    delay: Duration,
 }
 
 /// Where a job stands in the outbox right after dispatch.
@@ -43,9 +51,36 @@ pub enum DispatchState {
     Delayed,
 }
 
+/// A job an answer points the client to (signup, photo upload): where to
+/// poll its status, and how far it got on the request path.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobRef {
+    id: Uuid,
+    name: &'static str,
+    state: DispatchState,
+    status_url: String,
+}
+
+impl JobRef {
+    /// The job's id, for the request's log line.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The reference to `record`, which [`dispatch`] left in `state`.
+    fn new(app: &AppState, record: &JobRecord, state: DispatchState) -> Self {
+        Self {
+            id: record.id,
+            name: record.queue.as_str(),
+            state,
+            status_url: app.job_status_url(record.id),
+        }
+    }
+}
+
 /// Writes the durable record of `job` inside the caller's transaction, with
 /// the attempts `queues` will give it.
-pub async fn record<J: Job>(
+async fn record<J: Job>(
     conn: &mut PgConnection,
     queues: &JobQueues,
     request: &RequestId,
@@ -57,7 +92,7 @@ pub async fn record<J: Job>(
 /// Like [`record`], for a job due `delay` after the commit. The due time is
 /// in the record, so a delayed job outlives a Redis that lost it: the relay
 /// hands it over again once it is overdue.
-pub async fn record_delayed<J: Job>(
+async fn record_delayed<J: Job>(
     conn: &mut PgConnection,
     queues: &JobQueues,
     request: &RequestId,
@@ -96,11 +131,7 @@ pub async fn record_delayed<J: Job>(
 /// Marking the rows `waiting` happens after this returns, off the request
 /// path: if that write is lost, the relay re-adds the same jobId, which
 /// BullMQ ignores, so it is only a status refinement.
-pub async fn dispatch(
-    pool: &PgPool,
-    queues: &JobQueues,
-    batch: &[JobRecord],
-) -> Vec<DispatchState> {
+async fn dispatch(pool: &PgPool, queues: &JobQueues, batch: &[JobRecord]) -> Vec<DispatchState> {
     let states = futures::future::join_all(batch.iter().map(|record| async move {
         match queues
             .enqueue(record.queue, record.id, &record.payload, record.delay)
