@@ -58,7 +58,7 @@ pub(super) async fn record_welcome(
     records.push(outbox::record(&mut *tx, queues, request, &StripeCustomer { user_id }).await?);
     if state.unsubscribe.is_some() {
         let follow_up = FollowUpEmail { user_id };
-        let delay = state.follow_up_delay;
+        let delay = state.mail.follow_up_delay;
         records.push(outbox::record_delayed(&mut *tx, queues, request, &follow_up, delay).await?);
     }
     Ok(())
