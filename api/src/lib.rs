@@ -124,7 +124,7 @@ impl Application {
             self.state.pool.clone(),
             self.state.queues.clone(),
             RELAY_INTERVAL,
-            self.state.redeliver_after,
+            self.state.redis.redeliver_after,
         ));
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         let state = self.state.clone();

@@ -8,7 +8,10 @@ use axum::http::HeaderName;
 use secrecy::ExposeSecret as _;
 use tokio::sync::Semaphore;
 
-use platform::config::{HttpLimits, LoginFailureLimit, PhotoSettings, Settings};
+use platform::config::{
+    HttpLimits, LinkSettings, LoginFailureLimit, MailSettings, PhotoSettings, ProviderSettings,
+    RedisSettings, Settings,
+};
 use queue::{EvictionCheck, JobQueues};
 use sqlx::PgPool;
 use storage::Storage;
@@ -84,20 +87,20 @@ pub struct App {
     pub metrics_token_hash: Option<TokenHash>,
     /// The web app's Content-Security-Policy (images may come from S3).
     pub app_policy: axum::http::HeaderValue,
-    /// Base of the URLs we return (`PUBLIC_URL`), without a trailing slash.
-    pub public_url: Arc<str>,
-    /// How long a job Redis should hold may not run before the relay hands
-    /// it over again (`OUTBOX_REDELIVER_AFTER_SECS`).
-    pub redeliver_after: Duration,
+    /// The base of the URLs we return (status, photos, the guide).
+    pub links: LinkSettings,
+    /// Redis: how long a job Redis should hold may not run before the
+    /// outbox relay hands it over again.
+    pub redis: RedisSettings,
     /// Checks Stripe's webhook signatures; `None` turns the webhook off.
     pub stripe_webhook: Option<StripeWebhook>,
-    /// The largest Stripe event taken (`STRIPE_WEBHOOK_MAX_BYTES`).
-    pub stripe_webhook_max_bytes: usize,
+    /// Stripe: the largest webhook event taken.
+    pub providers: ProviderSettings,
     /// Checks unsubscribe links; `None` when product mail is off.
     pub unsubscribe: Option<UnsubscribeKey>,
-    /// The follow-up email is due this long after verification
-    /// (`FOLLOW_UP_DELAY_SECS`); only sent with [`App::unsubscribe`].
-    pub follow_up_delay: Duration,
+    /// Mail: when the follow-up email is due after verification (only sent
+    /// with [`App::unsubscribe`]).
+    pub mail: MailSettings,
 }
 
 impl AppState {
@@ -106,9 +109,12 @@ impl AppState {
     pub fn build(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
         let Settings {
             server,
+            links,
             auth,
             photos,
             storage,
+            mail,
+            providers,
             redis,
             queues,
             ..
@@ -156,34 +162,27 @@ impl AppState {
                 RATE_LIMIT_CAPACITY,
                 queues.clone(),
             ),
-            secure_cookies: server.public_url.starts_with("https://"),
+            secure_cookies: links.public_url.starts_with("https://"),
             metrics_token_hash: server
                 .metrics_token
                 .as_ref()
                 .map(store::tokens::hash_setting),
             app_policy: crate::browser::app_policy(storage),
-            public_url: server.public_url.as_str().into(),
-            redeliver_after: redis.redeliver_after,
-            stripe_webhook: settings
-                .providers
+            links: links.clone(),
+            redis: redis.clone(),
+            stripe_webhook: providers
                 .stripe_webhook_secret
                 .as_ref()
-                .map(|secret| {
-                    StripeWebhook::new(secret, settings.providers.stripe_webhook_tolerance)
-                }),
-            stripe_webhook_max_bytes: settings.providers.stripe_webhook_max_bytes,
-            unsubscribe: settings
-                .mail
-                .unsubscribe_secret
-                .as_ref()
-                .map(UnsubscribeKey::new),
-            follow_up_delay: settings.mail.follow_up_delay,
+                .map(|secret| StripeWebhook::new(secret, providers.stripe_webhook_tolerance)),
+            providers: providers.clone(),
+            unsubscribe: mail.unsubscribe_secret.as_ref().map(UnsubscribeKey::new),
+            mail: mail.clone(),
             queues,
         })))
     }
 
     /// The URL a client polls for the status of `job_id`.
     pub fn job_status_url(&self, job_id: uuid::Uuid) -> String {
-        format!("{}/api/jobs/{job_id}", self.public_url)
+        format!("{}/api/jobs/{job_id}", self.links.public_url)
     }
 }

@@ -128,7 +128,7 @@ impl TestApp {
         let port = crate::free_port();
         Self::spawn_with(Options::with_worker().configure(move |s| {
             s.server.port = port;
-            s.server.public_url = format!("http://127.0.0.1:{port}");
+            s.links.public_url = format!("http://127.0.0.1:{port}");
             configure(s);
         }))
         .await

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::config::{MaintenanceSettings, PhotoSettings, ProviderSettings, Settings};
+use platform::config::{
+    LinkSettings, MaintenanceSettings, PhotoSettings, ProviderSettings, Settings,
+};
 use queue::JobQueues;
 use sqlx::PgPool;
 use storage::Storage;
@@ -29,12 +31,8 @@ pub struct JobContext {
     /// Stripe, Slack, and how long a queue pauses when one refuses our
     /// credentials.
     pub providers: ProviderSettings,
-    /// Base for links in emails (`PUBLIC_URL`).
-    pub public_url: String,
-    /// How long a password reset link works.
-    pub password_reset_ttl: Duration,
-    /// How long an email verification link works.
-    pub email_verification_ttl: Duration,
+    /// The links in emails: their base, and how long a token in one works.
+    pub links: LinkSettings,
     /// For third-party APIs.
     pub http: reqwest::Client,
     /// Queue handles, to pause a queue a provider asked us to slow down on.
@@ -57,9 +55,7 @@ impl JobContext {
             storage: Storage::from_settings(&settings.storage)?,
             photos: settings.photos,
             providers: settings.providers.clone(),
-            public_url: settings.server.public_url.clone(),
-            password_reset_ttl: settings.auth.password_reset_ttl,
-            email_verification_ttl: settings.auth.email_verification_ttl,
+            links: settings.links.clone(),
             http: provider_client()?,
             queues: JobQueues::new(&settings.redis, settings.queues),
             unsubscribe: settings

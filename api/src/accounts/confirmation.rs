@@ -129,7 +129,7 @@ pub(super) async fn record_welcome(
     work.record(&WelcomeEmail { user_id }).await?;
     work.record(&StripeCustomer { user_id }).await?;
     if state.unsubscribe.is_some() {
-        work.record_delayed(&FollowUpEmail { user_id }, state.follow_up_delay)
+        work.record_delayed(&FollowUpEmail { user_id }, state.mail.follow_up_delay)
             .await?;
     }
     Ok(())

@@ -55,7 +55,7 @@ impl Monitor {
             queues,
             settings: settings.alerts.clone(),
             notifier,
-            dashboard: format!("{}/admin", settings.server.public_url),
+            dashboard: format!("{}/admin", settings.links.public_url),
         })
     }
 

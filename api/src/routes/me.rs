@@ -81,11 +81,11 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResp
         user,
         avatar: row
             .avatar_photo_id
-            .map(|photo_id| AvatarUrls::new(&state.public_url, photo_id)),
+            .map(|photo_id| AvatarUrls::new(&state.links.public_url, photo_id)),
         stripe_customer_id: row.stripe_customer_id,
         onboarding_pdf_url: row
             .onboarding_pdf_key
-            .map(|_| format!("{}{ONBOARDING_PDF_PATH}", state.public_url)),
+            .map(|_| format!("{}{ONBOARDING_PDF_PATH}", state.links.public_url)),
         subscription,
         product_email: row.product_email,
     }))

@@ -32,7 +32,7 @@ use crate::state::AppState;
 /// `POST /api/webhooks/stripe`, with the body limit of its setting.
 pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
     let limits = Limits {
-        body: endpoints.state().stripe_webhook_max_bytes,
+        body: endpoints.state().providers.stripe_webhook_max_bytes,
         // Stripe gives up on a delivery after 10 s and retries it.
         time: Duration::from_secs(10),
         per_client: false,

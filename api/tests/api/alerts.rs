@@ -354,7 +354,7 @@ async fn the_dashboard_shows_the_open_incident_and_the_queue_nobody_consumes() {
     let port = testkit::free_port();
     let app = TestApp::spawn_with(Options::default().configure(move |s| {
         s.server.port = port;
-        s.server.public_url = format!("http://127.0.0.1:{port}");
+        s.links.public_url = format!("http://127.0.0.1:{port}");
         s.alerts.slack_webhook_url = Some(url.into());
         s.alerts.check_interval = CHECK;
         s.alerts.no_consumer = Duration::from_secs(1);

@@ -132,7 +132,7 @@ async fn a_reset_for_an_unknown_address_sends_nothing_and_answers_exactly_like_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_link_is_refused_and_a_weak_password_keeps_the_link() {
     let app =
-        TestApp::spawn_with_worker_with(|s| s.auth.password_reset_ttl = Duration::from_secs(3))
+        TestApp::spawn_with_worker_with(|s| s.links.password_reset_ttl = Duration::from_secs(3))
             .await;
     app.sign_up(OWNER, "Owner").await;
     forgot(&app, OWNER).await;

@@ -2,13 +2,14 @@
 
 use secrecy::ExposeSecret;
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use super::*;
 use catalogue::{QueueName, RateLimit, cores};
 
-fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+pub(super) fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let vars: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -48,66 +49,12 @@ fn abuse_limits_have_their_documented_defaults() {
             window: Duration::from_secs(900)
         }
     );
-    assert_eq!(s.auth.password_reset_ttl, Duration::from_secs(1800));
-    assert_eq!(s.auth.email_verification_ttl, Duration::from_secs(86_400));
+    assert_eq!(s.links.password_reset_ttl, Duration::from_secs(1800));
+    assert_eq!(s.links.email_verification_ttl, Duration::from_secs(86_400));
     assert_eq!(s.photos.uploads.per_hour, 20);
     assert_eq!(s.photos.uploads.quota_bytes, 200 * 1024 * 1024);
     assert_eq!(s.photos.uploads.max_concurrent, 32);
     assert_eq!(s.photos.uploads.max_concurrent_per_account, 2);
-}
-
-#[test]
-fn behind_a_proxy_connections_are_not_capped_per_address_unless_asked() {
-    let database = ("DATABASE_URL", "postgres://localhost/app");
-    let proxy = ("CLIENT_IP_HEADER", "X-Forwarded-For");
-    let behind = settings(&[database, proxy]).expect("valid");
-    assert_eq!(behind.server.http.max_connections_per_client, 0);
-    let asked =
-        settings(&[database, proxy, ("HTTP_MAX_CONNECTIONS_PER_CLIENT", "500")]).expect("valid");
-    assert_eq!(asked.server.http.max_connections_per_client, 500);
-}
-
-#[test]
-fn on_a_cluster_each_queue_name_is_its_own_hash_tag() {
-    let database = ("DATABASE_URL", "postgres://localhost/app");
-    let single = settings(&[database]).expect("valid");
-    assert!(!single.redis.is_cluster());
-    assert_eq!(
-        single.redis.bullmq_name(QueueName::WelcomeEmail),
-        "welcome-email"
-    );
-
-    let nodes = (
-        "REDIS_CLUSTER_NODES",
-        "redis://10.0.0.1:6379, redis://:secret@10.0.0.2:6379,",
-    );
-    let cluster = settings(&[database, nodes]).expect("valid");
-    assert!(cluster.redis.is_cluster());
-    assert_eq!(
-        cluster.redis.cluster_node_urls(),
-        ["redis://10.0.0.1:6379", "redis://:secret@10.0.0.2:6379"]
-    );
-    assert_eq!(
-        cluster.redis.bullmq_name(QueueName::WelcomeEmail),
-        "{welcome-email}"
-    );
-    assert_eq!(
-        cluster.redis.bullmq_name(QueueName::ImageResize),
-        "{image-resize}"
-    );
-}
-
-#[test]
-fn a_cluster_node_that_is_not_a_redis_url_is_refused_without_showing_its_password() {
-    let error = settings(&[
-        ("DATABASE_URL", "postgres://localhost/app"),
-        ("REDIS_CLUSTER_NODES", "redis://a:6379,user:hunter2@b:6379"),
-    ])
-    .expect_err("a node without a scheme");
-    let message = error.to_string();
-    assert!(message.contains("REDIS_CLUSTER_NODES"), "{message}");
-    assert!(message.contains("\"b:6379\""), "{message}");
-    assert!(!message.contains("hunter2"), "{message}");
 }
 
 /// Settings are handed whole to code that may log them: their `Debug`
@@ -180,42 +127,7 @@ fn public_url_loses_its_trailing_slash() {
         ("PUBLIC_URL", "https://app.example.com/"),
     ])
     .expect("valid");
-    assert_eq!(s.server.public_url, "https://app.example.com");
-}
-
-#[test]
-fn cors_origins_are_a_list_of_exact_origins_or_a_star() {
-    let origins = |raw: &str| raw.parse::<CorsOrigins>();
-    assert_eq!(origins(""), Ok(CorsOrigins::SameOrigin));
-    assert_eq!(origins(" * "), Ok(CorsOrigins::Any));
-    assert_eq!(
-        origins("https://App.example.com/, http://localhost:5173"),
-        Ok(CorsOrigins::List(vec![
-            "https://app.example.com".into(),
-            "http://localhost:5173".into()
-        ]))
-    );
-    for wrong in [
-        "app.example.com",
-        "https://app.example.com/path",
-        "ftp://x",
-        "*, https://a.io",
-    ] {
-        assert!(origins(wrong).is_err(), "{wrong} was accepted");
-    }
-}
-
-#[test]
-fn a_malformed_cors_origin_is_reported_at_start() {
-    let error = settings(&[
-        ("DATABASE_URL", "postgres://localhost/app"),
-        ("CORS_ALLOWED_ORIGINS", "https://ok.io, not-an-origin"),
-    ])
-    .expect_err("refused");
-    assert!(
-        error.to_string().contains("CORS_ALLOWED_ORIGINS"),
-        "{error}"
-    );
+    assert_eq!(s.links.public_url, "https://app.example.com");
 }
 
 /// `.env.example` promises that any line can be uncommented as it is:
@@ -301,40 +213,6 @@ fn settings_written_as_variables_read_back_as_the_same_settings() {
     assert_eq!(read.worker, original.worker);
 }
 
-/// A setting is read in `read.rs`, written back in `write.rs` and
-/// documented in `.env.example`: forgetting one of the three fails here.
-#[test]
-fn every_variable_read_is_written_back_and_documented() {
-    let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
-    let s = Settings::from_lookup(|key| {
-        asked.borrow_mut().insert(key.to_owned());
-        (key == "DATABASE_URL").then(|| "postgres://localhost/app".to_owned())
-    })
-    .expect("valid");
-    let written: std::collections::BTreeSet<String> =
-        s.to_env().into_iter().map(|(key, _)| key).collect();
-    assert_eq!(
-        asked.into_inner(),
-        written,
-        "read but not written, or the reverse"
-    );
-
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example"))
-        .expect("the example file");
-    // The example documents one queue's variables; the others follow its pattern.
-    let one_queue = QueueName::WelcomeEmail.env_prefix();
-    for key in written.iter().filter(|key| {
-        !key.starts_with("QUEUE_") || key.starts_with(&one_queue) || *key == "QUEUE_PREFIX"
-    }) {
-        let documented = example.lines().any(|line| {
-            line.trim_start_matches("# ")
-                .strip_prefix(key.as_str())
-                .is_some_and(|rest| rest.starts_with('='))
-        });
-        assert!(documented, "{key} is not documented in .env.example");
-    }
-}
-
 #[test]
 fn an_unsubscribe_secret_shorter_than_32_characters_is_refused() {
     let error = settings(&[
@@ -379,4 +257,116 @@ fn an_admin_token_shorter_than_32_characters_refuses_to_start() {
     ])
     .expect("32 characters are enough");
     assert!(s.auth.admin_token.is_some());
+}
+
+/// Every variable the settings read, as their declarations name them: the
+/// write-back of settings read from an environment with only what is
+/// required. A setting is declared once, so this is also what they ask for.
+fn variables_read() -> BTreeSet<String> {
+    let asked = RefCell::new(BTreeSet::new());
+    let s = Settings::from_lookup(|key| {
+        asked.borrow_mut().insert(key.to_owned());
+        (key == "DATABASE_URL").then(|| "postgres://localhost/app".to_owned())
+    })
+    .expect("valid");
+    let written: BTreeSet<String> = s.to_env().into_iter().map(|(key, _)| key).collect();
+    assert_eq!(
+        asked.into_inner(),
+        written,
+        "read but not written back, or the reverse"
+    );
+    written
+}
+
+/// Variables the docs name that the settings do not read: the tracing
+/// filter (`platform::telemetry`) and the ports of `scripts/dev`.
+const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "DEV_POSTGRES_PORT", "DEV_REDIS_PORT"];
+
+/// How `key` is written in the docs, which show one pattern for every
+/// queue's variables: `.env.example` a real queue's (welcome-email, with
+/// its defaults), `docs/configuration.md` `QUEUE_<NAME>_FIELD`.
+fn as_documented(key: &str, queue: &str) -> String {
+    QueueName::ALL
+        .iter()
+        .find_map(|name| key.strip_prefix(&name.env_prefix()))
+        .map_or_else(|| key.to_owned(), |field| format!("{queue}{field}"))
+}
+
+fn read_doc(path: &str) -> String {
+    let path = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '_' | '<' | '>'))
+}
+
+/// The variables `.env.example` sets or shows commented out (`# NAME=`).
+fn env_example_names() -> BTreeSet<String> {
+    read_doc(".env.example")
+        .lines()
+        .filter_map(|line| line.strip_prefix("# ").unwrap_or(line).split_once('='))
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| is_variable_name(name))
+        .collect()
+}
+
+/// The variables `docs/configuration.md` names, in backquotes.
+fn configuration_doc_names() -> BTreeSet<String> {
+    read_doc("docs/configuration.md")
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| is_variable_name(name))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_variable_read_is_in_env_example_and_in_the_configuration_doc() {
+    let example = env_example_names();
+    let doc = configuration_doc_names();
+    let one_queue = QueueName::WelcomeEmail.env_prefix();
+    let missing: Vec<String> = variables_read()
+        .iter()
+        .flat_map(|key| {
+            let in_example = as_documented(key, &one_queue);
+            let in_doc = as_documented(key, "QUEUE_<NAME>_");
+            let mut missing = Vec::new();
+            if !example.contains(&in_example) {
+                missing.push(format!("{in_example} in .env.example"));
+            }
+            if !doc.contains(&in_doc) {
+                missing.push(format!("{in_doc} in docs/configuration.md"));
+            }
+            missing
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(missing.is_empty(), "not documented: {missing:#?}");
+}
+
+#[test]
+fn every_variable_the_docs_name_is_one_the_settings_read() {
+    let read = variables_read();
+    let known = |name: &String, queue: &str| {
+        READ_ELSEWHERE.contains(&name.as_str())
+            || read.iter().any(|key| as_documented(key, queue) == *name)
+    };
+    let one_queue = QueueName::WelcomeEmail.env_prefix();
+    let unknown: Vec<String> = (env_example_names().into_iter())
+        .filter(|name| !known(name, &one_queue))
+        .map(|name| format!("{name} in .env.example"))
+        .chain(
+            configuration_doc_names()
+                .into_iter()
+                .filter(|name| !known(name, "QUEUE_<NAME>_"))
+                .map(|name| format!("{name} in docs/configuration.md")),
+        )
+        .collect();
+    assert!(unknown.is_empty(), "no setting reads: {unknown:#?}");
 }

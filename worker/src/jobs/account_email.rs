@@ -47,7 +47,7 @@ impl Perform for AccountEmail {
             }
             AccountEmailKind::VerifyEmail | AccountEmailKind::ConfirmNewEmail => {
                 let (token, hash) = mint()?;
-                let ttl = ctx.email_verification_ttl;
+                let ttl = ctx.links.email_verification_ttl;
                 if !verifications::issue(&ctx.pool, self.user_id, epoch, &email, &hash, ttl).await?
                 {
                     return Ok(json!({ "skipped": MOVED_ON }));
@@ -60,14 +60,14 @@ impl Perform for AccountEmail {
                 ctx.templates.render(
                     template,
                     json!({
-                        "verify_url": format!("{}/verify-email#token={token}", ctx.public_url),
+                        "verify_url": format!("{}/verify-email#token={token}", ctx.links.public_url),
                         "valid_hours": ttl.as_secs().div_ceil(3600),
                     }),
                 )
             }
             AccountEmailKind::PasswordReset => {
                 let (token, hash) = mint()?;
-                let ttl = ctx.password_reset_ttl;
+                let ttl = ctx.links.password_reset_ttl;
                 // Bound to the address the account has now: that is where it goes.
                 let Some(bound) = resets::issue(&ctx.pool, self.user_id, epoch, &hash, ttl).await?
                 else {
@@ -79,7 +79,7 @@ impl Perform for AccountEmail {
                     json!({
                         // In the fragment: browsers send it to no server,
                         // not even ours, and no Referer carries it.
-                        "reset_url": format!("{}/reset-password#token={token}", ctx.public_url),
+                        "reset_url": format!("{}/reset-password#token={token}", ctx.links.public_url),
                         "valid_minutes": ttl.as_secs().div_ceil(60),
                     }),
                 )
@@ -92,14 +92,14 @@ impl Perform for AccountEmail {
                 json!({
                     "new_address": self.hint.as_deref().unwrap_or("another address"),
                     "asked_at": now(),
-                    "forgot_url": format!("{}/forgot-password", ctx.public_url),
+                    "forgot_url": format!("{}/forgot-password", ctx.links.public_url),
                 }),
             ),
             AccountEmailKind::PasswordChanged => ctx.templates.render(
                 "password-changed",
                 json!({
                     "changed_at": now(),
-                    "forgot_url": format!("{}/forgot-password", ctx.public_url),
+                    "forgot_url": format!("{}/forgot-password", ctx.links.public_url),
                 }),
             ),
         }

@@ -53,15 +53,18 @@ impl Perform for FollowUpEmail {
         let token = key.token(self.user_id);
         // The header's link takes the one-click POST; the visible one opens
         // a page that asks first (a link scanner's GET changes nothing).
-        let one_click = format!("{}/api/email/unsubscribe?token={token}", ctx.public_url);
+        let one_click = format!(
+            "{}/api/email/unsubscribe?token={token}",
+            ctx.links.public_url
+        );
         let email = ctx
             .templates
             .render(
                 "follow-up",
                 json!({
                     "name": user.name,
-                    "upload_url": format!("{}/", ctx.public_url),
-                    "unsubscribe_url": format!("{}/unsubscribe#token={token}", ctx.public_url),
+                    "upload_url": format!("{}/", ctx.links.public_url),
+                    "unsubscribe_url": format!("{}/unsubscribe#token={token}", ctx.links.public_url),
                 }),
             )
             .permanent("could not render the follow-up email")?;

@@ -34,7 +34,7 @@ impl Perform for OnboardingPdf {
         }
 
         let renderer = Arc::clone(&ctx.guide_renderer);
-        let dashboard_url = format!("{}/", ctx.public_url);
+        let dashboard_url = format!("{}/", ctx.links.public_url);
         let document = on_blocking_pool("the PDF renderer", move || {
             renderer.render(&Onboarding {
                 name: &user.name,

@@ -35,7 +35,7 @@ impl Perform for WelcomeEmail {
             .templates
             .render(
                 "welcome",
-                json!({ "name": user.name, "dashboard_url": format!("{}/", ctx.public_url) }),
+                json!({ "name": user.name, "dashboard_url": format!("{}/", ctx.links.public_url) }),
             )
             .permanent("could not render the welcome email")?;
         let to = recipient(Some(user.name), &user.email)?;
