@@ -137,7 +137,8 @@ async fn the_worker_port_caps_connections_and_closes_silent_ones() {
                 .expect("connects"),
         );
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The listen backlog is first in, first out: the worker takes the 64
+    // before this one, with no pause between.
     let mut extra = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
