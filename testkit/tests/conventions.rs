@@ -311,14 +311,14 @@ const SLEEP: &str = concat!("sleep", "(");
 fn sleeps_without_a_reason(text: &str) -> Vec<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let is_comment = |line: &str| line.trim_start().starts_with("//");
+    let says_why = |at: usize| {
+        lines[at].contains("// ")
+            || at
+                .checked_sub(1)
+                .is_some_and(|above| is_comment(lines[above]))
+    };
     (0..lines.len())
-        .filter(|&at| {
-            let line = lines[at];
-            line.contains(SLEEP)
-                && !is_comment(line)
-                && !line.contains("// ")
-                && !(at > 0 && is_comment(lines[at - 1]))
-        })
+        .filter(|&at| lines[at].contains(SLEEP) && !is_comment(lines[at]) && !says_why(at))
         .map(|at| at + 1)
         .collect()
 }
