@@ -137,8 +137,9 @@ async fn the_worker_port_caps_connections_and_closes_silent_ones() {
                 .expect("connects"),
         );
     }
-    // The listen backlog is first in, first out: the worker takes the 64
-    // before this one, with no pause between.
+    // A window for the worker to accept the 64 and take their slots before
+    // the extra one arrives: nothing outside the worker says when it has.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut extra = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
