@@ -88,6 +88,7 @@ impl Browser {
                 Ok(client) => break client,
                 Err(error) if started.elapsed() < crate::DEADLINE => {
                     tracing_hint(&error);
+                    // Polling: chromedriver takes a moment to listen; try again shortly.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(error) => panic!("no WebDriver session: {error}"),
@@ -170,6 +171,7 @@ impl Browser {
                 started.elapsed() < crate::DEADLINE,
                 "`{css}` never became visible"
             );
+            // Polling: the page renders on its own time; look again shortly.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -186,6 +188,7 @@ impl Browser {
                 started.elapsed() < crate::DEADLINE,
                 "`{css}` never said {expected:?}; it says {text:?}"
             );
+            // Polling: the page renders on its own time; look again shortly.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -206,6 +209,7 @@ impl Browser {
                 return value;
             }
             assert!(started.elapsed() < crate::DEADLINE, "never true: {what}");
+            // Polling: the page's script runs on its own time; ask again shortly.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -250,6 +254,7 @@ impl Browser {
                 started.elapsed() < crate::DEADLINE,
                 "{file_name} was never downloaded"
             );
+            // Polling: Chromium writes the download on its own time; look again shortly.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

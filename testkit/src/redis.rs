@@ -105,6 +105,7 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
+            // Polling: redis-server gives no other sign that it listens.
             std::thread::sleep(Duration::from_millis(10));
         }
     }

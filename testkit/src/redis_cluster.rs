@@ -134,6 +134,7 @@ impl RedisCluster {
                 return;
             }
             assert!(Instant::now() < deadline, "the cluster did not become ok");
+            // Polling: the cluster gives no other sign that its slots are agreed.
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -147,6 +148,7 @@ impl RedisCluster {
             replication.contains("role:master") || replication.contains("master_link_status:up")
         }) {
             assert!(Instant::now() < deadline, "the replicas did not sync");
+            // Polling: the replicas give no other sign that they synced.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -173,6 +175,7 @@ fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "redis-server did not start");
+        // Polling: redis-server gives no other sign that it listens.
         std::thread::sleep(Duration::from_millis(10));
     }
 }

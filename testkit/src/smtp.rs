@@ -241,6 +241,7 @@ async fn serve(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
             // final reply is not delivered: the sender will try again.
             let mut probe = [0_u8; 1];
             tokio::select! {
+                // A window must pass: a slow server's pause before its final reply.
                 () = tokio::time::sleep(delay) => {}
                 read = lines.get_mut().peek(&mut probe) => {
                     if matches!(read, Ok(0) | Err(_)) {

@@ -18,6 +18,7 @@ where
             tokio::time::Instant::now() < give_up,
             "timed out after {deadline:?} waiting for {what}"
         );
+        // Polling: the probe is the only sign of the condition; ask again shortly.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -25,6 +25,20 @@ const OWNERS: &[(&str, &str)] = &[
     ("maintenance_runs", "worker/src/jobs/maintenance.rs"),
 ];
 
+/// Owners whose state tests are not where [`state_tests_of`] looks: the
+/// owner file and its test file.
+const STATE_TESTS_ELSEWHERE: &[(&str, &str)] = &[
+    // Its only writer is the maintenance job, run for real by the worker's
+    // tests rather than called on its own.
+    (
+        "worker/src/jobs/maintenance.rs",
+        "worker/tests/worker/maintenance.rs",
+    ),
+];
+
+/// Tables the tools make, which no module of ours writes.
+const UNOWNED_TABLES: &[&str] = &["_sqlx_migrations"];
+
 /// Where the queue engine's crate may be named: the producer and operator
 /// side in the `queue` crate, the consumer side in the worker's runtime.
 const BULLMQ_ALLOWED: &[&str] = &[
@@ -139,6 +153,208 @@ fn no_source_file_is_over_four_hundred_lines() {
         .map(|(file, lines)| format!("{file}: {lines} lines"))
         .collect();
     assert!(long.is_empty(), "{long:#?}");
+}
+
+/// The tables `sql` creates (`create table [if not exists] t`).
+fn created_tables(sql: &str) -> Vec<String> {
+    let words: Vec<String> = sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut tables = Vec::new();
+    for (at, pair) in words.windows(2).enumerate() {
+        if pair != ["create", "table"] {
+            continue;
+        }
+        let rest = &words[at + 2..];
+        let name = match rest {
+            [first, second, third, name, ..]
+                if [first, second, third].map(String::as_str) == ["if", "not", "exists"] =>
+            {
+                name
+            }
+            [name, ..] => name,
+            [] => continue,
+        };
+        tables.push(name.clone());
+    }
+    tables
+}
+
+/// Every table the migrations create, with the migration that does.
+fn migrated_tables() -> Vec<(String, String)> {
+    let mut tables = Vec::new();
+    for entry in std::fs::read_dir(root().join("migrations")).expect("the migrations") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|ext| ext == "sql") {
+            let sql = std::fs::read_to_string(&path).expect("readable");
+            let file = path.file_name().expect("a name").to_string_lossy();
+            for table in created_tables(&sql) {
+                tables.push((table, file.clone().into_owned()));
+            }
+        }
+    }
+    assert!(tables.len() > 10, "found the tables: {tables:?}");
+    tables
+}
+
+/// Where the state tests of the owner file `owner` live: a store owner's
+/// beside the others in `store/tests/owners/`, an api-only owner's in the
+/// api's test binary under `owners/` (they need the api's crate, not an app).
+fn state_tests_of(owner: &str) -> Option<String> {
+    if let Some((_, tests)) = STATE_TESTS_ELSEWHERE
+        .iter()
+        .find(|(file, _)| *file == owner)
+    {
+        return Some((*tests).to_owned());
+    }
+    if let Some(name) = owner.strip_prefix("store/src/") {
+        return Some(format!("store/tests/owners/{name}"));
+    }
+    owner
+        .strip_prefix("api/src/owners/")
+        .map(|name| format!("api/tests/api/owners/{name}"))
+}
+
+/// Whether the test file `file` (a workspace path) is compiled: a test
+/// binary's root, or declared by `mod` in a file that is.
+fn is_compiled(file: &Path) -> bool {
+    let folder = file.parent().expect("a folder");
+    let stem = file.file_stem().expect("a name").to_string_lossy();
+    if folder.ends_with("tests") || stem == "main" {
+        return true;
+    }
+    // `a/b.rs` is declared in `a/main.rs`, `a/mod.rs` or `a.rs`; `a/mod.rs`
+    // as `a`, one folder up.
+    let (name, declaring) = if stem == "mod" {
+        let name = folder.file_name().expect("a name").to_string_lossy();
+        (name, folder.parent().expect("a folder"))
+    } else {
+        (stem, folder)
+    };
+    let declaration = format!("mod {name};");
+    [
+        declaring.join("main.rs"),
+        declaring.join("mod.rs"),
+        declaring.with_extension("rs"),
+    ]
+    .iter()
+    .any(|parent| {
+        std::fs::read_to_string(root().join(parent))
+            .is_ok_and(|text| text.lines().any(|line| line.trim() == declaration))
+            && is_compiled(parent)
+    })
+}
+
+#[test]
+fn every_table_the_migrations_create_has_an_owner() {
+    let unowned: Vec<String> = migrated_tables()
+        .into_iter()
+        .filter(|(table, _)| {
+            !UNOWNED_TABLES.contains(&table.as_str())
+                && !OWNERS.iter().any(|(owned, _)| owned == table)
+        })
+        .map(|(table, migration)| {
+            format!("`{table}` (created by {migration}) has no owner in OWNERS")
+        })
+        .collect();
+    assert!(unowned.is_empty(), "{unowned:#?}");
+}
+
+#[test]
+fn every_owner_has_its_own_state_tests() {
+    let mut missing = Vec::new();
+    for (table, owner) in OWNERS {
+        assert!(
+            root().join(owner).is_file(),
+            "the owner of `{table}`, {owner}, exists"
+        );
+        let Some(tests) = state_tests_of(owner) else {
+            missing.push(format!(
+                "{owner}: no place for its state tests (STATE_TESTS_ELSEWHERE)"
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(root().join(&tests)).unwrap_or_default();
+        if !text.contains("#[tokio::test") && !text.contains("#[test]") {
+            missing.push(format!("{owner} (`{table}`): no tests in {tests}"));
+        } else if !is_compiled(Path::new(&tests)) {
+            missing.push(format!(
+                "{owner} (`{table}`): {tests} is not declared by `mod`"
+            ));
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
+
+/// Every `.rs` file of the tests (each crate's `tests/`) and of `testkit`.
+fn test_sources() -> BTreeMap<String, String> {
+    let root = root();
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(&root).expect("the workspace") {
+        let tests = entry.expect("an entry").path().join("tests");
+        if tests.is_dir() {
+            collect(&root, &tests, &mut files);
+        }
+    }
+    collect(&root, &root.join("testkit").join("src"), &mut files);
+    assert!(files.len() > 50, "found the tests: {}", files.len());
+    files
+}
+
+/// A call to sleep, spelled so that this file does not contain it.
+const SLEEP: &str = concat!("sleep", "(");
+
+/// The lines (1-based) of `text` that sleep without a comment on the same
+/// line or just above saying why.
+fn sleeps_without_a_reason(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_comment = |line: &str| line.trim_start().starts_with("//");
+    let says_why = |at: usize| {
+        lines[at].contains("// ")
+            || at
+                .checked_sub(1)
+                .is_some_and(|above| is_comment(lines[above]))
+    };
+    (0..lines.len())
+        .filter(|&at| lines[at].contains(SLEEP) && !is_comment(lines[at]) && !says_why(at))
+        .map(|at| at + 1)
+        .collect()
+}
+
+#[test]
+fn every_sleep_in_the_tests_says_why() {
+    let silent: Vec<String> = test_sources()
+        .into_iter()
+        .flat_map(|(file, text)| {
+            sleeps_without_a_reason(&text)
+                .into_iter()
+                .map(move |line| format!("{file}:{line}"))
+        })
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "say why on the line or just above (asserting an absence, a window \
+         must pass, polling), or wait for the event instead: {silent:#?}"
+    );
+}
+
+#[test]
+fn the_tables_of_a_migration_are_found_whatever_its_layout() {
+    assert_eq!(
+        created_tables("CREATE TABLE users (\n id uuid);\ncreate table if not exists\n  photos ("),
+        ["users", "photos"]
+    );
+    assert!(created_tables("-- no table here\ncreate index on users (email);").is_empty());
+}
+
+#[test]
+fn a_sleep_says_why_on_its_line_or_just_above() {
+    let text = "sleep(a).await; // a window must pass\n\
+                // asserting an absence\nsleep(b).await;\n\
+                let x = 1;\nsleep(c).await;\n// sleep(d) in a comment";
+    assert_eq!(sleeps_without_a_reason(text), [5]);
 }
 
 #[test]

@@ -228,6 +228,8 @@ async fn polls_after_the_database_dropped_every_connection_still_answer() {
     .await
     .expect("terminate the api's connections");
     assert!(dropped.iter().filter(|&&d| d).count() >= 2, "{dropped:?}");
+    // A window must pass: the dead connections sit idle past the pool's
+    // one-second threshold (`PING_WHEN_IDLE_FOR`), as after a real failover.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     for poll in polls().await {

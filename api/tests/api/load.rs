@@ -52,9 +52,10 @@ async fn load_across_instances() {
     ];
     for spec in shapes.split(',') {
         let fleet = Arc::new(Fleet::start(shape(spec)).await);
-        // What the deployment spends idle (blocking reads, stall checks, the
-        // relay and monitor), to subtract from what the load costs.
         let idle_from = fleet.costs().await;
+        // A window must pass: what the deployment spends idle (blocking
+        // reads, stall checks, the relay and monitor), to subtract from what
+        // the load costs.
         tokio::time::sleep(IDLE).await;
         let idle = (fleet.costs().await - idle_from).per_second(IDLE.as_secs_f64());
         let before = fleet.costs().await;

@@ -19,6 +19,7 @@ mod memory;
 mod metrics;
 mod openapi;
 mod overload;
+mod owners;
 mod password;
 mod rate_limit;
 mod raw;

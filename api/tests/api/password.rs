@@ -148,6 +148,7 @@ async fn an_expired_link_is_refused_and_a_weak_password_keeps_the_link() {
     assert!(weak["error"]["fields"]["password"].is_string(), "{weak}");
     let forged = reset(&app, "not-a-link", NEW_PASSWORD).await;
     assert_eq!(forged.status(), 400);
+    // A window must pass: the link's three-second lifetime.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let late = reset(&app, &token, NEW_PASSWORD).await;
 

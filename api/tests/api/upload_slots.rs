@@ -61,6 +61,7 @@ impl Trickle {
         let mut stream = start_upload(app, token, file, TRICKLE).await;
         Self(tokio::spawn(async move {
             for chunk in body[TRICKLE..].chunks(TRICKLE) {
+                // A window must pass: the trickle's pace is the point.
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if stream.write_all(chunk).await.is_err() {
                     return;

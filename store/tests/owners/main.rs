@@ -5,8 +5,13 @@
 mod devices;
 mod mail_budgets;
 mod photos;
+mod records;
+mod resets;
+mod stripe_events;
+mod subscriptions;
 mod tokens;
 mod users;
+mod verifications;
 
 use sqlx::PgPool;
 use store::users::NewAccount;

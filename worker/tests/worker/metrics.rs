@@ -137,6 +137,8 @@ async fn the_worker_port_caps_connections_and_closes_silent_ones() {
                 .expect("connects"),
         );
     }
+    // A window for the worker to accept the 64 and take their slots before
+    // the extra one arrives: nothing outside the worker says when it has.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut extra = TcpStream::connect(("127.0.0.1", port))
         .await
