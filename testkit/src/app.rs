@@ -271,6 +271,7 @@ impl TestApp {
             .await
             .expect("a second api starts");
         let address = format!("http://{}", app.local_addr().expect("bound"));
+        crate::contract::serves_api(&address);
         tokio::spawn(app.run_until(std::future::pending()));
         address
     }

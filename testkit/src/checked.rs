@@ -129,14 +129,14 @@ impl RequestBuilder {
         let (client, request) = self.inner.build_split();
         let request = request?;
         let method = request.method().clone();
-        let path = request.url().path().to_owned();
+        let url = request.url().clone();
         let response = client.execute(request).await?;
         let Some(contract) = self.contract else {
             return Ok(response);
         };
         let expected = contract.check_head(
             method.as_str(),
-            &path,
+            &url,
             response.status().as_u16(),
             response.headers(),
         );

@@ -21,6 +21,25 @@ pub type Operation = (String, String);
 
 static CONTRACT: OnceLock<Contract> = OnceLock::new();
 static EXERCISED: Mutex<BTreeSet<Operation>> = Mutex::new(BTreeSet::new());
+static API_ORIGINS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Marks `address` (`http://127.0.0.1:<port>`) as an api's: answers from
+/// it are checked. A worker's `/healthz` shares a path with the api's but
+/// is not described by its document.
+pub(crate) fn serves_api(address: &str) {
+    API_ORIGINS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(address.trim_end_matches('/').to_owned());
+}
+
+fn is_api(url: &reqwest::Url) -> bool {
+    let origin = url.origin().ascii_serialization();
+    API_ORIGINS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&origin)
+}
 
 /// Every operation the published document lists. Panics if no test app has
 /// started in this process yet (the document comes from the first one).
@@ -74,8 +93,9 @@ pub(crate) struct Expected<'a> {
 }
 
 /// The document, fetched from the api at `address` the first time a test
-/// app starts in this process.
+/// app starts in this process; answers from `address` are checked.
 pub(crate) async fn load(client: &reqwest::Client, address: &str) -> &'static Contract {
+    serves_api(address);
     if let Some(contract) = CONTRACT.get() {
         return contract;
     }
@@ -166,16 +186,20 @@ impl Contract {
 
     /// Checks an answer's status and headers against the document and
     /// records the operation as exercised. `None` when the document does
-    /// not describe `method path` (not an operation of the api) or the
-    /// body is not JSON; otherwise what its body must be. Panics, naming the
+    /// not describe `method url` (not an api's, or not an operation of it)
+    /// or the body is not JSON; otherwise what its body must be. Panics, naming the
     /// call, on what the document does not allow.
     pub(crate) fn check_head(
         &self,
         method: &str,
-        path: &str,
+        url: &reqwest::Url,
         status: u16,
         headers: &HeaderMap,
     ) -> Option<Expected<'_>> {
+        if !is_api(url) {
+            return None;
+        }
+        let path = url.path();
         let route = self.route(method, path)?;
         let call = format!("{} {path} ({}) answered {status}", method, route.template);
         let answer = route.answers.get(&status.to_string()).unwrap_or_else(|| {
