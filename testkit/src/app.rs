@@ -63,8 +63,9 @@ impl Options {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
-    /// A client for the API.
-    pub client: reqwest::Client,
+    /// A client for the API, checking every answer against the OpenAPI
+    /// document the api publishes.
+    pub client: crate::Client,
     /// The app's database, for asserting on rows.
     pub pool: PgPool,
     /// Where the app's emails go.
@@ -190,16 +191,18 @@ impl TestApp {
             .await
             .expect("the test database accepts connections");
 
+        let client = platform::http::builder()
+            .and_then(|builder| {
+                Ok(builder
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(20))
+                    .build()?)
+            })
+            .expect("the HTTP client builds");
+        let contract = crate::contract::load(&client, &address).await;
         let mut app = Self {
             address,
-            client: platform::http::builder()
-                .and_then(|builder| {
-                    Ok(builder
-                        .connect_timeout(Duration::from_secs(5))
-                        .timeout(Duration::from_secs(20))
-                        .build()?)
-                })
-                .expect("the HTTP client builds"),
+            client: crate::Client::new(client, contract),
             pool,
             smtp,
             redis,
@@ -268,6 +271,7 @@ impl TestApp {
             .await
             .expect("a second api starts");
         let address = format!("http://{}", app.local_addr().expect("bound"));
+        crate::contract::serves_api(&address);
         tokio::spawn(app.run_until(std::future::pending()));
         address
     }

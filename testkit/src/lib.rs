@@ -12,6 +12,8 @@
 //! - [`stripe`]: Stripe events, signed and delivered to the webhook.
 //! - [`app`]: [`TestApp`](app::TestApp), wiring it all together; its
 //!   settings are changed as typed values (`Options::configure`).
+//! - [`contract`]: the api's OpenAPI document, against which [`Client`]
+//!   (`TestApp::client`) checks every answer a test receives.
 //! - [`process`]: the real binaries as processes ([`ApiProcess`],
 //!   [`WorkerProcess`]), for tests that send real signals or read logs.
 //! - [`browser`]: headless Chromium over WebDriver, for the web app.
@@ -20,7 +22,9 @@
 
 pub mod app;
 pub mod browser;
+mod checked;
 mod client;
+pub mod contract;
 pub mod images;
 pub mod otlp;
 pub mod postgres;
@@ -37,6 +41,7 @@ pub mod wait;
 use std::net::TcpListener;
 
 pub use app::TestApp;
+pub use checked::{Client, RequestBuilder};
 pub use process::{ApiProcess, WorkerProcess};
 
 /// How long a test waits for something the system does in the background

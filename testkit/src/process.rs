@@ -83,6 +83,7 @@ impl TestApp {
             .spawn()
             .expect("the api binary runs");
         let address = format!("http://127.0.0.1:{port}");
+        crate::contract::serves_api(&address);
         wait::until(
             "the api process to answer",
             Duration::from_secs(30),

@@ -56,7 +56,7 @@ impl Scrape {
     }
 
     /// Scrapes `url` and parses what it answers; the text too, for messages.
-    pub async fn fetch(client: &reqwest::Client, url: &str) -> (Self, String) {
+    pub async fn fetch(client: &crate::Client, url: &str) -> (Self, String) {
         let text = client
             .get(url)
             .send()

@@ -17,8 +17,10 @@ use axum::routing::MethodRouter;
 use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
@@ -102,49 +104,81 @@ impl Limits {
             RefOr::T(body) => body.content.contains_key("application/json"),
             RefOr::Ref(_) => false,
         });
-        let query = operation.parameters.iter().flatten().any(
-            |parameter| matches!(parameter, RefOr::T(p) if p.parameter_in == ParameterIn::Query),
-        );
+        let takes = |place: ParameterIn| {
+            operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|parameter| matches!(parameter, RefOr::T(p) if p.parameter_in == place))
+        };
+        let (query, path) = (takes(ParameterIn::Query), takes(ParameterIn::Path));
         let mut implied = vec![(
             "503",
-            "Not answered within the endpoint's time limit, at capacity, or a dependency is down",
+            "Not answered within the endpoint's time limit; or at capacity, or a dependency is \
+             down (with `Retry-After`)"
+                .to_owned(),
+            None,
         )];
         if let Some(json) = body {
-            implied.push(("400", "The body is malformed"));
-            implied.push(("408", "The body came slower than the minimum pace"));
-            implied.push(("413", "The body is over the endpoint's limit"));
+            implied.push(("400", "The body is malformed".to_owned(), None));
+            implied.push((
+                "408",
+                "The body came slower than the minimum pace".to_owned(),
+                None,
+            ));
+            implied.push((
+                "413",
+                format!("The body is over {} KiB", self.body.div_ceil(1024)),
+                None,
+            ));
             if json {
-                implied.push(("415", "The body is not `application/json`"));
-                implied.push(("422", "A field is missing or invalid"));
+                implied.push(("415", "The body is not `application/json`".to_owned(), None));
+                implied.push(("422", "A field is missing or invalid".to_owned(), None));
             }
         }
         if query {
-            implied.push(("400", "The query string is malformed"));
+            implied.push(("400", "The query string is malformed".to_owned(), None));
+        }
+        if path {
+            // A segment that is not UTF-8 once decoded, or not the type
+            // the parameter has, is refused before the handler runs.
+            implied.push(("400", "A path segment is malformed".to_owned(), None));
         }
         if self.per_client {
-            implied.push(("429", "Too many attempts from this client"));
+            implied.push((
+                "429",
+                "Too many attempts from this client".to_owned(),
+                Some("Retry-After"),
+            ));
         }
-        for (status, description) in implied {
+        // A route's own entry is more specific than these generic ones (the
+        // fields a 422 names, the limit a 429 counts): it wins.
+        for (status, description, header) in implied {
             operation
                 .responses
                 .responses
                 .entry(status.to_owned())
-                .or_insert_with(|| RefOr::T(error_answer(description)));
+                .or_insert_with(|| RefOr::T(error_answer(&description, header)));
         }
     }
 }
 
-/// An error answer: the shape every error has (`ErrorBody`).
-fn error_answer(description: &str) -> Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
+/// An error answer: the shape every error has (`ErrorBody`), and `header`
+/// (`Retry-After`) when the answer always carries it.
+fn error_answer(description: &str, header: Option<&str>) -> Response {
+    let mut answer = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    );
+    if let Some(name) = header {
+        let seconds = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0));
+        answer = answer.header(name, HeaderBuilder::new().schema(Some(seconds)).build());
+    }
+    answer.build()
 }
 
 /// Every operation of a path.

@@ -16,7 +16,7 @@ const PEAK_RSS_MB: f64 = 128.0;
 async fn bursts_of_signups_and_uploads_keep_the_api_process_small() {
     let app = TestApp::spawn_without_worker().await;
     let api = app.spawn_api_process(API).await;
-    let status = |request: reqwest::RequestBuilder| async move {
+    let status = |request: testkit::RequestBuilder| async move {
         request.send().await.expect("answered").status().as_u16()
     };
 

@@ -91,7 +91,7 @@ async fn with_a_metrics_token_only_the_scraper_holding_it_reads_metrics() {
 /// Sends `count` requests, 32 at a time, each with a new random method of
 /// `method_bytes` letters to a new random path; returns the statuses seen.
 async fn invented_requests(
-    client: &reqwest::Client,
+    client: &testkit::Client,
     base: &str,
     count: usize,
     method_bytes: usize,

@@ -29,7 +29,7 @@ impl Evidence {
     /// A `token` or `device_token` it hands out is where that token is
     /// meant to be: it is remembered, to be searched for everywhere else,
     /// and left out of this body's search.
-    pub async fn send(&mut self, what: &str, request: reqwest::RequestBuilder) -> Answer {
+    pub async fn send(&mut self, what: &str, request: testkit::RequestBuilder) -> Answer {
         let response = request.send().await.expect("the process answers");
         let status = response.status().as_u16();
         let headers = response.headers().clone();

@@ -2,8 +2,9 @@
 //! its mail client, Stripe and an operator would drive it; every answer
 //! and every token kept in the [`Evidence`].
 
-use reqwest::{Method, RequestBuilder};
+use reqwest::Method;
 use serde_json::{Value, json};
+use testkit::RequestBuilder;
 use testkit::images::{jpeg, photo};
 use testkit::smtp::ReceivedEmail;
 use testkit::stripe::{event, now, signature, subscription};
