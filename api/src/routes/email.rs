@@ -54,8 +54,6 @@ struct VerifyAnswer {
         (status = 400, description = "The body is not JSON, or the link is unknown, expired, or void since the account's password or address changed (`invalid_verification_link`)", body = crate::error::Body),
         (status = 409, description = "The new address has a confirmed account since (`email_taken`)", body = crate::error::Body),
         (status = 422, description = "`token` is missing or not text", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "A dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "email_verify", skip_all, fields(user_id = tracing::field::Empty))]
 async fn verify(
@@ -83,7 +81,6 @@ struct ResendAnswer {
         (status = 401, description = "No valid token", body = crate::error::Body),
         (status = 409, description = "The address is confirmed already (`already_verified`)", body = crate::error::Body),
         (status = 429, description = "Three confirmation emails this hour already (to this account, or to its address whoever asked), or too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "A dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "email_verify_resend", skip_all, fields(user_id = %auth.user_id))]
 async fn resend(
@@ -110,13 +107,11 @@ struct ChangeForm {
     request_body = ChangeForm,
     responses(
         (status = 202, description = "A link is on its way to the new address; nothing changes until it is followed", body = ResendAnswer),
-        (status = 400, description = "The body is not JSON", body = crate::error::Body),
         (status = 401, description = "No valid token", body = crate::error::Body),
         (status = 403, description = "The password is wrong (`wrong_password`)", body = crate::error::Body),
         (status = 409, description = "Another confirmed account has this address (`email_taken`)", body = crate::error::Body),
         (status = 422, description = "The address is invalid or already the account's (named in `fields`)", body = crate::error::Body),
         (status = 429, description = "Three links this hour already (from this account, or to this address whoever asked), failed passwords in this session, or too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "email_change", skip_all, fields(user_id = %auth.user_id))]
 async fn change(

@@ -154,12 +154,10 @@ struct DeleteAnswer {
     request_body = DeleteForm,
     responses(
         (status = 202, description = "The account is being deleted; every other session has ended", body = DeleteAnswer),
-        (status = 400, description = "The body is not JSON", body = crate::error::Body),
         (status = 401, description = "No valid token (or the account is already being deleted)", body = crate::error::Body),
         (status = 403, description = "The password is wrong (`wrong_password`)", body = crate::error::Body),
         (status = 422, description = "`password` is missing or not text", body = crate::error::Body),
         (status = 429, description = "Too many attempts from this client, or failed passwords in this session", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "delete_account", skip_all, fields(user_id = %auth.user_id))]
 async fn delete_account(

@@ -54,10 +54,7 @@ struct ForgotAnswer {
     request_body = ForgotForm,
     responses(
         (status = 202, description = "The same answer whether or not an account uses the address", body = ForgotAnswer),
-        (status = 400, description = "The body is not JSON", body = crate::error::Body),
         (status = 422, description = "`email` is missing or not text", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "A dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "password_forgot", skip_all, fields(user_id = tracing::field::Empty))]
 async fn forgot(
@@ -97,8 +94,6 @@ struct ResetAnswer {
         (status = 200, description = "The password is set, every other session ended; a new session", body = ResetAnswer),
         (status = 400, description = "The body is not JSON, or the link is unknown, used or expired (`invalid_reset_link`)", body = crate::error::Body),
         (status = 422, description = "The password is invalid (named in `fields`)", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "password_reset", skip_all, fields(user_id = tracing::field::Empty))]
 async fn reset(
@@ -138,12 +133,10 @@ struct ChangeForm {
     request_body = ChangeForm,
     responses(
         (status = 204, description = "The password is changed; every other session has ended"),
-        (status = 400, description = "The body is not JSON", body = crate::error::Body),
         (status = 401, description = "No valid token", body = crate::error::Body),
         (status = 403, description = "`current_password` is wrong (`wrong_password`)", body = crate::error::Body),
         (status = 422, description = "The new password is invalid (named in `fields`)", body = crate::error::Body),
         (status = 429, description = "Too many attempts from this client, or failed passwords in this session", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "password_change", skip_all, fields(user_id = %auth.user_id))]
 async fn change(

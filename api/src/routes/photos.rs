@@ -68,12 +68,10 @@ struct PhotoRef {
         (status = 400, description = "A malformed multipart body", body = crate::error::Body),
         (status = 401, description = "No valid token", body = crate::error::Body),
         (status = 403, description = "The account's storage quota is used up", body = crate::error::Body),
-        (status = 408, description = "The body came slower than the minimum pace", body = crate::error::Body),
         (status = 413, description = "Over `PHOTO_MAX_BYTES`", body = crate::error::Body),
         (status = 415, description = "Not JPEG, PNG or WebP, or not multipart", body = crate::error::Body),
         (status = 422, description = "No `photo` field, too many pixels, or too costly to decode", body = crate::error::Body),
         (status = 429, description = "Past the hourly upload limit of the account, or as many uploads in progress as it may have", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "upload_photo", skip_all, fields(user_id = %auth.user_id, photo_id = tracing::field::Empty))]
 async fn upload(

@@ -71,11 +71,7 @@ struct LoginResponse {
     request_body = LoginForm,
     responses(
         (status = 200, description = "The user, a new token and the device's token", body = LoginResponse),
-        (status = 400, description = "The body is not JSON", body = crate::error::Body),
         (status = 401, description = "Wrong email or password, or the account (or this device) is locked after failed logins: one answer for all", body = crate::error::Body),
-        (status = 422, description = "A field is missing or not text", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "login", skip_all, fields(user_id = tracing::field::Empty))]
 async fn login(

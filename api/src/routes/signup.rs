@@ -55,13 +55,8 @@ enum ConfirmationEmail {
     responses(
         (status = 201, description = "The account, a session token and the jobs it started", body = SignupResponse,
          headers(("Server-Timing" = String, description = "argon2_queue, argon2, db, enqueue"))),
-        (status = 400, description = "The body is not JSON", body = crate::error::Body),
         (status = 409, description = "The email has a confirmed account already, in any letter case", body = crate::error::Body),
-        (status = 413, description = "The body is over 16 KiB", body = crate::error::Body),
-        (status = 415, description = "Not `application/json`", body = crate::error::Body),
         (status = 422, description = "Invalid fields, each named in `fields`", body = crate::error::Body),
-        (status = 429, description = "Too many signups and logins from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
-        (status = 503, description = "At capacity or a dependency is down", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 #[tracing::instrument(name = "signup", skip_all, fields(user_id = tracing::field::Empty))]
 async fn signup(

@@ -151,7 +151,6 @@ pub(super) struct SignIn {
         (status = 204, description = "Signed in: a session cookie is set", headers(("Set-Cookie" = String))),
         (status = 401, description = "Not the operator token", body = crate::error::Body),
         (status = 404, description = "`ADMIN_TOKEN` is not set", body = crate::error::Body),
-        (status = 429, description = "Too many attempts from this client", body = crate::error::Body, headers(("Retry-After" = u64))),
     ))]
 pub(super) async fn sign_in(
     State(state): State<AppState>,
