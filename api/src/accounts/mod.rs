@@ -10,6 +10,8 @@
 //! - [`reset`]: the reset link asked for, and followed.
 //! - [`credentials`]: the password asked again, a new password, a new
 //!   address asked for.
+//! - [`sessions`]: a login under the limits on failed logins, and every
+//!   session ended.
 //! - [`deletion`]: the way out.
 //! - `take_over`: an address taken from an account that never proved it.
 //! - `links`: emails with a link, within their budgets.
@@ -19,6 +21,7 @@ pub mod credentials;
 pub mod deletion;
 mod links;
 pub mod reset;
+pub mod sessions;
 pub mod signup;
 mod take_over;
 
