@@ -1,0 +1,178 @@
+//! The producer's side of a record: written with the change that causes
+//! its job, marked handed over, and found again by the relay (whose scans
+//! lock the rows they return, in the caller's transaction, so relays on
+//! many instances share the work).
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use catalogue::QueueName;
+
+use super::{Origin, to_i32};
+
+/// A record about to be written by [`insert`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecord<'a> {
+    /// Its id, also the BullMQ job id.
+    pub job_id: Uuid,
+    /// The user who polls it; `None` for the system's own jobs (a Stripe
+    /// event).
+    pub owner: Option<Uuid>,
+    /// Its queue.
+    pub queue: QueueName,
+    /// The job data.
+    pub payload: &'a serde_json::Value,
+    /// The tries BullMQ will give it.
+    pub max_attempts: u32,
+    /// Due this long after the commit, rather than at once.
+    pub delay: Option<Duration>,
+}
+
+/// Writes a new `pending` record inside the caller's transaction (the
+/// transactional outbox: see the api's `outbox`).
+pub async fn insert(
+    conn: &mut PgConnection,
+    record: NewRecord<'_>,
+    origin: &Origin,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id, trace_parent,
+                           run_at)
+         values ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
+        record.job_id,
+        record.owner,
+        record.queue.as_str(),
+        record.payload,
+        to_i32(record.max_attempts),
+        origin.request_id,
+        origin.trace_parent,
+        record.delay.map(|delay| delay.as_secs_f64()),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Jobs handed to Redis again (they were overdue, see [`due_again`]): the
+/// next check of them waits another `OUTBOX_REDELIVER_AFTER_SECS`.
+pub async fn redelivered<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs set enqueued_at = now() where job_id = any($1) and state in ('waiting', 'delayed')",
+        ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The jobs are in Redis: `pending` → `waiting` (or `delayed` until their
+/// due time), unless a worker already moved them further.
+pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update jobs
+         set state = case when run_at > now() then 'delayed' else 'waiting' end,
+             enqueued_at = now(), updated_at = now()
+         where job_id = any($1) and state = 'pending'",
+        ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A record the relay hands to Redis.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// The record, and BullMQ job id.
+    pub job_id: Uuid,
+    /// Its queue's name as stored.
+    pub queue: String,
+    /// The job data.
+    pub payload: serde_json::Value,
+    /// How long until it is due (zero once it is).
+    pub delay: Duration,
+}
+
+/// Up to `limit` records `pending` for longer than `grace`, oldest first,
+/// locked for the caller's transaction (`skip locked`: another relay takes
+/// the next ones).
+pub async fn due_pending(
+    conn: &mut PgConnection,
+    grace: Duration,
+    limit: i64,
+) -> Result<Vec<Due>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select job_id, queue, payload,
+                  greatest(extract(epoch from run_at - now()), 0)::float8 as "delay_secs!"
+           from jobs
+           where state = 'pending' and created_at < now() - make_interval(secs => $1)
+           order by created_at
+           limit $2
+           for update skip locked"#,
+        grace.as_secs_f64(),
+        limit,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Due {
+            job_id: row.job_id,
+            queue: row.queue,
+            payload: row.payload,
+            delay: Duration::from_secs_f64(row.delay_secs),
+        })
+        .collect())
+}
+
+/// Up to `limit` records Redis should hold but may have lost: `waiting` or
+/// `delayed`, handed over (or due) longer than `after` ago, locked like
+/// [`due_pending`]. Adding one again is harmless (BullMQ ignores a job id it
+/// holds) and brings back one a Redis without persistence lost.
+pub async fn due_again(
+    conn: &mut PgConnection,
+    after: Duration,
+    limit: i64,
+) -> Result<Vec<Due>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select job_id, queue, payload from jobs
+           where state in ('waiting', 'delayed')
+             and greatest(run_at, enqueued_at) < now() - make_interval(secs => $1)
+           order by greatest(run_at, enqueued_at)
+           limit $2
+           for update skip locked"#,
+        after.as_secs_f64(),
+        limit,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Due {
+            job_id: row.job_id,
+            queue: row.queue,
+            payload: row.payload,
+            delay: Duration::ZERO,
+        })
+        .collect())
+}
+
+/// The outbox: records not handed to Redis yet, how many, and how long
+/// the oldest has waited (the pending index answers both).
+pub async fn outbox_backlog(
+    db: impl PgExecutor<'_>,
+) -> Result<(i64, Option<Duration>), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select count(*) as "pending!",
+                  extract(epoch from now() - min(created_at))::float8 as oldest_secs
+           from jobs where state = 'pending'"#,
+    )
+    .fetch_one(db)
+    .await?;
+    let oldest = row
+        .oldest_secs
+        .map(|secs| Duration::from_secs_f64(secs.max(0.0)));
+    Ok((row.pending, oldest))
+}
