@@ -11,6 +11,8 @@ async fn admin_endpoints_do_not_exist_without_an_admin_token() {
         "/api/admin/jobs/0190c0de-0000-7000-8000-000000000000",
         "/admin",
         "/admin.js",
+        "/js/admin/call.js",
+        "/js/admin/elements.js",
         "/js/admin/queues.js",
         "/js/admin/failed.js",
     ] {
