@@ -15,7 +15,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("password_resets", "store/src/resets.rs"),
     ("email_verifications", "store/src/verifications.rs"),
     ("mail_budgets", "store/src/mail_budgets.rs"),
-    ("photos", "store/src/photos.rs"),
+    ("photos", "store/src/photos/"),
     ("stripe_events", "store/src/stripe_events.rs"),
     ("subscriptions", "store/src/subscriptions.rs"),
     ("incidents", "api/src/owners/incidents.rs"),

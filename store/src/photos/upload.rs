@@ -1,50 +1,17 @@
-//! Profile photos: the `photos` row. This module is the only writer of that
-//! table, and every write says in its SQL which state it may leave:
-//!
-//! ```text
-//! reserve → uploading ─commit→ processing ─mark_ready→ ready ─(a newer avatar)→ replaced
-//!               │                  └─mark_failed→ failed
-//!               ├─release / sweep_abandoned (the upload failed or was cut short)→ failed
-//!               └─cancel (refused before its first byte: the instance was full)→ gone
-//! replaced | failed ─clean_stale (past a grace period)→ gone
-//! ```
-//!
-//! "Replaced" is not a column: a `ready` photo that is no longer anyone's
-//! avatar. The per-account limits (uploads per hour, uploads in progress,
-//! bytes stored) are checked under a lock on the user's row, when an upload
-//! reserves its row and again when it commits, so they hold across
-//! concurrent requests and api instances. An upload that failed or was cut
-//! short stays as a `failed` row of no bytes until cleaned up, so it counts
-//! against the hour: otherwise failing uploads on purpose would be free.
-//! Files live in storage under `photos/<photo_id>/`; this
-//! module names the rows whose files may go, the caller deletes them.
+//! An upload's life: its row reserved under the account's limits (checked
+//! under a lock on the account's row, again at commit), committed for
+//! processing, released or cancelled when it fails, and swept when it was
+//! abandoned mid-way.
 
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::db::OnConstraint;
-use crate::users;
 use platform::config::UploadLimits;
 
-mod read;
-
-pub use read::{existing, ids_of_user, original_content_type, state};
-
-/// Where a photo stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum PhotoState {
-    /// Reserved; its bytes are arriving.
-    Uploading,
-    /// Stored; its image-resize job is making the sizes.
-    Processing,
-    /// Its sizes exist.
-    Ready,
-    /// It could not be used (`error` says why).
-    Failed,
-}
+use crate::db::OnConstraint;
+use crate::users;
 
 /// Why an upload may not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -301,73 +268,4 @@ pub async fn sweep_abandoned(
     .execute(db)
     .await?;
     Ok(swept.rows_affected())
-}
-
-/// `processing | failed → ready` with the original's size, and the owner's
-/// avatar switched to it unless a newer photo is the avatar, in one
-/// transaction. Returns whether the avatar switched.
-pub async fn mark_ready(
-    pool: &PgPool,
-    photo_id: Uuid,
-    user_id: Uuid,
-    (width, height): (u32, u32),
-) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query!(
-        "update photos set state = 'ready', width = $2, height = $3, error = null, updated_at = now()
-         where photo_id = $1 and state in ('processing', 'failed', 'ready')",
-        photo_id,
-        i32::try_from(width).unwrap_or(i32::MAX),
-        i32::try_from(height).unwrap_or(i32::MAX),
-    )
-    .execute(&mut *tx)
-    .await?;
-    let switched = users::switch_avatar(&mut tx, user_id, photo_id).await?;
-    tx.commit().await?;
-    Ok(switched)
-}
-
-/// `processing → failed` with the reason, in the uploader's words. A photo
-/// already `ready` stays so.
-pub async fn mark_failed(
-    db: impl PgExecutor<'_>,
-    photo_id: Uuid,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update photos set state = 'failed', error = $2, updated_at = now()
-         where photo_id = $1 and state in ('processing', 'failed')",
-        photo_id,
-        reason,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Deletes up to `batch` replaced (ready, nobody's avatar) and failed
-/// photos older than `grace`, and returns their ids: the caller deletes
-/// their files. A row goes before its files, so a failed file deletion
-/// leaves an orphan file (found by [`existing`]), never a row pointing at
-/// nothing.
-pub async fn clean_stale(
-    db: impl PgExecutor<'_>,
-    grace: Duration,
-    batch: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "delete from photos p
-         where p.photo_id in (
-             select photo_id from photos
-             where created_at < now() - make_interval(secs => $1)
-               and (state = 'failed'
-                    or (state = 'ready'
-                        and not exists (select 1 from users u where u.avatar_photo_id = photos.photo_id)))
-             limit $2)
-         returning p.photo_id",
-        grace.as_secs_f64(),
-        batch,
-    )
-    .fetch_all(db)
-    .await
 }
