@@ -79,20 +79,10 @@ impl JobRef {
 }
 
 /// Writes the durable record of `job` inside the caller's transaction, with
-/// the attempts `queues` will give it.
+/// the attempts `queues` will give it, due `delay` after the commit (zero:
+/// at once). The due time is in the record, so a delayed job outlives a
+/// Redis that lost it: the relay hands it over again once it is overdue.
 async fn record<J: Job>(
-    conn: &mut PgConnection,
-    queues: &JobQueues,
-    request: &RequestId,
-    job: &J,
-) -> Result<JobRecord, sqlx::Error> {
-    record_delayed(conn, queues, request, job, Duration::ZERO).await
-}
-
-/// Like [`record`], for a job due `delay` after the commit. The due time is
-/// in the record, so a delayed job outlives a Redis that lost it: the relay
-/// hands it over again once it is overdue.
-async fn record_delayed<J: Job>(
     conn: &mut PgConnection,
     queues: &JobQueues,
     request: &RequestId,

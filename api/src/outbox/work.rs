@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use catalogue::Job;
 
-use super::{JobRecord, JobRef, dispatch, record, record_delayed};
+use super::{JobRecord, JobRef, dispatch, record};
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
@@ -69,8 +69,7 @@ impl<'a> UnitOfWork<'a> {
     /// Records `job`, due at once, among the answer's jobs; returns its id
     /// (the BullMQ jobId).
     pub async fn record<J: Job>(&mut self, job: &J) -> Result<Uuid, sqlx::Error> {
-        let record = record(&mut self.tx, &self.state.queues, self.request, job).await?;
-        Ok(push(&mut self.answer, record))
+        self.add(job, Duration::ZERO, Part::Answer).await
     }
 
     /// Records `job`, due `delay` after the commit, among the answer's jobs.
@@ -79,16 +78,28 @@ impl<'a> UnitOfWork<'a> {
         job: &J,
         delay: Duration,
     ) -> Result<Uuid, sqlx::Error> {
-        let queues = &self.state.queues;
-        let record = record_delayed(&mut self.tx, queues, self.request, job, delay).await?;
-        Ok(push(&mut self.answer, record))
+        self.add(job, delay, Part::Answer).await
     }
 
     /// Records `job`, due at once, outside the answer: handed over with
     /// the rest, but the client is not pointed to it (it is not theirs).
     pub async fn record_aside<J: Job>(&mut self, job: &J) -> Result<Uuid, sqlx::Error> {
-        let record = record(&mut self.tx, &self.state.queues, self.request, job).await?;
-        Ok(push(&mut self.aside, record))
+        self.add(job, Duration::ZERO, Part::Aside).await
+    }
+
+    async fn add<J: Job>(
+        &mut self,
+        job: &J,
+        delay: Duration,
+        part: Part,
+    ) -> Result<Uuid, sqlx::Error> {
+        let record = record(&mut self.tx, &self.state.queues, self.request, job, delay).await?;
+        let id = record.id;
+        match part {
+            Part::Answer => self.answer.push(record),
+            Part::Aside => self.aside.push(record),
+        }
+        Ok(id)
     }
 
     /// Once committed (and before the hand-over), this instance's token
@@ -163,9 +174,10 @@ struct Batch<'a> {
     answered: usize,
 }
 
-/// Appends `record` to `records`; returns its id.
-fn push(records: &mut Vec<JobRecord>, record: JobRecord) -> Uuid {
-    let id = record.id;
-    records.push(record);
-    id
+/// Which of the unit's lists a recorded job joins.
+enum Part {
+    /// The answer points the client to it.
+    Answer,
+    /// Handed over with the rest, named to nobody.
+    Aside,
 }

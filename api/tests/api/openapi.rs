@@ -29,14 +29,28 @@ async fn every_documented_operation_is_exercised_and_answers_as_documented() {
     let signup = app.sign_up("contract@example.com", "Contract").await;
     let token = signup["token"].as_str().expect("a token").to_owned();
     let token = token.as_str();
+    let invalid = app
+        .post_json("/api/signup", &json!({"email": "nope", "password": 1}))
+        .await;
+    assert_eq!(invalid.status(), 422);
+    let error: Value = invalid.json().await.expect("an error body");
+    assert!(error["error"]["fields"].is_object(), "{error}");
     let login = json!({"email": "contract@example.com", "password": "correct horse battery"});
-    app.post_json("/api/login", &login).await;
+    assert_eq!(app.post_json("/api/login", &login).await.status(), 200);
+    let wrong = json!({"email": "contract@example.com", "password": "wrong password"});
+    assert_eq!(app.post_json("/api/login", &wrong).await.status(), 401);
     app.me(token).await;
+    assert_eq!(app.get("/api/me", None).await.status(), 401);
     app.get("/api/me/onboarding.pdf", Some(token)).await;
 
     // Jobs, and a photo with every job done (the avatar's files exist).
     let job = testkit::job_id(&signup, "welcome-email");
-    app.get(&format!("/api/jobs/{job}"), Some(token)).await;
+    let path = format!("/api/jobs/{job}");
+    let first = app.get(&path, Some(token)).await;
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().expect("ascii").to_owned();
+    let unchanged = app.get_if_none_match(&path, Some(token), &etag).await;
+    assert_eq!(unchanged.status(), 304);
     app.get("/api/me/jobs?limit=2", Some(token)).await;
     let upload = app
         .upload(token, "photo", &jpeg(800, 600, &photo(800, 600)))
@@ -44,10 +58,12 @@ async fn every_documented_operation_is_exercised_and_answers_as_documented() {
     let upload: Value = upload.json().await.expect("the upload answers JSON");
     app.run_jobs_until_idle().await;
     let photo_id = upload["photo"]["id"].as_str().expect("a photo id");
-    app.get(&format!("/media/photos/{photo_id}/thumbnail.jpg"), None)
-        .await;
-    app.get(&format!("/media/photos/{photo_id}/original"), Some(token))
-        .await;
+    let me = app.me(token).await;
+    assert!(me["avatar"].is_object(), "the avatar is there: {me}");
+    let thumbnail = format!("/media/photos/{photo_id}/thumbnail.jpg");
+    assert_eq!(app.get(&thumbnail, None).await.status(), 200);
+    let original = format!("/media/photos/{photo_id}/original");
+    assert_eq!(app.get(&original, Some(token)).await.status(), 200);
 
     // Operations.
     app.get("/healthz", None).await;
