@@ -24,6 +24,7 @@ const app = {
   showHome,
   signedIn,
   signedOut,
+  sessionEnded: () => signedOut("Your session has ended. Please log in again."),
   loadProfile: () => loadProfile(app),
 };
 app.jobs = createJobs(app);

@@ -30,7 +30,7 @@ export function clearErrors(form) {
 }
 
 /** Puts each field's problem next to its input; the first one gets focus. */
-export function showFieldErrors(prefix, fields) {
+function showFieldErrors(prefix, fields) {
   let first = null;
   for (const [name, problem] of Object.entries(fields)) {
     const input = $(`${prefix}-${name}`);
@@ -62,7 +62,7 @@ export async function submitForm(app, form, prefix, path, body, { done = app.sig
     done(answer);
   } catch (error) {
     if (error.status === 401 && token()) {
-      app.signedOut("Your session has ended. Please log in again.");
+      app.sessionEnded();
     } else if (error.code === "wrong_password") {
       showFieldErrors(prefix, { [PASSWORD_FIELDS[prefix]]: "is not right" });
     } else if (error.code === "email_taken" && token()) {

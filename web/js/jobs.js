@@ -24,7 +24,7 @@ const STATE_NAMES = {
 /**
  * The poller. `app.loadProfile` runs when a finished job may have changed
  * the profile; `app.photo.jobChanged` sees every job, to follow an upload;
- * `app.signedOut` ends a session the api no longer knows.
+ * `app.sessionEnded` ends a session the api no longer knows.
  */
 export function createJobs(app) {
   const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false, held: false };
@@ -60,7 +60,7 @@ export function createJobs(app) {
       poll.offline = false;
     } catch (error) {
       if (error.status === 401) {
-        app.signedOut("Your session has ended. Please log in again.");
+        app.sessionEnded();
         return;
       }
       poll.delay = Math.min(poll.delay * 2, SLOW_POLL_MS);
@@ -96,7 +96,6 @@ export function createJobs(app) {
 
   return {
     start,
-    stop,
     /** Stops for good, until `clear`: the account is being deleted. */
     hold() {
       poll.held = true;

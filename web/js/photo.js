@@ -49,7 +49,7 @@ export function createPhoto(app) {
       $("upload-status").hidden = true;
       const error = new ApiError(request.status, request.response, request.getResponseHeader("Retry-After"));
       if (error.status === 401) {
-        app.signedOut("Your session has ended. Please log in again.");
+        app.sessionEnded();
         return;
       }
       photoError(refusal(error));

@@ -13,7 +13,7 @@ export async function loadProfile(app) {
   try {
     ({ body: me } = await call("/api/me"));
   } catch (error) {
-    if (error.status === 401) app.signedOut("Your session has ended. Please log in again.");
+    if (error.status === 401) app.sessionEnded();
     else notice(describe(error));
     return;
   }
@@ -61,7 +61,7 @@ export function wireProfile(app) {
       announce(sent);
       app.jobs.start();
     } catch (error) {
-      if (error.status === 401) return app.signedOut("Your session has ended. Please log in again.");
+      if (error.status === 401) return app.sessionEnded();
       if (error.code === "already_verified") return loadProfile(app);
       const message = error.status === 429 && error.code === "rate_limited"
         ? "We have sent several links in the last hour. Check your inbox and spam folder, or try again later."

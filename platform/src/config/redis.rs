@@ -66,11 +66,7 @@ impl RedisSettings {
 }
 
 fn nodes_of(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|node| !node.is_empty())
-        .map(str::to_owned)
-        .collect()
+    super::variables::items(list).map(str::to_owned).collect()
 }
 
 /// A secret with a default: the local Redis holds none.

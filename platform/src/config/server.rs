@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::variables::{
-    Env, Nested, Optional, Parsed, SECOND, Secret, Secs, Text, Variable, Vars, variables,
+    Env, Nested, Optional, Parsed, SECOND, Secret, Secs, Text, Variable, Vars, push, variables,
 };
 
 /// The api's HTTP server.
@@ -93,7 +93,7 @@ impl Variable<usize> for PerClient {
     }
 
     fn write(&self, value: &usize, vars: &mut Vars) {
-        vars.push((self.0.to_owned(), value.to_string()));
+        push(vars, self.0, value.to_string());
     }
 }
 
@@ -117,11 +117,7 @@ impl FromStr for CorsOrigins {
 
     /// A comma-separated list of `scheme://host[:port]`, or `*`.
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let items: Vec<&str> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .collect();
+        let items: Vec<&str> = super::variables::items(raw).collect();
         if items.is_empty() {
             return Ok(Self::SameOrigin);
         }

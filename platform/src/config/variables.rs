@@ -151,7 +151,8 @@ macro_rules! variables {
 }
 pub(super) use variables;
 
-fn push(vars: &mut Vars, key: &str, value: String) {
+/// Writes `key=value` back.
+pub(super) fn push(vars: &mut Vars, key: &str, value: String) {
     vars.push((key.to_owned(), value));
 }
 
@@ -251,7 +252,7 @@ impl Variable<String> for BaseUrl<'_> {
     }
 
     fn write(&self, value: &String, vars: &mut Vars) {
-        push(vars, self.0, value.clone());
+        Text(self.0, self.1).write(value, vars);
     }
 }
 
@@ -282,19 +283,20 @@ impl Variable<Option<String>> for Optional<'_> {
     }
 }
 
+/// The items of a comma-separated list, trimmed, blank ones dropped.
+pub(super) fn items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
 /// A comma-separated list; blank items are dropped.
 pub(super) struct List<'k>(pub &'k str);
 
 impl Variable<Vec<String>> for List<'_> {
     fn read(&self, env: &mut Env<'_>) -> Vec<String> {
         env.get(self.0)
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|list| items(&list).map(str::to_owned).collect())
             .unwrap_or_default()
     }
 
