@@ -64,18 +64,22 @@ pub fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            // Every method the api routes (`PUT /api/me/preferences` among
+            // them); a test keeps this in step with the OpenAPI document.
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             // Bearer tokens, JSON bodies, and revalidating polled answers.
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 header::IF_NONE_MATCH,
             ])
-            // What a client needs to read: validators, when to retry, timings.
+            // What a client needs to read: validators, when to retry,
+            // timings, and the request id to quote in a support ticket.
             .expose_headers([
                 header::ETAG,
                 header::RETRY_AFTER,
                 HeaderName::from_static("server-timing"),
+                HeaderName::from_static("x-request-id"),
             ])
             // Tokens travel in a header, never in cookies.
             .allow_credentials(false)

@@ -246,3 +246,80 @@ async fn an_allowed_origin_gets_its_preflight_answered_and_others_do_not() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_page_on_an_allowed_origin_may_use_every_method_the_api_routes_and_read_the_request_id() {
+    let app = TestApp::spawn_without_worker_with(|s| {
+        s.server.cors_allowed_origins = "https://app.example.com".parse().expect("valid origin");
+    })
+    .await;
+    let user = app.sign_up("cors-put@example.com", "Cors").await;
+    let token = user["token"].as_str().expect("token");
+    let document: serde_json::Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("the OpenAPI document is JSON");
+    let mut methods: Vec<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("a path item").keys())
+        .filter(|key| ["get", "put", "post", "delete", "patch"].contains(&key.as_str()))
+        .map(|method| method.to_uppercase())
+        .collect();
+    methods.sort();
+    methods.dedup();
+    assert!(methods.contains(&"PUT".to_owned()), "{methods:?}");
+
+    // A browser asks before each method it has not been told it may use.
+    for method in &methods {
+        let preflight = request(
+            &app,
+            Method::OPTIONS,
+            "/api/me/preferences",
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", method),
+                (
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                ),
+            ],
+        )
+        .await;
+        let allowed = preflight.headers()["access-control-allow-methods"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            allowed.split(',').any(|allowed| allowed.trim() == method),
+            "{method} is routed but not allowed cross-origin: {allowed}"
+        );
+    }
+
+    let put = app
+        .client
+        .put(format!("{}/api/me/preferences", app.address))
+        .header("origin", "https://app.example.com")
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "product_email": false }))
+        .send()
+        .await
+        .expect("the api answers");
+    assert_eq!(put.status(), 200);
+    assert_eq!(
+        put.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let exposed = put.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_lowercase();
+    assert!(
+        exposed.split(',').any(|name| name.trim() == "x-request-id"),
+        "a page cannot read the id support asks for: {exposed}"
+    );
+    assert!(put.headers().contains_key("x-request-id"));
+}
