@@ -1,7 +1,8 @@
 //! The whole product on a real Redis Cluster (`REDIS_CLUSTER_NODES`): the
 //! api and the worker connect to it, every queue lives on one shard and the
-//! queues spread over the shards, and the shared limits live there too; and
-//! moving to a cluster from one Redis loses nothing.
+//! queues spread over the shards, and the shared limits live there too;
+//! moving to a cluster from one Redis loses nothing; and the Redis memory
+//! alert watches the primary nearest its limit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +10,7 @@ use serde_json::Value;
 use testkit::app::ADMIN_TOKEN;
 use testkit::app::Options;
 use testkit::images::{jpeg, photo};
+use testkit::prometheus::Scrape;
 use testkit::redis_cluster::RedisCluster;
 use testkit::{DEADLINE, TestApp};
 
@@ -178,4 +180,33 @@ async fn moving_from_one_redis_to_a_cluster_loses_no_job_that_waited_in_the_old_
             "one confirmation email for {to}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_memory_alert_reads_the_cluster_primary_nearest_its_maxmemory() {
+    let cluster = RedisCluster::start(3, 0);
+    let nodes = cluster.nodes();
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.redis.cluster_nodes = Some(nodes.into());
+    })
+    .await;
+    // One primary without a limit, one with plenty of room, one with little:
+    // the last is the first to refuse writes, whatever the others use.
+    let primaries = cluster.primaries();
+    let limits = ["0", "1gb", "64mb"];
+    for (port, limit) in primaries.iter().zip(limits) {
+        cluster.cli(*port, &["config", "set", "maxmemory", limit]);
+    }
+    let api = app
+        .spawn_api_process_with(API, &[("ALERT_CHECK_INTERVAL_SECS", "1")])
+        .await;
+    let url = format!("{}/metrics", api.address);
+    let fullest = 64.0 * 1024.0 * 1024.0;
+    let used = testkit::wait::until("the fullest primary measured", DEADLINE, || async {
+        let (scrape, _) = Scrape::fetch(&app.client, &url).await;
+        let used = scrape.get("redis_memory_used_bytes")?;
+        (scrape.get("redis_memory_max_bytes")? == fullest).then_some(used)
+    })
+    .await;
+    assert!(used > 0.0 && used < fullest, "{used}");
 }
