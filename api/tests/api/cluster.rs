@@ -190,23 +190,40 @@ async fn the_redis_memory_alert_reads_the_cluster_primary_nearest_its_maxmemory(
         s.redis.cluster_nodes = Some(nodes.into());
     })
     .await;
-    // One primary without a limit, one with plenty of room, one with little:
-    // the last is the first to refuse writes, whatever the others use.
     let primaries = cluster.primaries();
-    let limits = ["0", "1gb", "64mb"];
-    for (port, limit) in primaries.iter().zip(limits) {
-        cluster.cli(*port, &["config", "set", "maxmemory", limit]);
-    }
     let api = app
         .spawn_api_process_with(API, &[("ALERT_CHECK_INTERVAL_SECS", "1")])
         .await;
     let url = format!("{}/metrics", api.address);
-    let fullest = 64.0 * 1024.0 * 1024.0;
-    let used = testkit::wait::until("the fullest primary measured", DEADLINE, || async {
+    let published = || async {
         let (scrape, _) = Scrape::fetch(&app.client, &url).await;
-        let used = scrape.get("redis_memory_used_bytes")?;
-        (scrape.get("redis_memory_max_bytes")? == fullest).then_some(used)
-    })
-    .await;
-    assert!(used > 0.0 && used < fullest, "{used}");
+        Some((
+            scrape.get("redis_memory_used_bytes")?,
+            scrape.get("redis_memory_max_bytes")?,
+        ))
+    };
+    const MB: f64 = 1024.0 * 1024.0;
+    // One primary without a limit, one with plenty of room, one with little:
+    // the last is the first to refuse writes, whatever the others use. Then
+    // the roles move to other primaries, so no single node's answer passes.
+    for (limits, fullest) in [
+        (["0", "1gb", "64mb"], 64.0 * MB),
+        (["48mb", "1gb", "0"], 48.0 * MB),
+    ] {
+        for (port, limit) in primaries.iter().zip(limits) {
+            cluster.cli(*port, &["config", "set", "maxmemory", limit]);
+        }
+        testkit::wait::until("the fullest primary measured", DEADLINE, || async {
+            let (_, max) = published().await?;
+            (max == fullest).then_some(())
+        })
+        .await;
+        // And it stays so, measurement after measurement (one a second).
+        for _ in 0..3 {
+            tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+            let (used, max) = published().await.expect("published");
+            assert_eq!(max, fullest, "{limits:?}");
+            assert!(used > 0.0 && used < fullest, "{used}");
+        }
+    }
 }
