@@ -218,8 +218,10 @@ async fn the_redis_memory_alert_reads_the_cluster_primary_nearest_its_maxmemory(
             (max == fullest).then_some(())
         })
         .await;
-        // And it stays so, measurement after measurement (one a second).
+        // And it stays so, measurement after measurement: a single node's
+        // answer would match now and then, never every time.
         for _ in 0..3 {
+            // A window: the next measurement (one a second) must pass first.
             tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
             let (used, max) = published().await.expect("published");
             assert_eq!(max, fullest, "{limits:?}");
