@@ -122,8 +122,9 @@ impl Drop for InFlight {
 }
 
 /// The text exposition, with the Argon2 queue brought up to date first.
-/// The queue and outbox gauges are the alert monitor's latest measurement
-/// ([`crate::alerts`]): a scrape asks neither Redis nor Postgres anything.
+/// The queue, outbox and Redis memory gauges are the alert monitor's
+/// latest measurement ([`crate::alerts`]): a scrape asks neither Redis nor
+/// Postgres anything.
 pub fn render(state: &AppState) -> String {
     gauge!("argon2_queue_depth").set(state.passwords.waiting() as f64);
     platform::metrics::handle().render()

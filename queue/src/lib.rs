@@ -2,7 +2,8 @@
 //! to reach Redis (here), handing jobs over (`produce`), what operators
 //! read and change (`operate`: counts, pauses, consumers), the marker of
 //! a queue whose provider refuses our credentials (`misconfigured`),
-//! Redis's eviction policy (`eviction`) and failed jobs ([`dead_letters`]).
+//! Redis's eviction policy (`eviction`), how full its memory is (`memory`)
+//! and failed jobs ([`dead_letters`]).
 //! The worker's side (`bullmq::Worker`, its options and events) is in the
 //! worker's runtime; the queue names and settings both use come from the
 //! catalogue.
@@ -22,11 +23,13 @@ use platform::config::RedisSettings;
 
 pub mod dead_letters;
 mod eviction;
+mod memory;
 mod misconfigured;
 mod operate;
 mod produce;
 
 pub use eviction::{EvictionCheck, EvictionPolicy, watch_eviction_policy};
+pub use memory::RedisMemory;
 pub use operate::QueueCounts;
 
 /// Why a job could not be handed to Redis.

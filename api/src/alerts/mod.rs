@@ -129,12 +129,21 @@ impl Monitor {
 
     /// What Redis and Postgres show now; also published as gauges.
     async fn measure(&self) -> anyhow::Result<Snapshot> {
-        let measured = join_all(
-            QueueName::ALL
-                .iter()
-                .map(|&queue| self.measure_queue(queue)),
-        )
-        .await;
+        let (measured, memory) = tokio::join!(
+            join_all(
+                QueueName::ALL
+                    .iter()
+                    .map(|&queue| self.measure_queue(queue)),
+            ),
+            self.queues.memory(),
+        );
+        // Redis' memory is only published: Prometheus alerts on it (with
+        // `noeviction` a full Redis refuses writes). Kept as last measured
+        // while Redis does not answer: not known to be healthy.
+        if let Ok(Some(memory)) = memory {
+            gauge!("redis_memory_used_bytes").set(memory.used as f64);
+            gauge!("redis_memory_max_bytes").set(memory.max as f64);
+        }
         let mut snapshot = Snapshot::default();
         let mut unknown = 0;
         for (queue, figures) in QueueName::ALL.iter().zip(measured) {

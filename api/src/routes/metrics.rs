@@ -1,8 +1,8 @@
 //! `GET /metrics`: Prometheus's text format. Open unless `METRICS_TOKEN` is
 //! set (the api warns loudly at start when it is not); then only a scraper
 //! sending it as a bearer token may read it. A scrape asks neither Redis
-//! nor Postgres anything: the queue and outbox figures are the alert
-//! monitor's.
+//! nor Postgres anything: the queue, outbox and Redis memory figures are
+//! the alert monitor's.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};

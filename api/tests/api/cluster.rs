@@ -1,7 +1,8 @@
 //! The whole product on a real Redis Cluster (`REDIS_CLUSTER_NODES`): the
 //! api and the worker connect to it, every queue lives on one shard and the
-//! queues spread over the shards, and the shared limits live there too; and
-//! moving to a cluster from one Redis loses nothing.
+//! queues spread over the shards, and the shared limits live there too;
+//! moving to a cluster from one Redis loses nothing; and the Redis memory
+//! alert watches the primary nearest its limit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +10,7 @@ use serde_json::Value;
 use testkit::app::ADMIN_TOKEN;
 use testkit::app::Options;
 use testkit::images::{jpeg, photo};
+use testkit::prometheus::Scrape;
 use testkit::redis_cluster::RedisCluster;
 use testkit::{DEADLINE, TestApp};
 
@@ -177,5 +179,53 @@ async fn moving_from_one_redis_to_a_cluster_loses_no_job_that_waited_in_the_old_
             1,
             "one confirmation email for {to}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_memory_alert_reads_the_cluster_primary_nearest_its_maxmemory() {
+    let cluster = RedisCluster::start(3, 0);
+    let nodes = cluster.nodes();
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.redis.cluster_nodes = Some(nodes.into());
+    })
+    .await;
+    let primaries = cluster.primaries();
+    let api = app
+        .spawn_api_process_with(API, &[("ALERT_CHECK_INTERVAL_SECS", "1")])
+        .await;
+    let url = format!("{}/metrics", api.address);
+    let published = || async {
+        let (scrape, _) = Scrape::fetch(&app.client, &url).await;
+        Some((
+            scrape.get("redis_memory_used_bytes")?,
+            scrape.get("redis_memory_max_bytes")?,
+        ))
+    };
+    const MB: f64 = 1024.0 * 1024.0;
+    // One primary without a limit, one with plenty of room, one with little:
+    // the last is the first to refuse writes, whatever the others use. Then
+    // the roles move to other primaries, so no single node's answer passes.
+    for (limits, fullest) in [
+        (["0", "1gb", "64mb"], 64.0 * MB),
+        (["48mb", "1gb", "0"], 48.0 * MB),
+    ] {
+        for (port, limit) in primaries.iter().zip(limits) {
+            cluster.cli(*port, &["config", "set", "maxmemory", limit]);
+        }
+        testkit::wait::until("the fullest primary measured", DEADLINE, || async {
+            let (_, max) = published().await?;
+            (max == fullest).then_some(())
+        })
+        .await;
+        // And it stays so, measurement after measurement: a single node's
+        // answer would match now and then, never every time.
+        for _ in 0..3 {
+            // A window: the next measurement (one a second) must pass first.
+            tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+            let (used, max) = published().await.expect("published");
+            assert_eq!(max, fullest, "{limits:?}");
+            assert!(used > 0.0 && used < fullest, "{used}");
+        }
     }
 }
