@@ -17,7 +17,10 @@ use testkit::TestApp;
 /// own. Everything else must be read by the settings, or by one of our
 /// scripts, CI, the compose file, the image or a test harness.
 const OTHER_PROGRAMS: &[(&str, &str)] = &[
-    ("RUST_LOG", "tracing-subscriber's filter, which platform::telemetry uses"),
+    (
+        "RUST_LOG",
+        "tracing-subscriber's filter, which platform::telemetry uses",
+    ),
     ("OTEL_BSP_*", "the OpenTelemetry SDK's batching"),
     ("MALLOC_*", "glibc's allocator"),
     ("POSTGRES_*", "the postgres image's first-time setup"),
@@ -44,7 +47,13 @@ fn documents() -> Vec<(String, String)> {
     let mut files = vec!["README.md".to_owned(), ".env.example".to_owned()];
     let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
         .expect("docs/")
-        .map(|entry| entry.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".md"))
         .map(|name| format!("docs/{name}"))
         .collect();
@@ -125,7 +134,9 @@ fn script_defaults(script: &str) -> BTreeMap<String, String> {
         };
         let value = rest.split('}').next().unwrap_or_default();
         if is_name(name) {
-            defaults.entry(name.to_owned()).or_insert_with(|| value.to_owned());
+            defaults
+                .entry(name.to_owned())
+                .or_insert_with(|| value.to_owned());
         }
     }
     defaults
@@ -257,11 +268,7 @@ fn read_outside_the_settings() -> BTreeSet<String> {
 
 /// Fails with every problem found, one per line.
 fn assert_none(what: &str, problems: &[String]) {
-    assert!(
-        problems.is_empty(),
-        "{what}:\n  {}",
-        problems.join("\n  ")
-    );
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
 }
 
 #[test]
@@ -273,7 +280,10 @@ fn every_variable_the_docs_name_is_one_we_read() {
         known.starts_with("QUEUE_") && known.ends_with(&format!("_{name}"))
     };
     let known = |name: &str| {
-        settings.keys().chain(&elsewhere).any(|known| matches(name, known))
+        settings
+            .keys()
+            .chain(&elsewhere)
+            .any(|known| matches(name, known))
             || settings.keys().any(|known| field(name, known))
             || OTHER_PROGRAMS.iter().any(|(other, _)| matches(other, name))
     };
@@ -325,7 +335,7 @@ fn as_written(name: &str, value: &str) -> Option<String> {
 /// The defaults a doc states: the rows of `docs/configuration.md`'s
 /// tables (`| \`A\`, \`B\` | 1, 2 | … |`) and prose such as
 /// "`X` (default 10)" or "`X`, default an hour". Each with its line.
-fn stated_defaults(file: &str, text: &str) -> Vec<(usize, String, String)> {
+fn stated_defaults(text: &str) -> Vec<(usize, String, String)> {
     let mut stated = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -354,7 +364,7 @@ fn stated_defaults(file: &str, text: &str) -> Vec<(usize, String, String)> {
                 continue;
             };
             let end = value
-                .find(|c| matches!(c, ')' | ',' | ';' | ':'))
+                .find([')', ',', ';', ':'])
                 .or_else(|| value.find(". "))
                 .unwrap_or(value.len());
             if is_name(name) {
@@ -362,7 +372,6 @@ fn stated_defaults(file: &str, text: &str) -> Vec<(usize, String, String)> {
             }
         }
     }
-    let _ = file;
     stated
 }
 
@@ -372,18 +381,25 @@ fn every_default_the_docs_state_is_the_codes() {
     let required = required();
     let mut problems = Vec::new();
     for (file, text) in documents() {
-        for (line, name, value) in stated_defaults(&file, &text) {
+        for (line, name, value) in stated_defaults(&text) {
             let Some(default) = defaults.get(&name) else {
                 continue;
             };
-            if value == "required" || required.contains(&name) {
-                if !(value == "required" && required.contains(&name)) {
+            match (value == "required", required.contains(&name)) {
+                (true, true) => continue,
+                (true, false) => {
                     problems.push(format!(
-                        "{file}:{line}: `{name}` is said to default to {value:?}; the code requires it: {}",
-                        required.contains(&name)
+                        "{file}:{line}: `{name}` is said to be required; the code defaults it to {default:?}"
                     ));
+                    continue;
                 }
-                continue;
+                (false, true) => {
+                    problems.push(format!(
+                        "{file}:{line}: `{name}` is said to default to {value}; the code requires it"
+                    ));
+                    continue;
+                }
+                (false, false) => {}
             }
             match as_written(&name, &value) {
                 Some(stated) if stated != *default => problems.push(format!(
@@ -447,24 +463,9 @@ fn every_line_of_env_example_uncommented_as_it_is_keeps_the_default() {
             ));
         }
     }
+    // That every line at once loads, for the binaries (dotenvy) and for
+    // bash, is `platform`'s `every_setting_in_env_example_can_be_uncommented_as_it_is`.
     assert_none("lines that change a setting when uncommented", &problems);
-
-    // And all of them at once, as `scripts/dev` sources them and the
-    // binaries read them, with the one required setting given.
-    let all: BTreeMap<&str, &str> = lines
-        .iter()
-        .map(|(_, name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    let loaded = Settings::from_lookup(|key| {
-        match all.get(key).copied() {
-            Some("") | None if key == "DATABASE_URL" => Some("postgres://localhost/app"),
-            value => value,
-        }
-        .map(str::to_owned)
-    });
-    if let Err(error) = loaded {
-        panic!(".env.example uncommented whole does not load: {error}");
-    }
 }
 
 /// The repository paths in `code`: words that start with one of the
@@ -498,7 +499,10 @@ fn every_repository_path_the_docs_name_exists() {
         for path in paths_in(&piece.text, &top) {
             let made = MADE_AT_RUN_TIME.iter().any(|made| path.starts_with(made));
             if !made && !root.join(&path).exists() {
-                problems.push(format!("{}:{}: `{path}` does not exist", piece.file, piece.line));
+                problems.push(format!(
+                    "{}:{}: `{path}` does not exist",
+                    piece.file, piece.line
+                ));
             }
         }
     }
@@ -510,7 +514,10 @@ fn every_repository_path_the_docs_name_exists() {
                 let target = link.split([')', '#', ' ']).next().unwrap_or_default();
                 let external = target.contains("://") || target.starts_with("mailto:");
                 if !target.is_empty() && !external && !dir.join(target).exists() {
-                    problems.push(format!("{file}:{}: the link ({target}) leads nowhere", index + 1));
+                    problems.push(format!(
+                        "{file}:{}: the link ({target}) leads nowhere",
+                        index + 1
+                    ));
                 }
             }
         }
@@ -615,9 +622,18 @@ async fn every_route_the_docs_name_is_served() {
 
 #[test]
 fn the_checks_understand_the_docs_notations() {
-    assert!(matches("QUEUE_<NAME>_ATTEMPTS", "QUEUE_WELCOME_EMAIL_ATTEMPTS"));
-    assert!(matches("QUEUE_WELCOME_EMAIL_…", "QUEUE_WELCOME_EMAIL_ATTEMPTS"));
-    assert!(!matches("QUEUE_<NAME>_ATTEMPTS", "QUEUE_WELCOME_EMAIL_CONCURRENCY"));
+    assert!(matches(
+        "QUEUE_<NAME>_ATTEMPTS",
+        "QUEUE_WELCOME_EMAIL_ATTEMPTS"
+    ));
+    assert!(matches(
+        "QUEUE_WELCOME_EMAIL_…",
+        "QUEUE_WELCOME_EMAIL_ATTEMPTS"
+    ));
+    assert!(!matches(
+        "QUEUE_<NAME>_ATTEMPTS",
+        "QUEUE_WELCOME_EMAIL_CONCURRENCY"
+    ));
     assert!(matches("PORT_X", "PORT_X") && !matches("PORT_X", "PORT_XY"));
     assert_eq!(
         names_in("${DATABASE_URL:-postgres://x} QUEUE_<NAME>_ATTEMPTS=5 GET"),
