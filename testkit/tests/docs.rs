@@ -334,7 +334,8 @@ fn as_written(name: &str, value: &str) -> Option<String> {
 
 /// The defaults a doc states: the rows of `docs/configuration.md`'s
 /// tables (`| \`A\`, \`B\` | 1, 2 | … |`) and prose such as
-/// "`X` (default 10)" or "`X`, default an hour". Each with its line.
+/// "`X` (default 10)", "`X`, default an hour" or "`X` (20, then 429)".
+/// Each with its line.
 fn stated_defaults(text: &str) -> Vec<(usize, String, String)> {
     let mut stated = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -357,9 +358,15 @@ fn stated_defaults(text: &str) -> Vec<(usize, String, String)> {
             let Some((name, after)) = rest.split_once('`') else {
                 continue;
             };
+            // `X` (20, then 429): a number in brackets right after a
+            // variable is its default, as the docs write it.
+            let bracketed = after
+                .strip_prefix(" (")
+                .filter(|value| value.starts_with(|c: char| c.is_ascii_digit()));
             let Some(value) = [" (default ", ", default "]
                 .iter()
                 .find_map(|lead| after.strip_prefix(lead))
+                .or(bracketed)
             else {
                 continue;
             };
