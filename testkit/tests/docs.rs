@@ -142,14 +142,16 @@ fn script_defaults(script: &str) -> BTreeMap<String, String> {
     defaults
 }
 
-/// The settings' defaults, and those our scripts give the variables only
-/// they read (`DEV_REDIS_PORT`).
+/// The settings' defaults, and those our scripts and compose file give the
+/// variables only they read (`DEV_REDIS_PORT`, `API_REPLICAS`).
 fn all_defaults() -> BTreeMap<String, String> {
     let mut defaults = defaults();
     let scripts = std::fs::read_dir(root().join("scripts")).expect("scripts/");
-    for script in scripts.flatten() {
-        let name = script.file_name().to_string_lossy().into_owned();
-        for (key, value) in script_defaults(&format!("scripts/{name}")) {
+    let scripts = scripts
+        .flatten()
+        .map(|script| format!("scripts/{}", script.file_name().to_string_lossy()));
+    for file in scripts.chain(["docker-compose.yml".to_owned()]) {
+        for (key, value) in script_defaults(&file) {
             if !value.contains('$') {
                 defaults.entry(key).or_insert(value);
             }
@@ -481,7 +483,11 @@ fn paths_in(code: &str, top: &BTreeSet<String>) -> Vec<String> {
     code.split_whitespace()
         .map(|word| word.trim_matches(|c| matches!(c, '(' | ')' | ',' | '"' | '\'' | ';')))
         .map(|word| word.split(['#', ':']).next().unwrap_or_default())
-        .map(|word| word.strip_suffix("'s").unwrap_or(word))
+        .map(|word| {
+            word.strip_suffix("'s")
+                .unwrap_or(word)
+                .trim_end_matches('.')
+        })
         .filter(|word| !word.contains(['<', '…', '*', '{', '$', '=']))
         .filter(|word| {
             let first = word.split('/').next().unwrap_or_default();

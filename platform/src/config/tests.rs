@@ -286,8 +286,16 @@ fn variables_read() -> BTreeSet<String> {
 }
 
 /// Variables the docs name that the settings do not read: the tracing
-/// filter (`platform::telemetry`) and the ports of `scripts/dev`.
-const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "DEV_POSTGRES_PORT", "DEV_REDIS_PORT"];
+/// filter (`platform::telemetry`), those of `docker-compose.yml` and the
+/// ports of `scripts/dev`.
+const READ_ELSEWHERE: &[&str] = &[
+    "RUST_LOG",
+    "POSTGRES_PASSWORD",
+    "API_REPLICAS",
+    "WORKER_REPLICAS",
+    "DEV_POSTGRES_PORT",
+    "DEV_REDIS_PORT",
+];
 
 /// How `key` is written in the docs, which show one pattern for every
 /// queue's variables: `.env.example` a real queue's (welcome-email, with
