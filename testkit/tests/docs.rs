@@ -15,7 +15,8 @@ use testkit::TestApp;
 
 /// Variables the docs may name that no file of ours reads: other programs'
 /// own. Everything else must be read by the settings, or by one of our
-/// scripts, CI, the compose file, the image or a test harness.
+/// scripts, CI, the compose file, the image or a test harness, or be a
+/// constant of our code (`DRAIN_TIMEOUT`).
 const OTHER_PROGRAMS: &[(&str, &str)] = &[
     (
         "RUST_LOG",
@@ -268,6 +269,37 @@ fn read_outside_the_settings() -> BTreeSet<String> {
     names
 }
 
+/// The constants our code declares (`const DRAIN_TIMEOUT: …`), which the
+/// docs name too.
+fn constants() -> BTreeSet<String> {
+    let root = root();
+    let mut stack: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("the workspace")
+        .flatten()
+        .map(|entry| entry.path().join("src"))
+        .filter(|src| src.is_dir())
+        .collect();
+    let mut names = BTreeSet::new();
+    while let Some(dir) = stack.pop() {
+        for path in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = path.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                for line in read(&path).lines() {
+                    let declared = ["const ", "static "]
+                        .iter()
+                        .find_map(|lead| line.trim_start().split(lead).nth(1));
+                    if let Some((name, _)) = declared.and_then(|rest| rest.split_once(':')) {
+                        names.insert(name.trim().to_owned());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
 /// Fails with every problem found, one per line.
 fn assert_none(what: &str, problems: &[String]) {
     assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
@@ -277,6 +309,7 @@ fn assert_none(what: &str, problems: &[String]) {
 fn every_variable_the_docs_name_is_one_we_read() {
     let settings = defaults();
     let elsewhere = read_outside_the_settings();
+    let constants = constants();
     // A queue's field on its own (`TIMEOUT_SECS`) stands for every queue's.
     let field = |name: &str, known: &String| {
         known.starts_with("QUEUE_") && known.ends_with(&format!("_{name}"))
@@ -288,13 +321,14 @@ fn every_variable_the_docs_name_is_one_we_read() {
             .any(|known| matches(name, known))
             || settings.keys().any(|known| field(name, known))
             || OTHER_PROGRAMS.iter().any(|(other, _)| matches(other, name))
+            || constants.contains(name)
     };
     let mut problems = Vec::new();
     for piece in code() {
         for name in names_in(&piece.text) {
             if !known(&name) {
                 problems.push(format!(
-                    "{}:{}: `{name}` is not a variable the settings, the scripts, CI, compose or the image read",
+                    "{}:{}: `{name}` is not a variable the settings, the scripts, CI, compose or the image read, nor a constant of the code",
                     piece.file, piece.line
                 ));
             }
