@@ -16,10 +16,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/api target/release/worker /usr/local/bin/
 
 FROM debian:bookworm-slim AS runtime
-# ca-certificates for TLS to SMTP/Postgres/Redis; curl for container health
-# checks; libturbojpeg0 for photos.
+# ca-certificates for TLS to SMTP/Postgres/Redis; libturbojpeg0 for photos.
+# (No curl: the health check is the binaries' own `healthcheck` command.)
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl libturbojpeg0 \
+    && apt-get install -y --no-install-recommends ca-certificates libturbojpeg0 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /app app \
     && install -d -o app -g app /app/mailbox /app/storage
@@ -30,8 +30,11 @@ WORKDIR /app
 # baked in (.dockerignore keeps .env and .dev/ out of the build context).
 ENV HOST=0.0.0.0 PORT=3000 LOG_FORMAT=json
 EXPOSE 3000 3001
-# Liveness of the default command, the api (port 3000). The worker serves
-# /healthz on WORKER_HTTP_PORT (3001); docker-compose.yml probes that instead.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD curl -fsS "http://127.0.0.1:${PORT}/healthz" || exit 1
+# Right for both commands: each binary's `healthcheck` asks its own port
+# (`api`: PORT, `worker`: WORKER_HTTP_PORT) for /healthz and wants a 200.
+# In a container running one of them, the other's port has no listener, so
+# its check fails and the result is the running one's. Start period: the
+# api migrates before it listens. docker-compose.yml names the role's own.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
+    CMD api healthcheck || worker healthcheck
 CMD ["api"]

@@ -55,6 +55,8 @@ ensure_test_packages() {
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   fi
+  # The Compose validator (`docker-compose config` needs no engine; without recommends: no Docker daemon).
+  command -v docker-compose >/dev/null || { log "installing docker-compose (the Compose validator, for the tests)"; as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
 }
 
 # schemathesis (PyPI), the OpenAPI fuzzer a test runs against the api, in a

@@ -1,5 +1,7 @@
 //! `api`: serves the HTTP API and the web app. `api migrate` applies the
-//! migrations and exits (the Procfile's release step).
+//! migrations and exits (the Procfile's release step); `api healthcheck`
+//! probes a running api's `/healthz` on `HOST`/`PORT` (the container's
+//! health check, with no curl in the image).
 //!
 //! Exit codes: 0 done; 1 failed (bad configuration, Postgres unreachable,
 //! port taken); 2 wrong usage.
@@ -24,6 +26,9 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Exit 0 if the api on this machine's PORT answers /healthz with 200,
+    /// else 1 (for container health checks).
+    Healthcheck,
 }
 
 #[tokio::main]
@@ -31,10 +36,17 @@ async fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0, as clap does.
     let cli = Cli::parse();
     let settings = platform::startup::settings();
-    let _telemetry = platform::startup::telemetry(&settings, "api");
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // None for a probe: it runs every few seconds and must not log or export.
+    let _telemetry = (!matches!(command, Command::Healthcheck))
+        .then(|| platform::startup::telemetry(&settings, "api"));
+    let outcome = match command {
         Command::Serve => serve(&settings).await,
         Command::Migrate => migrate(&settings).await,
+        Command::Healthcheck => {
+            let server = &settings.server;
+            return platform::health::command(&server.host, server.port, "/healthz").await;
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,6 +79,7 @@ mod tests {
         Cli::command().debug_assert();
         assert!(Cli::try_parse_from(["api"]).is_ok_and(|cli| cli.command.is_none()));
         assert!(Cli::try_parse_from(["api", "migrate"]).is_ok());
+        assert!(Cli::try_parse_from(["api", "healthcheck"]).is_ok());
         assert!(Cli::try_parse_from(["api", "migrat"]).is_err());
     }
 }

@@ -6,12 +6,14 @@
 //! - [`startup`]: `.env`, settings and telemetry, the same way in both binaries.
 //! - [`server`]: the HTTP/1 connection loop, with header, idle and connection limits.
 //! - [`shutdown`]: the SIGINT/SIGTERM signal both binaries stop on.
+//! - [`health`]: the `healthcheck` command, a container's probe of its own process.
 //! - [`telemetry`]: tracing set-up (JSON in production, pretty in development).
 //! - [`metrics`]: the process's Prometheus recorder, rendered at `/metrics`.
 //! - [`http`]: HTTP clients on our TLS stack (object storage, third-party APIs).
 //! - [`slack`]: posts to Slack webhooks as plain text, user text made inert.
 
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod server;

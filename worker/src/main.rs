@@ -1,5 +1,7 @@
 //! `worker`: processes background jobs, and the operators' commands on the
-//! queues (`worker --help` lists them).
+//! queues (`worker --help` lists them). `worker healthcheck` probes a
+//! running worker's `/healthz` on `WORKER_HTTP_PORT` (the container's
+//! health check, with no curl in the image).
 //!
 //! Exit codes: 0 done; 1 failed (Redis or Postgres unreachable, bad
 //! configuration); 2 wrong usage; 3 nothing matched (no such failed job).
@@ -45,6 +47,10 @@ enum Command {
     /// The scheduled housekeeping, run now by hand.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Exit 0 if the worker on this machine's WORKER_HTTP_PORT answers
+    /// /healthz with 200 (503 while it drains), else 1 (for container
+    /// health checks).
+    Healthcheck,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +135,7 @@ async fn main() -> ExitCode {
         Command::Queue(QueueCommand::Pause { queue }) => pause(&settings, queue, true).await,
         Command::Queue(QueueCommand::Resume { queue }) => pause(&settings, queue, false).await,
         Command::Maintenance(MaintenanceCommand::Run { task }) => maintain(&settings, task).await,
+        Command::Healthcheck => return healthcheck(&settings).await,
     };
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
@@ -138,6 +145,15 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn healthcheck(settings: &Settings) -> ExitCode {
+    let Some(port) = settings.worker.http_port else {
+        eprintln!("unhealthy: WORKER_HTTP_PORT is 0, so the worker serves no /healthz to probe");
+        return ExitCode::FAILURE;
+    };
+    // The worker listens on every interface (see `worker::http::bind`).
+    platform::health::command("0.0.0.0", port, "/healthz").await
 }
 
 async fn counts(settings: &Settings) -> anyhow::Result<Outcome> {
@@ -294,6 +310,10 @@ mod tests {
             parse("failed retry welcome-email abc --all").is_err(),
             "not both"
         );
+        assert!(matches!(
+            parse("healthcheck").expect("healthcheck").command,
+            Some(Command::Healthcheck)
+        ));
         assert!(parse("--bogus").is_err());
     }
 }

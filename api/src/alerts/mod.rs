@@ -50,6 +50,15 @@ impl Monitor {
                  on the dashboard, nobody is told"
             );
         }
+        if let Some(mailbox) = notifier.emails_to_files() {
+            // Not refused: the local stack has no SMTP server, and there the
+            // mailbox is where a developer looks.
+            tracing::warn!(
+                mailbox = %mailbox.display(),
+                "ALERT_EMAIL_TO is set but SMTP_URL is not: alert emails are only written as \
+                 files to MAILBOX_DIR, where nobody will see them; set SMTP_URL"
+            );
+        }
         Ok(Self {
             pool,
             queues,

@@ -3,7 +3,7 @@
 //! broken. Slack gets plain text (`platform::slack::body`): an alert is our
 //! sentence, and a provider's answer quoted in it is shown, not rendered.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::owners::incidents::Incident;
@@ -117,6 +117,16 @@ impl Notifier {
     /// Whether anyone is told at all.
     pub fn is_on(&self) -> bool {
         self.slack.is_some() || self.email.is_some()
+    }
+
+    /// The folder alert emails are written to when `ALERT_EMAIL_TO` is set
+    /// without `SMTP_URL`: files in the development mailbox, which nobody
+    /// reads in production.
+    pub fn emails_to_files(&self) -> Option<&Path> {
+        match &self.email.as_ref()?.transport {
+            Transport::Mailbox(dir) => Some(dir),
+            Transport::Smtp(_) => None,
+        }
     }
 
     /// Sends `message` on every channel; `key` names a development mailbox

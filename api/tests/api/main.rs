@@ -8,6 +8,7 @@ mod alerts;
 mod browser_headers;
 mod cli;
 mod cluster;
+mod deploy;
 mod failover;
 mod fleet;
 mod fuzz;

@@ -48,7 +48,9 @@ pub use clients::ClientKey;
 use clients::PerClient;
 
 /// How long in-flight requests may finish after shutdown was asked for.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// An orchestrator's stop grace (compose's `stop_grace_period`) must be
+/// longer, or the drain is cut short by a SIGKILL.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most a connection buffers of what the client sent (headers included).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
