@@ -43,6 +43,7 @@ ensure_test_packages() {
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   command -v npm >/dev/null || missing+=(npm)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx); command -v envsubst >/dev/null || missing+=(gettext-base)  # the proxy tests
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from the distribution (for the tests)"
     as_root apt-get update -qq

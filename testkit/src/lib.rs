@@ -5,6 +5,8 @@
 //! - [`postgres`]: a fresh database per test, on `TEST_DATABASE_URL`'s server
 //!   or on a throwaway server this process starts itself.
 //! - [`prometheus`]: a strict reader of `/metrics` scrapes.
+//! - [`proxy`]: the shipped nginx config run in front of local processes,
+//!   with a DNS responder naming them.
 //! - [`redis`]: a `redis-server` per test, on a free port; [`redis_cluster`]:
 //!   a Redis Cluster of such servers, for the tests that need one.
 //! - [`s3`]: an S3-compatible server (s3rver) for the S3 storage path.
@@ -30,6 +32,7 @@ pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;
 pub mod s3;

@@ -74,15 +74,30 @@ impl TestApp {
         bin: impl AsRef<Path>,
         vars: &[(&str, &str)],
     ) -> ApiProcess {
-        let port = crate::free_port();
+        self.spawn_api_process_at(bin, "127.0.0.1", crate::free_port(), vars)
+            .await
+    }
+
+    /// [`spawn_api_process_with`](Self::spawn_api_process_with) listening
+    /// on `host:port` (`HOST`, `PORT`): several instances on one port, each
+    /// on its own loopback address (all of 127/8 is loopback on Linux), as
+    /// replicas behind one name are.
+    pub async fn spawn_api_process_at(
+        &self,
+        bin: impl AsRef<Path>,
+        host: &str,
+        port: u16,
+        vars: &[(&str, &str)],
+    ) -> ApiProcess {
         // Its JSON log is kept for the test to read (see `ApiProcess::log_lines`).
         let (mut command, log) = self.logged_command(bin.as_ref());
         let child = command
             .envs(vars.iter().copied())
+            .env("HOST", host)
             .env("PORT", port.to_string())
             .spawn()
             .expect("the api binary runs");
-        let address = format!("http://127.0.0.1:{port}");
+        let address = format!("http://{host}:{port}");
         crate::contract::serves_api(&address);
         wait::until(
             "the api process to answer",
@@ -141,6 +156,11 @@ impl ApiProcess {
     /// Waits for the process to exit, or panics after `deadline`.
     pub async fn wait(&mut self, deadline: Duration) -> ExitStatus {
         wait_for(&mut self.child, "api", deadline).await
+    }
+
+    /// Sends SIGKILL, as a crash or an OOM kill would, and waits for it.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("the api can be killed");
     }
 
     /// The process's peak resident set so far (`VmHWM`), in MB.

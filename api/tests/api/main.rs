@@ -22,6 +22,7 @@ mod openapi;
 mod overload;
 mod owners;
 mod password;
+mod proxy;
 mod rate_limit;
 mod raw;
 mod request_ids;
