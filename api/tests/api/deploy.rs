@@ -259,11 +259,6 @@ fn the_stack_waits_for_ready_dependencies_restarts_and_outlasts_each_drain() {
     let config = as_json(&compose_config(Some(OPERATOR_DOTENV)).expect("validates"));
     let services = services(&config);
     for (name, service) in services {
-        // `lb` is the proxy's, given its restart policy with the proxy's
-        // change (issue 34); every other service is checked here.
-        if name == "lb" {
-            continue;
-        }
         assert!(
             matches!(
                 service["restart"].as_str(),
