@@ -20,41 +20,85 @@ pg_bindir() {
   [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
 }
 
-# Installs what building and running need from the distribution when it is
-# missing: Redis, Postgres and libjpeg-turbo (linked through pkg-config).
-ensure_packages() {
-  local missing=()
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  pg_bindir >/dev/null || missing+=(postgresql)
-  command -v pkg-config >/dev/null || missing+=(pkg-config)
-  { command -v pkg-config >/dev/null && pkg-config --exists libturbojpeg; } || missing+=(libturbojpeg0-dev)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} from the distribution"
+# Packages come from the distribution through install_packages only: one
+# `apt-get update` per run, nothing recommended, no prompt, and no system
+# daemon: a package's install neither starts its service (a temporary
+# policy-rc.d refuses every start) nor leaves it enabled at boot, and
+# Postgres creates no 'main' cluster. The scripts start their own servers.
+APT_UPDATED=
+is_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+install_packages() {
+  local wanted=() pkg
+  for pkg in "$@"; do is_installed "$pkg" || wanted+=("$pkg"); done
+  [ ${#wanted[@]} -gt 0 ] || return 0
+  command -v apt-get >/dev/null || die "missing ${wanted[*]}, and this is no Debian (apt-get not found): install them yourself"
+  [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null || die "missing ${wanted[*]}: run as root, or install sudo"
+  log "installing ${wanted[*]} from the distribution"
+  if [ -z "$APT_UPDATED" ]; then
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    APT_UPDATED=1
   fi
+  # In a subshell, so its trap removes the policy-rc.d on every way out.
+  (
+    local policy=/usr/sbin/policy-rc.d ours=
+    if [ ! -e "$policy" ]; then
+      trap 'as_root rm -f "$policy"' EXIT
+      trap 'exit 130' INT TERM
+      # shellcheck disable=SC2016 # $1 is the inner shell's
+      as_root sh -c 'printf "#!/bin/sh\n# scripts/services.sh: no service starts while it installs packages\nexit 101\n" > "$1" && chmod 755 "$1"' sh "$policy"
+      ours=1
+    fi
+    [ -n "$ours" ] || log "$policy exists; left as it is"
+    local before after
+    before=$(dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort)
+    apt() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+    local p
+    for p in "${wanted[@]}"; do
+      # The server's install would create and start a 'main' cluster on 5432:
+      # its cluster manager goes first, told not to.
+      if [ "$p" = postgresql ] && ! is_installed postgresql-common; then
+        apt postgresql-common
+        as_root sed -i -E 's/^#? *create_main_cluster *=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
+        grep -q '^create_main_cluster = false' /etc/postgresql-common/createcluster.conf \
+          || die "could not turn off Postgres's main cluster in /etc/postgresql-common/createcluster.conf"
+      fi
+    done
+    apt "${wanted[@]}"
+    after=$(dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort)
+    # The services of what was just asked for stay off at boot too (the
+    # dependencies' timers, logrotate's say, are left alone).
+    local unit
+    for p in $(comm -12 <(comm -13 <(echo "$before") <(echo "$after")) <(printf '%s\n' "${wanted[@]}" postgresql-common | sort -u)); do
+      for unit in $(dpkg -L "$p" 2>/dev/null | grep -E '^(/usr)?/lib/systemd/system/[^@/]+\.(service|socket|timer)$' | xargs -r -n1 basename); do
+        if command -v systemctl >/dev/null; then as_root systemctl disable --quiet "$unit" >/dev/null 2>&1 || true; fi
+      done
+      for unit in $(dpkg -L "$p" 2>/dev/null | grep -E '^/etc/init\.d/[^/]+$' | xargs -r -n1 basename); do
+        as_root update-rc.d "$unit" disable >/dev/null 2>&1 || true
+      done
+    done
+  )
+}
+
+# What building and running need: a C compiler and the C library's headers
+# (the linker and `ring`), pkg-config and libjpeg-turbo (linked), Postgres
+# and Redis (started by the scripts), CA certificates (cargo, npm and pip
+# fetch over HTTPS), curl (scripts/dev waits for the api with it), procps
+# (`ps` and `kill`).
+BUILD_PACKAGES=(gcc libc6-dev pkg-config libturbojpeg0-dev postgresql redis-server ca-certificates curl procps)
+ensure_packages() {
+  install_packages "${BUILD_PACKAGES[@]}"
 }
 
 # What only the tests need: headless Chromium and its WebDriver (browser
-# tests), npm (s3rver, the S3 stand-in) and promtool (the alert rules).
-# Running the product needs none of them.
+# tests), npm (s3rver, the S3 stand-in, which testkit installs into
+# target/testkit-s3rver), prometheus (its promtool checks the alert rules;
+# the server itself never runs), nginx (the proxy test runs the shipped
+# config), python3-venv (schemathesis). Running the product needs none of them.
+TEST_PACKAGES=(chromium chromium-driver npm prometheus nginx python3 python3-venv)
 ensure_test_packages() {
-  local missing=()
-  command -v chromium >/dev/null || missing+=(chromium)
-  command -v chromedriver >/dev/null || missing+=(chromium-driver)
-  command -v npm >/dev/null || missing+=(npm)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} from the distribution (for the tests)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-  # promtool checks the alert rules; only the server's package has it (its
-  # recommended exporters are not needed).
-  if ! command -v promtool >/dev/null; then
-    log "installing prometheus (promtool) from the distribution (for the tests)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  fi
+  install_packages "${TEST_PACKAGES[@]}"
 }
 
 # schemathesis (PyPI), the OpenAPI fuzzer a test runs against the api, in a
@@ -63,13 +107,9 @@ SCHEMATHESIS_VERSION=4.32.5
 ensure_schemathesis() {
   local venv="$ROOT/target/tools/schemathesis"
   if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/schemathesis" --version | grep -q "$SCHEMATHESIS_VERSION"; then
-    command -v python3 >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null; }
-    log "installing schemathesis $SCHEMATHESIS_VERSION (for the tests)"
-    python3 -m venv "$venv" 2>/dev/null || {
-      as_root apt-get update -qq
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-      python3 -m venv "$venv"
-    }
+    install_packages python3 python3-venv
+    log "installing schemathesis $SCHEMATHESIS_VERSION into target/tools/schemathesis (for the tests)"
+    python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
   fi
   export SCHEMATHESIS="$venv/bin/schemathesis"
