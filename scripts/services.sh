@@ -67,11 +67,14 @@ install_packages() {
     done
     apt "${wanted[@]}"
     after=$(dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort)
-    # The services of what was just asked for stay off at boot too (the
-    # dependencies' timers, logrotate's say, are left alone).
-    local unit
-    for p in $(comm -12 <(comm -13 <(echo "$before") <(echo "$after")) <(printf '%s\n' "${wanted[@]}" postgresql-common | sort -u)); do
-      for unit in $(dpkg -L "$p" 2>/dev/null | grep -E '^(/usr)?/lib/systemd/system/[^@/]+\.(service|socket|timer)$' | xargs -r -n1 basename); do
+    # What was just installed stays off at boot too: every service or socket
+    # of a new package (nginx's is in nginx-common, dbus comes with Chromium)
+    # that runs on (oneshot services, like timers, start nothing that stays).
+    local unit file
+    for p in $(comm -13 <(echo "$before") <(echo "$after")); do
+      for file in $(dpkg -L "$p" 2>/dev/null | grep -E '^(/usr)?/lib/systemd/system/[^@/]+\.(service|socket)$'); do
+        grep -q '^Type=oneshot' "$file" && continue
+        unit=$(basename "$file")
         if command -v systemctl >/dev/null; then as_root systemctl disable --quiet "$unit" >/dev/null 2>&1 || true; fi
       done
       for unit in $(dpkg -L "$p" 2>/dev/null | grep -E '^/etc/init\.d/[^/]+$' | xargs -r -n1 basename); do
