@@ -15,7 +15,8 @@ as_root() {
 
 pg_bindir() {
   local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  [ -d "$dir" ] || dir=
   if [ -z "$dir" ] && command -v pg_config >/dev/null; then dir=$(pg_config --bindir); fi
   [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
 }
@@ -31,9 +32,12 @@ is_installed() {
 }
 install_packages() {
   local wanted=() pkg
+  if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    log "not a Debian system: make sure the equivalents of $* are installed"
+    return 0
+  fi
   for pkg in "$@"; do is_installed "$pkg" || wanted+=("$pkg"); done
   [ ${#wanted[@]} -gt 0 ] || return 0
-  command -v apt-get >/dev/null || die "missing ${wanted[*]}, and this is no Debian (apt-get not found): install them yourself"
   [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null || die "missing ${wanted[*]}: run as root, or install sudo"
   log "installing ${wanted[*]} from the distribution"
   if [ -z "$APT_UPDATED" ]; then
@@ -101,6 +105,11 @@ ensure_packages() {
 # config), python3-venv (schemathesis). Running the product needs none of them.
 TEST_PACKAGES=(chromium chromium-driver npm prometheus nginx python3 python3-venv)
 ensure_test_packages() {
+  # Ubuntu's chromium packages only install snapd and a wrapper that asks for
+  # the chromium snap: no browser for the tests, and a daemon.
+  if grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null && ! is_installed chromium; then
+    die "the tests need Chromium and chromedriver from .deb packages, and Ubuntu ships them only as snaps: run scripts/test on Debian 12 (scripts/dev works on Ubuntu; see the README)"
+  fi
   install_packages "${TEST_PACKAGES[@]}"
 }
 
@@ -175,7 +184,9 @@ stop_postgres() {
   local data bin
   data=$(readlink -f "$1") || return 0
   bin=$(pg_bindir) || return 0
-  [ -f "$data/postmaster.pid" ] && pg_user_run "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  if [ -f "$data/postmaster.pid" ]; then
+    pg_user_run "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
 }
 
 # start_redis DIR PORT [extra redis-server args...]
@@ -196,5 +207,5 @@ start_redis() {
 
 stop_redis() {
   local dir=$1
-  [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+  if [ -f "$dir/redis.pid" ]; then kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; fi
 }
