@@ -15,49 +15,104 @@ as_root() {
 
 pg_bindir() {
   local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  [ -d "$dir" ] || dir=
   if [ -z "$dir" ] && command -v pg_config >/dev/null; then dir=$(pg_config --bindir); fi
   [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
 }
 
-# Installs what building and running need from the distribution when it is
-# missing: Redis, Postgres and libjpeg-turbo (linked through pkg-config).
-ensure_packages() {
-  local missing=()
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  pg_bindir >/dev/null || missing+=(postgresql)
-  command -v pkg-config >/dev/null || missing+=(pkg-config)
-  { command -v pkg-config >/dev/null && pkg-config --exists libturbojpeg; } || missing+=(libturbojpeg0-dev)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} from the distribution"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+# Packages come from the distribution through install_packages only: one
+# `apt-get update` per run, nothing recommended, no prompt, and no system
+# daemon: a package's install neither starts its service (a temporary
+# policy-rc.d refuses every start) nor leaves it enabled at boot, and
+# Postgres creates no 'main' cluster. The scripts start their own servers.
+APT_UPDATED=
+is_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+install_packages() {
+  local wanted=() pkg
+  if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    log "not a Debian system: make sure the equivalents of $* are installed"
+    return 0
   fi
+  for pkg in "$@"; do is_installed "$pkg" || wanted+=("$pkg"); done
+  [ ${#wanted[@]} -gt 0 ] || return 0
+  [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null || die "missing ${wanted[*]}: run as root, or install sudo"
+  log "installing ${wanted[*]} from the distribution"
+  if [ -z "$APT_UPDATED" ]; then
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  # In a subshell, so its trap removes the policy-rc.d on every way out.
+  (
+    local policy=/usr/sbin/policy-rc.d ours=
+    if [ ! -e "$policy" ]; then
+      trap 'as_root rm -f "$policy"' EXIT
+      trap 'exit 130' INT TERM
+      # shellcheck disable=SC2016 # $1 is the inner shell's
+      as_root sh -c 'printf "#!/bin/sh\n# scripts/services.sh: no service starts while it installs packages\nexit 101\n" > "$1" && chmod 755 "$1"' sh "$policy"
+      ours=1
+    fi
+    [ -n "$ours" ] || log "$policy exists; left as it is"
+    local before after
+    before=$(dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort)
+    apt() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+    local p
+    for p in "${wanted[@]}"; do
+      # The server's install would create and start a 'main' cluster on 5432:
+      # its cluster manager goes first, told not to.
+      if [ "$p" = postgresql ] && ! is_installed postgresql-common; then
+        apt postgresql-common
+        as_root sed -i -E 's/^#? *create_main_cluster *=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
+        grep -q '^create_main_cluster = false' /etc/postgresql-common/createcluster.conf \
+          || die "could not turn off Postgres's main cluster in /etc/postgresql-common/createcluster.conf"
+      fi
+    done
+    apt "${wanted[@]}"
+    after=$(dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort)
+    # What was just installed stays off at boot too: every service or socket
+    # of a new package (nginx's is in nginx-common, dbus comes with Chromium)
+    # that runs on (oneshot services, like timers, start nothing that stays).
+    local unit file
+    for p in $(comm -13 <(echo "$before") <(echo "$after")); do
+      for file in $(dpkg -L "$p" 2>/dev/null | grep -E '^(/usr)?/lib/systemd/system/[^@/]+\.(service|socket)$'); do
+        grep -q '^Type=oneshot' "$file" && continue
+        unit=$(basename "$file")
+        if command -v systemctl >/dev/null; then as_root systemctl disable --quiet "$unit" >/dev/null 2>&1 || true; fi
+      done
+      for unit in $(dpkg -L "$p" 2>/dev/null | grep -E '^/etc/init\.d/[^/]+$' | xargs -r -n1 basename); do
+        as_root update-rc.d "$unit" disable >/dev/null 2>&1 || true
+      done
+    done
+  )
+}
+
+# What building and running need: a C compiler and the C library's headers
+# (the linker and `ring`), pkg-config and libjpeg-turbo (linked), Postgres
+# and Redis (started by the scripts), CA certificates (cargo, npm and pip
+# fetch over HTTPS), curl (scripts/dev waits for the api with it), procps
+# (`ps` and `kill`).
+BUILD_PACKAGES=(gcc libc6-dev pkg-config libturbojpeg0-dev postgresql redis-server ca-certificates curl procps)
+ensure_packages() {
+  install_packages "${BUILD_PACKAGES[@]}"
 }
 
 # What only the tests need: headless Chromium and its WebDriver (browser
-# tests), npm (s3rver, the S3 stand-in) and promtool (the alert rules).
-# Running the product needs none of them.
+# tests), npm (s3rver, the S3 stand-in, which testkit installs into
+# target/testkit-s3rver), prometheus (its promtool checks the alert rules;
+# the server itself never runs), nginx and gettext-base's envsubst (the
+# proxy test renders and runs the shipped template), docker-compose 1.29
+# (`config` validates docker-compose.yml; no engine, no daemon), python3-venv
+# (schemathesis). Running the product needs none of them.
+TEST_PACKAGES=(chromium chromium-driver npm prometheus nginx gettext-base docker-compose python3 python3-venv)
 ensure_test_packages() {
-  local missing=()
-  command -v chromium >/dev/null || missing+=(chromium)
-  command -v chromedriver >/dev/null || missing+=(chromium-driver)
-  command -v npm >/dev/null || missing+=(npm)
-  [ -x /usr/sbin/nginx ] || missing+=(nginx); command -v envsubst >/dev/null || missing+=(gettext-base)  # the proxy tests
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} from the distribution (for the tests)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Ubuntu's chromium packages only install snapd and a wrapper that asks for
+  # the chromium snap: no browser for the tests, and a daemon.
+  if grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null && ! is_installed chromium; then
+    die "the tests need Chromium and chromedriver from .deb packages, and Ubuntu ships them only as snaps: run scripts/test on Debian 12 (scripts/dev works on Ubuntu; see the README)"
   fi
-  # promtool checks the alert rules; only the server's package has it (its
-  # recommended exporters are not needed).
-  if ! command -v promtool >/dev/null; then
-    log "installing prometheus (promtool) from the distribution (for the tests)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  fi
-  # The Compose validator (`docker-compose config` needs no engine; without recommends: no Docker daemon).
-  command -v docker-compose >/dev/null || { log "installing docker-compose (the Compose validator, for the tests)"; as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+  install_packages "${TEST_PACKAGES[@]}"
 }
 
 # schemathesis (PyPI), the OpenAPI fuzzer a test runs against the api, in a
@@ -66,13 +121,9 @@ SCHEMATHESIS_VERSION=4.32.5
 ensure_schemathesis() {
   local venv="$ROOT/target/tools/schemathesis"
   if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/schemathesis" --version | grep -q "$SCHEMATHESIS_VERSION"; then
-    command -v python3 >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null; }
-    log "installing schemathesis $SCHEMATHESIS_VERSION (for the tests)"
-    python3 -m venv "$venv" 2>/dev/null || {
-      as_root apt-get update -qq
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-      python3 -m venv "$venv"
-    }
+    install_packages python3 python3-venv
+    log "installing schemathesis $SCHEMATHESIS_VERSION into target/tools/schemathesis (for the tests)"
+    python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
   fi
   export SCHEMATHESIS="$venv/bin/schemathesis"
@@ -135,7 +186,9 @@ stop_postgres() {
   local data bin
   data=$(readlink -f "$1") || return 0
   bin=$(pg_bindir) || return 0
-  [ -f "$data/postmaster.pid" ] && pg_user_run "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  if [ -f "$data/postmaster.pid" ]; then
+    pg_user_run "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
 }
 
 # start_redis DIR PORT [extra redis-server args...]
@@ -156,5 +209,5 @@ start_redis() {
 
 stop_redis() {
   local dir=$1
-  [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+  if [ -f "$dir/redis.pid" ]; then kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; fi
 }
