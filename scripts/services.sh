@@ -27,8 +27,19 @@ pg_bindir() {
 # policy-rc.d refuses every start) nor leaves it enabled at boot, and
 # Postgres creates no 'main' cluster. The scripts start their own servers.
 APT_UPDATED=
+# A package counts as there when dpkg has it, or when its command already is
+# on PATH from elsewhere: NodeSource's nodejs carries npm, and Debian's npm
+# conflicts with it, so asking apt for npm there would fail the whole run.
 is_installed() {
-  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ] && return 0
+  local command=$1
+  case $1 in
+    chromium-driver) command=chromedriver ;;
+    prometheus) command=promtool ;;
+    gettext-base) command=envsubst ;;
+    postgresql | postgresql-common | lib* | ca-certificates | procps | python3-venv) return 1 ;;
+  esac
+  command -v "$command" >/dev/null
 }
 install_packages() {
   local wanted=() pkg
@@ -47,7 +58,9 @@ install_packages() {
   # In a subshell, so its trap removes the policy-rc.d on every way out.
   (
     local policy=/usr/sbin/policy-rc.d ours=
-    if [ ! -e "$policy" ]; then
+    # One left by a run that was killed mid-install (its marker line) is
+    # ours to replace and remove, not the system's to keep.
+    if [ ! -e "$policy" ] || grep -q '^# scripts/services.sh:' "$policy" 2>/dev/null; then
       trap 'as_root rm -f "$policy"' EXIT
       trap 'exit 130' INT TERM
       # shellcheck disable=SC2016 # $1 is the inner shell's
@@ -62,8 +75,9 @@ install_packages() {
     for p in "${wanted[@]}"; do
       # The server's install would create and start a 'main' cluster on 5432:
       # its cluster manager goes first, told not to.
-      if [ "$p" = postgresql ] && ! is_installed postgresql-common; then
-        apt postgresql-common
+      # (Also when postgresql-common came earlier, with the client.)
+      if [ "$p" = postgresql ]; then
+        is_installed postgresql-common || apt postgresql-common
         as_root sed -i -E 's/^#? *create_main_cluster *=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
         grep -q '^create_main_cluster = false' /etc/postgresql-common/createcluster.conf \
           || die "could not turn off Postgres's main cluster in /etc/postgresql-common/createcluster.conf"

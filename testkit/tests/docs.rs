@@ -25,6 +25,10 @@ const OTHER_PROGRAMS: &[(&str, &str)] = &[
     ("OTEL_BSP_*", "the OpenTelemetry SDK's batching"),
     ("MALLOC_*", "glibc's allocator"),
     ("POSTGRES_*", "the postgres image's first-time setup"),
+    (
+        "COMPOSE_*",
+        "Docker Compose's own (the project name, profiles)",
+    ),
 ];
 
 /// Paths a doc may name that are made when the system runs, not stored in
