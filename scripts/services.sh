@@ -70,6 +70,11 @@ install_packages() {
     [ -n "$ours" ] || log "$policy exists; left as it is"
     local before after
     before=$(dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' | awk '$2 == "installed" { print $1 }' | sort)
+    # Units enabled for boot, by link: a template's instance (systemd's own
+    # getty@tty1, when Chromium's dependencies bring systemd into a root
+    # that had none) is enabled under a name no package file has.
+    wants() { find /etc/systemd/system -path '*.wants/*' \( -name '*.service' -o -name '*.socket' \) 2>/dev/null | sort; }
+    local wanted_before; wanted_before=$(wants)
     apt() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
     local p
     for p in "${wanted[@]}"; do
@@ -98,6 +103,10 @@ install_packages() {
       for unit in $(dpkg -L "$p" 2>/dev/null | grep -E '^/etc/init\.d/[^/]+$' | xargs -r -n1 basename); do
         as_root update-rc.d "$unit" disable >/dev/null 2>&1 || true
       done
+    done
+    local link
+    for link in $(comm -13 <(echo "$wanted_before") <(wants)); do
+      grep -q '^Type=oneshot' "$link" 2>/dev/null || as_root rm -f "$link"
     done
   )
 }
