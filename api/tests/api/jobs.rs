@@ -175,6 +175,22 @@ async fn the_job_list_revalidates_and_refuses_bad_parameters_with_their_names() 
     let app = TestApp::spawn_without_worker().await;
     let signup = app.sign_up("pager@example.com", "Pager").await;
     let token = signup["token"].as_str();
+    // Some of the signup's jobs are handed to Redis just after its answer,
+    // which moves their records on (pending → waiting): the list to
+    // revalidate is the one after that, or it rightly changes under the tag.
+    testkit::wait::until(
+        "the signup's jobs to be handed over",
+        std::time::Duration::from_secs(10),
+        || async {
+            let pending: i64 =
+                sqlx::query_scalar("select count(*) from jobs where state = 'pending'")
+                    .fetch_one(&app.pool)
+                    .await
+                    .expect("the jobs table answers");
+            (pending == 0).then_some(())
+        },
+    )
+    .await;
 
     let first = app.get("/api/me/jobs", token).await;
     assert_eq!(first.status(), 200);
