@@ -123,13 +123,14 @@ impl Application {
         let relay = tokio::spawn(outbox::run_relay(
             self.state.pool.clone(),
             self.state.queues.clone(),
+            self.state.feed.clone(),
             RELAY_INTERVAL,
             self.state.redis.redeliver_after,
         ));
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         let state = self.state.clone();
         let listener = tokio::spawn(async move {
-            job_versions::follow(state.pool.clone(), &state.job_versions).await
+            job_versions::follow(&state.queues, &state.redis, &state.job_versions).await
         });
         let queues = self.state.queues.clone();
         let eviction = tokio::spawn(async move { queue::watch_eviction_policy(&queues).await });

@@ -22,6 +22,7 @@ use crate::passwords::Passwords;
 use crate::rate_limit::{ClientLimit, Limiter};
 use crate::stripe_signature::StripeWebhook;
 use crate::token_cache::{TokenCache, TokenHash};
+use queue::feed::Publisher;
 
 /// Tokens the api remembers as verified (about 100 bytes each).
 const TOKEN_CACHE_CAPACITY: usize = 100_000;
@@ -54,6 +55,8 @@ pub struct App {
     pub pool: PgPool,
     /// The BullMQ queues jobs are handed to after commit.
     pub queues: Arc<JobQueues>,
+    /// Tells every api instance of the job records this one wrote.
+    pub feed: Publisher,
     /// Redis' eviction policy as `/readyz` reports it, asked at most once
     /// a second.
     pub eviction: EvictionCheck,
@@ -141,7 +144,8 @@ impl AppState {
                 .context("cannot start the password hashing threads")?,
             login_failures: auth.login_failures,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
-            job_versions: JobVersions::new(),
+            job_versions: JobVersions::new(server.poll_memory_max_age),
+            feed: Publisher::spawn(queues.clone()),
             auth_limit: ClientLimit {
                 limiter: (auth.rate_limit > 0).then(|| {
                     Arc::new(Limiter::shared(

@@ -158,7 +158,16 @@ impl<'a> DeadLetters<'a> {
         };
         records::retried(self.pool, job_id)
             .await
-            .context("the job was retried but its record could not be updated")
+            .context("the job was retried but its record could not be updated")?;
+        // An operator's action, not a hot path: published at once.
+        if let Err(error) = self
+            .queues
+            .publish_changes(&[crate::feed::Change::Job(job_id)])
+            .await
+        {
+            tracing::warn!(%error, "could not tell the api instances of a retried job");
+        }
+        Ok(())
     }
 }
 

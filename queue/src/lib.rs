@@ -2,8 +2,9 @@
 //! to reach Redis (here), handing jobs over (`produce`), what operators
 //! read and change (`operate`: counts, pauses, consumers), the marker of
 //! a queue whose provider refuses our credentials (`misconfigured`),
-//! Redis's eviction policy (`eviction`), how full its memory is (`memory`)
-//! and failed jobs ([`dead_letters`]).
+//! Redis's eviction policy (`eviction`), how full its memory is (`memory`),
+//! failed jobs ([`dead_letters`]) and the change feed of job records
+//! ([`feed`]).
 //! The worker's side (`bullmq::Worker`, its options and events) is in the
 //! worker's runtime; the queue names and settings both use come from the
 //! catalogue.
@@ -23,6 +24,7 @@ use platform::config::RedisSettings;
 
 pub mod dead_letters;
 mod eviction;
+pub mod feed;
 mod memory;
 mod misconfigured;
 mod operate;

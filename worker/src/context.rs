@@ -7,6 +7,7 @@ use platform::config::{
     LinkSettings, MaintenanceSettings, PhotoSettings, ProviderSettings, Settings,
 };
 use queue::JobQueues;
+use queue::feed::{Change, Publisher};
 use sqlx::PgPool;
 use storage::Storage;
 use store::unsubscribe::UnsubscribeKey;
@@ -37,6 +38,8 @@ pub struct JobContext {
     pub http: reqwest::Client,
     /// Queue handles, to pause a queue a provider asked us to slow down on.
     pub queues: JobQueues,
+    /// Tells every api instance of the job records this worker wrote.
+    pub feed: Publisher,
     /// What the maintenance tasks keep and for how long.
     pub maintenance: MaintenanceSettings,
     /// Signs the unsubscribe links of product mail; `None` sends none.
@@ -58,12 +61,20 @@ impl JobContext {
             links: settings.links.clone(),
             http: provider_client()?,
             queues: JobQueues::new(&settings.redis, settings.queues),
+            feed: Publisher::spawn(Arc::new(JobQueues::new(&settings.redis, settings.queues))),
             unsubscribe: settings
                 .mail
                 .unsubscribe_secret
                 .as_ref()
                 .map(UnsubscribeKey::new),
         })
+    }
+}
+
+impl JobContext {
+    /// `job`'s record changed: every api instance forgets what it knew of it.
+    pub fn changed(&self, job: uuid::Uuid) {
+        self.feed.publish(Change::Job(job));
     }
 }
 

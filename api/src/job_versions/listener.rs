@@ -1,26 +1,29 @@
-//! The listener that tells [`JobVersions`] of every changed job, and proves
-//! every few seconds that it still hears.
+//! The listener that tells [`JobVersions`] of every changed job the feed
+//! carries, and proves every few seconds that it still hears.
 
 use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use platform::config::RedisSettings;
+use queue::JobQueues;
+use queue::feed::{Change, Heard, Subscription, channels};
+use uuid::Uuid;
 
-use super::{CHANNEL, JobVersions};
+use super::JobVersions;
 
-/// Listens for changed jobs for as long as the api runs, reconnecting with
-/// a growing pause (at most 10 s) when Postgres goes away; meanwhile every
-/// poll asks the database. Holds one Postgres connection besides `pool`.
-pub async fn follow(pool: PgPool, versions: &JobVersions) {
+/// Listens to the change feed for as long as the api runs, subscribing
+/// again with a growing pause (at most 10 s) when Redis goes away;
+/// meanwhile every poll asks the database. Holds one Redis connection (one
+/// per node on a cluster) besides the queues'.
+pub async fn follow(queues: &JobQueues, redis: &RedisSettings, versions: &JobVersions) {
     let mut pause = FIRST_PAUSE;
     loop {
-        let why = match listen(&pool).await {
-            Ok(mut listener) => {
-                let why = hear(&pool, &mut listener, versions, &mut pause).await;
+        let why = match Subscription::subscribe(redis).await {
+            Ok(subscription) => {
+                let why = hear(queues, redis, subscription, versions, &mut pause).await;
                 versions.reset(false);
                 why
             }
-            Err(error) => format!("cannot listen: {error}"),
+            Err(error) => format!("cannot subscribe: {error}"),
         };
         tracing::warn!(
             reason = %why,
@@ -32,124 +35,81 @@ pub async fn follow(pool: PgPool, versions: &JobVersions) {
     }
 }
 
-/// The pause before the first reconnection, and again once a probe came back.
+/// The pause before the first new subscription, and again once a probe
+/// came back.
 const FIRST_PAUSE: Duration = Duration::from_millis(200);
-/// How often the listener proves it still hears: a connection to a
-/// Postgres host that died (failover) can wait for ever without an error.
-const PROBE_EVERY: Duration = Duration::from_secs(5);
-/// How long a probe may take to come back before the connection is given up.
-const PROBE_DEADLINE: Duration = Duration::from_secs(5);
-/// Payloads of the listener's own probes (a job id never starts so).
-const PROBE: &str = "probe:";
+/// How often the listener proves it still hears: a connection to a Redis
+/// host that died (a failover) can wait for ever without an error.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long a probe may take to come back on every channel before the
+/// subscription is given up.
+const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Handles notifications until the connection fails or stops delivering,
-/// and says why. Entries are trusted only from the first probe that came
-/// back: then changes are known to arrive (a proxy pooling transactions,
-/// for one, accepts `LISTEN` and delivers nothing).
+/// Handles the feed until the subscription fails or stops delivering, and
+/// says why. Entries are trusted only from the first probe that came back
+/// on every channel: then changes are known to arrive.
 async fn hear(
-    pool: &PgPool,
-    listener: &mut PgListener,
+    queues: &JobQueues,
+    redis: &RedisSettings,
+    mut subscription: Subscription,
     versions: &JobVersions,
     pause: &mut Duration,
 ) -> String {
+    // Other instances' probes arrive too: each knows its own by this.
+    let me = Uuid::new_v4().as_u64_pair().0;
+    let shards = channels(redis).len();
     let mut sent = 0_u64;
+    let mut returned = 0_usize;
     let mut awaiting = false;
-    let mut trigger_off = false;
-    // One timer for the listener's life, moved rather than made anew for
-    // every notification (thousands a second when the worker is busy).
+    // One timer for the listener's life, moved rather than made anew.
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut changed = Vec::new();
     loop {
         tokio::select! {
-            // Cancel-safe since sqlx 0.8.2: a probe's timer firing loses nothing.
-            received = listener.try_recv() => {
-                let first = match received {
-                    Ok(Some(notification)) => notification,
-                    Ok(None) => return "the connection was lost".to_owned(),
-                    Err(error) => return error.to_string(),
+            heard = subscription.next() => {
+                let changes = match heard {
+                    Heard::Lost => return "the connection was lost".to_owned(),
+                    Heard::Changes(Some(changes)) => changes,
+                    Heard::Changes(None) => {
+                        // Not ours, or from a newer version: cannot tell
+                        // what changed.
+                        versions.reset(versions.is_live());
+                        continue;
+                    }
                 };
-                // What else already arrived is handled under one lock.
-                let buffered = std::iter::from_fn(|| listener.next_buffered());
-                let mut unknown = false;
-                for notification in std::iter::once(first).chain(buffered) {
-                    let payload = notification.payload();
-                    if let Some(probe) = payload.strip_prefix(PROBE) {
-                        if awaiting && probe.parse() == Ok(sent) {
-                            if !versions.is_live() {
-                                versions.reset(true);
-                                *pause = FIRST_PAUSE;
+                for change in changes {
+                    match change {
+                        Change::Probe(from, n) if from == me && n == sent && awaiting => {
+                            returned += 1;
+                            if returned == shards {
+                                if !versions.is_live() {
+                                    versions.reset(true);
+                                    *pause = FIRST_PAUSE;
+                                }
+                                awaiting = false;
+                                timer.as_mut().reset(tokio::time::Instant::now() + PROBE_EVERY);
                             }
-                            awaiting = false;
-                            timer.as_mut().reset(tokio::time::Instant::now() + PROBE_EVERY);
                         }
-                    } else if let Ok(job) = payload.parse() {
-                        changed.push(job);
-                    } else {
-                        // `all` (the jobs were truncated: migration `…21`),
-                        // or not ours: cannot tell what changed.
-                        unknown = true;
+                        Change::Probe(..) => {}
+                        Change::Job(_) | Change::NewJobsOf(_) => changed.push(change),
                     }
                 }
                 versions.changed_all(&changed);
                 changed.clear();
-                if unknown {
-                    versions.reset(versions.is_live());
-                }
             }
             () = &mut timer => {
                 if awaiting {
                     return format!("a probe did not come back within {PROBE_DEADLINE:?}");
                 }
                 sent += 1;
-                // Sent only while both triggers are on in every session
-                // (`A`lways: a plain `enable` leaves out sessions in
-                // replica mode), so the probe proves both that changes are
-                // told and that they arrive.
-                let probe = sqlx::query(
-                    "select pg_notify($1, $2)
-                      where (select count(*) from pg_trigger
-                              where tgrelid = 'jobs'::regclass
-                                and tgname in ('jobs_changed', 'jobs_truncated')
-                                and tgenabled = 'A') = 2",
-                )
-                .bind(CHANNEL)
-                .bind(format!("{PROBE}{sent}"))
-                .execute(pool)
-                .await;
-                match probe {
-                    Err(error) => return format!("cannot send a probe: {error}"),
-                    Ok(done) if done.rows_affected() == 0 => {
-                        if !trigger_off {
-                            tracing::warn!(
-                                "the jobs_changed triggers are not enabled always: polls ask the database \
-                                 (alter table jobs enable always trigger jobs_changed, and jobs_truncated)"
-                            );
-                            trigger_off = true;
-                        }
-                        versions.reset(false);
-                        timer.as_mut().reset(tokio::time::Instant::now() + PROBE_EVERY);
-                        continue;
-                    }
-                    Ok(_) => trigger_off = false,
+                returned = 0;
+                if let Err(error) = queues.publish_probe(me, sent).await {
+                    return format!("cannot send a probe: {error}");
                 }
                 awaiting = true;
                 timer.as_mut().reset(tokio::time::Instant::now() + PROBE_DEADLINE);
             }
         }
     }
-}
-
-/// A listener on a connection of its own, outside `pool`: a listener given
-/// up on a dead host cannot close cleanly (sqlx's `UNLISTEN` on drop waits
-/// until the kernel gives the connection up, up to about 15 minutes), and
-/// it must hold no connection the requests need meanwhile.
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with((*pool.connect_options()).clone());
-    let mut listener = PgListener::connect_with(&own).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
 }

@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use catalogue::{Job, QueueName};
 use queue::JobQueues;
+use queue::feed::{Change, Publisher};
 use store::records;
-use store::records::{Failure, JobState, PublicError};
+use store::records::{Failure, PublicError};
 
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -37,6 +38,8 @@ struct JobRecord {
     payload: serde_json::Value,
     /// How long after the commit the job is due; zero for at once.
     delay: Duration,
+    /// The user who polls it, if any.
+    owner: Option<Uuid>,
 }
 
 /// Where a job stands in the outbox right after dispatch.
@@ -94,13 +97,14 @@ async fn record<J: Job>(
         queue: J::QUEUE,
         payload: serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
         delay,
+        owner: job.owner(),
     };
     let max_attempts = queues.settings(J::QUEUE).attempts;
     records::insert(
         conn,
         records::NewRecord {
             job_id: record.id,
-            owner: job.owner(),
+            owner: record.owner,
             queue: record.queue,
             payload: &record.payload,
             max_attempts,
@@ -115,15 +119,24 @@ async fn record<J: Job>(
     Ok(record)
 }
 
-/// Enqueues freshly committed records, concurrently; what Redis does not take
-/// stays `pending` for the relay. Never fails: the records are safe either way.
+/// Enqueues freshly committed records, concurrently; what Redis does not
+/// take is marked `pending` for the relay. Never fails: the records are
+/// safe either way. Tells every api instance first that the owners have
+/// new jobs (their job lists changed).
 ///
-/// Marking the rows `waiting` happens after this returns, off the request
-/// path: if that write is lost, the relay re-adds the same jobId, which
-/// BullMQ ignores, so it is only a status refinement.
-async fn dispatch(pool: &PgPool, queues: &JobQueues, batch: &[JobRecord]) -> Vec<DispatchState> {
+/// A record is written as the hand-over leaves it (`waiting`, `delayed`),
+/// so one that works costs no write; only a failure is marked. If that
+/// mark is lost too, the relay hands the record over
+/// once its grace is past, as it does for one whose process died here.
+async fn dispatch(app: &AppState, batch: &[JobRecord]) -> Vec<DispatchState> {
+    let mut owners: Vec<Uuid> = batch.iter().filter_map(|record| record.owner).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    app.feed
+        .publish_all(owners.into_iter().map(Change::NewJobsOf));
     let states = futures::future::join_all(batch.iter().map(|record| async move {
-        match queues
+        match app
+            .queues
             .enqueue(record.queue, record.id, &record.payload, record.delay)
             .await
         {
@@ -141,21 +154,21 @@ async fn dispatch(pool: &PgPool, queues: &JobQueues, batch: &[JobRecord]) -> Vec
         }
     }))
     .await;
-    let enqueued: Vec<Uuid> = batch
+    let failed: Vec<Uuid> = batch
         .iter()
         .zip(&states)
-        .filter(|(_, state)| **state != DispatchState::Pending)
+        .filter(|(_, state)| **state == DispatchState::Pending)
         .map(|(record, _)| record.id)
         .collect();
-    if !enqueued.is_empty() {
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            if let Err(error) = records::enqueued(&pool, &enqueued).await {
-                // The jobs are in Redis and will run; only the status lags
-                // until a worker picks them up.
-                tracing::warn!(%error, "failed to mark jobs as enqueued");
-            }
-        });
+    if !failed.is_empty() {
+        // Before the answer, which says `pending` too: only Redis failing
+        // gets here.
+        match records::unenqueued(&app.pool, &failed).await {
+            Ok(marked) => app.feed.publish_all(marked.into_iter().map(Change::Job)),
+            // The relay hands them over after its grace all the same; only
+            // their status says `waiting` meanwhile.
+            Err(error) => tracing::warn!(%error, "failed to mark jobs as not enqueued"),
+        }
     }
     states
 }
@@ -171,11 +184,12 @@ async fn dispatch(pool: &PgPool, queues: &JobQueues, batch: &[JobRecord]) -> Vec
 pub async fn relay_pending(
     pool: &PgPool,
     queues: &JobQueues,
+    feed: &Publisher,
     grace: Duration,
     redeliver_after: Duration,
 ) -> Result<usize, RelayError> {
-    let pending = relay_pass(pool, queues, Pass::Pending { grace }).await?;
-    let again = relay_pass(pool, queues, Pass::Again { redeliver_after }).await?;
+    let pending = relay_pass(pool, queues, feed, Pass::Pending { grace }).await?;
+    let again = relay_pass(pool, queues, feed, Pass::Again { redeliver_after }).await?;
     Ok(pending + again)
 }
 
@@ -190,7 +204,12 @@ enum Pass {
 
 /// Runs `pass` in batches, a transaction each, until a batch comes back
 /// short; returns how many rows it handed over.
-async fn relay_pass(pool: &PgPool, queues: &JobQueues, pass: Pass) -> Result<usize, RelayError> {
+async fn relay_pass(
+    pool: &PgPool,
+    queues: &JobQueues,
+    feed: &Publisher,
+    pass: Pass,
+) -> Result<usize, RelayError> {
     let mut delivered = 0;
     loop {
         let mut tx = pool.begin().await?;
@@ -200,12 +219,17 @@ async fn relay_pass(pool: &PgPool, queues: &JobQueues, pass: Pass) -> Result<usi
                 records::due_again(&mut tx, redeliver_after, BATCH).await?
             }
         };
-        let ids = hand_over(&mut tx, queues, &due).await?;
-        match pass {
+        let (ids, failed) = hand_over(&mut tx, queues, &due).await?;
+        let changed = match pass {
             Pass::Pending { .. } => records::enqueued(&mut *tx, &ids).await?,
-            Pass::Again { .. } => records::redelivered(&mut *tx, &ids).await?,
-        }
+            Pass::Again { .. } => {
+                // Only the hand-over's time changes: nothing a client sees.
+                records::redelivered(&mut *tx, &ids).await?;
+                Vec::new()
+            }
+        };
         tx.commit().await?;
+        feed.publish_all(changed.into_iter().chain(failed).map(Change::Job));
         delivered += ids.len();
         if due.len() < BATCH_LEN {
             return Ok(delivered);
@@ -218,15 +242,16 @@ const BATCH: i64 = 100;
 const BATCH_LEN: usize = BATCH as usize;
 
 /// Adds `due` to Redis, all at once (one round trip's wait per batch, not
-/// one per job); returns the ids it added. A row naming no queue we know is
-/// failed instead. If Redis fails any add, the batch is rolled back and
+/// one per job); returns the ids it added, and those it failed: a row
+/// naming no queue we know is failed instead. If Redis fails any add, the batch is rolled back and
 /// redone next time: the adds that did get through are then no-ops.
 async fn hand_over(
     tx: &mut PgConnection,
     queues: &JobQueues,
     due: &[records::Due],
-) -> Result<Vec<Uuid>, RelayError> {
+) -> Result<(Vec<Uuid>, Vec<Uuid>), RelayError> {
     let mut known = Vec::with_capacity(due.len());
+    let mut failed = Vec::new();
     for row in due {
         match row.queue.parse::<QueueName>() {
             Ok(queue) => known.push((queue, row)),
@@ -242,7 +267,9 @@ async fn hand_over(
                     public: &public,
                     detail: &problem,
                 };
-                records::fail_unowned(&mut *tx, row.job_id, JobState::Pending, failure).await?;
+                if records::fail_unowned(&mut *tx, row.job_id, row.state, failure).await? {
+                    failed.push(row.job_id);
+                }
             }
         }
     }
@@ -253,7 +280,7 @@ async fn hand_over(
     )
     .await;
     added.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(known.iter().map(|(_, row)| row.job_id).collect())
+    Ok((known.iter().map(|(_, row)| row.job_id).collect(), failed))
 }
 
 /// Runs [`relay_pending`] every `interval`, for ever; the owner aborts the
@@ -261,6 +288,7 @@ async fn hand_over(
 pub async fn run_relay(
     pool: PgPool,
     queues: std::sync::Arc<JobQueues>,
+    feed: Publisher,
     interval: Duration,
     redeliver_after: Duration,
 ) {
@@ -268,7 +296,7 @@ pub async fn run_relay(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match relay_pending(&pool, &queues, interval, redeliver_after).await {
+        match relay_pending(&pool, &queues, &feed, interval, redeliver_after).await {
             Ok(0) => {}
             Ok(delivered) => tracing::info!(delivered, "relayed pending jobs to redis"),
             Err(error) => tracing::warn!(

@@ -115,7 +115,7 @@ impl<'a> UnitOfWork<'a> {
         let began = self.began;
         let batch = self.commit_records().await?;
         let committed = Instant::now();
-        let dispatched = dispatch(&batch.state.pool, &batch.state.queues, &batch.records).await;
+        let dispatched = dispatch(batch.state, &batch.records).await;
         let handing_over = committed.elapsed();
         let jobs = batch
             .records
@@ -137,8 +137,8 @@ impl<'a> UnitOfWork<'a> {
     /// until then, the records are the relay's if this hand-over fails.
     pub async fn commit_and_hand_over_later(self) -> Result<(), sqlx::Error> {
         let Batch { state, records, .. } = self.commit_records().await?;
-        let (pool, queues) = (state.pool.clone(), state.queues.clone());
-        tokio::spawn(async move { dispatch(&pool, &queues, &records).await });
+        let state = state.clone();
+        tokio::spawn(async move { dispatch(&state, &records).await });
         Ok(())
     }
 

@@ -230,6 +230,12 @@ async fn my_jobs(
         .map_err(|_| {
             ApiError::invalid_query("cursor", "must be a next_cursor this endpoint gave".into())
         })?;
+    let versions = &state.job_versions;
+    let query = (cursor, limit as u32);
+    if let Some(etag) = versions.unchanged_list(auth.user_id, query, &request) {
+        return Ok(conditional::private_not_modified(etag));
+    }
+    let seen = versions.seen();
     // One more than asked: whether it comes tells if there is a next page.
     let mut rows = sqlx::query_as!(
         StatusRow,
@@ -248,6 +254,8 @@ async fn my_jobs(
     )
     .fetch_all(&state.pool)
     .await?;
+    // Every job the answer depends on: those read, and the cursor's.
+    let read: Vec<Uuid> = rows.iter().map(|row| row.job_id).chain(cursor).collect();
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more.then(|| rows.last().map(|row| row.job_id)).flatten();
@@ -255,5 +263,9 @@ async fn my_jobs(
         jobs: rows.into_iter().map(JobStatus::from).collect(),
         next_cursor,
     };
-    Ok(conditional::private_json(&request, &body))
+    let response = conditional::private_json(&request, &body);
+    if let Some(etag) = response.headers().get(header::ETAG) {
+        versions.remember_list(auth.user_id, query, &read, etag, seen);
+    }
+    Ok(response)
 }

@@ -1,11 +1,24 @@
-//! A poll for an unchanged job is a 304 without a query (`api::job_versions`),
-//! and still never hides a change: Postgres tells every api instance of each
-//! change, and an instance that cannot hear it asks the database.
+//! A poll for an unchanged job, or an unchanged page of one's jobs, is a 304
+//! without a query (`api::job_versions`), and still never hides a change for
+//! long: every writer publishes its changes on the feed in Redis after its
+//! commit, every api instance hears them, an instance that cannot hear asks
+//! the database, and a change whose publish never came is seen within
+//! `POLL_MEMORY_MAX_AGE_SECS`.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use testkit::{DEADLINE, TestApp};
+
+/// Longer than any test: a change seen in one of these was heard, not
+/// found because the memory gave up on it.
+const FOR_EVER: Duration = Duration::from_secs(3600);
+
+/// An api (no worker) whose memory only a heard change or a lost feed clears.
+async fn trusting_app() -> TestApp {
+    TestApp::spawn_without_worker_with(|settings| settings.server.poll_memory_max_age = FOR_EVER)
+        .await
+}
 
 const API: &str = env!("CARGO_BIN_EXE_api");
 
@@ -59,21 +72,6 @@ async fn poll_status(app: &TestApp, address: &str, path: &str, token: &str, etag
         .as_u16()
 }
 
-/// Server processes of this test's database that listen for notifications.
-async fn listener_pids(app: &TestApp) -> Vec<i32> {
-    sqlx::query_scalar(
-        "select pid from pg_stat_activity
-         where datname = current_database() and query ilike 'listen%'",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .expect("listeners")
-}
-
-async fn listeners(app: &TestApp) -> usize {
-    listener_pids(app).await.len()
-}
-
 async fn set_progress(app: &TestApp, job: &str, progress: i16) {
     sqlx::query("update jobs set progress = $2 where job_id = $1::uuid")
         .bind(job)
@@ -117,9 +115,42 @@ async fn poll_with_jobs_locked(
     answer
 }
 
+/// The first page of the user's jobs, polled once: its ETag.
+async fn polled_list(app: &TestApp, address: &str, token: &str) -> String {
+    let first = app
+        .client
+        .get(format!("{address}/api/me/jobs"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the api answers");
+    assert_eq!(first.status(), 200);
+    first.headers()["etag"].to_str().expect("ascii").to_owned()
+}
+
+/// Redis pauses every write (a `PUBLISH` included) until dropped, even by a
+/// failing test.
+struct WritesPaused<'a>(&'a TestApp);
+
+impl<'a> WritesPaused<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        assert_eq!(
+            app.redis.cli(&["CLIENT", "PAUSE", "60000", "WRITE"]).trim(),
+            "OK"
+        );
+        Self(app)
+    }
+}
+
+impl Drop for WritesPaused<'_> {
+    fn drop(&mut self) {
+        self.0.redis.cli(&["CLIENT", "UNPAUSE"]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_for_an_unchanged_job_is_answered_without_the_database() {
-    let app = TestApp::spawn_without_worker().await;
+    let app = trusting_app().await;
     let (_, path, token, etag) = polled_job(&app).await;
 
     let unchanged = poll_while_jobs_are_locked(&app, &path, &token, &etag).await;
@@ -138,78 +169,124 @@ async fn a_poll_for_an_unchanged_job_is_answered_without_the_database() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_api_instance_answers_each_change_of_a_job_it_answered_before() {
-    let mut app = TestApp::spawn_without_worker().await;
-    let (job, path, token, etag) = polled_job(&app).await;
+async fn a_poll_for_an_unchanged_page_of_ones_jobs_is_answered_without_the_database() {
+    let app = trusting_app().await;
+    let (_, _, token, _) = polled_job(&app).await;
+    let etag = polled_list(&app, &app.address, &token).await;
+
+    let unchanged = poll_while_jobs_are_locked(&app, "/api/me/jobs", &token, &etag).await;
+
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.headers()["etag"], etag.as_str());
+    let other_page = poll_with_jobs_locked(
+        &app,
+        "/api/me/jobs?limit=1",
+        &token,
+        &etag,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        other_page.is_none(),
+        "another page is not answered from this one's memory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_instance_hears_each_change_a_writer_publishes() {
+    let mut app = trusting_app().await;
+    let (_, path, token, etag) = polled_job(&app).await;
     let other = app.spawn_api_process(API).await;
     let instances = [app.address.clone(), other.address.clone()];
+    let mut list_etags = Vec::new();
     for address in &instances {
         assert_eq!(poll_status(&app, address, &path, &token, &etag).await, 304);
+        list_etags.push(polled_list(&app, address, &token).await);
     }
 
-    // A change by SQL, as an operator would make it.
-    set_progress(&app, &job, 50).await;
-    let mut etags = Vec::new();
-    for address in &instances {
-        let job = until_changed(&app, address, &path, &token, &etag).await;
-        assert_eq!(job["progress"], 50);
-        let response = app.get(&path, Some(&token)).await;
-        etags.push(
-            response.headers()["etag"]
-                .to_str()
-                .expect("ascii")
-                .to_owned(),
-        );
-    }
-    assert_eq!(etags[0], etags[1], "the same tag on every instance");
-    for address in &instances {
-        assert_eq!(
-            poll_status(&app, address, &path, &token, &etags[0]).await,
-            304
-        );
-    }
-
-    // And by the worker, which completes it.
+    // The worker takes the jobs on and completes them, publishing each step.
     app.start_worker();
     app.run_jobs_until_idle().await;
-    for address in &instances {
-        let job = until_changed(&app, address, &path, &token, &etags[0]).await;
+    for (address, list_etag) in instances.iter().zip(&list_etags) {
+        let job = until_changed(&app, address, &path, &token, &etag).await;
         assert_eq!(job["state"], "completed");
+        let list = until_changed(&app, address, "/api/me/jobs", &token, list_etag).await;
+        assert!(
+            list["jobs"]
+                .as_array()
+                .expect("jobs")
+                .iter()
+                .all(|job| job["state"] == "completed"),
+            "{list}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_new_job_changes_their_job_list_on_every_instance() {
+    let app = trusting_app().await;
+    let (_, _, token, _) = polled_job(&app).await;
+    let other = app.spawn_api_process(API).await;
+    let instances = [app.address.clone(), other.address.clone()];
+    let mut etags = Vec::new();
+    for address in &instances {
+        let etag = polled_list(&app, address, &token).await;
+        assert_eq!(
+            poll_status(&app, address, "/api/me/jobs", &token, &etag).await,
+            304
+        );
+        etags.push(etag);
+    }
+
+    let photo = testkit::images::jpeg(64, 48, &testkit::images::photo(64, 48));
+    let upload = app.upload(&token, "photo", &photo).await;
+    assert_eq!(upload.status(), 202);
+
+    for (address, etag) in instances.iter().zip(&etags) {
+        let list = until_changed(&app, address, "/api/me/jobs", &token, etag).await;
+        assert_eq!(list["jobs"][0]["name"], "image-resize", "{list}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_publish_never_came_is_answered_once_the_memory_gives_up_on_it() {
+    let app = TestApp::spawn_without_worker_with(|settings| {
+        settings.server.poll_memory_max_age = Duration::from_secs(1);
+    })
+    .await;
+    let (job, path, token, etag) = polled_job(&app).await;
+    let list_etag = polled_list(&app, &app.address, &token).await;
+
+    // Committed, and never published: what a writer killed between its
+    // commit and its publish leaves, or an operator's SQL.
+    set_progress(&app, &job, 40).await;
+
+    let changed = until_changed(&app, &app.address, &path, &token, &etag).await;
+    assert_eq!(changed["progress"], 40);
+    let list = until_changed(&app, &app.address, "/api/me/jobs", &token, &list_etag).await;
+    let listed = list["jobs"].as_array().expect("jobs");
+    let listed = listed.iter().find(|listed| listed["id"] == job.as_str());
+    assert_eq!(listed.expect("the job is listed")["progress"], 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_while_an_instance_could_not_hear_it_is_not_missed() {
-    let app = TestApp::spawn_without_worker().await;
+    let app = trusting_app().await;
     let (job, path, token, etag) = polled_job(&app).await;
     let address = app.address.clone();
     assert_eq!(poll_status(&app, &address, &path, &token, &etag).await, 304);
 
-    // The api's listening connection dies, and the job changes before the
-    // api is listening again: Postgres keeps no notification for it.
-    let pids = listener_pids(&app).await;
-    assert_eq!(pids.len(), 1, "one listening connection per api instance");
-    let killed: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
-        .bind(pids[0])
-        .fetch_one(&app.pool)
-        .await
-        .expect("terminate the listener");
-    assert!(killed);
-    testkit::wait::until("the listener to be gone", DEADLINE, || async {
-        (listeners(&app).await == 0).then_some(())
-    })
-    .await;
+    // The job changes unheard, and the api's subscription is cut: Redis
+    // keeps nothing for a subscriber that was away, so the api cannot know
+    // what changed meanwhile.
     set_progress(&app, &job, 70).await;
+    let killed = app.redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed.trim(), "1", "one subscription per api instance");
 
-    // Listening again, the api must not trust what it knew before.
-    testkit::wait::until("the listener to be back", DEADLINE, || async {
-        (listeners(&app).await == 1).then_some(())
-    })
-    .await;
     let changed = until_changed(&app, &address, &path, &token, &etag).await;
     assert_eq!(changed["progress"], 70);
     // And unchanged jobs are 304s without a query once more, as soon as
-    // the new connection's first probe has come back (until then the
+    // the new subscription's first probe has come back (until then the
     // instance remembers nothing it answers).
     let etag = testkit::wait::until(
         "a poll answered without the database again",
@@ -227,146 +304,26 @@ async fn a_change_made_while_an_instance_could_not_hear_it_is_not_missed() {
     )
     .await;
     set_progress(&app, &job, 80).await;
+    let killed = app.redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed.trim(), "1");
     let changed = until_changed(&app, &address, &path, &token, &etag).await;
     assert_eq!(changed["progress"], 80);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_that_stops_hearing_without_an_error_is_replaced_and_misses_nothing() {
-    let app = TestApp::spawn_without_worker().await;
+async fn a_feed_that_stops_delivering_without_an_error_is_not_trusted() {
+    let app = trusting_app().await;
     let (job, path, token, etag) = polled_job(&app).await;
     let address = app.address.clone();
     assert_eq!(poll_status(&app, &address, &path, &token, &etag).await, 304);
 
-    // The listening connection's server process freezes: its socket stays
-    // open and silent, as one to a Postgres host that died does.
-    let pids = listener_pids(&app).await;
-    assert_eq!(pids.len(), 1, "one listening connection per api instance");
-    let frozen = Frozen::new(pids[0]);
+    // The job changes unheard, and Redis stops passing messages on while
+    // every connection stays open: the subscription sees no error, as one
+    // to a Redis host that died does not.
     set_progress(&app, &job, 60).await;
+    let paused = WritesPaused::new(&app);
 
     let changed = until_changed(&app, &address, &path, &token, &etag).await;
-    drop(frozen);
+    drop(paused);
     assert_eq!(changed["progress"], 60);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_trigger_turned_off_polls_ask_the_database_and_miss_nothing() {
-    let app = TestApp::spawn_without_worker().await;
-    let (job, path, token, etag) = polled_job(&app).await;
-    let address = app.address.clone();
-    assert_eq!(poll_status(&app, &address, &path, &token, &etag).await, 304);
-    let trigger = |on: bool| {
-        let sql = if on {
-            "alter table jobs enable always trigger jobs_changed"
-        } else {
-            "alter table jobs disable trigger jobs_changed"
-        };
-        sqlx::query(sql).execute(&app.pool)
-    };
-
-    trigger(false).await.expect("an operator turns it off");
-    set_progress(&app, &job, 30).await;
-    let changed = until_changed(&app, &address, &path, &token, &etag).await;
-    assert_eq!(changed["progress"], 30);
-
-    // Back on: within a probe, unchanged jobs are 304s without a query again.
-    trigger(true).await.expect("and on again");
-    let etag = app.get(&path, Some(&token)).await.headers()["etag"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    testkit::wait::until("304s without a query again", DEADLINE, || async {
-        // Remembered only once the instance trusts its listener again.
-        let _ = app.get(&path, Some(&token)).await;
-        poll_with_jobs_locked(&app, &path, &token, &etag, Duration::from_millis(500))
-            .await
-            .filter(|answer| answer.status() == 304)
-    })
-    .await;
-}
-
-/// Polls `path` with `etag` until the answer is not a 304, and returns its
-/// status.
-async fn until_not_304(app: &TestApp, path: &str, token: &str, etag: &str) -> u16 {
-    testkit::wait::until("an answer other than 304", DEADLINE, || async {
-        let status = poll_status(app, &app.address, path, token, etag).await;
-        (status != 304).then_some(status)
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_truncation_of_the_jobs_is_not_hidden_by_a_304() {
-    let app = TestApp::spawn_without_worker().await;
-    let (_, path, token, etag) = polled_job(&app).await;
-    assert_eq!(
-        poll_status(&app, &app.address, &path, &token, &etag).await,
-        304
-    );
-
-    // No row trigger fires for a TRUNCATE.
-    sqlx::query("truncate jobs")
-        .execute(&app.pool)
-        .await
-        .expect("an operator empties the table");
-
-    assert_eq!(
-        until_not_304(&app, &path, &token, &etag).await,
-        404,
-        "the job is gone"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_made_in_replica_mode_is_not_hidden_by_a_304() {
-    let app = TestApp::spawn_without_worker().await;
-    let (job, path, token, etag) = polled_job(&app).await;
-    assert_eq!(
-        poll_status(&app, &app.address, &path, &token, &etag).await,
-        304
-    );
-
-    // As a logical replication subscriber, or an operator skipping
-    // triggers, changes rows: only triggers enabled ALWAYS fire.
-    let mut tx = app.pool.begin().await.expect("transaction");
-    sqlx::query("set local session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .expect("replica mode");
-    sqlx::query("update jobs set progress = 40 where job_id = $1::uuid")
-        .bind(&job)
-        .execute(&mut *tx)
-        .await
-        .expect("an update in replica mode");
-    tx.commit().await.expect("committed");
-
-    let changed = until_changed(&app, &app.address, &path, &token, &etag).await;
-    assert_eq!(changed["progress"], 40);
-}
-
-/// A stopped process, continued when dropped (even by a failing test, so
-/// the shared Postgres gets its process back).
-struct Frozen(String);
-
-impl Frozen {
-    fn new(pid: i32) -> Self {
-        let frozen = Self(pid.to_string());
-        frozen.signal("-STOP");
-        frozen
-    }
-
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([name, &self.0])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {name} {}", self.0);
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-    }
 }

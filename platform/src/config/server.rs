@@ -29,6 +29,12 @@ pub struct ServerSettings {
     /// Bearer token a scraper must send to read the api's `/metrics`;
     /// `None` leaves it open (`METRICS_TOKEN`).
     pub metrics_token: Option<SecretString>,
+    /// How long an unchanged job status or job list is answered 304 from
+    /// memory before the database is asked again: the bound on how late a
+    /// change is seen whose publish on the change feed never came (a
+    /// writer killed after its commit, an operator's SQL)
+    /// (`POLL_MEMORY_MAX_AGE_SECS`).
+    pub poll_memory_max_age: Duration,
 }
 
 variables! {
@@ -39,6 +45,7 @@ variables! {
         cors_allowed_origins: Parsed("CORS_ALLOWED_ORIGINS", CorsOrigins::SameOrigin),
         client_ip_header: Optional("CLIENT_IP_HEADER"),
         metrics_token: Secret("METRICS_TOKEN"),
+        poll_memory_max_age: Secs("POLL_MEMORY_MAX_AGE_SECS", 5).at_least(SECOND),
     }
 }
 

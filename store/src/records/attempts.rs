@@ -54,7 +54,8 @@ pub async fn start(pool: &PgPool, job_id: Uuid) -> Result<Started, sqlx::Error> 
     let started = sqlx::query_as!(
         Origin,
         "update jobs set state = 'active', run_id = $2, finished_at = null,
-                started_at = coalesce(started_at, now()), updated_at = now()
+                started_at = coalesce(started_at, now()), updated_at = now(),
+                enqueued_at = coalesce(enqueued_at, now())
          where job_id = $1 and state <> 'completed'
          returning request_id, trace_parent",
         job_id,

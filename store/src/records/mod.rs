@@ -29,6 +29,7 @@ pub use history::{
 };
 pub use outbox::{
     Due, NewRecord, due_again, due_pending, enqueued, insert, outbox_backlog, redelivered,
+    unenqueued,
 };
 
 /// Where a job stands, as its record says.

@@ -1,5 +1,5 @@
 //! The producer's side of a record: written with the change that causes
-//! its job, marked handed over, and found again by the relay (whose scans
+//! its job, marked when its hand-over failed, and found again by the relay (whose scans
 //! lock the rows they return, in the caller's transaction, so relays on
 //! many instances share the work).
 
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use catalogue::QueueName;
 
-use super::{Origin, to_i32};
+use super::{JobState, Origin, to_i32};
 
 /// A record about to be written by [`insert`].
 #[derive(Debug, Clone, Copy)]
@@ -30,8 +30,13 @@ pub struct NewRecord<'a> {
     pub delay: Option<Duration>,
 }
 
-/// Writes a new `pending` record inside the caller's transaction (the
-/// transactional outbox: see the api's `outbox`).
+/// Writes a new record inside the caller's transaction (the transactional
+/// outbox: see the api's `outbox`): `waiting`, or `delayed` when it is due
+/// later, as the hand-over after the commit will make it, so a hand-over
+/// that works costs no write. Until a worker starts it or the relay
+/// confirms it, it is unconfirmed (`enqueued_at` null): one that failed is
+/// marked [`unenqueued`], one whose hand-over never came (the process died
+/// after the commit) is the relay's after its grace.
 pub async fn insert(
     conn: &mut PgConnection,
     record: NewRecord<'_>,
@@ -39,8 +44,9 @@ pub async fn insert(
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id, trace_parent,
-                           run_at)
-         values ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
+                           run_at, state)
+         values ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8),
+                 case when $8 > 0 then 'delayed' else 'waiting' end)",
         record.job_id,
         record.owner,
         record.queue.as_str(),
@@ -67,19 +73,51 @@ pub async fn redelivered<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<()
     Ok(())
 }
 
-/// The jobs are in Redis: `pending` → `waiting` (or `delayed` until their
-/// due time), unless a worker already moved them further.
-pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update jobs
-         set state = case when run_at > now() then 'delayed' else 'waiting' end,
-             enqueued_at = now(), updated_at = now()
-         where job_id = any($1) and state = 'pending'",
+/// The relay handed the jobs to Redis: unconfirmed records are confirmed,
+/// and `pending` ones become `waiting` (or `delayed` until their due
+/// time), unless a worker already moved them further. Returns the jobs
+/// whose state changed (those that were `pending`).
+pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let confirmed = sqlx::query!(
+        r#"with unconfirmed as (
+               select job_id, state from jobs
+               where job_id = any($1) and enqueued_at is null
+                 and state in ('pending', 'waiting', 'delayed')
+               for update
+           )
+           update jobs
+           set state = case when run_at > now() then 'delayed' else 'waiting' end,
+               enqueued_at = now(), updated_at = now()
+           from unconfirmed
+           where jobs.job_id = unconfirmed.job_id
+           returning jobs.job_id, unconfirmed.state = 'pending' as "was_pending!""#,
         ids,
     )
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(())
+    // A confirmation alone changes nothing a client sees.
+    Ok(confirmed
+        .into_iter()
+        .filter(|row| row.was_pending)
+        .map(|row| row.job_id)
+        .collect())
+}
+
+/// The hand-over after the commit failed: the records say `pending` (not
+/// in Redis) until the relay delivers them, unless a worker started them
+/// meanwhile (the add went through after all). Returns those marked.
+pub async fn unenqueued<'c>(
+    db: impl PgExecutor<'c>,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"update jobs set state = 'pending', updated_at = now()
+           where job_id = any($1) and enqueued_at is null and state in ('waiting', 'delayed')
+           returning job_id as "job_id!""#,
+        ids,
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// A record the relay hands to Redis.
@@ -89,25 +127,29 @@ pub struct Due {
     pub job_id: Uuid,
     /// Its queue's name as stored.
     pub queue: String,
+    /// Its state as read.
+    pub state: JobState,
     /// The job data.
     pub payload: serde_json::Value,
     /// How long until it is due (zero once it is).
     pub delay: Duration,
 }
 
-/// Up to `limit` records `pending` for longer than `grace`, oldest first,
-/// locked for the caller's transaction (`skip locked`: another relay takes
-/// the next ones).
+/// Up to `limit` records unconfirmed for longer than `grace` (`pending`,
+/// or written `waiting`/`delayed` and neither started nor confirmed since:
+/// see [`insert`]), oldest first, locked for the caller's transaction
+/// (`skip locked`: another relay takes the next ones).
 pub async fn due_pending(
     conn: &mut PgConnection,
     grace: Duration,
     limit: i64,
 ) -> Result<Vec<Due>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select job_id, queue, payload,
+        r#"select job_id, queue, payload, state as "state: JobState",
                   greatest(extract(epoch from run_at - now()), 0)::float8 as "delay_secs!"
            from jobs
-           where state = 'pending' and created_at < now() - make_interval(secs => $1)
+           where enqueued_at is null and state in ('pending', 'waiting', 'delayed')
+             and created_at < now() - make_interval(secs => $1)
            order by created_at
            limit $2
            for update skip locked"#,
@@ -121,6 +163,7 @@ pub async fn due_pending(
         .map(|row| Due {
             job_id: row.job_id,
             queue: row.queue,
+            state: row.state,
             payload: row.payload,
             delay: Duration::from_secs_f64(row.delay_secs),
         })
@@ -137,7 +180,7 @@ pub async fn due_again(
     limit: i64,
 ) -> Result<Vec<Due>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select job_id, queue, payload from jobs
+        r#"select job_id, queue, payload, state as "state: JobState" from jobs
            where state in ('waiting', 'delayed')
              and greatest(run_at, enqueued_at) < now() - make_interval(secs => $1)
            order by greatest(run_at, enqueued_at)
@@ -153,21 +196,25 @@ pub async fn due_again(
         .map(|row| Due {
             job_id: row.job_id,
             queue: row.queue,
+            state: row.state,
             payload: row.payload,
             delay: Duration::ZERO,
         })
         .collect())
 }
 
-/// The outbox: records not handed to Redis yet, how many, and how long
-/// the oldest has waited (the pending index answers both).
+/// The outbox: records not known to be in Redis yet (unconfirmed), how
+/// many, and how long the oldest has waited (the unconfirmed index
+/// answers both). At a healthy pace they are the jobs of the last few
+/// seconds; a Redis that refuses them makes the oldest grow.
 pub async fn outbox_backlog(
     db: impl PgExecutor<'_>,
 ) -> Result<(i64, Option<Duration>), sqlx::Error> {
     let row = sqlx::query!(
         r#"select count(*) as "pending!",
                   extract(epoch from now() - min(created_at))::float8 as oldest_secs
-           from jobs where state = 'pending'"#,
+           from jobs
+           where enqueued_at is null and state in ('pending', 'waiting', 'delayed')"#,
     )
     .fetch_one(db)
     .await?;

@@ -137,28 +137,49 @@ async fn a_failed_record_is_left_only_by_an_operators_retry() {
 }
 
 #[tokio::test]
-async fn enqueuing_moves_only_pending_records_and_a_delayed_one_waits_out_its_delay() {
+async fn a_record_is_written_as_its_hand_over_leaves_it_and_only_a_failed_one_says_pending() {
     let pool = migrated_pool().await;
     let (now, later, running) = (
         recorded(&pool, None).await,
         recorded(&pool, Some(Duration::from_secs(3600))).await,
         recorded(&pool, None).await,
     );
+    assert_eq!(state_of(&pool, now).await, "waiting");
+    assert_eq!(state_of(&pool, later).await, "delayed");
     started(&pool, running).await;
 
-    records::enqueued(&pool, &[now, later, running])
+    // The hand-over failed: not in Redis.
+    let mut marked = records::unenqueued(&pool, &[now, later, running])
+        .await
+        .expect("marked");
+    marked.sort();
+    let mut expected = vec![now, later];
+    expected.sort();
+    assert_eq!(marked, expected, "a started record is in Redis after all");
+    assert_eq!(state_of(&pool, now).await, "pending");
+    assert_eq!(state_of(&pool, later).await, "pending");
+
+    // The relay handed them over.
+    let mut moved = records::enqueued(&pool, &[now, later, running])
         .await
         .expect("enqueued");
-
+    moved.sort();
+    assert_eq!(moved, expected);
     assert_eq!(state_of(&pool, now).await, "waiting");
     assert_eq!(state_of(&pool, later).await, "delayed");
     assert_eq!(state_of(&pool, running).await, "active", "never moved back");
+    let again = records::unenqueued(&pool, &[now]).await.expect("read");
+    assert!(
+        again.is_empty(),
+        "a confirmed record is known to be in Redis"
+    );
 }
 
 #[tokio::test]
 async fn an_unowned_record_is_failed_only_from_the_state_it_was_seen_in() {
     let pool = migrated_pool().await;
     let job = recorded(&pool, None).await;
+    records::unenqueued(&pool, &[job]).await.expect("pending");
     let public = unreadable();
 
     let from_active = records::fail_unowned(&pool, job, JobState::Active, failure(&public))

@@ -47,10 +47,11 @@ impl JobMeta {
     pub async fn progress(&self, ctx: &JobContext, percent: i16) {
         // Our record for our clients, BullMQ's job hash for its tools.
         let recorded = async {
-            if let Some(run) = self.run
-                && let Err(error) = records::progress(&ctx.pool, run, percent).await
-            {
-                tracing::debug!(%error, "could not record progress");
+            if let Some(run) = self.run {
+                match records::progress(&ctx.pool, run, percent).await {
+                    Ok(()) => ctx.changed(run.job_id),
+                    Err(error) => tracing::debug!(%error, "could not record progress"),
+                }
             }
         };
         let mut queued = self.queued.clone();

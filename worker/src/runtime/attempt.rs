@@ -98,6 +98,7 @@ async fn take_record(
     };
     let started = records::start(&ctx.pool, id).await;
     if let Ok(Started::Run(_, origin)) = &started {
+        ctx.changed(id);
         if let Some(request_id) = &origin.request_id {
             // The api's log lines of the request that recorded the job have it too.
             span.record("request_id", request_id.as_str());
@@ -121,7 +122,9 @@ async fn record_completion(
         return outcome;
     };
     let taken = records::completed(&ctx.pool, run, meta.attempt, result).await?;
-    if !taken {
+    if taken {
+        ctx.changed(run.job_id);
+    } else {
         tracing::warn!("a newer attempt owns the record; this result is not recorded");
     }
     outcome
@@ -271,8 +274,9 @@ impl<'a> Attempt<'a> {
                 public: &public,
                 detail: &detail,
             };
-            if let Err(db) = records::requeued(&ctx.pool, run, failure).await {
-                tracing::warn!(error = %db, "could not record the requeue");
+            match records::requeued(&ctx.pool, run, failure).await {
+                Ok(()) => ctx.changed(run.job_id),
+                Err(db) => tracing::warn!(error = %db, "could not record the requeue"),
             }
         }
         bullmq::Error::RateLimited { delay_ms: wait_ms }
@@ -305,7 +309,7 @@ impl<'a> Attempt<'a> {
                 detail: &detail,
             };
             match records::attempt_failed(&ctx.pool, run, self.number, failure, retrying).await {
-                Ok(true) => {}
+                Ok(true) => ctx.changed(run.job_id),
                 Ok(false) => {
                     tracing::warn!("a newer attempt owns the record; this failure is not recorded")
                 }

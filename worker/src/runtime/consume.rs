@@ -174,8 +174,7 @@ async fn connect<H: Handler>(
             Ok(worker) => {
                 tracing::info!(%queue, concurrency, "consuming queue");
                 let worker = Arc::new(worker);
-                let events =
-                    tokio::spawn(watch_events(lane.clone(), worker.clone(), ctx.pool.clone()));
+                let events = tokio::spawn(watch_events(lane.clone(), worker.clone(), ctx.clone()));
                 return RunningWorker {
                     queue,
                     worker,

@@ -9,6 +9,7 @@ use store::records::{Failure, JobState, PublicError};
 use uuid::Uuid;
 
 use super::attempt::Lane;
+use crate::context::JobContext;
 use crate::jobs::service;
 
 /// The one rule for recording failures: an attempt that fails records its
@@ -40,7 +41,12 @@ impl Reported {
 /// Drains the worker's event channel (it is unbounded: left unread, it would
 /// grow with every job), surfaces what the runtime does not log itself, and
 /// records failures BullMQ decides without running our handler.
-pub(super) async fn watch_events(lane: Arc<Lane>, worker: Arc<bullmq::Worker>, pool: sqlx::PgPool) {
+pub(super) async fn watch_events(
+    lane: Arc<Lane>,
+    worker: Arc<bullmq::Worker>,
+    ctx: Arc<JobContext>,
+) {
+    let pool = &ctx.pool;
     let queue = lane.queue;
     while let Some(event) = worker.next_event().await {
         match event {
@@ -66,8 +72,11 @@ pub(super) async fn watch_events(lane: Arc<Lane>, worker: Arc<bullmq::Worker>, p
                     public: &public,
                     detail: &error,
                 };
-                match records::fail_unowned(&pool, id, JobState::Active, failure).await {
-                    Ok(true) => tracing::error!(%queue, job.id = %job_id, %error, "job failed"),
+                match records::fail_unowned(pool, id, JobState::Active, failure).await {
+                    Ok(true) => {
+                        ctx.changed(id);
+                        tracing::error!(%queue, job.id = %job_id, %error, "job failed")
+                    }
                     Ok(false) => {} // a worker's handler already recorded it
                     Err(db) => {
                         tracing::warn!(%queue, job.id = %job_id, error = %db, "could not record the failure")
