@@ -9,7 +9,7 @@
 import { call } from "/js/admin/call.js";
 import { cell } from "/js/admin/elements.js";
 import { createFailed } from "/js/admin/failed.js";
-import { queueRow } from "/js/admin/queues.js";
+import { providerRow, queueRow } from "/js/admin/queues.js";
 import { $, announce, notice } from "/ui.js";
 
 const REFRESH_MS = 5_000;
@@ -85,6 +85,7 @@ async function refresh() {
   showIncidents(incidents.incidents);
   showAudit(audit.entries);
   $("queues").tBodies[0].replaceChildren(...data.queues.map((queue) => queueRow(dashboard, queue)));
+  $("providers").tBodies[0].replaceChildren(...data.providers.map(providerRow));
   await dashboard.failed.again();
   dashboard.timer = setTimeout(refresh, REFRESH_MS);
 }

@@ -1,7 +1,8 @@
 //! The producer's and operator's side of BullMQ: the queue handles and how
 //! to reach Redis (here), handing jobs over (`produce`), what operators
 //! read and change (`operate`: counts, pauses, consumers), the marker of
-//! a queue whose provider refuses our credentials (`misconfigured`),
+//! a queue whose provider refuses our credentials (`misconfigured`), each
+//! provider's rate budget shared by every queue and worker (`budget`),
 //! Redis's eviction policy (`eviction`), how full its memory is (`memory`),
 //! failed jobs ([`dead_letters`]) and the change feed of job records
 //! ([`feed`]).
@@ -22,6 +23,7 @@ use tokio::sync::OnceCell;
 use catalogue::{QueueName, QueueSettings, QueueTable};
 use platform::config::RedisSettings;
 
+mod budget;
 pub mod dead_letters;
 mod eviction;
 pub mod feed;
@@ -30,6 +32,7 @@ mod misconfigured;
 mod operate;
 mod produce;
 
+pub use budget::{BudgetUse, Taken};
 pub use eviction::{EvictionCheck, EvictionPolicy, watch_eviction_policy};
 pub use memory::RedisMemory;
 pub use operate::QueueCounts;

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use storage::Storage;
 use store::unsubscribe::UnsubscribeKey;
 
+use crate::budget::Budgets;
 use crate::email::{Mailer, Templates};
 use crate::pdf::GuideRenderer;
 
@@ -37,7 +38,9 @@ pub struct JobContext {
     /// For third-party APIs.
     pub http: reqwest::Client,
     /// Queue handles, to pause a queue a provider asked us to slow down on.
-    pub queues: JobQueues,
+    pub queues: Arc<JobQueues>,
+    /// Each provider's rate budget, taken before every call to it.
+    pub budgets: Budgets,
     /// Tells every api instance of the job records this worker wrote.
     pub feed: Publisher,
     /// What the maintenance tasks keep and for how long.
@@ -49,10 +52,12 @@ pub struct JobContext {
 impl JobContext {
     /// Builds everything handlers need; fails on bad configuration, not later.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let queues = Arc::new(JobQueues::new(&settings.redis, settings.queues));
+        let budgets = Budgets::new(queues.clone(), settings.providers.clone());
         Ok(Self {
             maintenance: settings.maintenance,
             pool: store::db::pool(&settings.database)?,
-            mailer: Mailer::from_settings(&settings.mail)?,
+            mailer: Mailer::from_settings(&settings.mail, budgets.clone())?,
             templates: Templates::load()?,
             guide_renderer: Arc::new(GuideRenderer::load()?),
             storage: Storage::from_settings(&settings.storage)?,
@@ -60,8 +65,9 @@ impl JobContext {
             providers: settings.providers.clone(),
             links: settings.links.clone(),
             http: provider_client()?,
-            queues: JobQueues::new(&settings.redis, settings.queues),
-            feed: Publisher::spawn(Arc::new(JobQueues::new(&settings.redis, settings.queues))),
+            feed: Publisher::spawn(queues.clone()),
+            queues,
+            budgets,
             unsubscribe: settings
                 .mail
                 .unsubscribe_secret

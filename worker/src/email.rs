@@ -12,6 +12,9 @@ use platform::config::MailSettings;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
+use platform::config::Provider;
+
+use crate::budget::Budgets;
 use crate::error::{Classify, JobError};
 
 /// The email templates, compiled into the binary from `templates/email/` so
@@ -108,6 +111,10 @@ pub fn recipient(name: Option<String>, address: &str) -> Result<Mailbox, JobErro
     Ok(Mailbox::new(name, address))
 }
 
+/// How long every email queue waits after the relay answers 421, which
+/// carries no `Retry-After`.
+const RELAY_BUSY_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where emails go.
 pub enum Mailer {
     /// A real SMTP server (`SMTP_URL`).
@@ -116,6 +123,9 @@ pub enum Mailer {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         /// The `From` of every email.
         from: Mailbox,
+        /// The relay's rate budget (`MAIL_RATE_LIMIT`), shared by every
+        /// email queue and worker.
+        budget: Budgets,
     },
     /// Development: `<dir>/<key>.eml` plus `<key>.html` to open in a browser.
     Mailbox {
@@ -127,8 +137,9 @@ pub enum Mailer {
 }
 
 impl Mailer {
-    /// SMTP when `SMTP_URL` is set, the dev mailbox otherwise.
-    pub fn from_settings(settings: &MailSettings) -> anyhow::Result<Self> {
+    /// SMTP when `SMTP_URL` is set, the dev mailbox otherwise; `budget`
+    /// paces what goes to the relay.
+    pub fn from_settings(settings: &MailSettings, budget: Budgets) -> anyhow::Result<Self> {
         let from: Mailbox = settings
             .from
             .parse()
@@ -139,6 +150,7 @@ impl Mailer {
                     .context("SMTP_URL is not a valid smtp:// or smtps:// URL")?
                     .build(),
                 from,
+                budget,
             },
             None => Self::Mailbox {
                 dir: settings.mailbox_dir.clone(),
@@ -205,28 +217,45 @@ impl Mailer {
             ))
             .permanent("could not build the email")?;
         match self {
-            Self::Smtp { transport, .. } => match transport.send(message).await {
-                Ok(_) => Ok(()),
-                // The server refused our credentials (530, 534, 535): a
-                // rotated password or a broken config, not this email's fault.
-                Err(error)
-                    if error
-                        .status()
-                        .map(u16::from)
-                        .is_some_and(|code| matches!(code, 530 | 534 | 535)) =>
-                {
-                    Err(JobError::Misconfigured(
-                        anyhow::Error::new(error)
-                            .context("the SMTP server refused our credentials"),
-                    ))
+            Self::Smtp {
+                transport, budget, ..
+            } => {
+                budget.take(Provider::Mail).await?;
+                match transport.send(message).await {
+                    Ok(_) => Ok(()),
+                    // 421: the relay is busy and closes the connection (how
+                    // relays say "slow down"): every email queue waits a while,
+                    // and the email goes back without spending an attempt.
+                    Err(error) if error.status().map(u16::from) == Some(421) => Err(budget
+                        .too_many(
+                            Provider::Mail,
+                            Some(RELAY_BUSY_HOLD),
+                            anyhow::Error::new(error).context("the SMTP server is busy (421)"),
+                        )
+                        .await),
+                    // The server refused our credentials (530, 534, 535): a
+                    // rotated password or a broken config, not this email's fault.
+                    Err(error)
+                        if error
+                            .status()
+                            .map(u16::from)
+                            .is_some_and(|code| matches!(code, 530 | 534 | 535)) =>
+                    {
+                        Err(JobError::Misconfigured(
+                            anyhow::Error::new(error)
+                                .context("the SMTP server refused our credentials"),
+                        ))
+                    }
+                    // A 5xx reply (no such mailbox, rejected sender) will not
+                    // change on retry; everything else (network, 4xx) may.
+                    Err(error) if error.is_permanent() => {
+                        Err(error).permanent("the SMTP server rejected the email")
+                    }
+                    Err(error) => {
+                        Err(error).transient("could not hand the email to the SMTP server")
+                    }
                 }
-                // A 5xx reply (no such mailbox, rejected sender) will not
-                // change on retry; everything else (network, 4xx) may.
-                Err(error) if error.is_permanent() => {
-                    Err(error).permanent("the SMTP server rejected the email")
-                }
-                Err(error) => Err(error).transient("could not hand the email to the SMTP server"),
-            },
+            }
             Self::Mailbox { dir, .. } => {
                 tokio::fs::create_dir_all(dir)
                     .await

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use catalogue::QueueName;
-use platform::config::HttpLimits;
+use platform::config::{HttpLimits, Provider, ProviderSettings};
 use queue::{EvictionCheck, JobQueues};
 use serde_json::json;
 use store::tokens::TokenHash;
@@ -46,6 +46,8 @@ pub struct Probe {
     /// Redis' eviction policy as `/healthz` reports it: asked at most once
     /// a second, however many probes arrive.
     pub eviction: Arc<EvictionCheck>,
+    /// Each provider's rate budget, whose use is read at scrape time too.
+    pub providers: Arc<ProviderSettings>,
 }
 
 /// Binds `port` on all interfaces (an orchestrator probes from outside the
@@ -118,8 +120,21 @@ async fn metrics(State(probe): State<Probe>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-/// Brings the gauges of this worker's queues up to date.
+/// Brings the gauges of this worker's queues, and of every provider's
+/// budget, up to date.
 async fn sample(probe: &Probe) {
+    for &provider in Provider::ALL {
+        match probe
+            .redis
+            .budget_use(provider, probe.providers.budget(provider))
+            .await
+        {
+            Ok(reading) => reading.publish(),
+            Err(error) => {
+                tracing::warn!(%provider, %error, "could not read the provider's budget for /metrics");
+            }
+        }
+    }
     for &queue in probe.queues.iter() {
         let (counts, oldest) = tokio::join!(
             probe.redis.counts(queue),

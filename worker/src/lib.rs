@@ -9,8 +9,10 @@
 //! - [`error`]: permanent, transient and configuration failures, and what
 //!   the end user is told of each.
 //! - [`context`]: what handlers share.
+//! - [`budget`]: the providers' rate budgets, shared by every queue and worker.
 //! - [`queue_options`]: BullMQ worker options per queue, and our jittered backoff.
 
+pub mod budget;
 pub mod context;
 pub mod email;
 pub mod error;

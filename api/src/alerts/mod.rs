@@ -21,7 +21,7 @@ use crate::owners::incidents::{Incident, Kind};
 use catalogue::QueueName;
 use futures::future::join_all;
 use metrics::gauge;
-use platform::config::{AlertSettings, Settings};
+use platform::config::{AlertSettings, Provider, ProviderSettings, Settings};
 use queue::JobQueues;
 use sqlx::{PgConnection, PgPool};
 
@@ -36,6 +36,8 @@ pub struct Monitor {
     pool: PgPool,
     queues: Arc<JobQueues>,
     settings: AlertSettings,
+    /// Whose budgets are published with the queues' figures.
+    providers: ProviderSettings,
     notifier: Notifier,
     dashboard: String,
 }
@@ -63,6 +65,7 @@ impl Monitor {
             pool,
             queues,
             settings: settings.alerts.clone(),
+            providers: settings.providers.clone(),
             notifier,
             dashboard: format!("{}/admin", settings.links.public_url),
         })
@@ -138,14 +141,22 @@ impl Monitor {
 
     /// What Redis and Postgres show now; also published as gauges.
     async fn measure(&self) -> anyhow::Result<Snapshot> {
-        let (measured, memory) = tokio::join!(
+        let (measured, memory, budgets) = tokio::join!(
             join_all(
                 QueueName::ALL
                     .iter()
                     .map(|&queue| self.measure_queue(queue)),
             ),
             self.queues.memory(),
+            join_all(Provider::ALL.iter().map(|&provider| {
+                self.queues
+                    .budget_use(provider, self.providers.budget(provider))
+            })),
         );
+        // Only published: a spent budget is the budget working.
+        for reading in budgets.into_iter().flatten() {
+            reading.publish();
+        }
         // Redis' memory is only published: Prometheus alerts on it (with
         // `noeviction` a full Redis refuses writes). Kept as last measured
         // while Redis does not answer: not known to be healthy.

@@ -38,7 +38,7 @@ pub use links::LinkSettings;
 pub use mail::MailSettings;
 pub use maintenance::MaintenanceSettings;
 pub use photos::{PhotoSettings, UploadLimits};
-pub use providers::ProviderSettings;
+pub use providers::{Provider, ProviderSettings};
 pub use redis::RedisSettings;
 pub use server::{CorsOrigins, HttpLimits, ServerSettings};
 pub use storage::{S3Settings, StorageSettings};

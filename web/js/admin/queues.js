@@ -1,6 +1,7 @@
 // The dashboard's queue table: each queue's label (from the job catalogue),
 // its counts, workers and last hour as bars, and its pause, resume and
 // failed-jobs buttons. A queue whose jobs wait with no worker is marked.
+// Also the providers' rate budgets, one row each.
 
 import { call } from "/js/admin/call.js";
 import { button, cell } from "/js/admin/elements.js";
@@ -8,6 +9,19 @@ import { labelOf } from "/js/labels.js";
 import { announce, notice } from "/ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
+
+/** The row of a provider's rate budget: its limit, use and any 429 hold. */
+export function providerRow(budget) {
+  const row = document.createElement("tr");
+  row.dataset.provider = budget.provider;
+  const name = document.createElement("th");
+  name.scope = "row";
+  name.textContent = budget.provider;
+  const held = cell(budget.held_for_seconds > 0 ? `${Math.ceil(budget.held_for_seconds)} s (429)` : "no");
+  if (budget.held_for_seconds > 0) held.className = "unconsumed";
+  row.append(name, cell(`${budget.limit} / ${budget.per_seconds} s`), cell(budget.used), held);
+  return row;
+}
 
 /** The row of `queue`; `dashboard` refreshes and opens the failed jobs. */
 export function queueRow(dashboard, queue) {

@@ -23,6 +23,7 @@ use anyhow::anyhow;
 use catalogue::{AccountDeletion, QueueName};
 use futures::{StreamExt as _, TryStreamExt as _};
 use media::Variant;
+use platform::config::Provider;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use storage::keys;
@@ -30,6 +31,7 @@ use store::{photos, records, stripe_events, users};
 use uuid::Uuid;
 
 use super::{JobMeta, Perform};
+use crate::budget;
 use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 
@@ -124,6 +126,7 @@ async fn delete_stripe_customer(ctx: &JobContext, customer_id: &str) -> Result<(
             "STRIPE_SECRET_KEY is not set, and the account has a Stripe customer to delete"
         )));
     };
+    ctx.budgets.take(Provider::Stripe).await?;
     let response = ctx
         .http
         .delete(format!(
@@ -139,6 +142,11 @@ async fn delete_stripe_customer(ctx: &JobContext, customer_id: &str) -> Result<(
         tracing::info!(customer_id, %status, "Stripe customer deleted");
         return Ok(());
     }
+    let retry_after = budget::retry_after(response.headers());
     let error = anyhow!("Stripe answered {status} to deleting customer {customer_id}");
-    Err(JobError::from_status(status, error, JobError::Transient))
+    // A 429 holds every Stripe caller back, without spending an attempt.
+    Err(ctx
+        .budgets
+        .refused(Provider::Stripe, status, retry_after, error)
+        .await)
 }

@@ -7,12 +7,14 @@
 
 use anyhow::anyhow;
 use catalogue::StripeCustomer;
+use platform::config::Provider;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use store::users;
 
 use super::{JobMeta, Perform};
+use crate::budget;
 use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 
@@ -51,6 +53,7 @@ impl Perform for StripeCustomer {
             return Ok(json!({ "customer_id": customer_id, "created": false }));
         }
 
+        ctx.budgets.take(Provider::Stripe).await?;
         let response = ctx
             .http
             .post(format!("{}/v1/customers", ctx.providers.stripe_api_base))
@@ -66,6 +69,7 @@ impl Perform for StripeCustomer {
             .transient("could not reach Stripe")?;
         let status = response.status();
         if !status.is_success() {
+            let retry_after = budget::retry_after(response.headers());
             let message = response
                 .json::<StripeError>()
                 .await
@@ -73,8 +77,11 @@ impl Perform for StripeCustomer {
                 .and_then(|body| body.error.message)
                 .unwrap_or_else(|| "no error message".to_owned());
             let error = anyhow!("Stripe answered {status}: {message}");
-            // Stripe's 429 carries no wait: an ordinary retry with backoff.
-            return Err(JobError::from_status(status, error, JobError::Transient));
+            // A 429 holds every Stripe caller back, without spending an attempt.
+            return Err(ctx
+                .budgets
+                .refused(Provider::Stripe, status, retry_after, error)
+                .await);
         }
         let customer: Customer = response
             .json()

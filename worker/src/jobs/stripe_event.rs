@@ -27,6 +27,7 @@
 
 use anyhow::anyhow;
 use catalogue::StripeEvent;
+use platform::config::Provider;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,6 +35,7 @@ use store::subscriptions::{Applied, Subscription};
 use store::{stripe_events, subscriptions, users};
 
 use super::{JobMeta, Perform};
+use crate::budget;
 use crate::context::JobContext;
 use crate::error::{Classify, JobError};
 
@@ -202,6 +204,7 @@ async fn settle_tie(
             "the subscription id {id:?} is not one Stripe makes"
         )));
     }
+    ctx.budgets.take(Provider::Stripe).await?;
     let response = ctx
         .http
         .get(format!(
@@ -221,9 +224,13 @@ async fn settle_tie(
         return Ok((gone, "stripe: no such subscription"));
     }
     if !status.is_success() {
+        let retry_after = budget::retry_after(response.headers());
         let error = anyhow!("Stripe answered {status} to reading subscription {id}");
-        // Stripe's 429 carries no wait: an ordinary retry with backoff.
-        return Err(JobError::from_status(status, error, JobError::Transient));
+        // A 429 holds every Stripe caller back, without spending an attempt.
+        return Err(ctx
+            .budgets
+            .refused(Provider::Stripe, status, retry_after, error)
+            .await);
     }
     let held: StripeSubscription = response
         .json()

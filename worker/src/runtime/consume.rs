@@ -63,6 +63,7 @@ pub async fn run_with<H: Handler>(
                     .map(store::tokens::hash_setting),
                 sampled: Arc::default(),
                 eviction: Arc::default(),
+                providers: Arc::new(settings.providers.clone()),
             };
             if probe.metrics_token.is_none() {
                 tracing::warn!(

@@ -1,6 +1,7 @@
 //! Black-box tests of the `worker` binary: real processes, real signals.
 
 mod account_deletion;
+mod budgets;
 mod chaos;
 mod dead_letters;
 mod failures;

@@ -212,3 +212,46 @@ async fn a_burst_of_health_probes_asks_redis_for_its_policy_about_once_a_second(
         "{asked} CONFIG GET for 50 probes in {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_reports_each_providers_budget_its_use_and_a_429s_hold() {
+    let stripe = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v1/customers"))
+        .respond_with(wiremock::ResponseTemplate::new(429).insert_header("retry-after", "60"))
+        .mount(&stripe)
+        .await;
+    let port = testkit::free_port();
+    let api_base = stripe.uri();
+    let app = TestApp::spawn_without_worker_with(move |s| {
+        s.worker.http_port = Some(port);
+        s.providers.stripe_secret_key = Some("sk_test_metrics".into());
+        s.providers.stripe_api_base = api_base;
+        s.providers.stripe_rate_limit = 7;
+    })
+    .await;
+    let (_worker, base) = worker_port(&app, port).await;
+
+    app.sign_up("held@example.com", "Held").await;
+
+    let url = format!("{base}/metrics");
+    let (scrape, text) = testkit::wait::until("Stripe's hold on /metrics", DEADLINE, || async {
+        let (scrape, text) = Scrape::fetch(&app.client, &url).await;
+        let held = scrape.get(r#"provider_held_seconds{provider="stripe"}"#)?;
+        (held > 0.0).then_some((scrape, text))
+    })
+    .await;
+    let held = scrape.value(r#"provider_held_seconds{provider="stripe"}"#);
+    assert!(held <= 60.0, "held for the Retry-After at most: {held}");
+    for (provider, limit) in [("stripe", 7.0), ("slack", 1.0), ("mail", 500.0)] {
+        let series = format!(r#"provider_budget_limit{{provider="{provider}"}}"#);
+        assert_eq!(scrape.get(&series), Some(limit), "{text}");
+        let used = format!(r#"provider_budget_used{{provider="{provider}"}}"#);
+        assert!(scrape.get(&used).is_some(), "{used} missing: {text}");
+    }
+    assert_eq!(
+        scrape.get(r#"provider_held_seconds{provider="slack"}"#),
+        Some(0.0),
+        "only the provider that answered 429 is held"
+    );
+}

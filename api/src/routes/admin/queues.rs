@@ -5,8 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use catalogue::QueueName;
 use chrono::{DateTime, DurationRound as _, Utc};
-use queue::QueueCounts;
+use platform::config::Provider;
 use queue::dead_letters::DeadLetters;
+use queue::{BudgetUse, QueueCounts};
 use serde::{Deserialize, Serialize};
 
 use super::access::Admin;
@@ -16,6 +17,9 @@ use crate::state::AppState;
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct QueuesResponse {
     queues: Vec<QueueView>,
+    /// Each provider's rate budget, shared by every queue and worker that
+    /// calls it, its use in the current window and any hold from its 429.
+    providers: Vec<BudgetUse>,
 }
 
 /// A queue as the dashboard shows it.
@@ -43,7 +47,8 @@ struct Minute {
 }
 
 /// Every queue: counts (the same as `worker counts`), whether it is paused,
-/// its oldest waiting job, its consumers, and the last hour minute by minute.
+/// its oldest waiting job, its consumers, and the last hour minute by
+/// minute; and every provider's rate budget and its use.
 #[utoipa::path(get, path = "/api/admin/queues", tag = "operations", security(("admin" = [])),
     responses(
         (status = 200, description = "Every queue", body = QueuesResponse),
@@ -69,6 +74,15 @@ pub(super) async fn queues(
     .await
     .map_err(|error| {
         ApiError::Unavailable(anyhow::Error::new(error).context("cannot read the queues"))
+    })?;
+    let providers = futures::future::try_join_all(Provider::ALL.iter().map(|&provider| {
+        state
+            .queues
+            .budget_use(provider, state.providers.budget(provider))
+    }))
+    .await
+    .map_err(|error| {
+        ApiError::Unavailable(anyhow::Error::new(error).context("cannot read the budgets"))
     })?;
     let minutes = sqlx::query!(
         r#"select queue, date_trunc('minute', finished_at) as "minute!",
@@ -110,7 +124,7 @@ pub(super) async fn queues(
             }
         })
         .collect();
-    Ok(Json(QueuesResponse { queues }))
+    Ok(Json(QueuesResponse { queues, providers }))
 }
 
 /// A queue named in a path: an unknown name is a 404 like any unknown route.
