@@ -2,8 +2,9 @@
 //! to reach Redis (here), handing jobs over (`produce`), what operators
 //! read and change (`operate`: counts, pauses, consumers), the marker of
 //! a queue whose provider refuses our credentials (`misconfigured`),
-//! Redis's eviction policy (`eviction`), how full its memory is (`memory`)
-//! and failed jobs ([`dead_letters`]).
+//! Redis's eviction policy (`eviction`), how full its memory is (`memory`),
+//! whose turn it is to run a batched queue (`turns`) and failed jobs
+//! ([`dead_letters`]).
 //! The worker's side (`bullmq::Worker`, its options and events) is in the
 //! worker's runtime; the queue names and settings both use come from the
 //! catalogue.
@@ -27,6 +28,7 @@ mod memory;
 mod misconfigured;
 mod operate;
 mod produce;
+mod turns;
 
 pub use eviction::{EvictionCheck, EvictionPolicy, watch_eviction_policy};
 pub use memory::RedisMemory;
