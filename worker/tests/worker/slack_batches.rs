@@ -195,3 +195,42 @@ async fn a_batch_whose_worker_was_killed_is_announced_after_recovery() {
     recovering.terminate();
     assert!(recovering.wait(DEADLINE).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_batch_in_hand_finish_and_exits_zero() {
+    // Slack takes its time with the first message: SIGTERM comes meanwhile.
+    let (server, scripted) = slack(vec![ok().set_delay(Duration::from_secs(2)), ok()]).await;
+    let app = app_posting_to(&server, |s| {
+        s.worker.shutdown_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let mut signups = Vec::new();
+    for n in 0..5 {
+        signups.push(
+            app.sign_up(&format!("term{n}@example.com"), &format!("Term {n}"))
+                .await,
+        );
+    }
+    let mut worker = app.spawn_worker_process(WORKER);
+    testkit::wait::until("the batch's message to be sent", DEADLINE, || async {
+        (!scripted.arrivals().is_empty()).then_some(())
+    })
+    .await;
+
+    worker.terminate();
+    let status = worker.wait(DEADLINE).await;
+
+    assert!(status.success(), "worker exited with {status}");
+    let texts = texts(&scripted.arrivals());
+    assert_eq!(texts.len(), 1, "{texts:#?}");
+    for (n, signup) in signups.iter().enumerate() {
+        let job = app
+            .job_status(&job_id(signup, "slack-notify"), signup["token"].as_str())
+            .await;
+        if times_named(&texts, &format!("Term {n}")) == 1 {
+            assert_eq!(job["state"], "completed", "in the batch in hand: {job}");
+        } else {
+            assert_ne!(job["state"], "completed", "after SIGTERM: {job}");
+        }
+    }
+}
