@@ -34,7 +34,9 @@ pub struct QueueSettings {
     pub attempts: u32,
     /// Base retry delay, doubled per attempt, with jitter (`BACKOFF_MS`).
     pub backoff: Duration,
-    /// At most `max` jobs per `per` across all workers (`RATE_MAX`, `RATE_PER_MS`).
+    /// At most `max` jobs per `per` across all workers (`RATE_MAX`,
+    /// `RATE_PER_MS`); on a batched queue it limits the jobs it fetches, so
+    /// leave it off there and pace the runs with [`Batch::every`].
     pub rate_limit: Option<RateLimit>,
     /// Completed jobs stay in Redis this long… (`KEEP_COMPLETED_SECS`)
     pub keep_completed: Duration,
@@ -49,6 +51,22 @@ pub struct QueueSettings {
     pub stalled_interval: Duration,
     /// An attempt running longer fails, and its slot is freed (`TIMEOUT_SECS`).
     pub timeout: Duration,
+    /// Jobs run together, one run over many, where one call serves them all
+    /// (`BATCH_MAX`, `BATCH_EVERY_MS`); `None` runs each job on its own.
+    pub batch: Option<Batch>,
+}
+
+/// A batched queue: many users trigger the same expensive operation (a
+/// provider call that takes one request a second), so a worker holds up to
+/// `max` of its jobs and runs them as one, at most one run per `every`
+/// across all workers. Each job keeps its own record and outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// The most jobs one run carries; a worker holds this many at once
+    /// (the queue's `concurrency` is not used).
+    pub max: usize,
+    /// The least time between two runs' starts, across all workers.
+    pub every: Duration,
 }
 
 /// A queue-wide rate limit.
@@ -185,6 +203,7 @@ const BASE: QueueSettings = QueueSettings {
     lock_duration: Duration::from_secs(10),
     stalled_interval: Duration::from_secs(5),
     timeout: Duration::from_secs(60),
+    batch: None,
 };
 
 catalogue! {
@@ -200,16 +219,16 @@ catalogue! {
         payload StripeCustomer (user_id),
         settings QueueSettings { attempts: 8, backoff: Duration::from_secs(5), ..BASE };
 
-    /// Announces the signup in Slack. Slack allows about one message per
-    /// second per webhook: a burst of signups queues up instead of being
-    /// rejected.
+    /// Announces signups in Slack. Slack allows about one message per
+    /// second per webhook, so the queue is batched: one message a second
+    /// carries every signup since the last one (up to 200, twice the peak
+    /// of 100 signups a second), and a burst never builds a backlog.
     SlackNotify = "slack-notify" (slack_notify), label "Team notification",
         payload SlackNotify (user_id),
         settings QueueSettings {
-            concurrency: 1,
             attempts: 8,
             backoff: Duration::from_secs(5),
-            rate_limit: Some(RateLimit { max: 1, per: Duration::from_secs(1) }),
+            batch: Some(Batch { max: 200, every: Duration::from_secs(1) }),
             ..BASE
         };
 

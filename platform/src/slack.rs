@@ -50,6 +50,12 @@ pub fn inert(text: &str) -> String {
         .collect()
 }
 
+/// How many characters `text` takes in the body [`body`] makes, escaped:
+/// what counts against Slack's 40,000 characters a message.
+pub fn sent_chars(text: &str) -> usize {
+    escape(text).chars().count()
+}
+
 /// Slack's three control characters, escaped as its docs ask.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")

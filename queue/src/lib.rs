@@ -4,8 +4,8 @@
 //! a queue whose provider refuses our credentials (`misconfigured`), each
 //! provider's rate budget shared by every queue and worker (`budget`),
 //! Redis's eviction policy (`eviction`), how full its memory is (`memory`),
-//! failed jobs ([`dead_letters`]) and the change feed of job records
-//! ([`feed`]).
+//! whose turn it is to run a batched queue (`turns`), failed jobs
+//! ([`dead_letters`]) and the change feed of job records ([`feed`]).
 //! The worker's side (`bullmq::Worker`, its options and events) is in the
 //! worker's runtime; the queue names and settings both use come from the
 //! catalogue.
@@ -31,6 +31,7 @@ mod memory;
 mod misconfigured;
 mod operate;
 mod produce;
+mod turns;
 
 pub use budget::{BudgetUse, Taken};
 pub use eviction::{EvictionCheck, EvictionPolicy, watch_eviction_policy};

@@ -16,7 +16,8 @@ pub fn worker_options(redis: &RedisSettings, queue: &QueueSettings) -> WorkerOpt
     let options = WorkerOptions::new()
         .connection(connection_options(redis))
         .prefix(redis.queue_prefix.clone())
-        .concurrency(queue.concurrency)
+        // A batched queue's worker holds a batch's worth of jobs at once.
+        .concurrency(queue.batch.map_or(queue.concurrency, |batch| batch.max))
         .lock_duration(queue.lock_duration)
         .stalled_interval(queue.stalled_interval)
         // An idle worker re-checks for shutdown this often, so SIGTERM on an

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::variables::{Env, Group, Millis, Parsed, SECOND, Secs, Variable, Vars, variables};
-use catalogue::{QueueName, QueueSettings, QueueTable, RateLimit};
+use catalogue::{Batch, QueueName, QueueSettings, QueueTable, RateLimit};
 
 /// The shortest of the `…_MS` durations: zero would mean "never" to BullMQ.
 const MILLISECOND: Duration = Duration::from_millis(1);
@@ -56,6 +56,7 @@ variables! {
         lock_duration: Millis(&queue.key("LOCK_DURATION_MS"), queue.defaults.lock_duration).at_least(MILLISECOND),
         stalled_interval: Millis(&queue.key("STALLED_INTERVAL_MS"), queue.defaults.stalled_interval).at_least(MILLISECOND),
         timeout: Secs(&queue.key("TIMEOUT_SECS"), queue.defaults.timeout.as_secs()).at_least(SECOND),
+        batch: Batching::of(queue),
     }
 }
 
@@ -89,5 +90,42 @@ impl Variable<Option<RateLimit>> for Rate {
     fn write(&self, value: &Option<RateLimit>, vars: &mut Vars) {
         Parsed(&self.max, 0).write(&value.map_or(0, |limit| limit.max), vars);
         Millis(&self.per, SECOND).write(&value.map_or(SECOND, |limit| limit.per), vars);
+    }
+}
+
+/// A batched queue, from two variables: runs of at most `BATCH_MAX` jobs,
+/// one per `BATCH_EVERY_MS` across all workers; `BATCH_MAX=0` runs each job
+/// on its own.
+struct Batching {
+    max: String,
+    every: String,
+    default: Option<Batch>,
+}
+
+impl Batching {
+    fn of(queue: &QueueVariables) -> Self {
+        Self {
+            max: queue.key("BATCH_MAX"),
+            every: queue.key("BATCH_EVERY_MS"),
+            default: queue.defaults.batch,
+        }
+    }
+}
+
+impl Variable<Option<Batch>> for Batching {
+    fn read(&self, env: &mut Env<'_>) -> Option<Batch> {
+        let max = Parsed(&self.max, self.default.map_or(0, |batch| batch.max)).read(env);
+        let every = Millis(
+            &self.every,
+            self.default.map_or(SECOND, |batch| batch.every),
+        )
+        .at_least(MILLISECOND)
+        .read(env);
+        (max > 0).then_some(Batch { max, every })
+    }
+
+    fn write(&self, value: &Option<Batch>, vars: &mut Vars) {
+        Parsed(&self.max, 0).write(&value.map_or(0, |batch| batch.max), vars);
+        Millis(&self.every, SECOND).write(&value.map_or(SECOND, |batch| batch.every), vars);
     }
 }

@@ -195,7 +195,7 @@ fn every_setting_in_env_example_can_be_uncommented_as_it_is() {
 fn settings_written_as_variables_read_back_as_the_same_settings() {
     let mut original = settings(&[("DATABASE_URL", "postgres://localhost/app")]).expect("valid");
     original.queues.welcome_email.attempts = 3;
-    original.queues.slack_notify.rate_limit = None;
+    original.queues.slack_notify.batch = None;
     original.photos.uploads.per_hour = 2;
     original.redis.cluster_nodes = Some("redis://a:7000,redis://b:7001".into());
     original.photos.uploads.max_concurrent_per_account = 5;

@@ -1,6 +1,10 @@
 //! An attempt's life on the record: started (and owned by its [`Run`]),
 //! its progress, and how it ended; an operator's retry; and the records
-//! whose attempts no worker owns any more.
+//! whose attempts no worker owns any more. A batch's attempts start and
+//! complete together, in one statement each ([`start_batch`],
+//! [`completed_batch`]), under the same rules as one attempt's.
+
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -80,6 +84,56 @@ pub async fn start(pool: &PgPool, job_id: Uuid) -> Result<Started, sqlx::Error> 
     })
 }
 
+/// A batch's attempts start together, as [`start`] would start each, in one
+/// statement: one run (the batch's) owns every record it takes. What each
+/// found, in `job_ids`' order.
+pub async fn start_batch(pool: &PgPool, job_ids: &[Uuid]) -> Result<Vec<Started>, sqlx::Error> {
+    let run = Uuid::now_v7();
+    let rows = sqlx::query!(
+        "update jobs set state = 'active', run_id = $2, finished_at = null,
+                started_at = coalesce(started_at, now()), updated_at = now()
+         where job_id = any($1) and state <> 'completed'
+         returning job_id, request_id, trace_parent",
+        job_ids,
+        run,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut taken: HashMap<Uuid, Origin> = rows
+        .into_iter()
+        .map(|row| {
+            let origin = Origin {
+                request_id: row.request_id,
+                trace_parent: row.trace_parent,
+            };
+            (row.job_id, origin)
+        })
+        .collect();
+    let missing: Vec<Uuid> = job_ids
+        .iter()
+        .filter(|id| !taken.contains_key(id))
+        .copied()
+        .collect();
+    // Rare: only duplicate deliveries and jobs without a record get here.
+    let completed: HashSet<Uuid> = if missing.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar!("select job_id from jobs where job_id = any($1)", &missing)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(job_ids
+        .iter()
+        .map(|&job_id| match taken.remove(&job_id) {
+            Some(origin) => Started::Run(Run { job_id, id: run }, origin),
+            None if completed.contains(&job_id) => Started::AlreadyCompleted,
+            None => Started::Unrecorded,
+        })
+        .collect())
+}
+
 /// The attempt is `percent` done, for clients polling a long job.
 pub async fn progress(pool: &PgPool, run: Run, percent: i16) -> Result<(), sqlx::Error> {
     sqlx::query!(
@@ -115,6 +169,36 @@ pub async fn completed(
     .execute(pool)
     .await?;
     Ok(updated.rows_affected() > 0)
+}
+
+/// A batch's attempts succeeded, each record as [`completed`] would take
+/// it, in one statement: each attempt's run, its number and its result.
+/// Returns the jobs whose records took it (not those a newer attempt owns).
+pub async fn completed_batch(
+    pool: &PgPool,
+    done: &[(Run, u32, &serde_json::Value)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let job_ids: Vec<Uuid> = done.iter().map(|(run, ..)| run.job_id).collect();
+    let run_ids: Vec<Uuid> = done.iter().map(|(run, ..)| run.id).collect();
+    let attempts: Vec<i32> = done.iter().map(|&(_, n, _)| to_i32(n)).collect();
+    let results: Vec<serde_json::Value> = done.iter().map(|&(.., r)| r.clone()).collect();
+    sqlx::query_scalar!(
+        "update jobs set state = 'completed',
+                attempts_made = greatest(jobs.attempts_made, done.attempts),
+                progress = 100, result = done.result, error = null, error_code = null,
+                error_detail = null, finished_at = now(), updated_at = now()
+         from unnest($1::uuid[], $2::uuid[], $3::int4[], $4::jsonb[])
+              as done(job_id, run_id, attempts, result)
+         where jobs.job_id = done.job_id and jobs.run_id = done.run_id
+           and jobs.state = 'active'
+         returning jobs.job_id",
+        &job_ids,
+        &run_ids,
+        &attempts,
+        &results,
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// The attempt failed: BullMQ retries it after a backoff (`retrying`, the

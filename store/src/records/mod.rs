@@ -22,7 +22,8 @@ mod history;
 mod outbox;
 
 pub use attempts::{
-    Started, attempt_failed, completed, fail_unowned, progress, requeued, retried, start,
+    Started, attempt_failed, completed, completed_batch, fail_unowned, progress, requeued, retried,
+    start, start_batch,
 };
 pub use history::{
     Finished, count_recent, finished_within, open_of_user, prune_finished, running_of_user,

@@ -240,3 +240,67 @@ async fn pruning_removes_old_finished_records_and_keeps_unfinished_ones_however_
     kept.sort();
     assert_eq!(left, kept);
 }
+
+#[tokio::test]
+async fn a_batch_starts_and_completes_its_records_together_under_the_single_rules() {
+    let pool = migrated_pool().await;
+    let (open, done, newer) = (
+        recorded(&pool, None).await,
+        recorded(&pool, None).await,
+        recorded(&pool, None).await,
+    );
+    let unknown = Uuid::now_v7();
+    records::enqueued(&pool, &[open, done, newer])
+        .await
+        .expect("enqueued");
+    let finished = started(&pool, done).await;
+    let result = serde_json::json!({ "posted": "earlier" });
+    assert!(
+        records::completed(&pool, finished, 1, &result)
+            .await
+            .expect("ok")
+    );
+
+    let batch = records::start_batch(&pool, &[open, done, unknown, newer])
+        .await
+        .expect("started");
+
+    let runs: Vec<Run> = batch
+        .iter()
+        .filter_map(|found| match found {
+            Started::Run(run, origin) => {
+                assert_eq!(origin.request_id.as_deref(), Some("req-1"));
+                Some(*run)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        runs.iter().map(|run| run.job_id).collect::<Vec<_>>(),
+        [open, newer]
+    );
+    assert_eq!(
+        batch[1],
+        Started::AlreadyCompleted,
+        "a completed record stays closed"
+    );
+    assert_eq!(batch[2], Started::Unrecorded);
+    assert_eq!(state_of(&pool, open).await, "active");
+    // A newer attempt (a redelivery after a lost lock) takes one record over.
+    let _newest = started(&pool, newer).await;
+
+    let posted = serde_json::json!({ "posted": "batch", "signups": 2 });
+    let taken = records::completed_batch(&pool, &[(runs[0], 1, &posted), (runs[1], 2, &posted)])
+        .await
+        .expect("recorded");
+
+    assert_eq!(taken, [open], "only the records the batch still owns");
+    assert_eq!(state_of(&pool, open).await, "completed");
+    assert_eq!(state_of(&pool, newer).await, "active");
+    let kept: serde_json::Value = sqlx::query_scalar("select result from jobs where job_id = $1")
+        .bind(done)
+        .fetch_one(&pool)
+        .await
+        .expect("read");
+    assert_eq!(kept, result, "the earlier result stays");
+}

@@ -85,6 +85,24 @@ pub trait Handler: Send + Sync + 'static {
         job: &JobMeta,
         data: &Value,
     ) -> impl Future<Output = Result<Value, JobError>> + Send;
+
+    /// Does the work of one run over several jobs of a batched `queue`
+    /// (`catalogue::Batch`): an outcome per job, in `jobs`' order, or one
+    /// error for them all. By default each job is handled on its own, in turn.
+    fn handle_batch(
+        &self,
+        ctx: &JobContext,
+        queue: QueueName,
+        jobs: &[JobMeta],
+    ) -> impl Future<Output = Result<Vec<Result<Value, JobError>>, JobError>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                outcomes.push(self.handle(ctx, queue, job, job.queued.data()).await);
+            }
+            Ok(outcomes)
+        }
+    }
 }
 
 /// A kind of job the worker runs: its payload type, declared with its queue
@@ -101,6 +119,23 @@ pub trait Perform: Job {
         ctx: &JobContext,
         job: &JobMeta,
     ) -> impl Future<Output = Result<Value, JobError>> + Send;
+
+    /// One run over several jobs of a batched queue, where one call can
+    /// serve them all (Slack: one message for every signup): an outcome per
+    /// job, in order, or one error for them all. By default each job is
+    /// performed on its own, in turn.
+    fn perform_batch(
+        batch: Vec<(Self, &JobMeta)>,
+        ctx: &JobContext,
+    ) -> impl Future<Output = Result<Vec<Result<Value, JobError>>, JobError>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for (payload, job) in batch {
+                outcomes.push(payload.perform(ctx, job).await);
+            }
+            Ok(outcomes)
+        }
+    }
 }
 
 /// The real jobs: routes each queue to its [`Perform`] impl.
@@ -120,6 +155,17 @@ macro_rules! registered {
             ) -> Result<Value, JobError> {
                 match queue {
                     $(<$payload as Job>::QUEUE => run::<$payload>(ctx, job, data).await,)*
+                }
+            }
+
+            async fn handle_batch(
+                &self,
+                ctx: &JobContext,
+                queue: QueueName,
+                jobs: &[JobMeta],
+            ) -> Result<Vec<Result<Value, JobError>>, JobError> {
+                match queue {
+                    $(<$payload as Job>::QUEUE => run_batch::<$payload>(ctx, jobs).await,)*
                 }
             }
         }
@@ -153,6 +199,43 @@ async fn run<J: Perform>(ctx: &JobContext, job: &JobMeta, data: &Value) -> Resul
         tracing::Span::current().record("user_id", tracing::field::display(user_id));
     }
     payload.perform(ctx, job).await
+}
+
+/// Parses each payload and performs them as one run; a job whose payload
+/// does not parse fails alone.
+async fn run_batch<J: Perform>(
+    ctx: &JobContext,
+    jobs: &[JobMeta],
+) -> Result<Vec<Result<Value, JobError>>, JobError> {
+    let mut outcomes: Vec<Option<Result<Value, JobError>>> = Vec::with_capacity(jobs.len());
+    let mut batch = Vec::with_capacity(jobs.len());
+    let mut places = Vec::with_capacity(jobs.len());
+    for (place, job) in jobs.iter().enumerate() {
+        match payload::<J>(job.queued.data()) {
+            Ok(payload) => {
+                outcomes.push(None);
+                places.push(place);
+                batch.push((payload, job));
+            }
+            Err(error) => outcomes.push(Some(Err(error))),
+        }
+    }
+    if !batch.is_empty() {
+        let performed = J::perform_batch(batch, ctx).await?;
+        for (place, outcome) in places.into_iter().zip(performed) {
+            outcomes[place] = Some(outcome);
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| {
+                Err(JobError::Transient(anyhow::anyhow!(
+                    "the batch gave no outcome for this job"
+                )))
+            })
+        })
+        .collect())
 }
 
 /// Runs CPU-bound `work` (rendering, decoding) on the blocking pool, in the

@@ -15,7 +15,7 @@ use catalogue::QueueName;
 use metrics::{counter, histogram};
 use serde_json::{Value, json};
 use store::records;
-use store::records::{Failure, Run, Started};
+use store::records::{Failure, Origin, Run, Started};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -31,7 +31,7 @@ const MARK_MARGIN: Duration = Duration::from_secs(30);
 pub(super) struct Lane {
     pub(super) queue: QueueName,
     /// An attempt running longer fails (`QUEUE_<NAME>_TIMEOUT_SECS`).
-    timeout: Duration,
+    pub(super) timeout: Duration,
     /// A provider refused our credentials and no job has succeeded since:
     /// the operator has been told once, and is told again only after it heals.
     misconfigured: AtomicBool,
@@ -99,15 +99,22 @@ async fn take_record(
     let started = records::start(&ctx.pool, id).await;
     if let Ok(Started::Run(_, origin)) = &started {
         ctx.changed(id);
-        if let Some(request_id) = &origin.request_id {
-            // The api's log lines of the request that recorded the job have it too.
-            span.record("request_id", request_id.as_str());
-        }
-        if let Some(trace_parent) = &origin.trace_parent {
-            platform::telemetry::continue_trace(span, trace_parent);
-        }
+        follow_origin(span, origin);
     }
     started
+}
+
+/// Puts the request id and trace parent a record carries onto the attempt's
+/// `span`, before it is entered: a trace's parent is fixed once its span has
+/// started.
+pub(super) fn follow_origin(span: &tracing::Span, origin: &Origin) {
+    if let Some(request_id) = &origin.request_id {
+        // The api's log lines of the request that recorded the job have it too.
+        span.record("request_id", request_id.as_str());
+    }
+    if let Some(trace_parent) = &origin.trace_parent {
+        platform::telemetry::continue_trace(span, trace_parent);
+    }
 }
 
 /// Step 3: a successful result is recorded. If this write fails the job is
@@ -131,16 +138,16 @@ async fn record_completion(
 }
 
 /// An attempt in progress: which one, of how many, since when, in which span.
-struct Attempt<'a> {
+pub(super) struct Attempt<'a> {
     lane: &'a Lane,
-    number: u32,
+    pub(super) number: u32,
     max: u32,
     started: Instant,
-    span: tracing::Span,
+    pub(super) span: tracing::Span,
 }
 
 impl<'a> Attempt<'a> {
-    fn begin(lane: &'a Lane, job: &bullmq::Job) -> Self {
+    pub(super) fn begin(lane: &'a Lane, job: &bullmq::Job) -> Self {
         let number = job.attempts_made() + 1;
         let span = tracing::info_span!(
             "job",
@@ -159,7 +166,7 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    fn meta(&self, job: &bullmq::Job, run: Option<Run>) -> JobMeta {
+    pub(super) fn meta(&self, job: &bullmq::Job, run: Option<Run>) -> JobMeta {
         let timeout = self.lane.timeout;
         JobMeta {
             id: job.id().to_owned(),
@@ -196,7 +203,7 @@ impl<'a> Attempt<'a> {
 
     /// Step 4: what BullMQ is told, with the log line, metrics and record
     /// that go with it.
-    async fn settle(
+    pub(super) async fn settle(
         &self,
         ctx: &JobContext,
         meta: &JobMeta,

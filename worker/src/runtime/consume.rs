@@ -10,6 +10,7 @@ use platform::config::Settings;
 use tokio::task::JoinHandle;
 
 use super::attempt::{Lane, process};
+use super::batch::Batcher;
 use super::events::watch_events;
 use crate::context::JobContext;
 use crate::jobs::{Dispatcher, Handler};
@@ -151,6 +152,9 @@ struct RunningWorker {
     queue: QueueName,
     worker: Arc<bullmq::Worker>,
     events: JoinHandle<()>,
+    /// A batched queue's batcher: it runs the jobs the worker holds, so it
+    /// lives until the worker has closed.
+    _batching: Option<AbortOnDrop<()>>,
 }
 
 /// Starts consuming `queue`, retrying until Redis answers: a worker started
@@ -162,10 +166,31 @@ async fn connect<H: Handler>(
     queue: QueueName,
 ) -> RunningWorker {
     let lane = Arc::new(Lane::new(queue, settings.queue(queue).timeout));
+    // A batched queue's jobs go to its batcher, which runs them together.
+    let (batcher, batching) = match settings.queue(queue).batch {
+        Some(batch) => {
+            let (batcher, task) = Batcher::start(ctx.clone(), handler.clone(), lane.clone(), batch);
+            (Some(batcher), Some(AbortOnDrop(task)))
+        }
+        None => (None, None),
+    };
     loop {
         let (for_jobs, handler, for_lane) = (ctx.clone(), handler.clone(), lane.clone());
-        let processor =
-            move |job, _cancel| process(for_jobs.clone(), handler.clone(), for_lane.clone(), job);
+        let batcher = batcher.clone();
+        let processor = move |job, _cancel| {
+            let (ctx, handler, lane, batcher) = (
+                for_jobs.clone(),
+                handler.clone(),
+                for_lane.clone(),
+                batcher.clone(),
+            );
+            async move {
+                match batcher {
+                    Some(batcher) => batcher.hold(job).await,
+                    None => process(ctx, handler, lane, job).await,
+                }
+            }
+        };
         let options = worker_options(&settings.redis, &settings.queue(queue));
         let concurrency = options.concurrency;
         match bullmq::Worker::with_options(&settings.redis.bullmq_name(queue), processor, options)
@@ -180,6 +205,7 @@ async fn connect<H: Handler>(
                     queue,
                     worker,
                     events,
+                    _batching: batching,
                 };
             }
             Err(error) => {

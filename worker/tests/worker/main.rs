@@ -15,6 +15,7 @@ mod photos;
 mod request_ids;
 mod shutdown;
 mod slack;
+mod slack_batches;
 mod stripe;
 mod stripe_events;
 mod stripe_ties;
