@@ -14,6 +14,14 @@
 //! went away (client disconnected, request timed out) is skipped, and a hash
 //! that started always finishes on its thread: never more hashes at once
 //! than threads, whatever happens to the request.
+//!
+//! What a new hash costs is a setting (`ARGON2_MEMORY_KIB`,
+//! `ARGON2_ITERATIONS`), lowered only by the load test's profile: 100 real
+//! signups a second do not fit on 2 cores at production's cost. Each PHC
+//! string records the cost it was made with, and is verified at that cost,
+//! so hashes made under either setting keep working under the other. A
+//! login does not rehash a cheaper stored hash to the current cost: the
+//! lowered cost never leaves a test's database.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -22,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use platform::config::{ARGON2_DEFAULT_ITERATIONS, ARGON2_DEFAULT_MEMORY_KIB, Argon2Settings};
 use tokio::sync::oneshot;
 
 /// A PHC hash of an unguessable password with the default parameters.
@@ -66,12 +75,44 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 pub struct Passwords {
     queue: SyncSender<Job>,
     waiting: Arc<AtomicUsize>,
+    /// The cost of new hashes.
+    params: Params,
+    /// What unknown emails are checked against: a hash at `params`.
+    dummy: Arc<str>,
 }
 
 impl Passwords {
-    /// Starts `threads` hashing threads behind a queue of at most `max_queue`
-    /// waiting requests.
-    pub fn start(threads: usize, max_queue: usize) -> std::io::Result<Self> {
+    /// Starts `settings.threads` hashing threads behind a queue of at most
+    /// `settings.max_queue` waiting requests, making hashes at the settings'
+    /// cost; warns when that cost is below production's.
+    pub fn start(settings: &Argon2Settings) -> std::io::Result<Self> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            Params::DEFAULT_P_COST,
+            None,
+        )
+        .map_err(|e| std::io::Error::other(format!("Argon2 refuses its settings: {e}")))?;
+        if settings.is_lowered() {
+            tracing::warn!(
+                memory_kib = settings.memory_kib,
+                iterations = settings.iterations,
+                "password hashes are made below production's cost ({} KiB, {} passes): \
+                 the load test's profile, never a deployment's (ARGON2_MEMORY_KIB, ARGON2_ITERATIONS)",
+                ARGON2_DEFAULT_MEMORY_KIB,
+                ARGON2_DEFAULT_ITERATIONS,
+            );
+        }
+        let dummy: Arc<str> = if params == Params::DEFAULT {
+            DUMMY_HASH.into()
+        } else {
+            // Made once, so an unknown email takes as long as a real one at
+            // this cost too.
+            hash_with(&params, "not-a-real-password", &mut Vec::new())
+                .map_err(std::io::Error::other)?
+                .into()
+        };
+        let (threads, max_queue) = (settings.threads, settings.max_queue);
         let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(max_queue);
         let jobs = Arc::new(Mutex::new(jobs));
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -82,7 +123,12 @@ impl Passwords {
                 .name(format!("argon2-{n}"))
                 .spawn(move || run(&jobs, &waiting))?;
         }
-        Ok(Self { queue, waiting })
+        Ok(Self {
+            queue,
+            waiting,
+            params,
+            dummy,
+        })
     }
 
     /// Requests waiting for a hashing thread right now.
@@ -90,10 +136,12 @@ impl Passwords {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Hashes `password` with Argon2id (19 MiB, 2 passes, a random salt)
-    /// into a PHC string that records its own parameters.
+    /// Hashes `password` with Argon2id (by default 19 MiB, 2 passes; a
+    /// random salt) into a PHC string that records its own parameters.
     pub async fn hash(&self, password: String) -> Result<Timed<String>, HashError> {
-        self.submit(move |memory| hash(&password, memory)).await
+        let params = self.params.clone();
+        self.submit(move |memory| hash_with(&params, &password, memory))
+            .await
     }
 
     /// Whether `password` matches `stored`; with no stored hash (unknown
@@ -103,9 +151,10 @@ impl Passwords {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
+        let dummy = self.dummy.clone();
         let timed = self
             .submit(move |memory| {
-                let matches = verify(&password, stored.as_deref().unwrap_or(DUMMY_HASH), memory);
+                let matches = verify(&password, stored.as_deref().unwrap_or(&dummy), memory);
                 Ok(stored.is_some() && matches)
             })
             .await?;
@@ -185,10 +234,10 @@ fn blocks_for<'m>(memory: &'m mut Vec<Block>, params: &Params) -> &'m mut [Block
     &mut memory[..count]
 }
 
-fn hash(password: &str, memory: &mut Vec<Block>) -> Result<String, String> {
+/// A PHC string of `password` hashed at `params` with a random salt.
+fn hash_with(params: &Params, password: &str, memory: &mut Vec<Block>) -> Result<String, String> {
     let mut salt = [0_u8; 16];
     getrandom::fill(&mut salt).map_err(|e| format!("the OS random source failed: {e}"))?;
-    let params = Params::default();
     let mut output = [0_u8; Params::DEFAULT_OUTPUT_LEN];
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     argon2
@@ -196,13 +245,13 @@ fn hash(password: &str, memory: &mut Vec<Block>) -> Result<String, String> {
             password.as_bytes(),
             &salt,
             &mut output,
-            blocks_for(memory, &params),
+            blocks_for(memory, params),
         )
         .map_err(|e| format!("argon2 failed: {e}"))?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: (&params).try_into().map_err(|e| format!("{e}"))?,
+        params: params.try_into().map_err(|e| format!("{e}"))?,
         salt: Some(Salt::new(&salt).map_err(|e| format!("{e}"))?),
         hash: Some(Output::new(&output).map_err(|e| format!("{e}"))?),
     };
@@ -243,10 +292,82 @@ fn verify(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::config::{ARGON2_MIN_ITERATIONS, ARGON2_MIN_MEMORY_KIB};
+
+    /// A pool making hashes at `memory_kib` and `iterations`.
+    fn costing(memory_kib: u32, iterations: u32) -> Passwords {
+        Passwords::start(&Argon2Settings {
+            threads: 1,
+            max_queue: 4,
+            memory_kib,
+            iterations,
+        })
+        .unwrap()
+    }
+
+    /// A pool at production's cost.
+    fn pool(threads: usize, max_queue: usize) -> Passwords {
+        Passwords::start(&Argon2Settings {
+            threads,
+            max_queue,
+            memory_kib: ARGON2_DEFAULT_MEMORY_KIB,
+            iterations: ARGON2_DEFAULT_ITERATIONS,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_settings_defaults_and_floors_are_argon2s_own() {
+        assert_eq!(ARGON2_DEFAULT_MEMORY_KIB, Params::DEFAULT_M_COST);
+        assert_eq!(ARGON2_DEFAULT_ITERATIONS, Params::DEFAULT_T_COST);
+        assert_eq!(ARGON2_MIN_MEMORY_KIB, Params::MIN_M_COST);
+        assert_eq!(ARGON2_MIN_ITERATIONS, Params::MIN_T_COST);
+        let lowest = costing(ARGON2_MIN_MEMORY_KIB, ARGON2_MIN_ITERATIONS);
+        assert_eq!(lowest.params.m_cost(), 8, "Argon2 takes its own minimums");
+    }
+
+    #[tokio::test]
+    async fn a_hash_made_at_one_cost_verifies_at_the_other() {
+        let production = pool(1, 4);
+        let lowered = costing(1024, 1);
+        let strong = production.hash("correct horse".into()).await.unwrap().value;
+        let cheap = lowered.hash("correct horse".into()).await.unwrap().value;
+        assert!(
+            strong.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{strong}"
+        );
+        assert!(
+            cheap.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{cheap}"
+        );
+        for (pool, stored) in [(&lowered, &strong), (&production, &cheap)] {
+            assert!(
+                pool.verify("correct horse".into(), Some(stored.clone()))
+                    .await
+                    .unwrap(),
+                "{stored} is verified at its own cost"
+            );
+            assert!(
+                !pool
+                    .verify("wrong horse".into(), Some(stored.clone()))
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_email_is_checked_at_the_current_cost() {
+        let lowered = costing(1024, 1);
+        let dummy = PasswordHash::new(&lowered.dummy).expect("a valid PHC string");
+        let params = Params::try_from(&dummy).unwrap();
+        assert_eq!((params.m_cost(), params.t_cost()), (1024, 1));
+        assert_eq!(&*pool(1, 1).dummy, DUMMY_HASH);
+    }
 
     #[tokio::test]
     async fn a_password_verifies_only_against_its_own_hash() {
-        let passwords = Passwords::start(1, 4).unwrap();
+        let passwords = pool(1, 4);
         let hash = passwords.hash("correct horse".into()).await.unwrap().value;
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
@@ -274,7 +395,7 @@ mod tests {
             .hash_password(b"correct horse")
             .unwrap()
             .to_string();
-        let passwords = Passwords::start(1, 4).unwrap();
+        let passwords = pool(1, 4);
         assert!(
             passwords
                 .verify("correct horse".into(), Some(stored))
@@ -295,7 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_whose_caller_left_is_skipped_not_hashed() {
-        let passwords = Passwords::start(1, 16).unwrap();
+        let passwords = pool(1, 16);
         let ran = Arc::new(AtomicUsize::new(0));
         let counted = |ran: &Arc<AtomicUsize>| {
             let ran = ran.clone();
@@ -329,7 +450,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_overloaded_at_once() {
-        let passwords = Passwords::start(1, 1).unwrap();
+        let passwords = pool(1, 1);
         let mut calls = Vec::new();
         for _ in 0..4 {
             let passwords = passwords.clone();

@@ -43,6 +43,12 @@ fn abuse_limits_have_their_documented_defaults() {
     assert_eq!(s.auth.argon2.threads, cores());
     assert_eq!(s.auth.argon2.max_queue, 16 * cores());
     assert_eq!(
+        (s.auth.argon2.memory_kib, s.auth.argon2.iterations),
+        (19 * 1024, 2),
+        "production's hashing cost"
+    );
+    assert!(!s.auth.argon2.is_lowered());
+    assert_eq!(
         s.auth.login_failures,
         LoginFailureLimit {
             max: 10,
@@ -385,4 +391,41 @@ fn every_variable_the_docs_name_is_one_the_settings_read() {
         )
         .collect();
     assert!(unknown.is_empty(), "no setting reads: {unknown:#?}");
+}
+
+#[test]
+fn a_hashing_cost_below_argon2s_minimum_is_refused_at_start_naming_it() {
+    let database = ("DATABASE_URL", "postgres://localhost/app");
+    let error = settings(&[
+        database,
+        ("ARGON2_MEMORY_KIB", "7"),
+        ("ARGON2_ITERATIONS", "0"),
+    ])
+    .expect_err("Argon2 would refuse both")
+    .to_string();
+    assert!(
+        error.contains("ARGON2_MEMORY_KIB=7 is below 8 (Argon2's minimum)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("ARGON2_ITERATIONS=0 is below 1 (Argon2's minimum)"),
+        "{error}"
+    );
+
+    let lowest = settings(&[
+        database,
+        ("ARGON2_MEMORY_KIB", "8"),
+        ("ARGON2_ITERATIONS", "1"),
+    ])
+    .expect("Argon2's minimums are valid");
+    assert_eq!(
+        (lowest.auth.argon2.memory_kib, lowest.auth.argon2.iterations),
+        (8, 1)
+    );
+    assert!(lowest.auth.argon2.is_lowered());
+    let stronger = settings(&[database, ("ARGON2_MEMORY_KIB", "65536")]).expect("valid");
+    assert!(
+        !stronger.auth.argon2.is_lowered(),
+        "more memory is not lowered"
+    );
 }
