@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::variables::{AtLeastOrSay, LongSecret, Nested, Parsed, Secs, Variable as _, variables};
+use std::fmt::Display;
+use std::str::FromStr;
+
+use super::variables::{Env, LongSecret, Nested, Parsed, Secs, Variable, Vars, push, variables};
 use catalogue::cores;
 
 /// Sign-up, login and operator access.
@@ -100,5 +103,72 @@ impl Argon2Settings {
     /// profile, never a deployment's (the api warns at start).
     pub fn is_lowered(&self) -> bool {
         self.memory_kib < ARGON2_DEFAULT_MEMORY_KIB || self.iterations < ARGON2_DEFAULT_ITERATIONS
+    }
+}
+
+/// A number with its default and a floor below which the value is refused
+/// (not raised, as [`Variable::at_least`] does): a cost a library would
+/// reject, so the binary stops at start naming it and `why` the floor.
+struct AtLeastOrSay<'k, T>(&'k str, T, T, &'k str);
+
+impl<T> Variable<T> for AtLeastOrSay<'_, T>
+where
+    T: FromStr + Display + Clone + PartialOrd,
+    T::Err: Display,
+{
+    fn read(&self, env: &mut Env<'_>) -> T {
+        let Self(key, default, floor, why) = self;
+        let value = env.parsed(key, default.clone());
+        if value < *floor {
+            env.problem(format!("{key}={value} is below {floor} ({why})"));
+            return default.clone();
+        }
+        value
+    }
+
+    fn write(&self, value: &T, vars: &mut Vars) {
+        push(vars, self.0, value.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::settings;
+
+    #[test]
+    fn a_hashing_cost_below_argon2s_minimum_is_refused_at_start_naming_it() {
+        let database = ("DATABASE_URL", "postgres://localhost/app");
+        let error = settings(&[
+            database,
+            ("ARGON2_MEMORY_KIB", "7"),
+            ("ARGON2_ITERATIONS", "0"),
+        ])
+        .expect_err("Argon2 would refuse both")
+        .to_string();
+        assert!(
+            error.contains("ARGON2_MEMORY_KIB=7 is below 8 (Argon2's minimum)"),
+            "{error}"
+        );
+        assert!(
+            error.contains("ARGON2_ITERATIONS=0 is below 1 (Argon2's minimum)"),
+            "{error}"
+        );
+
+        let lowest = settings(&[
+            database,
+            ("ARGON2_MEMORY_KIB", "8"),
+            ("ARGON2_ITERATIONS", "1"),
+        ])
+        .expect("Argon2's minimums are valid");
+        assert_eq!(
+            (lowest.auth.argon2.memory_kib, lowest.auth.argon2.iterations),
+            (8, 1)
+        );
+        assert!(lowest.auth.argon2.is_lowered());
+        let stronger = settings(&[database, ("ARGON2_MEMORY_KIB", "65536")]).expect("valid");
+        assert!(
+            !stronger.auth.argon2.is_lowered(),
+            "more memory is not lowered"
+        );
     }
 }

@@ -226,31 +226,6 @@ impl Variable<Duration> for Days<'_> {
     }
 }
 
-/// A number with its default and a floor below which the value is refused
-/// (not raised, as [`Variable::at_least`] does): a cost a library would
-/// reject, so the binary stops at start naming it and `why` the floor.
-pub(super) struct AtLeastOrSay<'k, T>(pub &'k str, pub T, pub T, pub &'k str);
-
-impl<T> Variable<T> for AtLeastOrSay<'_, T>
-where
-    T: FromStr + Display + Clone + PartialOrd,
-    T::Err: Display,
-{
-    fn read(&self, env: &mut Env<'_>) -> T {
-        let Self(key, default, floor, why) = self;
-        let value = env.parsed(key, default.clone());
-        if value < *floor {
-            env.problem(format!("{key}={value} is below {floor} ({why})"));
-            return default.clone();
-        }
-        value
-    }
-
-    fn write(&self, value: &T, vars: &mut Vars) {
-        push(vars, self.0, value.to_string());
-    }
-}
-
 /// Text taken as it is, with its default.
 pub(super) struct Text<'k>(pub &'k str, pub &'static str);
 
