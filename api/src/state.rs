@@ -140,7 +140,7 @@ impl AppState {
             photos: *photos,
             http: server.http,
             upload_slots: Arc::new(Semaphore::new(photos.uploads.max_concurrent)),
-            passwords: Passwords::start(auth.argon2.threads, auth.argon2.max_queue)
+            passwords: Passwords::start(&auth.argon2)
                 .context("cannot start the password hashing threads")?,
             login_failures: auth.login_failures,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use testkit::wait;
 
-use crate::fleet::{Fleet, Shape, load};
+use crate::fleet::{Fleet, Shape, SlackLimit, load};
 
 /// The primary holding `queue`'s keys.
 fn primary_of(cluster: &testkit::redis_cluster::RedisCluster, queue: &str) -> u16 {
@@ -32,6 +32,8 @@ async fn a_primary_and_a_worker_killed_under_load_lose_no_job() {
         apis: 2,
         workers: 3,
         cluster: Some((3, 1)),
+        slack: SlackLimit::Lifted,
+        hash_cost: None,
     })
     .await;
     let mut cluster = fleet.cluster.take().expect("a cluster");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use testkit::DEADLINE;
 
-use crate::fleet::{Fleet, Shape, load};
+use crate::fleet::{Fleet, Shape, SlackLimit, load};
 
 const USERS: usize = 12;
 const PHOTO_EVERY: usize = 3;
@@ -39,6 +39,8 @@ async fn two_apis_and_three_workers_on_one_redis_do_every_side_effect_exactly_on
         apis: 2,
         workers: 3,
         cluster: None,
+        slack: SlackLimit::Lifted,
+        hash_cost: None,
     })
     .await;
 }
@@ -49,6 +51,8 @@ async fn two_apis_and_three_workers_on_a_redis_cluster_do_every_side_effect_exac
         apis: 2,
         workers: 3,
         cluster: Some((3, 0)),
+        slack: SlackLimit::Lifted,
+        hash_cost: None,
     })
     .await;
 }

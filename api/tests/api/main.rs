@@ -12,6 +12,7 @@ mod deploy;
 mod failover;
 mod fleet;
 mod fuzz;
+mod hash_cost;
 mod health;
 mod instances;
 mod jobs;

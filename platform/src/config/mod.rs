@@ -32,7 +32,10 @@ use catalogue::{QueueName, QueueSettings, QueueTable};
 use variables::{Env, Group as _, Nested, variables};
 
 pub use alerts::AlertSettings;
-pub use auth::{Argon2Settings, AuthSettings, LoginFailureLimit};
+pub use auth::{
+    ARGON2_DEFAULT_ITERATIONS, ARGON2_DEFAULT_MEMORY_KIB, ARGON2_MIN_ITERATIONS,
+    ARGON2_MIN_MEMORY_KIB, Argon2Settings, AuthSettings, LoginFailureLimit,
+};
 pub use database::DatabaseSettings;
 pub use links::LinkSettings;
 pub use mail::MailSettings;

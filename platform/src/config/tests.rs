@@ -43,6 +43,12 @@ fn abuse_limits_have_their_documented_defaults() {
     assert_eq!(s.auth.argon2.threads, cores());
     assert_eq!(s.auth.argon2.max_queue, 16 * cores());
     assert_eq!(
+        (s.auth.argon2.memory_kib, s.auth.argon2.iterations),
+        (19 * 1024, 2),
+        "production's hashing cost"
+    );
+    assert!(!s.auth.argon2.is_lowered());
+    assert_eq!(
         s.auth.login_failures,
         LoginFailureLimit {
             max: 10,

@@ -3,9 +3,9 @@
 //! as HTTP mocks that count what they receive: what the many-instance,
 //! failover and load tests drive, and how they count side effects.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -19,6 +19,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use crate::worker_binary;
 
 mod costs;
+pub mod paced;
 
 const API: &str = env!("CARGO_BIN_EXE_api");
 
@@ -32,6 +33,23 @@ pub struct Shape {
     /// A Redis Cluster of this many primaries, each with this many
     /// replicas; `None`: one Redis.
     pub cluster: Option<(usize, usize)>,
+    /// How the Slack mock takes messages.
+    pub slack: SlackLimit,
+    /// What a new password hash costs, as (`ARGON2_MEMORY_KIB`,
+    /// `ARGON2_ITERATIONS`); `None`: production's cost.
+    pub hash_cost: Option<(u32, u32)>,
+}
+
+/// How the Slack mock takes messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackLimit {
+    /// Any number, and the queue's own rate limit is lifted: the time until
+    /// every side effect is done measures us, not Slack.
+    Lifted,
+    /// As real Slack: one message a second, a 429 with `Retry-After: 1` to
+    /// any more; the queue keeps its default limit. What proves that
+    /// announcements keep up at a rate (by carrying many signups each).
+    OneASecond,
 }
 
 /// The running deployment.
@@ -43,7 +61,46 @@ pub struct Fleet {
     pub workers: Vec<WorkerProcess>,
     pub cluster: Option<RedisCluster>,
     stripe: MockServer,
-    slack: MockServer,
+    /// Held so the mock keeps serving; what it took is in `slack_channel`.
+    _slack: MockServer,
+    slack_channel: Arc<Mutex<SlackChannel>>,
+}
+
+/// What the Slack mock took.
+#[derive(Debug, Default)]
+pub struct SlackChannel {
+    /// The bodies of the messages answered 200, in order.
+    pub messages: Vec<String>,
+    /// Messages answered 429 (sent less than a second after the last one).
+    pub refused: u64,
+    last: Option<Instant>,
+}
+
+/// Slack's webhook: see [`SlackLimit`].
+struct Slack {
+    limit: SlackLimit,
+    channel: Arc<Mutex<SlackChannel>>,
+}
+
+impl Respond for Slack {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut channel = self.channel.lock().expect("not poisoned");
+        let now = Instant::now();
+        let too_soon = channel
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1));
+        if self.limit == SlackLimit::OneASecond && too_soon {
+            channel.refused += 1;
+            return ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_string("rate_limited");
+        }
+        channel.last = Some(now);
+        channel
+            .messages
+            .push(String::from_utf8_lossy(&request.body).into_owned());
+        ResponseTemplate::new(200).set_body_string("ok")
+    }
 }
 
 /// Stripe's answer to a new customer: a new id each time.
@@ -73,11 +130,16 @@ impl Fleet {
             .mount(&stripe)
             .await;
         let slack = MockServer::start().await;
+        let slack_channel = Arc::new(Mutex::new(SlackChannel::default()));
         Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .respond_with(Slack {
+                limit: shape.slack,
+                channel: slack_channel.clone(),
+            })
             .mount(&slack)
             .await;
         let (stripe_base, slack_url) = (stripe.uri(), format!("{}/hook", slack.uri()));
+        let (slack_limit, hash_cost) = (shape.slack, shape.hash_cost);
         let app = TestApp::spawn_with(Options::default().configure(move |s| {
             s.redis.cluster_nodes = nodes.map(Into::into);
             s.redis.redeliver_after = Duration::from_secs(5);
@@ -85,15 +147,20 @@ impl Fleet {
             s.providers.stripe_secret_key = Some("sk_test_fleet".into());
             s.providers.stripe_api_base = stripe_base;
             s.providers.slack_webhook_url = Some(slack_url.into());
-            // Slack takes one message a second per webhook, and the queue's
-            // runs keep to it; the mock takes any number, so runs come every
-            // 100 ms and each names all its signups (at most 40 are named),
-            // so that every signup's message is counted and the time until
-            // every side effect is done measures us, not that limit.
-            s.queues.slack_notify.batch = Some(catalogue::Batch {
-                max: 40,
-                every: Duration::from_millis(100),
-            });
+            if slack_limit == SlackLimit::Lifted {
+                // The mock takes any number of messages, so runs come every
+                // 100 ms and each names all its signups (at most 40 are
+                // named): every signup's message is counted and the time
+                // until every side effect is done measures us, not Slack.
+                s.queues.slack_notify.batch = Some(catalogue::Batch {
+                    max: 40,
+                    every: Duration::from_millis(100),
+                });
+            }
+            if let Some((memory_kib, iterations)) = hash_cost {
+                s.auth.argon2.memory_kib = memory_kib;
+                s.auth.argon2.iterations = iterations;
+            }
             for queue in catalogue::QueueName::ALL {
                 let queue = s.queues.get_mut(*queue);
                 queue.lock_duration = Duration::from_secs(3);
@@ -120,8 +187,14 @@ impl Fleet {
             workers,
             cluster,
             stripe,
-            slack,
+            _slack: slack,
+            slack_channel,
         }
+    }
+
+    /// What the Slack mock took so far.
+    pub fn slack(&self) -> std::sync::MutexGuard<'_, SlackChannel> {
+        self.slack_channel.lock().expect("not poisoned")
     }
 
     /// Signs user `n` up and confirms the address, both through api
@@ -201,37 +274,37 @@ impl Fleet {
     }
 
     /// What the outside world received, per user: emails, Stripe customers,
-    /// Slack posts; and the files made: onboarding PDFs, resized photos.
+    /// Slack messages naming them (one message may name many); and the
+    /// files made: onboarding PDFs, resized photos.
     pub async fn side_effects(&self, users: usize) -> SideEffects {
-        let emails = self.app.smtp.received();
-        let stripe = self.stripe.received_requests().await.unwrap_or_default();
-        let slack = self.slack.received_requests().await.unwrap_or_default();
-        let mut per_user = BTreeMap::new();
-        for n in 0..users {
-            let address = email(n);
-            let encoded = address.replace('@', "%40");
-            per_user.insert(
-                n,
-                [
-                    emails.iter().filter(|e| e.to.contains(&address)).count(),
-                    stripe
-                        .iter()
-                        .filter(|r| {
-                            String::from_utf8_lossy(&r.body).contains(&format!("email={encoded}"))
-                        })
-                        .count(),
-                    // Named alone ("signup: Name (") or in a list ("• Name (").
-                    slack
-                        .iter()
-                        .map(|r| {
-                            let body = String::from_utf8_lossy(&r.body);
-                            body.matches(&format!("signup: {} (", name(n))).count()
-                                + body.matches(&format!("• {} (", name(n))).count()
-                        })
-                        .sum(),
-                ],
-            );
+        let mut emails: HashMap<String, usize> = HashMap::new();
+        for email in self.app.smtp.received() {
+            for to in &email.to {
+                *emails.entry(to.clone()).or_default() += 1;
+            }
         }
+        let mut customers: HashMap<String, usize> = HashMap::new();
+        for request in self.stripe.received_requests().await.unwrap_or_default() {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            // A form; of our addresses only the `@` is encoded.
+            if let Some(email) = body.split('&').find_map(|pair| pair.strip_prefix("email=")) {
+                *customers.entry(email.replace("%40", "@")).or_default() += 1;
+            }
+        }
+        let mut announced: HashMap<usize, usize> = HashMap::new();
+        for message in &self.slack().messages {
+            for n in users_named(message) {
+                *announced.entry(n).or_default() += 1;
+            }
+        }
+        let per_user = (0..users)
+            .map(|n| {
+                let address = email(n);
+                let count = |map: &HashMap<String, usize>| map.get(&address).copied().unwrap_or(0);
+                let slack = announced.get(&n).copied().unwrap_or(0);
+                (n, [count(&emails), count(&customers), slack])
+            })
+            .collect();
         let files = testkit::files_under(self.app.storage_dir());
         let count = |suffix: &str| {
             files
@@ -247,10 +320,23 @@ impl Fleet {
     }
 }
 
+/// The users a message names ("User 12"), each once however often.
+fn users_named(message: &str) -> HashSet<usize> {
+    message
+        .split(NAME_PREFIX)
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
 /// Counted side effects.
 #[derive(Debug)]
 pub struct SideEffects {
-    /// Per user: [emails (confirmation, welcome), Stripe customers, Slack posts].
+    /// Per user: [emails (confirmation, welcome), Stripe customers, Slack
+    /// messages naming them].
     pub per_user: BTreeMap<usize, [usize; 3]>,
     pub pdfs: usize,
     pub photo_sizes: usize,
@@ -281,8 +367,12 @@ pub fn email(n: usize) -> String {
     format!("user{n}@example.com")
 }
 
+/// What every user's name starts with; the number follows.
+const NAME_PREFIX: &str = "User ";
+
+/// User `n`'s name: found in a Slack message by [`users_named`].
 fn name(n: usize) -> String {
-    format!("User {n}")
+    format!("{NAME_PREFIX}{n}")
 }
 
 /// The jobs and latencies of `users` users made `at_once` at a time.

@@ -14,6 +14,14 @@
 //! went away (client disconnected, request timed out) is skipped, and a hash
 //! that started always finishes on its thread: never more hashes at once
 //! than threads, whatever happens to the request.
+//!
+//! What a new hash costs is a setting (`ARGON2_MEMORY_KIB`,
+//! `ARGON2_ITERATIONS`), lowered only by the load test's profile: 100 real
+//! signups a second do not fit on 2 cores at production's cost. Each PHC
+//! string records the cost it was made with, and is verified at that cost,
+//! so hashes made under either setting keep working under the other. A
+//! login does not rehash a cheaper stored hash to the current cost: the
+//! lowered cost never leaves a test's database.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -22,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use platform::config::{ARGON2_DEFAULT_ITERATIONS, ARGON2_DEFAULT_MEMORY_KIB, Argon2Settings};
 use tokio::sync::oneshot;
 
 /// A PHC hash of an unguessable password with the default parameters.
@@ -66,12 +75,44 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 pub struct Passwords {
     queue: SyncSender<Job>,
     waiting: Arc<AtomicUsize>,
+    /// The cost of new hashes.
+    params: Params,
+    /// What unknown emails are checked against: a hash at `params`.
+    dummy: Arc<str>,
 }
 
 impl Passwords {
-    /// Starts `threads` hashing threads behind a queue of at most `max_queue`
-    /// waiting requests.
-    pub fn start(threads: usize, max_queue: usize) -> std::io::Result<Self> {
+    /// Starts `settings.threads` hashing threads behind a queue of at most
+    /// `settings.max_queue` waiting requests, making hashes at the settings'
+    /// cost; warns when that cost is below production's.
+    pub fn start(settings: &Argon2Settings) -> std::io::Result<Self> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            Params::DEFAULT_P_COST,
+            None,
+        )
+        .map_err(|e| std::io::Error::other(format!("Argon2 refuses its settings: {e}")))?;
+        if settings.is_lowered() {
+            tracing::warn!(
+                memory_kib = settings.memory_kib,
+                iterations = settings.iterations,
+                "password hashes are made below production's cost ({} KiB, {} passes): \
+                 the load test's profile, never a deployment's (ARGON2_MEMORY_KIB, ARGON2_ITERATIONS)",
+                ARGON2_DEFAULT_MEMORY_KIB,
+                ARGON2_DEFAULT_ITERATIONS,
+            );
+        }
+        let dummy: Arc<str> = if params == Params::DEFAULT {
+            DUMMY_HASH.into()
+        } else {
+            // Made once, so an unknown email takes as long as a real one at
+            // this cost too.
+            hash_with(&params, "not-a-real-password", &mut Vec::new())
+                .map_err(std::io::Error::other)?
+                .into()
+        };
+        let (threads, max_queue) = (settings.threads, settings.max_queue);
         let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(max_queue);
         let jobs = Arc::new(Mutex::new(jobs));
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -82,7 +123,12 @@ impl Passwords {
                 .name(format!("argon2-{n}"))
                 .spawn(move || run(&jobs, &waiting))?;
         }
-        Ok(Self { queue, waiting })
+        Ok(Self {
+            queue,
+            waiting,
+            params,
+            dummy,
+        })
     }
 
     /// Requests waiting for a hashing thread right now.
@@ -90,10 +136,12 @@ impl Passwords {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Hashes `password` with Argon2id (19 MiB, 2 passes, a random salt)
-    /// into a PHC string that records its own parameters.
+    /// Hashes `password` with Argon2id (by default 19 MiB, 2 passes; a
+    /// random salt) into a PHC string that records its own parameters.
     pub async fn hash(&self, password: String) -> Result<Timed<String>, HashError> {
-        self.submit(move |memory| hash(&password, memory)).await
+        let params = self.params.clone();
+        self.submit(move |memory| hash_with(&params, &password, memory))
+            .await
     }
 
     /// Whether `password` matches `stored`; with no stored hash (unknown
@@ -103,9 +151,10 @@ impl Passwords {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
+        let dummy = self.dummy.clone();
         let timed = self
             .submit(move |memory| {
-                let matches = verify(&password, stored.as_deref().unwrap_or(DUMMY_HASH), memory);
+                let matches = verify(&password, stored.as_deref().unwrap_or(&dummy), memory);
                 Ok(stored.is_some() && matches)
             })
             .await?;
@@ -185,10 +234,10 @@ fn blocks_for<'m>(memory: &'m mut Vec<Block>, params: &Params) -> &'m mut [Block
     &mut memory[..count]
 }
 
-fn hash(password: &str, memory: &mut Vec<Block>) -> Result<String, String> {
+/// A PHC string of `password` hashed at `params` with a random salt.
+fn hash_with(params: &Params, password: &str, memory: &mut Vec<Block>) -> Result<String, String> {
     let mut salt = [0_u8; 16];
     getrandom::fill(&mut salt).map_err(|e| format!("the OS random source failed: {e}"))?;
-    let params = Params::default();
     let mut output = [0_u8; Params::DEFAULT_OUTPUT_LEN];
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     argon2
@@ -196,13 +245,13 @@ fn hash(password: &str, memory: &mut Vec<Block>) -> Result<String, String> {
             password.as_bytes(),
             &salt,
             &mut output,
-            blocks_for(memory, &params),
+            blocks_for(memory, params),
         )
         .map_err(|e| format!("argon2 failed: {e}"))?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: (&params).try_into().map_err(|e| format!("{e}"))?,
+        params: params.try_into().map_err(|e| format!("{e}"))?,
         salt: Some(Salt::new(&salt).map_err(|e| format!("{e}"))?),
         hash: Some(Output::new(&output).map_err(|e| format!("{e}"))?),
     };
@@ -241,112 +290,4 @@ fn verify(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_password_verifies_only_against_its_own_hash() {
-        let passwords = Passwords::start(1, 4).unwrap();
-        let hash = passwords.hash("correct horse".into()).await.unwrap().value;
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
-        assert!(
-            passwords
-                .verify("correct horse".into(), Some(hash.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !passwords
-                .verify("wrong horse".into(), Some(hash))
-                .await
-                .unwrap()
-        );
-        assert!(!passwords.verify("anything".into(), None).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn hashes_made_by_the_argon2_crate_still_verify() {
-        use argon2::PasswordHasher as _;
-        let stored = Argon2::default()
-            .hash_password(b"correct horse")
-            .unwrap()
-            .to_string();
-        let passwords = Passwords::start(1, 4).unwrap();
-        assert!(
-            passwords
-                .verify("correct horse".into(), Some(stored))
-                .await
-                .unwrap()
-        );
-    }
-
-    #[test]
-    fn the_dummy_hash_is_well_formed_with_default_parameters() {
-        let phc = PasswordHash::new(DUMMY_HASH).expect("a valid PHC string");
-        assert_eq!(
-            Params::try_from(&phc).unwrap().m_cost(),
-            Params::DEFAULT_M_COST
-        );
-        assert!(!verify("", DUMMY_HASH, &mut Vec::new()));
-    }
-
-    #[tokio::test]
-    async fn a_request_whose_caller_left_is_skipped_not_hashed() {
-        let passwords = Passwords::start(1, 16).unwrap();
-        let ran = Arc::new(AtomicUsize::new(0));
-        let counted = |ran: &Arc<AtomicUsize>| {
-            let ran = ran.clone();
-            move |_: &mut Vec<Block>| {
-                ran.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-        };
-        // The only thread stays busy until released, so the rest queue up.
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let blocker = passwords.submit(move |_| hold.recv().map_err(|e| e.to_string()));
-        let mut blocker = Box::pin(blocker);
-        let _ = tokio::time::timeout(Duration::ZERO, &mut blocker).await;
-
-        for _ in 0..10 {
-            let mut left = Box::pin(passwords.submit(counted(&ran)));
-            // Polled once, so it is queued; then its caller goes away.
-            let _ = tokio::time::timeout(Duration::ZERO, &mut left).await;
-        }
-        let stayed = passwords.submit(counted(&ran));
-        release.send(()).unwrap();
-        blocker.await.unwrap();
-        stayed.await.unwrap();
-
-        assert_eq!(
-            ran.load(Ordering::SeqCst),
-            1,
-            "only the request still awaited ran"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_answers_overloaded_at_once() {
-        let passwords = Passwords::start(1, 1).unwrap();
-        let mut calls = Vec::new();
-        for _ in 0..4 {
-            let passwords = passwords.clone();
-            calls.push(tokio::spawn(
-                async move { passwords.hash("pw".into()).await },
-            ));
-        }
-        let mut overloaded = 0;
-        for call in calls {
-            if matches!(call.await.unwrap(), Err(HashError::Overloaded(_))) {
-                overloaded += 1;
-            }
-        }
-        assert!(
-            overloaded >= 1,
-            "one thread and one queue slot cannot take four hashes"
-        );
-        assert_eq!(passwords.waiting(), 0);
-    }
-}
+mod tests;
