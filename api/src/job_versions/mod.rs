@@ -56,6 +56,10 @@ const RECENT: usize = 4096;
 /// it the map starts over, costing each poller one query.
 const CAPACITY: usize = 50_000;
 
+/// Pages of one user's job list remembered at most: a web app polls one
+/// or two, and no client can make a user's pages costly to search.
+const PAGES_PER_USER: usize = 8;
+
 /// What a strong `ETag` of [`conditional`] looks like: 32 hex digits in quotes.
 type Tag = [u8; 34];
 
@@ -210,6 +214,10 @@ impl JobVersions {
         let at = Instant::now();
         let pages = inner.lists.entry(owner).or_default();
         pages.retain(|page| page.query != query);
+        if pages.len() == PAGES_PER_USER {
+            // A client paging through made-up cursors keeps only a few.
+            pages.remove(0);
+        }
         pages.push(Page { query, tag, at });
     }
 
@@ -253,6 +261,7 @@ impl JobVersions {
     /// The listener subscribed (`live`) or lost its subscription: whatever
     /// changed meanwhile was not told, so everything is forgotten.
     pub fn reset(&self, live: bool) {
+        metrics::gauge!("jobs_feed_live").set(if live { 1.0 } else { 0.0 });
         let mut inner = self.lock();
         inner.live = live;
         inner.seq += 1;
@@ -348,6 +357,103 @@ mod tests {
         }
         versions.remember(job, owner, &HeaderValue::from_static(TAG), seen);
         assert!(versions.unchanged(job, owner, &polled_with(TAG)).is_none());
+    }
+
+    #[test]
+    fn a_remembered_page_answers_until_one_of_its_jobs_changes_or_its_user_gets_a_new_one() {
+        let versions = live();
+        let (owner, job, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let page = (None, 20);
+        let remember = || {
+            versions.remember_list(
+                owner,
+                page,
+                &[job],
+                &HeaderValue::from_static(TAG),
+                versions.seen(),
+            );
+        };
+        remember();
+        assert!(
+            versions
+                .unchanged_list(owner, page, &polled_with(TAG))
+                .is_some()
+        );
+        assert!(
+            versions
+                .unchanged_list(owner, (None, 10), &polled_with(TAG))
+                .is_none()
+        );
+        assert!(
+            versions
+                .unchanged_list(Uuid::now_v7(), page, &polled_with(TAG))
+                .is_none()
+        );
+
+        versions.changed_all(&[Change::Job(other)]);
+        assert!(
+            versions
+                .unchanged_list(owner, page, &polled_with(TAG))
+                .is_some()
+        );
+        versions.changed_all(&[Change::Job(job)]);
+        assert!(
+            versions
+                .unchanged_list(owner, page, &polled_with(TAG))
+                .is_none()
+        );
+
+        remember();
+        versions.changed_all(&[Change::NewJobsOf(owner)]);
+        assert!(
+            versions
+                .unchanged_list(owner, page, &polled_with(TAG))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_page_read_before_its_user_got_a_new_job_is_not_remembered() {
+        let versions = live();
+        let owner = Uuid::now_v7();
+        let seen = versions.seen();
+        versions.changed_all(&[Change::NewJobsOf(owner)]);
+        versions.remember_list(owner, (None, 20), &[], &HeaderValue::from_static(TAG), seen);
+        assert!(
+            versions
+                .unchanged_list(owner, (None, 20), &polled_with(TAG))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_user_keeps_only_a_few_pages_however_many_cursors_they_make_up() {
+        let versions = live();
+        let owner = Uuid::now_v7();
+        let first = (Some(Uuid::now_v7()), 20);
+        versions.remember_list(
+            owner,
+            first,
+            &[],
+            &HeaderValue::from_static(TAG),
+            versions.seen(),
+        );
+        for _ in 0..PAGES_PER_USER {
+            let made_up = (Some(Uuid::now_v7()), 20);
+            versions.remember_list(
+                owner,
+                made_up,
+                &[],
+                &HeaderValue::from_static(TAG),
+                versions.seen(),
+            );
+        }
+        assert!(
+            versions
+                .unchanged_list(owner, first, &polled_with(TAG))
+                .is_none()
+        );
+        assert_eq!(versions.lock().lists[&owner].len(), PAGES_PER_USER);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `GET /api/jobs/{id}` and `GET /api/me/jobs`: the statuses a frontend
 //! polls. These are the hot paths, so each is one indexed query, answered
 //! from the durable job records, with an `ETag` so an unchanged answer is a
-//! bodiless 304; for one job, a 304 this instance can vouch for without
-//! asking the database ([`crate::job_versions`]).
+//! bodiless 304; for one job or one page of them, a 304 this instance can
+//! vouch for without asking the database ([`crate::job_versions`]).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};

@@ -103,6 +103,16 @@ async fn signup_and_a_photo_complete_on_a_redis_cluster_with_the_queues_spread_o
         limits > 0,
         "the signup and login limit is counted on the cluster"
     );
+    // The change feed is sharded over the cluster (SPUBLISH): the api's
+    // probes come back on every channel, so polls are answered from memory.
+    testkit::wait::until("the api to hear the change feed", DEADLINE, || async {
+        let metrics = app.get("/metrics", None).await.text().await.expect("text");
+        metrics
+            .lines()
+            .any(|line| line == "jobs_feed_live 1")
+            .then_some(())
+    })
+    .await;
     let ready: Value = app.get("/readyz", None).await.json().await.expect("JSON");
     assert_eq!(ready["checks"]["redis"], "up", "{ready}");
     assert_eq!(ready["status"], "ready", "{ready}");

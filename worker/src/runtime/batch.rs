@@ -37,9 +37,9 @@ use uuid::Uuid;
 
 use super::attempt::{Attempt, Lane, follow_origin};
 use crate::context::JobContext;
-use queue::feed::Change;
 use crate::error::JobError;
 use crate::jobs::{Handler, JobMeta};
+use queue::feed::Change;
 
 /// A job BullMQ handed to a batched queue's processor, and where its outcome goes.
 struct Held {
