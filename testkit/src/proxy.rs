@@ -132,6 +132,22 @@ impl Proxy {
 
     /// [`start`](Self::start) with another template.
     pub fn start_from(template: &Path, upstream: &str, resolver: SocketAddr) -> Self {
+        // A free port may be taken by another test before nginx binds it
+        // (it was free when asked): then nginx gives up, and another is tried.
+        for _ in 1..5 {
+            match Self::try_start(template, upstream, resolver) {
+                Ok(proxy) => return proxy,
+                Err(log) if log.contains("Address already in use") => {}
+                Err(log) => panic!("nginx exited: {log}"),
+            }
+        }
+        Self::try_start(template, upstream, resolver)
+            .unwrap_or_else(|log| panic!("nginx exited: {log}"))
+    }
+
+    /// One try at [`start_from`](Self::start_from) on a free port; nginx's
+    /// error log if it exited instead of listening.
+    fn try_start(template: &Path, upstream: &str, resolver: SocketAddr) -> Result<Self, String> {
         let port = crate::free_port();
         let (port_text, resolver) = (port.to_string(), resolver.to_string());
         let rendered = render(
@@ -164,7 +180,8 @@ impl Proxy {
             if let Some(child) = proxy.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("nginx exited ({status}): {}", proxy.error_log());
+                proxy.child = None;
+                return Err(format!("({status}) {}", proxy.error_log()));
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
@@ -174,7 +191,7 @@ impl Proxy {
             // Polling a port nginx is about to open; it takes milliseconds.
             std::thread::sleep(Duration::from_millis(20));
         }
-        proxy
+        Ok(proxy)
     }
 
     /// What nginx logged so far (its error log).

@@ -111,10 +111,6 @@ pub fn recipient(name: Option<String>, address: &str) -> Result<Mailbox, JobErro
     Ok(Mailbox::new(name, address))
 }
 
-/// How long every email queue waits after the relay answers 421, which
-/// carries no `Retry-After`.
-const RELAY_BUSY_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Where emails go.
 pub enum Mailer {
     /// A real SMTP server (`SMTP_URL`).
@@ -223,16 +219,6 @@ impl Mailer {
                 budget.take(Provider::Mail).await?;
                 match transport.send(message).await {
                     Ok(_) => Ok(()),
-                    // 421: the relay is busy and closes the connection (how
-                    // relays say "slow down"): every email queue waits a while,
-                    // and the email goes back without spending an attempt.
-                    Err(error) if error.status().map(u16::from) == Some(421) => Err(budget
-                        .too_many(
-                            Provider::Mail,
-                            Some(RELAY_BUSY_HOLD),
-                            anyhow::Error::new(error).context("the SMTP server is busy (421)"),
-                        )
-                        .await),
                     // The server refused our credentials (530, 534, 535): a
                     // rotated password or a broken config, not this email's fault.
                     Err(error)

@@ -59,7 +59,8 @@ async fn hear(
     let me = Uuid::new_v4().as_u64_pair().0;
     let shards = channels(redis).len();
     let mut sent = 0_u64;
-    let mut returned = 0_usize;
+    // The shards the current probe came back on.
+    let mut returned = vec![false; shards];
     let mut awaiting = false;
     // One timer for the listener's life, moved rather than made anew.
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -80,9 +81,11 @@ async fn hear(
                 };
                 for change in changes {
                     match change {
-                        Change::Probe(from, n) if from == me && n == sent && awaiting => {
-                            returned += 1;
-                            if returned == shards {
+                        Change::Probe(from, n, shard) if from == me && n == sent && awaiting => {
+                            if let Some(back) = returned.get_mut(shard) {
+                                *back = true;
+                            }
+                            if returned.iter().all(|back| *back) {
                                 if !versions.is_live() {
                                     versions.reset(true);
                                     *pause = FIRST_PAUSE;
@@ -103,7 +106,7 @@ async fn hear(
                     return format!("a probe did not come back within {PROBE_DEADLINE:?}");
                 }
                 sent += 1;
-                returned = 0;
+                returned.fill(false);
                 if let Err(error) = queues.publish_probe(me, sent).await {
                     return format!("cannot send a probe: {error}");
                 }

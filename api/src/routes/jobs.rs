@@ -254,8 +254,11 @@ async fn my_jobs(
     )
     .fetch_all(&state.pool)
     .await?;
-    // Every job the answer depends on: those read, and the cursor's.
-    let read: Vec<Uuid> = rows.iter().map(|row| row.job_id).chain(cursor).collect();
+    // Every job the answer depends on (the one past its end included).
+    // An empty page after a cursor is not remembered: the cursor may be
+    // made up or another's, and its own deletion is not told.
+    let read: Vec<Uuid> = rows.iter().map(|row| row.job_id).collect();
+    let rememberable = cursor.is_none() || !read.is_empty();
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more.then(|| rows.last().map(|row| row.job_id)).flatten();
@@ -264,7 +267,9 @@ async fn my_jobs(
         next_cursor,
     };
     let response = conditional::private_json(&request, &body);
-    if let Some(etag) = response.headers().get(header::ETAG) {
+    if let Some(etag) = response.headers().get(header::ETAG)
+        && rememberable
+    {
         versions.remember_list(auth.user_id, query, &read, etag, seen);
     }
     Ok(response)

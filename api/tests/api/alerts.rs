@@ -220,6 +220,8 @@ async fn a_queue_whose_oldest_job_waits_too_long_while_workers_run_is_one_incide
     let product_slack = format!("{}/services/T/B/product", slow_slack.uri());
     let app = app(&channel, true, move |s| {
         s.providers.slack_webhook_url = Some(product_slack.into());
+        // One job at a time, not a batch of all that wait.
+        s.queues.slack_notify.batch = None;
         s.queues.slack_notify.concurrency = 1;
         s.alerts.oldest_waiting = Duration::from_secs(1);
     })

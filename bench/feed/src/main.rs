@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use queue::JobQueues;
 use queue::feed::{Change, Publisher};
@@ -63,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
                         .wrapping_add(1_442_695_040_888_963_407);
                     let job = Uuid::from_u64_pair(
                         0x0000_0000_0000_7000,
-                        0x8000_0000_0000_0000 | (n >> 33) % RECORDS + 1,
+                        0x8000_0000_0000_0000 | ((n >> 33) % RECORDS + 1),
                     );
                     sqlx::query(
                         "update jobs set state = 'active', attempts_made = attempts_made + 1,
@@ -95,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     }
-    println!("{rate:.0}");
+    // The script reads the one number from standard output.
+    writeln!(std::io::stdout(), "{rate:.0}")?;
     Ok(())
 }

@@ -91,7 +91,8 @@ pub async fn start_batch(pool: &PgPool, job_ids: &[Uuid]) -> Result<Vec<Started>
     let run = Uuid::now_v7();
     let rows = sqlx::query!(
         "update jobs set state = 'active', run_id = $2, finished_at = null,
-                started_at = coalesce(started_at, now()), updated_at = now()
+                started_at = coalesce(started_at, now()), updated_at = now(),
+                enqueued_at = coalesce(enqueued_at, now())
          where job_id = any($1) and state <> 'completed'
          returning job_id, request_id, trace_parent",
         job_ids,

@@ -76,7 +76,8 @@ pub async fn redelivered<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<()
 /// The relay handed the jobs to Redis: unconfirmed records are confirmed,
 /// and `pending` ones become `waiting` (or `delayed` until their due
 /// time), unless a worker already moved them further. Returns the jobs
-/// whose state changed (those that were `pending`).
+/// whose state changed (those that were `pending`, or whose due time
+/// passed meanwhile).
 pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     let confirmed = sqlx::query!(
         r#"with unconfirmed as (
@@ -90,7 +91,7 @@ pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<Vec<U
                enqueued_at = now(), updated_at = now()
            from unconfirmed
            where jobs.job_id = unconfirmed.job_id
-           returning jobs.job_id, unconfirmed.state = 'pending' as "was_pending!""#,
+           returning jobs.job_id, jobs.state <> unconfirmed.state as "moved!""#,
         ids,
     )
     .fetch_all(db)
@@ -98,7 +99,7 @@ pub async fn enqueued<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<Vec<U
     // A confirmation alone changes nothing a client sees.
     Ok(confirmed
         .into_iter()
-        .filter(|row| row.was_pending)
+        .filter(|row| row.moved)
         .map(|row| row.job_id)
         .collect())
 }

@@ -66,35 +66,35 @@ impl Perform for SlackNotify {
         .into_iter()
         .map(|user| (user.user_id, (user.name, user.email)))
         .collect();
+        let line = |(name, email): &(String, String)| {
+            format!(
+                "{} ({})",
+                slack::inert(name),
+                slack::inert(&mask_email(email))
+            )
+        };
         // Each signup once, in the order the jobs came.
         let mut seen = HashSet::new();
         let signups: Vec<String> = user_ids
             .iter()
             .filter(|id| seen.insert(**id))
             .filter_map(|id| users.get(id))
-            .map(|(name, email)| {
-                format!(
-                    "{} ({})",
-                    slack::inert(name),
-                    slack::inert(&mask_email(email))
-                )
-            })
+            .map(line)
             .collect();
-        let result = if signups.is_empty() {
-            Value::Null
-        } else {
-            let text = announcement(&signups);
-            post(ctx, webhook.expose_secret(), &text).await?;
-            json!({ "posted": text, "signups": signups.len() })
-        };
+        if !signups.is_empty() {
+            post(ctx, webhook.expose_secret(), &announcement(&signups)).await?;
+        }
+        // Each job's result is its owner's to read (`GET /api/jobs/{id}`):
+        // it names them alone, never the others the message carried. A
+        // message for one signup is posted as it stands.
         Ok(user_ids
             .iter()
-            .map(|id| {
-                if users.contains_key(id) {
-                    Ok(result.clone())
-                } else {
-                    Err(JobError::user_gone(*id))
+            .map(|id| match users.get(id) {
+                Some(_) if signups.len() == 1 => {
+                    Ok(json!({ "posted": announcement(&signups), "signups": 1 }))
                 }
+                Some(user) => Ok(json!({ "posted": line(user), "signups": signups.len() })),
+                None => Err(JobError::user_gone(*id)),
             })
             .collect())
     }
