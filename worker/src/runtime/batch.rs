@@ -50,6 +50,9 @@ struct Held {
 /// Gathers one batched queue's jobs into runs, one run at a time per worker.
 pub(super) struct Batcher {
     held: mpsc::UnboundedSender<Held>,
+    /// Held for the length of each run: shutdown waits on it, so a run
+    /// that called the provider records its jobs before the process ends.
+    running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Batcher {
@@ -62,8 +65,15 @@ impl Batcher {
         batch: Batch,
     ) -> (Arc<Self>, JoinHandle<()>) {
         let (held, gathered) = mpsc::unbounded_channel();
-        let task = tokio::spawn(gather(ctx, handler, lane, batch, gathered));
-        (Arc::new(Self { held }), task)
+        let running = Arc::new(tokio::sync::Mutex::new(()));
+        let task = tokio::spawn(gather(ctx, handler, lane, batch, gathered, running.clone()));
+        (Arc::new(Self { held, running }), task)
+    }
+
+    /// Returns once no run is in progress, or after `patience`: a closing
+    /// worker waits here before the batcher is stopped.
+    pub(super) async fn finish_run(&self, patience: Duration) {
+        let _ = tokio::time::timeout(patience, self.running.lock()).await;
     }
 
     /// The queue's processor: hands `job` to the next run and waits for its
@@ -90,6 +100,7 @@ async fn gather<H: Handler>(
     lane: Arc<Lane>,
     batch: Batch,
     mut gathered: mpsc::UnboundedReceiver<Held>,
+    running: Arc<tokio::sync::Mutex<()>>,
 ) {
     while let Some(first) = gathered.recv().await {
         let since = Instant::now();
@@ -110,6 +121,7 @@ async fn gather<H: Handler>(
         // The last jobs fetched reach the batcher just after the wait list empties.
         tokio::time::sleep(GATHER_POLL).await;
         take(&mut gathered, &mut held, batch.max);
+        let _run = running.lock().await;
         run(&ctx, &*handler, &lane, batch.every, held).await;
     }
 }

@@ -120,6 +120,11 @@ pub async fn run_with<H: Handler>(
         if let Err(error) = running.worker.close(timeout_ms).await {
             tracing::warn!(queue = %running.queue, %error, "worker did not close cleanly");
         }
+        // BullMQ's close may return while a batch's run is still calling
+        // its provider: the run records its jobs before the batcher stops.
+        if let Some(batcher) = &running.batcher {
+            batcher.finish_run(settings.worker.shutdown_timeout).await;
+        }
         running.events.abort();
     }));
     let mut closing = std::pin::pin!(closing);
@@ -152,8 +157,10 @@ struct RunningWorker {
     queue: QueueName,
     worker: Arc<bullmq::Worker>,
     events: JoinHandle<()>,
-    /// A batched queue's batcher: it runs the jobs the worker holds, so it
-    /// lives until the worker has closed.
+    /// A batched queue's batcher, waited on at shutdown.
+    batcher: Option<Arc<Batcher>>,
+    /// The batcher's task: it runs the jobs the worker holds, so it lives
+    /// until the worker has closed.
     _batching: Option<AbortOnDrop<()>>,
 }
 
@@ -174,6 +181,7 @@ async fn connect<H: Handler>(
         }
         None => (None, None),
     };
+    let batcher_kept = batcher.clone();
     loop {
         let (for_jobs, handler, for_lane) = (ctx.clone(), handler.clone(), lane.clone());
         let batcher = batcher.clone();
@@ -205,6 +213,7 @@ async fn connect<H: Handler>(
                     queue,
                     worker,
                     events,
+                    batcher: batcher_kept,
                     _batching: batching,
                 };
             }
