@@ -215,12 +215,7 @@ impl Fleet {
             .wait_for_job_state(&sent, "completed", testkit::DEADLINE)
             .await;
         self.app.confirm_at(address, &mut signup).await;
-        let mut jobs: Vec<String> = signup["jobs"]
-            .as_array()
-            .expect("the jobs")
-            .iter()
-            .map(|job| job["id"].as_str().expect("an id").to_owned())
-            .collect();
+        let mut jobs = job_ids(&signup);
         if photo_every > 0 && n.is_multiple_of(photo_every) {
             let token = signup["token"].as_str().expect("a token");
             let upload: Value = self
@@ -318,6 +313,16 @@ impl Fleet {
             photo_sizes: count("large.jpg") + count("medium.jpg") + count("thumbnail.jpg"),
         }
     }
+}
+
+/// The ids of the jobs a signup (or confirmation) answer points to.
+pub fn job_ids(answer: &Value) -> Vec<String> {
+    answer["jobs"]
+        .as_array()
+        .expect("the jobs")
+        .iter()
+        .map(|job| job["id"].as_str().expect("an id").to_owned())
+        .collect()
 }
 
 /// The users a message names ("User 12"), each once however often.

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::{Fleet, email, name};
+use super::{Fleet, email, job_ids, name};
 
 /// How often Redis and the queues are sampled, and the confirmation
 /// emails' jobs polled.
@@ -164,12 +164,7 @@ impl Fleet {
             .map_err(|_| "the confirmation email was not sent in time".to_owned())?
             .map_err(|_| "the run ended first".to_owned())?;
         self.app.confirm_at(address, &mut signup).await;
-        let mut jobs: Vec<String> = signup["jobs"]
-            .as_array()
-            .expect("the jobs")
-            .iter()
-            .map(|job| job["id"].as_str().expect("an id").to_owned())
-            .collect();
+        let mut jobs = job_ids(&signup);
         if let Some(photo) = photo {
             let token = signup["token"].as_str().expect("a token");
             let upload = self.app.upload_at(address, token, "photo", photo).await;
