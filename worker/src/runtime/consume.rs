@@ -102,13 +102,22 @@ pub async fn run_with<H: Handler>(
     }));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers = Vec::with_capacity(queues.len());
+    let mut signalled = false;
     for &queue in queues {
         tokio::select! {
             worker = connect(settings, &ctx, &handler, queue) => workers.push(worker),
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                // The queues already consuming may hold jobs (a batch may
+                // be calling its provider): they close as below, never
+                // dropped mid-job.
+                signalled = true;
+                break;
+            }
         }
     }
-    shutdown.await;
+    if !signalled {
+        shutdown.await;
+    }
     stopping.store(true, Ordering::Relaxed);
 
     tracing::info!(
