@@ -69,6 +69,45 @@ pub async fn record(
     Ok(inserted.rows_affected() == 1)
 }
 
+/// Stores each event, to be applied by the job paired with it, inside the
+/// caller's transaction, in one statement (a group of deliveries committed
+/// together). Returns the jobs of the events stored; an event received
+/// before (or twice in `events`) stores nothing the second time, and its
+/// job is not among them.
+pub async fn record_all(
+    conn: &mut PgConnection,
+    events: &[(&StoredEvent, Uuid)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut created = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut jobs = Vec::with_capacity(events.len());
+    for (event, job_id) in events {
+        ids.push(event.event_id.clone());
+        types.push(event.event_type.clone());
+        created.push(event.created);
+        payloads.push(event.payload.clone());
+        jobs.push(*job_id);
+    }
+    sqlx::query_scalar!(
+        "insert into stripe_events (event_id, type, created, payload, job_id)
+         select * from unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::uuid[])
+         on conflict (event_id) do nothing
+         returning job_id",
+        &ids,
+        &types,
+        &created,
+        &payloads,
+        &jobs,
+    )
+    .fetch_all(conn)
+    .await
+}
+
 /// The event `event_id`, if it was received (and not pruned since).
 pub async fn get(
     db: impl PgExecutor<'_>,

@@ -29,8 +29,8 @@ pub use history::{
     Finished, count_recent, finished_within, open_of_user, prune_finished, running_of_user,
 };
 pub use outbox::{
-    Due, NewRecord, due_again, due_pending, enqueued, insert, outbox_backlog, redelivered,
-    unenqueued,
+    Due, NewRecord, due_again, due_pending, enqueued, insert, insert_all, outbox_backlog,
+    redelivered, unenqueued,
 };
 
 /// Where a job stands, as its record says.

@@ -61,6 +61,59 @@ pub async fn insert(
     Ok(())
 }
 
+/// Writes many new records in one statement, inside the caller's
+/// transaction, each as [`insert`] writes it: a group of requests committed
+/// together (the webhook's intake) costs one round trip, not one per record.
+pub async fn insert_all(
+    conn: &mut PgConnection,
+    records: &[(NewRecord<'_>, Origin)],
+) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(records.len());
+    let mut owners = Vec::with_capacity(records.len());
+    let mut queues = Vec::with_capacity(records.len());
+    let mut payloads = Vec::with_capacity(records.len());
+    let mut attempts = Vec::with_capacity(records.len());
+    let mut request_ids = Vec::with_capacity(records.len());
+    let mut trace_parents = Vec::with_capacity(records.len());
+    // No delay is a null `run_at`, as [`insert`] writes it.
+    let mut delays = Vec::with_capacity(records.len());
+    for (record, origin) in records {
+        ids.push(record.job_id);
+        owners.push(record.owner);
+        queues.push(record.queue.as_str().to_owned());
+        payloads.push(record.payload.clone());
+        attempts.push(to_i32(record.max_attempts));
+        request_ids.push(origin.request_id.clone());
+        trace_parents.push(origin.trace_parent.clone());
+        delays.push(record.delay.map(|delay| delay.as_secs_f64()));
+    }
+    sqlx::query!(
+        "insert into jobs (job_id, user_id, queue, payload, max_attempts, request_id, trace_parent,
+                           run_at, state)
+         select job_id, user_id, queue, payload, max_attempts, request_id, trace_parent,
+                now() + make_interval(secs => delay),
+                case when delay > 0 then 'delayed' else 'waiting' end
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::int4[], $6::text[],
+                     $7::text[], $8::float8[])
+              as new (job_id, user_id, queue, payload, max_attempts, request_id, trace_parent,
+                      delay)",
+        &ids,
+        &owners as &[Option<Uuid>],
+        &queues,
+        &payloads,
+        &attempts,
+        &request_ids as &[Option<String>],
+        &trace_parents as &[Option<String>],
+        &delays as &[Option<f64>],
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Jobs handed to Redis again (they were overdue, see [`due_again`]): the
 /// next check of them waits another `OUTBOX_REDELIVER_AFTER_SECS`.
 pub async fn redelivered<'c>(db: impl PgExecutor<'c>, ids: &[Uuid]) -> Result<(), sqlx::Error> {

@@ -304,3 +304,63 @@ async fn a_batch_starts_and_completes_its_records_together_under_the_single_rule
         .expect("read");
     assert_eq!(kept, result, "the earlier result stays");
 }
+
+#[tokio::test]
+async fn records_written_together_are_each_written_as_one_alone_is() {
+    let pool = migrated_pool().await;
+    let alone = recorded(&pool, None).await;
+    let alone_later = recorded(&pool, Some(Duration::from_secs(3600))).await;
+    let (together, together_later) = (Uuid::now_v7(), Uuid::now_v7());
+    let payload = serde_json::json!({});
+    let new = |job_id, delay| NewRecord {
+        job_id,
+        owner: None,
+        queue: QueueName::WelcomeEmail,
+        payload: &payload,
+        max_attempts: 3,
+        delay,
+    };
+    let origin = Origin {
+        request_id: Some("req-1".to_owned()),
+        trace_parent: None,
+    };
+    let mut conn = pool.acquire().await.expect("a connection");
+
+    records::insert_all(
+        &mut conn,
+        &[
+            (new(together, None), origin.clone()),
+            (new(together_later, Some(Duration::from_secs(3600))), origin),
+        ],
+    )
+    .await
+    .expect("recorded");
+
+    assert_eq!(row(&pool, together).await, row(&pool, alone).await);
+    assert_eq!(
+        row(&pool, together_later).await,
+        row(&pool, alone_later).await
+    );
+    assert_eq!(state_of(&pool, together).await, "waiting");
+    assert_eq!(state_of(&pool, together_later).await, "delayed");
+    assert_eq!(
+        records::outbox_backlog(&pool).await.expect("counted").0,
+        4,
+        "unconfirmed until a worker or the relay confirms the hand-over"
+    );
+}
+
+/// What a record says, its id and times aside (a delay to within a minute).
+async fn row(pool: &PgPool, job_id: Uuid) -> serde_json::Value {
+    sqlx::query_scalar(
+        "select jsonb_build_object('user', user_id, 'queue', queue, 'payload', payload,
+                'max_attempts', max_attempts, 'request', request_id, 'trace', trace_parent,
+                'state', state, 'attempts', attempts_made,
+                'due_in_minutes', round(extract(epoch from run_at - now()) / 60))
+         from jobs where job_id = $1",
+    )
+    .bind(job_id)
+    .fetch_one(pool)
+    .await
+    .expect("recorded")
+}

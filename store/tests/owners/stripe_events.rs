@@ -63,6 +63,48 @@ async fn an_event_is_stored_once_per_id_and_a_redelivery_changes_nothing() {
 }
 
 #[tokio::test]
+async fn events_stored_together_are_each_stored_once_and_only_new_ones_name_their_job() {
+    let pool = migrated_pool().await;
+    assert!(record(&pool, &event("evt_before", "cus_1")).await);
+    let (new, before, again) = (
+        event("evt_new", "cus_1"),
+        event("evt_before", "cus_2"),
+        event("evt_new", "cus_3"),
+    );
+    let jobs = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    let mut conn = pool.acquire().await.expect("a connection");
+
+    let stored = stripe_events::record_all(
+        &mut conn,
+        &[(&new, jobs[0]), (&before, jobs[1]), (&again, jobs[2])],
+    )
+    .await
+    .expect("stored");
+
+    assert_eq!(stored, vec![jobs[0]], "only the new event, its first copy");
+    assert_eq!(stored_job(&pool, "evt_new").await, jobs[0]);
+    assert_eq!(stored(&pool, "evt_new").await, new);
+    assert_eq!(
+        stored(&pool, "evt_before").await,
+        event("evt_before", "cus_1")
+    );
+    assert_eq!(
+        stripe_events::record_all(&mut conn, &[])
+            .await
+            .expect("nothing"),
+        Vec::<Uuid>::new()
+    );
+}
+
+async fn stored_job(pool: &PgPool, event_id: &str) -> Uuid {
+    sqlx::query_scalar("select job_id from stripe_events where event_id = $1")
+        .bind(event_id)
+        .fetch_one(pool)
+        .await
+        .expect("stored")
+}
+
+#[tokio::test]
 async fn purging_a_customers_events_keeps_their_ids_and_other_customers_payloads() {
     let pool = migrated_pool().await;
     for (id, customer) in [
