@@ -13,6 +13,8 @@
 //! - [`outbox`]: job records written with the change that causes them
 //!   through one [`UnitOfWork`](outbox::UnitOfWork) (record, commit, hand
 //!   over), and the relay that delivers the ones Redis did not take.
+//! - [`stripe_intake`]: Stripe events stored with their jobs, deliveries
+//!   arriving together committed together.
 //! - [`pace`]: the minimum pace of request bodies.
 //! - [`drain`]: reading a refused body's rest, so the client sees the answer.
 //! - [`passwords`]: Argon2id on dedicated threads behind a bounded queue.
@@ -52,6 +54,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod state;
+pub mod stripe_intake;
 pub mod stripe_signature;
 pub mod token_cache;
 

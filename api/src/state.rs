@@ -20,6 +20,7 @@ use store::unsubscribe::UnsubscribeKey;
 use crate::job_versions::JobVersions;
 use crate::passwords::Passwords;
 use crate::rate_limit::{ClientLimit, Limiter};
+use crate::stripe_intake::StripeIntake;
 use crate::stripe_signature::StripeWebhook;
 use crate::token_cache::{TokenCache, TokenHash};
 use queue::feed::Publisher;
@@ -97,6 +98,9 @@ pub struct App {
     pub redis: RedisSettings,
     /// Checks Stripe's webhook signatures; `None` turns the webhook off.
     pub stripe_webhook: Option<StripeWebhook>,
+    /// Stripe events taken in, deliveries arriving together committed
+    /// together.
+    pub stripe_intake: StripeIntake,
     /// Stripe: the largest webhook event taken.
     pub providers: ProviderSettings,
     /// Checks unsubscribe links; `None` when product mail is off.
@@ -133,6 +137,7 @@ impl AppState {
             .as_ref()
             .map(|token| token.expose_secret().trim());
         let queues = Arc::new(JobQueues::new(redis, *queues));
+        let stripe_intake = StripeIntake::new(pool.clone(), queues.clone());
         Ok(Self(Arc::new(App {
             pool,
             storage: Storage::from_settings(storage)?,
@@ -178,6 +183,7 @@ impl AppState {
                 .stripe_webhook_secret
                 .as_ref()
                 .map(|secret| StripeWebhook::new(secret, providers.stripe_webhook_tolerance)),
+            stripe_intake,
             providers: providers.clone(),
             unsubscribe: mail.unsubscribe_secret.as_ref().map(UnsubscribeKey::new),
             mail: mail.clone(),

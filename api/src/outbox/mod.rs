@@ -6,10 +6,14 @@
 //! jobId, delivering a row twice is harmless.
 //!
 //! Requests record and hand over through a [`UnitOfWork`] only, so "record,
-//! commit, hand over" is written once; the relay keeps its own path.
+//! commit, hand over" is written once; the relay keeps its own path. Many
+//! requests arriving together may share one transaction: a
+//! [`GroupOfWork`] (the Stripe webhook's intake).
 
+mod group;
 mod work;
 
+pub use group::{GroupJob, GroupOfWork};
 pub use work::{Committed, UnitOfWork};
 
 use std::time::Duration;

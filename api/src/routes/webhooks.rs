@@ -1,8 +1,9 @@
 //! `POST /api/webhooks/stripe`: Stripe tells us what changed (a
 //! subscription, a deleted customer). The request is acknowledged as soon
 //! as the event is safe: signature checked on the raw bytes, the event and
-//! its `stripe-event` job recorded in one transaction, the job handed to
-//! Redis. The work happens in the worker, so Stripe never waits on it and
+//! its `stripe-event` job recorded in one transaction and committed
+//! (deliveries arriving together share it: `crate::stripe_intake`), the
+//! job then handed to Redis. The work happens in the worker, so Stripe never waits on it and
 //! never times out into a retry storm.
 //!
 //! Stripe delivers at least once; the event id is the key of its row, so a
@@ -14,10 +15,9 @@ use std::time::{Duration, SystemTime};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use catalogue::StripeEvent;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use store::stripe_events;
+use store::records::Origin;
 use store::stripe_events::StoredEvent;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -25,9 +25,9 @@ use uuid::Uuid;
 use super::endpoints::{Endpoints, Limits};
 use crate::error::ApiError;
 use crate::extract::RawBody;
-use crate::outbox::UnitOfWork;
 use crate::request_id::RequestId;
 use crate::state::AppState;
+use crate::stripe_intake::{Intake, IntakeError};
 
 /// `POST /api/webhooks/stripe`, with the body limit of its setting.
 pub(super) fn endpoints(endpoints: Endpoints) -> Endpoints {
@@ -117,28 +117,36 @@ async fn stripe_webhook(
     span.record("event.id", event.event_id.as_str());
     span.record("event.type", event.event_type.as_str());
 
-    let mut work = UnitOfWork::begin(&state, &request).await?;
-    let job = StripeEvent {
-        event_id: event.event_id.clone(),
+    let origin = Origin {
+        request_id: Some(request.as_str().to_owned()),
+        trace_parent: platform::telemetry::current_trace_parent(),
     };
-    let job_id = work.record(&job).await?;
-    if !stripe_events::record(work.conn(), &event, job_id).await? {
-        // Delivered before: the first delivery's job applies it.
-        work.rollback().await?;
-        tracing::info!("stripe event received again; already recorded");
-        return Ok(Json(Received {
-            received: true,
-            duplicate: true,
-            job_id: None,
-        }));
+    match state.stripe_intake.take(event, origin).await {
+        Ok(Intake::Recorded(job_id)) => {
+            tracing::info!("stripe event recorded");
+            Ok(Json(Received {
+                received: true,
+                duplicate: false,
+                job_id: Some(job_id),
+            }))
+        }
+        Ok(Intake::Duplicate) => {
+            // Delivered before: the first delivery's job applies it.
+            tracing::info!("stripe event received again; already recorded");
+            Ok(Json(Received {
+                received: true,
+                duplicate: true,
+                job_id: None,
+            }))
+        }
+        // Logged once for its group, by the intake.
+        Err(IntakeError::Database(_)) => Err(ApiError::Unavailable(anyhow::anyhow!(
+            "the event could not be stored"
+        ))),
+        Err(IntakeError::Stopped) => Err(ApiError::Unavailable(anyhow::anyhow!(
+            "the api is stopping"
+        ))),
     }
-    work.commit().await?;
-    tracing::info!("stripe event recorded");
-    Ok(Json(Received {
-        received: true,
-        duplicate: false,
-        job_id: Some(job_id),
-    }))
 }
 
 /// The signed body as an event: a JSON object with `object: "event"`, an

@@ -154,3 +154,70 @@ async fn an_event_over_the_body_limit_is_413_and_records_nothing() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(recorded(&app).await, (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_arriving_together_are_each_durable_when_answered_and_repeats_record_nothing() {
+    let app = app_with_webhook().await;
+    // 30 events, each delivered three times, all at once: they are taken in
+    // groups sharing a transaction, repeats in the same group included.
+    let events: Vec<Value> = (0..30)
+        .map(|n| subscription_event(&format!("evt_burst_{n}")))
+        .collect();
+    let deliveries = events.iter().cycle().take(events.len() * 3).map(|event| {
+        let app = &app;
+        async move {
+            let event_id = event["id"].as_str().expect("an id").to_owned();
+            let (status, answer) = app.deliver_stripe_event(event).await;
+            assert_eq!(status, 200, "{event_id}: {answer}");
+            // Answered: the event and its job are committed, whatever else
+            // the group it was taken with still does.
+            if let Some(job_id) = answer["job_id"].as_str() {
+                let stored: Option<String> = sqlx::query_scalar(
+                    "select e.event_id from stripe_events e
+                     join jobs j on j.job_id = e.job_id
+                     where e.event_id = $1 and j.job_id = $2::uuid and j.queue = 'stripe-event'",
+                )
+                .bind(&event_id)
+                .bind(job_id)
+                .fetch_optional(&app.pool)
+                .await
+                .expect("readable");
+                assert_eq!(stored.as_deref(), Some(event_id.as_str()), "{answer}");
+            }
+            (event_id, answer)
+        }
+    });
+    let answers = futures::future::join_all(deliveries).await;
+
+    for event in &events {
+        let id = event["id"].as_str().expect("an id");
+        let firsts: Vec<&Value> = answers
+            .iter()
+            .filter(|(event_id, answer)| event_id == id && answer["duplicate"] == false)
+            .map(|(_, answer)| answer)
+            .collect();
+        assert_eq!(firsts.len(), 1, "{id}: one delivery records it: {firsts:?}");
+        assert!(firsts[0]["job_id"].is_string(), "{:?}", firsts[0]);
+        let repeats = answers
+            .iter()
+            .filter(|(event_id, answer)| {
+                event_id == id && answer["duplicate"] == true && answer["job_id"].is_null()
+            })
+            .count();
+        assert_eq!(repeats, 2, "{id}: the others are repeats with no job");
+    }
+    assert_eq!(
+        recorded(&app).await,
+        (30, 30),
+        "one row and one job per event"
+    );
+    // Every job is handed to Redis after its commit (or by the relay).
+    for (_, answer) in answers
+        .iter()
+        .filter(|(_, answer)| answer["duplicate"] == false)
+    {
+        let job_id = answer["job_id"].as_str().expect("a job");
+        app.wait_for_job_state(job_id, "waiting", testkit::DEADLINE)
+            .await;
+    }
+}

@@ -1,0 +1,172 @@
+//! Stripe events taken in: each verified event is stored with its
+//! `stripe-event` job, and the delivery answered once both are committed.
+//!
+//! Deliveries that arrive together are committed together (a group commit,
+//! [`GroupOfWork`]): one task takes every event waiting when it is free, up
+//! to [`GROUP_MAX`], stores them and their jobs in one transaction, answers
+//! each delivery after the commit, and hands the jobs to Redis after that.
+//! No delivery waits for a group to fill: alone, an event is a group of
+//! one; at 32 deliveries at once, the commit, the round trips and the pool
+//! connection are shared, which is where each request's time went when it
+//! had its own transaction (they queued for 10 pooled connections and a WAL
+//! flush each). One delivery's answer still means its event is durable.
+//!
+//! Duplicates: the event id is the key of its row, so a redelivery (in an
+//! earlier group or the same one) stores nothing and records no job.
+
+use std::sync::{Arc, OnceLock};
+
+use catalogue::StripeEvent;
+use queue::JobQueues;
+use sqlx::PgPool;
+use store::records::Origin;
+use store::stripe_events::{self, StoredEvent};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::outbox::{GroupJob, GroupOfWork};
+
+/// The most deliveries one transaction takes.
+pub const GROUP_MAX: usize = 128;
+
+/// Deliveries waiting for the intake task, at most; past it a request
+/// waits to be queued (the route's time limit still holds).
+const WAITING_MAX: usize = 1024;
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    /// Stored, durable, with the job that applies it.
+    Recorded(Uuid),
+    /// Received before: nothing was stored.
+    Duplicate,
+}
+
+/// Why a delivery could not be stored (nothing of it was).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// Postgres failed the group's transaction (logged once for the group).
+    #[error("the events could not be stored: {0}")]
+    Database(Arc<sqlx::Error>),
+    /// The intake task is gone (the api is stopping).
+    #[error("the intake is shutting down")]
+    Stopped,
+}
+
+/// One delivery handed to the intake task.
+struct Delivery {
+    event: StoredEvent,
+    origin: Origin,
+    answer: oneshot::Sender<Result<Intake, IntakeError>>,
+}
+
+/// The api's intake of Stripe events: a queue to its task, which starts on
+/// the first delivery (it needs the runtime) and ends with the api's state.
+pub struct StripeIntake {
+    pool: PgPool,
+    queues: Arc<JobQueues>,
+    deliveries: OnceLock<mpsc::Sender<Delivery>>,
+}
+
+impl StripeIntake {
+    /// The intake storing into `pool`, handing jobs to `queues`.
+    pub fn new(pool: PgPool, queues: Arc<JobQueues>) -> Self {
+        Self {
+            pool,
+            queues,
+            deliveries: OnceLock::new(),
+        }
+    }
+
+    /// Stores `event` (verified by the caller) with its job, for the
+    /// request `origin`; returns once it is durable, or known already.
+    pub async fn take(&self, event: StoredEvent, origin: Origin) -> Result<Intake, IntakeError> {
+        let deliveries = self.deliveries.get_or_init(|| {
+            let (send, receive) = mpsc::channel(WAITING_MAX);
+            tokio::spawn(run(self.pool.clone(), self.queues.clone(), receive));
+            send
+        });
+        let (answer, answered) = oneshot::channel();
+        deliveries
+            .send(Delivery {
+                event,
+                origin,
+                answer,
+            })
+            .await
+            .map_err(|_| IntakeError::Stopped)?;
+        answered.await.map_err(|_| IntakeError::Stopped)?
+    }
+}
+
+/// The intake task: a group at a time, of every delivery waiting, until
+/// the api's state (and with it the sender) is dropped.
+async fn run(pool: PgPool, queues: Arc<JobQueues>, mut deliveries: mpsc::Receiver<Delivery>) {
+    let mut group = Vec::with_capacity(GROUP_MAX);
+    while deliveries.recv_many(&mut group, GROUP_MAX).await > 0 {
+        let outcome = store_group(&pool, &queues, &group).await;
+        match outcome {
+            Ok(stored) => {
+                for (delivery, job_id) in group.drain(..).zip(stored) {
+                    let _ = delivery.answer.send(Ok(job_id));
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    deliveries = group.len(),
+                    "stripe events not stored; each delivery is answered 5xx and Stripe retries it"
+                );
+                let error = Arc::new(error);
+                for delivery in group.drain(..) {
+                    let _ = delivery
+                        .answer
+                        .send(Err(IntakeError::Database(error.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Stores `group`'s events and the jobs of those not received before in
+/// one transaction; returns each delivery's outcome, in order, once the
+/// transaction is committed.
+async fn store_group(
+    pool: &PgPool,
+    queues: &Arc<JobQueues>,
+    group: &[Delivery],
+) -> Result<Vec<Intake>, sqlx::Error> {
+    let mut work = GroupOfWork::begin(pool, queues).await?;
+    let ids: Vec<Uuid> = group.iter().map(|_| GroupOfWork::new_job_id()).collect();
+    let events: Vec<(&StoredEvent, Uuid)> = group
+        .iter()
+        .zip(&ids)
+        .map(|(delivery, id)| (&delivery.event, *id))
+        .collect();
+    // The events first: a job is recorded only for an event stored now.
+    let stored = stripe_events::record_all(work.conn(), &events).await?;
+    let jobs: Vec<GroupJob<StripeEvent>> = group
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| stored.contains(id))
+        .map(|(delivery, id)| GroupJob {
+            id: *id,
+            job: StripeEvent {
+                event_id: delivery.event.event_id.clone(),
+            },
+            origin: delivery.origin.clone(),
+        })
+        .collect();
+    work.record_all(&jobs).await?;
+    work.commit_and_hand_over_later().await?;
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            if stored.contains(&id) {
+                Intake::Recorded(id)
+            } else {
+                Intake::Duplicate
+            }
+        })
+        .collect())
+}
