@@ -74,14 +74,18 @@ async fn events_stored_together_are_each_stored_once_and_only_new_ones_name_thei
     let jobs = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
     let mut conn = pool.acquire().await.expect("a connection");
 
-    let stored = stripe_events::record_all(
+    let new_jobs = stripe_events::record_all(
         &mut conn,
         &[(&new, jobs[0]), (&before, jobs[1]), (&again, jobs[2])],
     )
     .await
     .expect("stored");
 
-    assert_eq!(stored, vec![jobs[0]], "only the new event, its first copy");
+    assert_eq!(
+        new_jobs,
+        vec![jobs[0]],
+        "only the new event, its first copy"
+    );
     assert_eq!(stored_job(&pool, "evt_new").await, jobs[0]);
     assert_eq!(stored(&pool, "evt_new").await, new);
     assert_eq!(
