@@ -137,7 +137,8 @@ impl AppState {
             .as_ref()
             .map(|token| token.expose_secret().trim());
         let queues = Arc::new(JobQueues::new(redis, *queues));
-        let stripe_intake = StripeIntake::new(pool.clone(), queues.clone());
+        let feed = Publisher::spawn(queues.clone());
+        let stripe_intake = StripeIntake::new(pool.clone(), queues.clone(), feed.clone());
         Ok(Self(Arc::new(App {
             pool,
             storage: Storage::from_settings(storage)?,
@@ -150,7 +151,7 @@ impl AppState {
             login_failures: auth.login_failures,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
             job_versions: JobVersions::new(server.poll_memory_max_age),
-            feed: Publisher::spawn(queues.clone()),
+            feed,
             auth_limit: ClientLimit {
                 limiter: (auth.rate_limit > 0).then(|| {
                     Arc::new(Limiter::shared(

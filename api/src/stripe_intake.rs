@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 use catalogue::StripeEvent;
 use queue::JobQueues;
+use queue::feed::Publisher;
 use sqlx::PgPool;
 use store::records::Origin;
 use store::stripe_events::{self, StoredEvent};
@@ -65,15 +66,18 @@ struct Delivery {
 pub struct StripeIntake {
     pool: PgPool,
     queues: Arc<JobQueues>,
+    feed: Publisher,
     deliveries: OnceLock<mpsc::Sender<Delivery>>,
 }
 
 impl StripeIntake {
-    /// The intake storing into `pool`, handing jobs to `queues`.
-    pub fn new(pool: PgPool, queues: Arc<JobQueues>) -> Self {
+    /// The intake storing into `pool`, handing jobs to `queues` and their
+    /// changes to `feed`.
+    pub fn new(pool: PgPool, queues: Arc<JobQueues>, feed: Publisher) -> Self {
         Self {
             pool,
             queues,
+            feed,
             deliveries: OnceLock::new(),
         }
     }
@@ -83,7 +87,8 @@ impl StripeIntake {
     pub async fn take(&self, event: StoredEvent, origin: Origin) -> Result<Intake, IntakeError> {
         let deliveries = self.deliveries.get_or_init(|| {
             let (send, receive) = mpsc::channel(WAITING_MAX);
-            tokio::spawn(run(self.pool.clone(), self.queues.clone(), receive));
+            let (pool, queues, feed) = (self.pool.clone(), self.queues.clone(), self.feed.clone());
+            tokio::spawn(run(pool, queues, feed, receive));
             send
         });
         let (answer, answered) = oneshot::channel();
@@ -101,10 +106,15 @@ impl StripeIntake {
 
 /// The intake task: a group at a time, of every delivery waiting, until
 /// the api's state (and with it the sender) is dropped.
-async fn run(pool: PgPool, queues: Arc<JobQueues>, mut deliveries: mpsc::Receiver<Delivery>) {
+async fn run(
+    pool: PgPool,
+    queues: Arc<JobQueues>,
+    feed: Publisher,
+    mut deliveries: mpsc::Receiver<Delivery>,
+) {
     let mut group = Vec::with_capacity(GROUP_MAX);
     while deliveries.recv_many(&mut group, GROUP_MAX).await > 0 {
-        let outcome = store_group(&pool, &queues, &group).await;
+        let outcome = store_group(&pool, &queues, &feed, &group).await;
         match outcome {
             Ok(stored) => {
                 for (delivery, job_id) in group.drain(..).zip(stored) {
@@ -134,9 +144,10 @@ async fn run(pool: PgPool, queues: Arc<JobQueues>, mut deliveries: mpsc::Receive
 async fn store_group(
     pool: &PgPool,
     queues: &Arc<JobQueues>,
+    feed: &Publisher,
     group: &[Delivery],
 ) -> Result<Vec<Intake>, sqlx::Error> {
-    let mut work = GroupOfWork::begin(pool, queues).await?;
+    let mut work = GroupOfWork::begin(pool, queues, feed).await?;
     let ids: Vec<Uuid> = group.iter().map(|_| GroupOfWork::new_job_id()).collect();
     let events: Vec<(&StoredEvent, Uuid)> = group
         .iter()

@@ -5,7 +5,7 @@
 //! shared by the group, they stop growing with the number of requests.
 //!
 //! ```ignore
-//! let mut group = GroupOfWork::begin(&pool, &queues).await?;
+//! let mut group = GroupOfWork::begin(&pool, &queues, &feed).await?;
 //! let ids: Vec<Uuid> = jobs.iter().map(|_| GroupOfWork::new_job_id()).collect();
 //! let kept = stripe_events::record_all(group.conn(), &events_with(&ids)).await?;
 //! group.record_all(kept_jobs).await?;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use catalogue::Job;
 use queue::JobQueues;
+use queue::feed::Publisher;
 use store::records;
 
 use super::{JobRecord, dispatch};
@@ -30,6 +31,7 @@ pub struct GroupOfWork {
     tx: Transaction<'static, Postgres>,
     pool: PgPool,
     queues: Arc<JobQueues>,
+    feed: Publisher,
     records: Vec<JobRecord>,
 }
 
@@ -46,11 +48,16 @@ pub struct GroupJob<J> {
 
 impl GroupOfWork {
     /// Begins the group's transaction on `pool`; its jobs go to `queues`.
-    pub async fn begin(pool: &PgPool, queues: &Arc<JobQueues>) -> Result<Self, sqlx::Error> {
+    pub async fn begin(
+        pool: &PgPool,
+        queues: &Arc<JobQueues>,
+        feed: &Publisher,
+    ) -> Result<Self, sqlx::Error> {
         Ok(Self {
             tx: pool.begin().await?,
             pool: pool.clone(),
             queues: queues.clone(),
+            feed: feed.clone(),
             records: Vec::new(),
         })
     }
@@ -76,6 +83,7 @@ impl GroupOfWork {
                 payload: serde_json::to_value(&job.job)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
                 delay: std::time::Duration::ZERO,
+                owner: job.job.owner(),
             });
         }
         let rows: Vec<_> = recorded
@@ -84,7 +92,7 @@ impl GroupOfWork {
             .map(|(record, job)| {
                 let row = records::NewRecord {
                     job_id: record.id,
-                    owner: job.job.owner(),
+                    owner: record.owner,
                     queue: record.queue,
                     payload: &record.payload,
                     max_attempts,
@@ -99,13 +107,14 @@ impl GroupOfWork {
     }
 
     /// Commits (every request of the group may now be answered), then
-    /// hands the records to Redis in the background: until then they are
-    /// `pending`, and the relay's if the hand-over fails.
+    /// hands the records to Redis in the background: until a worker or the
+    /// relay confirms it, a record is unconfirmed, and the relay's after its
+    /// grace if this hand-over fails.
     pub async fn commit_and_hand_over_later(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await?;
         if !self.records.is_empty() {
-            let (pool, queues, records) = (self.pool, self.queues, self.records);
-            tokio::spawn(async move { dispatch(&pool, &queues, &records).await });
+            let (pool, queues, feed, records) = (self.pool, self.queues, self.feed, self.records);
+            tokio::spawn(async move { dispatch(&pool, &queues, &feed, &records).await });
         }
         Ok(())
     }

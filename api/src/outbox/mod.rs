@@ -132,15 +132,18 @@ async fn record<J: Job>(
 /// so one that works costs no write; only a failure is marked. If that
 /// mark is lost too, the relay hands the record over
 /// once its grace is past, as it does for one whose process died here.
-async fn dispatch(app: &AppState, batch: &[JobRecord]) -> Vec<DispatchState> {
+async fn dispatch(
+    pool: &PgPool,
+    queues: &JobQueues,
+    feed: &Publisher,
+    batch: &[JobRecord],
+) -> Vec<DispatchState> {
     let mut owners: Vec<Uuid> = batch.iter().filter_map(|record| record.owner).collect();
     owners.sort_unstable();
     owners.dedup();
-    app.feed
-        .publish_all(owners.into_iter().map(Change::NewJobsOf));
+    feed.publish_all(owners.into_iter().map(Change::NewJobsOf));
     let states = futures::future::join_all(batch.iter().map(|record| async move {
-        match app
-            .queues
+        match queues
             .enqueue(record.queue, record.id, &record.payload, record.delay)
             .await
         {
@@ -167,8 +170,8 @@ async fn dispatch(app: &AppState, batch: &[JobRecord]) -> Vec<DispatchState> {
     if !failed.is_empty() {
         // Before the answer, which says `pending` too: only Redis failing
         // gets here.
-        match records::unenqueued(&app.pool, &failed).await {
-            Ok(marked) => app.feed.publish_all(marked.into_iter().map(Change::Job)),
+        match records::unenqueued(pool, &failed).await {
+            Ok(marked) => feed.publish_all(marked.into_iter().map(Change::Job)),
             // The relay hands them over after its grace all the same; only
             // their status says `waiting` meanwhile.
             Err(error) => tracing::warn!(%error, "failed to mark jobs as not enqueued"),

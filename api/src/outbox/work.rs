@@ -115,7 +115,8 @@ impl<'a> UnitOfWork<'a> {
         let began = self.began;
         let batch = self.commit_records().await?;
         let committed = Instant::now();
-        let dispatched = dispatch(batch.state, &batch.records).await;
+        let app = batch.state;
+        let dispatched = dispatch(&app.pool, &app.queues, &app.feed, &batch.records).await;
         let handing_over = committed.elapsed();
         let jobs = batch
             .records
@@ -138,7 +139,9 @@ impl<'a> UnitOfWork<'a> {
     pub async fn commit_and_hand_over_later(self) -> Result<(), sqlx::Error> {
         let Batch { state, records, .. } = self.commit_records().await?;
         let state = state.clone();
-        tokio::spawn(async move { dispatch(&state, &records).await });
+        tokio::spawn(
+            async move { dispatch(&state.pool, &state.queues, &state.feed, &records).await },
+        );
         Ok(())
     }
 
