@@ -166,6 +166,12 @@ async fn load_at_the_target_rate() {
     let elapsed = started.elapsed();
     let spent = (fleet.costs().await - before).beyond(idle, elapsed.as_secs_f64());
     let effects = fleet.side_effects(paced.users).await;
+    // Those whose signup was answered 503 have no account to announce.
+    let signed_up: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(&fleet.app.pool)
+        .await
+        .expect("read");
+    let signed_up = usize::try_from(signed_up).expect("a count");
     let (slack_messages, slack_refused) = {
         let slack = fleet.slack();
         (slack.messages.len(), slack.refused)
@@ -254,11 +260,12 @@ async fn load_at_the_target_rate() {
     report.extend([
         String::new(),
         format!(
-            "Redis used_memory: {:.1} MB at the start, {:.1} MB in the middle, {:.1} MB at the end ({} samples, every 5 s); Slack took {slack_messages} messages and answered 429 to {slack_refused}.",
+            "Redis used_memory: {:.1} MB at the start, {:.1} MB in the middle, {:.1} MB at the end ({} samples, every 5 s); Slack took {slack_messages} messages announcing {} signups and answered 429 to {slack_refused}.",
             memory(0),
             memory(middle),
             memory(paced.samples.len() - 1),
             paced.samples.len(),
+            effects.announced,
         ),
         String::new(),
         "| per signup | api CPU | worker CPU | Redis CPU | Postgres CPU | Redis commands | Postgres rows written |".into(),
@@ -291,6 +298,11 @@ async fn load_at_the_target_rate() {
     if !unfinished.is_empty() {
         goals_missed.push(format!(
             "jobs not done {drain} s after the load: {unfinished_per_state:?}"
+        ));
+    } else if effects.announced != signed_up {
+        goals_missed.push(format!(
+            "Slack's messages announced {} signups for {signed_up} users",
+            effects.announced,
         ));
     } else if effects.pdfs != paced.users || effects.photo_sizes != 3 * photos {
         goals_missed.push(format!(

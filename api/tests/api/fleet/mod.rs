@@ -49,6 +49,11 @@ pub enum SlackLimit {
     /// As real Slack: one message a second, a 429 with `Retry-After: 1` to
     /// any more; the queue keeps its default limit. What proves that
     /// announcements keep up at a rate (by carrying many signups each).
+    /// A message names its first 40 signups and counts the rest, so each
+    /// user's announcement is counted from their job's result, and the
+    /// messages' counts must add up to the users ([`SideEffects::announced`]).
+    /// Stripe's budget is its live mode's, 100 calls a second, and each
+    /// process has a pool of 10 connections, the default.
     OneASecond,
 }
 
@@ -64,6 +69,7 @@ pub struct Fleet {
     /// Held so the mock keeps serving; what it took is in `slack_channel`.
     _slack: MockServer,
     slack_channel: Arc<Mutex<SlackChannel>>,
+    slack_limit: SlackLimit,
 }
 
 /// What the Slack mock took.
@@ -143,10 +149,18 @@ impl Fleet {
         let app = TestApp::spawn_with(Options::default().configure(move |s| {
             s.redis.cluster_nodes = nodes.map(Into::into);
             s.redis.redeliver_after = Duration::from_secs(5);
-            s.database.max_connections = 5;
+            // Six processes share the test's Postgres (its connections are
+            // 200): the default pool where the rate is the point.
+            s.database.max_connections = match slack_limit {
+                SlackLimit::Lifted => 5,
+                SlackLimit::OneASecond => 10,
+            };
             s.providers.stripe_secret_key = Some("sk_test_fleet".into());
             s.providers.stripe_api_base = stripe_base;
             s.providers.slack_webhook_url = Some(slack_url.into());
+            if slack_limit == SlackLimit::OneASecond {
+                s.providers.stripe_rate_limit = 100;
+            }
             if slack_limit == SlackLimit::Lifted {
                 // The mock takes any number of messages, so runs come every
                 // 100 ms and each names all its signups (at most 40 are
@@ -189,6 +203,7 @@ impl Fleet {
             stripe,
             _slack: slack,
             slack_channel,
+            slack_limit,
         }
     }
 
@@ -286,9 +301,21 @@ impl Fleet {
                 *customers.entry(email.replace("%40", "@")).or_default() += 1;
             }
         }
+        let messages = self.slack().messages.clone();
         let mut announced: HashMap<usize, usize> = HashMap::new();
-        for message in &self.slack().messages {
-            for n in users_named(message) {
+        let named_in: Vec<String> = match self.slack_limit {
+            SlackLimit::Lifted => messages.clone(),
+            // A message names 40; each job's result names its own user.
+            SlackLimit::OneASecond => sqlx::query_scalar(
+                "select result->>'posted' from jobs
+                 where queue = 'slack-notify' and state = 'completed'",
+            )
+            .fetch_all(&self.app.pool)
+            .await
+            .expect("read"),
+        };
+        for text in &named_in {
+            for n in users_named(text) {
                 *announced.entry(n).or_default() += 1;
             }
         }
@@ -309,6 +336,7 @@ impl Fleet {
         };
         SideEffects {
             per_user,
+            announced: messages.iter().map(|message| signups_in(message)).sum(),
             pdfs: count("onboarding.pdf"),
             photo_sizes: count("large.jpg") + count("medium.jpg") + count("thumbnail.jpg"),
         }
@@ -337,12 +365,26 @@ fn users_named(message: &str) -> HashSet<usize> {
         .collect()
 }
 
+/// How many signups a Slack message announces: `:tada: 57 new signups:`,
+/// or one.
+fn signups_in(message: &str) -> usize {
+    message
+        .split_once(":tada: ")
+        .and_then(|(_, rest)| rest.split_once(" new signups:"))
+        .and_then(|(count, _)| count.parse().ok())
+        .unwrap_or(1)
+}
+
 /// Counted side effects.
 #[derive(Debug)]
 pub struct SideEffects {
     /// Per user: [emails (confirmation, welcome), Stripe customers, Slack
-    /// messages naming them].
+    /// announcements naming them (messages, or with Slack's real limit
+    /// their job's result)].
     pub per_user: BTreeMap<usize, [usize; 3]>,
+    /// Signups the Slack messages announced, counted ones included: the
+    /// users once each, or some twice.
+    pub announced: usize,
     pub pdfs: usize,
     pub photo_sizes: usize,
 }
