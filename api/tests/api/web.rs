@@ -322,6 +322,16 @@ async fn an_operator_signs_in_retries_a_failed_job_pauses_a_queue_and_looks_a_jo
                 .await;
             screenshot(browser, "dashboard-lookup").await;
 
+            // Each provider's shared budget, with the default settings.
+            let budgets = browser.wait_for_text("#providers tbody", "slack").await;
+            for provider in ["stripe", "slack", "mail"] {
+                assert!(budgets.contains(provider), "{provider} in {budgets}");
+            }
+            browser
+                .eval("document.getElementById('providers-title').scrollIntoView(); return 1")
+                .await;
+            screenshot(browser, "dashboard-providers").await;
+
             // Every action above is in the log, under this session.
             let audit = browser.wait_for_text("#audit", "resume").await;
             for action in ["sign in", "retry", "pause", "resume"] {
