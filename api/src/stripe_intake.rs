@@ -114,27 +114,47 @@ async fn run(
 ) {
     let mut group = Vec::with_capacity(GROUP_MAX);
     while deliveries.recv_many(&mut group, GROUP_MAX).await > 0 {
-        let outcome = store_group(&pool, &queues, &feed, &group).await;
-        match outcome {
-            Ok(stored) => {
-                for (delivery, job_id) in group.drain(..).zip(stored) {
-                    let _ = delivery.answer.send(Ok(job_id));
+        match store_group(&pool, &queues, &feed, &group).await {
+            Ok(stored) => answer(group.drain(..), stored.into_iter().map(Ok)),
+            // One event Postgres refuses must not fail the others taken
+            // with it (Stripe would retry them all, and the bad one would
+            // fail each group it lands in): each is tried alone.
+            Err(_) if group.len() > 1 => {
+                for delivery in group.drain(..) {
+                    let alone = std::slice::from_ref(&delivery);
+                    let outcome = store_group(&pool, &queues, &feed, alone).await;
+                    let outcome = outcome.map(|mut stored| stored.remove(0));
+                    answer(
+                        std::iter::once(delivery),
+                        std::iter::once(outcome.map_err(refused)),
+                    );
                 }
             }
             Err(error) => {
-                tracing::error!(
-                    error = &error as &dyn std::error::Error,
-                    deliveries = group.len(),
-                    "stripe events not stored; each delivery is answered 5xx and Stripe retries it"
-                );
-                let error = Arc::new(error);
-                for delivery in group.drain(..) {
-                    let _ = delivery
-                        .answer
-                        .send(Err(IntakeError::Database(error.clone())));
-                }
+                let error = refused(error);
+                answer(group.drain(..), std::iter::once(Err(error)));
             }
         }
+    }
+}
+
+/// Logs a failed transaction once: its deliveries are answered 5xx and
+/// Stripe retries them.
+fn refused(error: sqlx::Error) -> IntakeError {
+    tracing::error!(
+        error = &error as &dyn std::error::Error,
+        "stripe event not stored; the delivery is answered 5xx and Stripe retries it"
+    );
+    IntakeError::Database(Arc::new(error))
+}
+
+/// Sends each delivery its outcome, in order.
+fn answer(
+    deliveries: impl Iterator<Item = Delivery>,
+    outcomes: impl Iterator<Item = Result<Intake, IntakeError>>,
+) {
+    for (delivery, outcome) in deliveries.zip(outcomes) {
+        let _ = delivery.answer.send(outcome);
     }
 }
 
@@ -149,11 +169,14 @@ async fn store_group(
 ) -> Result<Vec<Intake>, sqlx::Error> {
     let mut work = GroupOfWork::begin(pool, queues, feed).await?;
     let ids: Vec<Uuid> = group.iter().map(|_| GroupOfWork::new_job_id()).collect();
-    let events: Vec<(&StoredEvent, Uuid)> = group
+    let mut events: Vec<(&StoredEvent, Uuid)> = group
         .iter()
         .zip(&ids)
         .map(|(delivery, id)| (&delivery.event, *id))
         .collect();
+    // In one order on every instance: two groups holding the same
+    // redelivered events never wait on each other's rows.
+    events.sort_unstable_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
     // The events first: a job is recorded only for an event stored now.
     let stored = stripe_events::record_all(work.conn(), &events).await?;
     let jobs: Vec<GroupJob<StripeEvent>> = group

@@ -2,6 +2,8 @@
 //! refused before anything is. (What the events do is the worker's, in its
 //! tests.)
 
+use std::time::Duration;
+
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
 use proptest::test_runner::TestRunner;
@@ -232,4 +234,49 @@ async fn deliveries_arriving_together_are_each_durable_when_answered_and_repeats
                 .expect("readable");
         assert!(!by_the_relay, "{job_id} was left to the relay");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_postgres_refuses_fails_alone_and_the_deliveries_taken_with_it_are_recorded() {
+    let app = app_with_webhook().await;
+    // Valid JSON that jsonb cannot store: a NUL in a string.
+    let mut poisoned = subscription_event("evt_nul");
+    poisoned["data"]["object"]["metadata"] = json!({ "note": "a\u{0}b" });
+    let mut together: Vec<Value> = (0..15)
+        .map(|n| subscription_event(&format!("evt_with_nul_{n}")))
+        .collect();
+    together.insert(7, poisoned);
+    let first = subscription_event("evt_before");
+    // The intake's first group waits on this lock, so the deliveries that
+    // come meanwhile are taken together, the poisoned one among them.
+    let mut lock = app.pool.begin().await.expect("a transaction");
+    sqlx::query("lock table stripe_events in share row exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .expect("locked");
+
+    let held = Duration::from_millis(300);
+    let (before, answers, ()) = tokio::join!(
+        app.deliver_stripe_event(&first),
+        async {
+            tokio::time::sleep(held / 3).await;
+            futures::future::join_all(together.iter().map(|event| app.deliver_stripe_event(event)))
+                .await
+        },
+        async {
+            tokio::time::sleep(held).await;
+            lock.commit().await.expect("released");
+        },
+    );
+
+    assert_eq!(before.0, 200, "{}", before.1);
+    for (event, (status, answer)) in together.iter().zip(&answers) {
+        if event["id"] == "evt_nul" {
+            assert!(*status >= 500, "the poisoned event: {status} {answer}");
+        } else {
+            assert_eq!(*status, 200, "{}: {answer}", event["id"]);
+            assert!(answer["job_id"].is_string(), "{answer}");
+        }
+    }
+    assert_eq!(recorded(&app).await, (16, 16), "every other event, once");
 }

@@ -32,8 +32,8 @@ pub struct ServerSettings {
     /// How long an unchanged job status or job list is answered 304 from
     /// memory before the database is asked again: the bound on how late a
     /// change is seen whose publish on the change feed never came (a
-    /// writer killed after its commit, an operator's SQL)
-    /// (`POLL_MEMORY_MAX_AGE_SECS`).
+    /// writer killed after its commit, an operator's SQL, a worker whose
+    /// own Redis connection is dead) (`POLL_MEMORY_MAX_AGE_SECS`, 1 to 60).
     pub poll_memory_max_age: Duration,
 }
 
@@ -45,7 +45,9 @@ variables! {
         cors_allowed_origins: Parsed("CORS_ALLOWED_ORIGINS", CorsOrigins::SameOrigin),
         client_ip_header: Optional("CLIENT_IP_HEADER"),
         metrics_token: Secret("METRICS_TOKEN"),
-        poll_memory_max_age: Secs("POLL_MEMORY_MAX_AGE_SECS", 5).at_least(SECOND),
+        poll_memory_max_age: Secs("POLL_MEMORY_MAX_AGE_SECS", 5)
+            .at_least(SECOND)
+            .at_most(Duration::from_secs(60)),
     }
 }
 

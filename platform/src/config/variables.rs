@@ -92,6 +92,14 @@ pub(super) trait Variable<T> {
         AtLeast(self, min)
     }
 
+    /// Never more than `max` (a bound that must stay a bound).
+    fn at_most(self, max: T) -> AtMost<Self, T>
+    where
+        Self: Sized,
+    {
+        AtMost(self, max)
+    }
+
     /// `0` turns the feature off: `None`.
     fn zero_is_off(self) -> ZeroIsOff<Self>
     where
@@ -364,6 +372,19 @@ pub(super) struct AtLeast<E, T>(E, T);
 impl<E: Variable<T>, T: Ord + Clone> Variable<T> for AtLeast<E, T> {
     fn read(&self, env: &mut Env<'_>) -> T {
         self.0.read(env).max(self.1.clone())
+    }
+
+    fn write(&self, value: &T, vars: &mut Vars) {
+        self.0.write(value, vars);
+    }
+}
+
+/// See [`Variable::at_most`].
+pub(super) struct AtMost<E, T>(E, T);
+
+impl<E: Variable<T>, T: Ord + Clone> Variable<T> for AtMost<E, T> {
+    fn read(&self, env: &mut Env<'_>) -> T {
+        self.0.read(env).min(self.1.clone())
     }
 
     fn write(&self, value: &T, vars: &mut Vars) {

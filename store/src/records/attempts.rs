@@ -23,12 +23,9 @@ pub enum Started {
     Unrecorded,
 }
 
-/// Fails a record no attempt owns, if it is still in state `from`: a
-/// `pending` one the relay cannot deliver (an unknown queue: only a
-/// hand-edited or future-version row), or an `active` one BullMQ failed
-/// without our handler (its workers kept dying mid-job; attempts our handler
-/// made were recorded when they failed, so only a record still `active` is
-/// stale). Returns whether it was.
+/// Fails a record no attempt owns, if it is still in state `from`: one the
+/// relay cannot deliver (an unknown queue: only a hand-edited or
+/// future-version row). Returns whether it was.
 pub async fn fail_unowned<'c>(
     db: impl PgExecutor<'c>,
     job_id: Uuid,
@@ -41,6 +38,30 @@ pub async fn fail_unowned<'c>(
          where job_id = $1 and state = $2",
         job_id,
         from as JobState,
+        failure.public.code,
+        failure.public.message,
+        failure.detail,
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
+/// Fails a record BullMQ failed without our handler recording it: its
+/// workers kept dying mid-job (the record `active`), or no attempt could
+/// even record its start (Postgres down while Redis was up: the record
+/// still `waiting` or `delayed`). Only a finished record is left alone, so
+/// no job BullMQ gave up on stays open for ever. Returns whether it was.
+pub async fn fail_unfinished<'c>(
+    db: impl PgExecutor<'c>,
+    job_id: Uuid,
+    failure: Failure<'_>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query!(
+        "update jobs set state = 'failed', error_code = $2, error = $3, error_detail = $4,
+                finished_at = now(), updated_at = now()
+         where job_id = $1 and state not in ('completed', 'failed')",
+        job_id,
         failure.public.code,
         failure.public.message,
         failure.detail,

@@ -22,8 +22,8 @@ mod history;
 mod outbox;
 
 pub use attempts::{
-    Started, attempt_failed, completed, completed_batch, fail_unowned, progress, requeued, retried,
-    start, start_batch,
+    Started, attempt_failed, completed, completed_batch, fail_unfinished, fail_unowned, progress,
+    requeued, retried, start, start_batch,
 };
 pub use history::{
     Finished, count_recent, finished_within, open_of_user, prune_finished, running_of_user,

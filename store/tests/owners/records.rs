@@ -195,6 +195,40 @@ async fn an_unowned_record_is_failed_only_from_the_state_it_was_seen_in() {
 }
 
 #[tokio::test]
+async fn a_job_bullmq_gave_up_on_is_failed_whether_or_not_an_attempt_ever_started_and_a_finished_one_stays()
+ {
+    let pool = migrated_pool().await;
+    let (never_started, running, done) = (
+        recorded(&pool, None).await,
+        recorded(&pool, None).await,
+        recorded(&pool, None).await,
+    );
+    let _run = started(&pool, running).await;
+    let finished = started(&pool, done).await;
+    let result = serde_json::json!({ "ok": true });
+    assert!(
+        records::completed(&pool, finished, 1, &result)
+            .await
+            .expect("ok")
+    );
+    let public = unreadable();
+
+    for job in [never_started, running, done] {
+        let _ = records::fail_unfinished(&pool, job, failure(&public))
+            .await
+            .expect("ok");
+    }
+
+    assert_eq!(
+        state_of(&pool, never_started).await,
+        "failed",
+        "not left waiting"
+    );
+    assert_eq!(state_of(&pool, running).await, "failed");
+    assert_eq!(state_of(&pool, done).await, "completed", "never reopened");
+}
+
+#[tokio::test]
 async fn pruning_removes_old_finished_records_and_keeps_unfinished_ones_however_old() {
     let pool = migrated_pool().await;
     let (completed, failed, waiting, recent) = (

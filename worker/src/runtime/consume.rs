@@ -125,6 +125,9 @@ pub async fn run_with<H: Handler>(
         "stopping: no new jobs; waiting for in-flight jobs"
     );
     let timeout_ms = platform::millis(settings.worker.shutdown_timeout);
+    // One deadline for the whole drain: an orchestrator's grace period
+    // sized to the setting must not end while a batch is still recording.
+    let deadline = tokio::time::Instant::now() + settings.worker.shutdown_timeout;
     let closing = futures::future::join_all(workers.iter().map(|running| async move {
         if let Err(error) = running.worker.close(timeout_ms).await {
             tracing::warn!(queue = %running.queue, %error, "worker did not close cleanly");
@@ -132,7 +135,8 @@ pub async fn run_with<H: Handler>(
         // BullMQ's close may return while a batch's run is still calling
         // its provider: the run records its jobs before the batcher stops.
         if let Some(batcher) = &running.batcher {
-            batcher.finish_run(settings.worker.shutdown_timeout).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            batcher.finish_run(left).await;
         }
         running.events.abort();
     }));

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bullmq::worker::WorkerEvent;
 use store::records;
-use store::records::{Failure, JobState, PublicError};
+use store::records::{Failure, PublicError};
 use uuid::Uuid;
 
 use super::attempt::Lane;
@@ -72,7 +72,7 @@ pub(super) async fn watch_events(
                     public: &public,
                     detail: &error,
                 };
-                match records::fail_unowned(pool, id, JobState::Active, failure).await {
+                match records::fail_unfinished(pool, id, failure).await {
                     Ok(true) => {
                         ctx.changed(id);
                         tracing::error!(%queue, job.id = %job_id, %error, "job failed")
