@@ -178,6 +178,9 @@ impl Publisher {
     /// Starts the publishing task on the current runtime; it ends when
     /// every clone is dropped, after publishing what was queued.
     pub fn spawn(queues: Arc<JobQueues>) -> Self {
+        // Exported at zero from the start: an alert's `increase` cannot see
+        // a counter's first drops if its series begins with them.
+        metrics::counter!("jobs_feed_dropped_total").increment(0);
         let (queue, mut changes) = mpsc::channel(PUBLISHER_QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(PUBLISHER_BATCH);

@@ -323,7 +323,7 @@ async fn a_batch_starts_and_completes_its_records_together_under_the_single_rule
     // A newer attempt (a redelivery after a lost lock) takes one record over.
     let _newest = started(&pool, newer).await;
 
-    let posted = serde_json::json!({ "posted": "batch", "signups": 2 });
+    let posted = serde_json::json!({ "posted": "batch" });
     let taken = records::completed_batch(&pool, &[(runs[0], 1, &posted), (runs[1], 2, &posted)])
         .await
         .expect("recorded");

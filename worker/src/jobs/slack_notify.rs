@@ -85,15 +85,14 @@ impl Perform for SlackNotify {
             post(ctx, webhook.expose_secret(), &announcement(&signups)).await?;
         }
         // Each job's result is its owner's to read (`GET /api/jobs/{id}`):
-        // it names them alone, never the others the message carried. A
-        // message for one signup is posted as it stands.
+        // it names them alone, never the others the message carried, nor
+        // how many there were (our signups a second are not theirs to
+        // learn). A message for one signup is posted as it stands.
         Ok(user_ids
             .iter()
             .map(|id| match users.get(id) {
-                Some(_) if signups.len() == 1 => {
-                    Ok(json!({ "posted": announcement(&signups), "signups": 1 }))
-                }
-                Some(user) => Ok(json!({ "posted": line(user), "signups": signups.len() })),
+                Some(_) if signups.len() == 1 => Ok(json!({ "posted": announcement(&signups) })),
+                Some(user) => Ok(json!({ "posted": line(user) })),
                 None => Err(JobError::user_gone(*id)),
             })
             .collect())

@@ -47,6 +47,10 @@ pub async fn run_with<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    if settings.worker.http_port.is_some() {
+        // Before the context, whose parts register their metrics.
+        platform::metrics::handle();
+    }
     let ctx = Arc::new(JobContext::build(settings)?);
     let stopping = Arc::new(AtomicBool::new(false));
     let _server = match settings.worker.http_port {

@@ -98,13 +98,12 @@ async fn a_burst_of_signups_is_announced_in_few_messages_naming_everyone_once() 
             !posted.contains(&format!("Burst {} (", (n + 1) % 60)),
             "{job}"
         );
-        let message = texts
-            .iter()
-            .find(|text| text.contains(posted))
-            .expect("posted in a message");
-        // A list has a line per signup; one signup is a sentence.
-        let named = message.matches("\n• ").count().max(1);
-        assert_eq!(job["result"]["signups"], named, "{job}");
+        assert!(
+            texts.iter().any(|text| text.contains(posted)),
+            "posted in a message: {job}"
+        );
+        // Nor how many others signed up with them.
+        assert_eq!(job["result"].as_object().map(|r| r.len()), Some(1), "{job}");
     }
 }
 
@@ -152,7 +151,7 @@ async fn a_batch_keeps_hostile_names_inert_and_leaves_out_a_deleted_user() {
             .job_status(&job_id(signup, "slack-notify"), signup["token"].as_str())
             .await;
         assert_eq!(job["state"], "completed", "{job}");
-        assert_eq!(job["result"]["signups"], 2, "{job}");
+        assert_eq!(job["result"].as_object().map(|r| r.len()), Some(1), "{job}");
     }
     // The deleted user's own job record goes with the account.
 }
