@@ -259,11 +259,13 @@ async fn an_event_postgres_refuses_fails_alone_and_the_deliveries_taken_with_it_
     let (before, answers, ()) = tokio::join!(
         app.deliver_stripe_event(&first),
         async {
+            // A window must pass: the first delivery reaches the lock first.
             tokio::time::sleep(held / 3).await;
             futures::future::join_all(together.iter().map(|event| app.deliver_stripe_event(event)))
                 .await
         },
         async {
+            // A window must pass: every other delivery is queued meanwhile.
             tokio::time::sleep(held).await;
             lock.commit().await.expect("released");
         },

@@ -12,6 +12,7 @@
 
 mod alerts;
 mod auth;
+mod bounds;
 mod database;
 mod links;
 mod mail;

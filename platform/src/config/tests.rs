@@ -392,23 +392,3 @@ fn every_variable_the_docs_name_is_one_the_settings_read() {
         .collect();
     assert!(unknown.is_empty(), "no setting reads: {unknown:#?}");
 }
-
-#[test]
-fn the_poll_memory_bound_stays_between_one_second_and_a_minute() {
-    let age = |raw: &str| {
-        settings(&[
-            ("DATABASE_URL", "postgres://localhost/app"),
-            ("POLL_MEMORY_MAX_AGE_SECS", raw),
-        ])
-        .expect("valid")
-        .server
-        .poll_memory_max_age
-    };
-    assert_eq!(age("0"), Duration::from_secs(1));
-    assert_eq!(age("30"), Duration::from_secs(30));
-    assert_eq!(
-        age("86400"),
-        Duration::from_secs(60),
-        "a bound, not a way to turn it off"
-    );
-}
