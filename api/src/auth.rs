@@ -55,6 +55,7 @@ pub async fn trust_device<'c>(
 pub async fn revoke_token(state: &AppState, hash: &TokenHash) -> Result<(), ApiError> {
     tokens::revoke(&state.pool, hash).await?;
     state.tokens.remove(hash);
+    state.events.revoke(hash);
     Ok(())
 }
 

@@ -79,6 +79,14 @@ pub enum ApiError {
     /// The account already has this many uploads in progress (429).
     #[error("this account already has {0} uploads in progress; retry when one has finished")]
     UploadsInProgress(u32),
+    /// The user already holds this many live streams here (429).
+    #[error("this account already has {0} live event streams open; close one (a tab) first")]
+    TooManyStreams(usize),
+    /// No live stream can be opened here now (this instance is full,
+    /// stopping, or not hearing changes); poll, or retry after this many
+    /// seconds (503).
+    #[error("live updates are unavailable right now; poll the job status, or retry in {0} seconds")]
+    StreamsUnavailable(u64),
     /// The request body stopped coming, or came slower than the minimum pace (408).
     #[error("the request body arrived too slowly; the request was cut off")]
     BodyTooSlow,
@@ -124,12 +132,16 @@ impl ApiError {
             Self::EmailTaken | Self::AlreadyVerified => StatusCode::CONFLICT,
             Self::InvalidCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::RateLimited(_) | Self::UploadsInProgress(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::UploadsInProgress(_) | Self::TooManyStreams(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
             Self::QuotaExceeded(_) | Self::Forbidden(_) | Self::WrongPassword => {
                 StatusCode::FORBIDDEN
             }
-            Self::Overloaded(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded(_) | Self::Unavailable(_) | Self::StreamsUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +165,8 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::RateLimited(_) | Self::UploadsInProgress(_) => "rate_limited",
+            Self::TooManyStreams(_) => "too_many_streams",
+            Self::StreamsUnavailable(_) => "streams_unavailable",
             Self::BodyTooSlow => "request_timeout",
             Self::QuotaExceeded(_) => "quota_exceeded",
             Self::Forbidden(_) => "forbidden",
@@ -285,7 +299,11 @@ impl IntoResponse for ApiError {
             },
         };
         let retry_after = match &self {
-            Self::RateLimited(seconds) | Self::Overloaded(seconds) => Some(*seconds),
+            Self::RateLimited(seconds)
+            | Self::Overloaded(seconds)
+            | Self::StreamsUnavailable(seconds) => Some(*seconds),
+            // A tab closing frees a slot; nobody knows when.
+            Self::TooManyStreams(_) => Some(10),
             // A dependency blinked: a client that retries soon will likely succeed.
             Self::Unavailable(_) => Some(1),
             // Nobody knows when an upload in progress ends; a few seconds is

@@ -23,7 +23,9 @@
 //! - [`browser`]: security headers, the web app's CSP, CORS.
 //! - [`conditional`]: `ETag` and `304 Not Modified` for the polled answers.
 //! - [`job_versions`]: 304s for unchanged jobs without a query, told of
-//!   every change by Postgres.
+//!   every change by the change feed.
+//! - [`events`]: live job status pushed to the browser (`GET /api/me/events`),
+//!   from the same feed.
 //! - [`error`]: the single [`ApiError`](error::ApiError) and its JSON shape.
 //! - [`request_id`]: one `x-request-id` per request, carried to its jobs.
 //! - [`rate_limit`]: per-client limits on signup and login (429), bounded memory.
@@ -42,6 +44,7 @@ pub mod conditional;
 pub mod domain;
 pub mod drain;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod job_versions;
 pub mod layers;
@@ -133,8 +136,25 @@ impl Application {
         let sweeper = tokio::spawn(sweep_abandoned_uploads(self.state.clone()));
         let state = self.state.clone();
         let listener = tokio::spawn(async move {
-            job_versions::follow(&state.queues, &state.redis, &state.job_versions).await
+            job_versions::follow(
+                &state.queues,
+                &state.redis,
+                &state.job_versions,
+                &state.events,
+            )
+            .await
         });
+        let deliveries = tokio::spawn(events::deliver::run(self.state.clone()));
+        // Under the idle timeout, so a quiet stream never looks idle.
+        let heartbeat = events::HEARTBEAT_EVERY.min(self.state.http.idle_timeout / 2);
+        let keeper = tokio::spawn(events::deliver::keep(self.state.clone(), heartbeat));
+        // Streams end the moment the signal comes, not after the drain:
+        // their clients reconnect to another instance meanwhile.
+        let hub = self.state.events.clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.close();
+        };
         let queues = self.state.queues.clone();
         let eviction = tokio::spawn(async move { queue::watch_eviction_policy(&queues).await });
         tracing::info!(address = %self.local_addr()?, "api listening");
@@ -147,6 +167,8 @@ impl Application {
         relay.abort();
         sweeper.abort();
         listener.abort();
+        deliveries.abort();
+        keeper.abort();
         monitor.abort();
         eviction.abort();
         served

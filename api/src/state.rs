@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use storage::Storage;
 use store::unsubscribe::UnsubscribeKey;
 
+use crate::events::Hub;
 use crate::job_versions::JobVersions;
 use crate::passwords::Passwords;
 use crate::rate_limit::{ClientLimit, Limiter};
@@ -77,6 +78,8 @@ pub struct App {
     pub tokens: Arc<TokenCache>,
     /// Tags of job statuses answered here, dropped when their job changes.
     pub job_versions: JobVersions,
+    /// The live event streams open here (`GET /api/me/events`).
+    pub events: Arc<Hub>,
     /// Limits signups and logins per client, on all instances together.
     pub auth_limit: ClientLimit,
     /// SHA-256 of `ADMIN_TOKEN`; `None` disables the admin endpoints.
@@ -151,6 +154,7 @@ impl AppState {
             login_failures: auth.login_failures,
             tokens: Arc::new(TokenCache::new(TOKEN_CACHE_CAPACITY)),
             job_versions: JobVersions::new(server.poll_memory_max_age),
+            events: Arc::new(Hub::new(settings.events)),
             feed,
             auth_limit: ClientLimit {
                 limiter: (auth.rate_limit > 0).then(|| {

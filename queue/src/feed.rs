@@ -48,6 +48,9 @@ pub enum Change {
     /// A user has new jobs: their job list is not what an instance may
     /// remember (a new record changes no remembered status).
     NewJobsOf(Uuid),
+    /// What a user's profile shows changed (avatar, address, plan) other
+    /// than by a job of theirs completing: their live streams are told.
+    Account(Uuid),
     /// A listener's probe, proving the feed reaches it: the listener's
     /// own id, the probe's number, and the shard it was published on.
     Probe(u64, u64, usize),
@@ -57,7 +60,7 @@ impl Change {
     /// The id that picks the change's shard.
     fn key(self) -> u64 {
         match self {
-            Self::Job(id) | Self::NewJobsOf(id) => id.as_u64_pair().1,
+            Self::Job(id) | Self::NewJobsOf(id) | Self::Account(id) => id.as_u64_pair().1,
             Self::Probe(from, ..) => from,
         }
     }
@@ -67,6 +70,7 @@ impl Change {
         let _ = match self {
             Self::Job(id) => write!(out, "j:{} ", id.simple()),
             Self::NewJobsOf(id) => write!(out, "u:{} ", id.simple()),
+            Self::Account(id) => write!(out, "a:{} ", id.simple()),
             Self::Probe(from, n, shard) => write!(out, "p:{from}:{n}:{shard} "),
         };
     }
@@ -81,6 +85,7 @@ impl Change {
                 match kind {
                     "j" => Uuid::try_parse(rest).ok().map(Self::Job),
                     "u" => Uuid::try_parse(rest).ok().map(Self::NewJobsOf),
+                    "a" => Uuid::try_parse(rest).ok().map(Self::Account),
                     "p" => {
                         let mut parts = rest.splitn(3, ':');
                         let mut next = || parts.next();
@@ -319,6 +324,7 @@ mod tests {
         for change in [
             Change::Job(job),
             Change::NewJobsOf(user),
+            Change::Account(user),
             Change::Probe(7, 9, 3),
         ] {
             change.write(&mut message);
@@ -328,6 +334,7 @@ mod tests {
             Some(vec![
                 Change::Job(job),
                 Change::NewJobsOf(user),
+                Change::Account(user),
                 Change::Probe(7, 9, 3)
             ])
         );

@@ -115,6 +115,26 @@ pub async fn find(
     .await
 }
 
+/// Which of `hashes` are still valid sessions: one query for however
+/// many (the live streams' check that their tokens were not revoked).
+pub async fn still_valid(
+    db: impl PgExecutor<'_>,
+    hashes: &[TokenHash],
+) -> Result<Vec<TokenHash>, sqlx::Error> {
+    let given: Vec<&[u8]> = hashes.iter().map(|hash| &hash[..]).collect();
+    let rows = sqlx::query_scalar!(
+        "select token_hash from api_tokens
+         where token_hash = any($1) and expires_at > now()",
+        &given as &[&[u8]],
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| TokenHash::try_from(row.as_slice()).ok())
+        .collect())
+}
+
 /// Revokes one token. Returns whether it existed.
 pub async fn revoke(db: impl PgExecutor<'_>, hash: &TokenHash) -> Result<bool, sqlx::Error> {
     let deleted = sqlx::query!("delete from api_tokens where token_hash = $1", &hash[..])

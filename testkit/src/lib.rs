@@ -11,6 +11,7 @@
 //!   a Redis Cluster of such servers, for the tests that need one.
 //! - [`s3`]: an S3-compatible server (s3rver) for the S3 storage path.
 //! - [`smtp`]: an SMTP sink that records what it receives.
+//! - [`sse`]: a reader of the live event stream, frame by frame.
 //! - [`stripe`]: Stripe events, signed and delivered to the webhook.
 //! - [`app`]: [`TestApp`](app::TestApp), wiring it all together; its
 //!   settings are changed as typed values (`Options::configure`).
@@ -38,6 +39,7 @@ pub mod redis_cluster;
 pub mod s3;
 mod scratch;
 pub mod smtp;
+pub mod sse;
 pub mod stripe;
 pub mod wait;
 

@@ -90,6 +90,8 @@ pub async fn verify(
     if let Some(taken_over) = taken_over {
         taken_over.committed();
     }
+    // The address the user's open tabs show is confirmed (or changed).
+    state.feed.publish(queue::feed::Change::Account(user_id));
     tracing::info!("email address confirmed");
     Ok(Verified {
         user_id,

@@ -208,5 +208,6 @@ pub async fn end_every_session(state: &AppState, user_id: Uuid) -> Result<(), Ap
     tokens::revoke_all_of_user(&mut *tx, user_id).await?;
     tx.commit().await?;
     state.tokens.remove_user(user_id);
+    state.events.end_user(user_id);
     Ok(())
 }

@@ -9,18 +9,20 @@ use queue::feed::{Change, Heard, Subscription, channels};
 use uuid::Uuid;
 
 use super::JobVersions;
+use crate::events::Hub;
 
 /// Listens to the change feed for as long as the api runs, subscribing
 /// again with a growing pause (at most 10 s) when Redis goes away;
 /// meanwhile every poll asks the database. Holds one Redis connection (one
 /// per node on a cluster) besides the queues'.
-pub async fn follow(queues: &JobQueues, redis: &RedisSettings, versions: &JobVersions) {
+pub async fn follow(queues: &JobQueues, redis: &RedisSettings, versions: &JobVersions, hub: &Hub) {
     let mut pause = FIRST_PAUSE;
     loop {
         let why = match Subscription::subscribe(redis).await {
             Ok(subscription) => {
-                let why = hear(queues, redis, subscription, versions, &mut pause).await;
+                let why = hear(queues, redis, subscription, versions, hub, &mut pause).await;
                 versions.reset(false);
+                hub.feed_lost();
                 why
             }
             Err(error) => format!("cannot subscribe: {error}"),
@@ -53,6 +55,7 @@ async fn hear(
     redis: &RedisSettings,
     mut subscription: Subscription,
     versions: &JobVersions,
+    hub: &Hub,
     pause: &mut Duration,
 ) -> String {
     // Other instances' probes arrive too: each knows its own by this.
@@ -76,6 +79,8 @@ async fn hear(
                         // Not ours, or from a newer version: cannot tell
                         // what changed.
                         versions.reset(versions.is_live());
+                        // Streams cannot know either: they resume by replay.
+                        hub.feed_lost();
                         continue;
                     }
                 };
@@ -95,10 +100,13 @@ async fn hear(
                             }
                         }
                         Change::Probe(..) => {}
-                        Change::Job(_) | Change::NewJobsOf(_) => changed.push(change),
+                        Change::Job(_) | Change::NewJobsOf(_) | Change::Account(_) => {
+                            changed.push(change);
+                        }
                     }
                 }
                 versions.changed_all(&changed);
+                hub.changed_all(&changed);
                 changed.clear();
             }
             () = &mut timer => {

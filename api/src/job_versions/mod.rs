@@ -199,7 +199,7 @@ impl JobVersions {
         let touched = |change: Change| match change {
             Change::NewJobsOf(user) => user == owner,
             Change::Job(job) => jobs.contains(&job),
-            Change::Probe(..) => false,
+            Change::Account(_) | Change::Probe(..) => false,
         };
         if !inner.trusts(seen, touched) {
             return;
@@ -246,7 +246,7 @@ impl JobVersions {
                 Change::NewJobsOf(owner) => {
                     inner.lists.remove(&owner);
                 }
-                Change::Probe(..) => continue,
+                Change::Account(_) | Change::Probe(..) => continue,
             }
             if inner.recent.len() == RECENT
                 && let Some((oldest, _)) = inner.recent.pop_front()

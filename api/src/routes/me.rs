@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use store::subscriptions;
 use store::subscriptions::Subscription;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::endpoints::{Endpoints, Limits};
 use super::media::AvatarUrls;
@@ -43,7 +44,7 @@ const ONBOARDING_PDF_PATH: &str = "/api/me/onboarding.pdf";
 /// `onboarding_pdf_url` is `null` until the onboarding-pdf job has stored
 /// the guide.
 #[derive(Serialize, utoipa::ToSchema)]
-struct MeResponse {
+pub(crate) struct MeResponse {
     #[serde(flatten)]
     user: UserBody,
     avatar: Option<AvatarUrls>,
@@ -63,32 +64,45 @@ struct MeResponse {
     ))]
 #[tracing::instrument(name = "me", skip_all, fields(user_id = %auth.user_id))]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
-    let user = UserBody::find(&state.pool, auth.user_id)
+    MeResponse::load(&state, auth.user_id)
         .await?
         // The token outlived its user (account deleted): the caller is nobody.
-        .ok_or(ApiError::Unauthorized)?;
-    let row = sqlx::query!(
-        r#"select stripe_customer_id, onboarding_pdf_key, avatar_photo_id,
-                  product_email_unsubscribed_at is null as "product_email!"
-           from users where user_id = $1"#,
-        auth.user_id,
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::Unauthorized)?;
-    let subscription = subscriptions::current_of_user(&state.pool, auth.user_id).await?;
-    Ok(Json(MeResponse {
-        user,
-        avatar: row
-            .avatar_photo_id
-            .map(|photo_id| AvatarUrls::new(&state.links.public_url, photo_id)),
-        stripe_customer_id: row.stripe_customer_id,
-        onboarding_pdf_url: row
-            .onboarding_pdf_key
-            .map(|_| format!("{}{ONBOARDING_PDF_PATH}", state.links.public_url)),
-        subscription,
-        product_email: row.product_email,
-    }))
+        .map(Json)
+        .ok_or(ApiError::Unauthorized)
+}
+
+impl MeResponse {
+    /// The profile of `user_id`; `None` once the account is gone. The live
+    /// stream's `account` events carry the same body.
+    pub(crate) async fn load(state: &AppState, user_id: Uuid) -> Result<Option<Self>, ApiError> {
+        let Some(user) = UserBody::find(&state.pool, user_id).await? else {
+            return Ok(None);
+        };
+        let Some(row) = sqlx::query!(
+            r#"select stripe_customer_id, onboarding_pdf_key, avatar_photo_id,
+                      product_email_unsubscribed_at is null as "product_email!"
+               from users where user_id = $1"#,
+            user_id,
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let subscription = subscriptions::current_of_user(&state.pool, user_id).await?;
+        Ok(Some(Self {
+            user,
+            avatar: row
+                .avatar_photo_id
+                .map(|photo_id| AvatarUrls::new(&state.links.public_url, photo_id)),
+            stripe_customer_id: row.stripe_customer_id,
+            onboarding_pdf_url: row
+                .onboarding_pdf_key
+                .map(|_| format!("{}{ONBOARDING_PDF_PATH}", state.links.public_url)),
+            subscription,
+            product_email: row.product_email,
+        }))
+    }
 }
 
 /// Streams the user's onboarding guide from storage; 404 until it exists.

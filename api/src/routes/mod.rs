@@ -5,10 +5,11 @@
 mod admin;
 mod email;
 pub mod endpoints;
+mod events;
 mod files;
 mod health;
-mod jobs;
-mod me;
+pub(crate) mod jobs;
+pub(crate) mod me;
 mod media;
 mod metrics;
 pub mod openapi;

@@ -7,7 +7,7 @@ use utoipa::OpenApi as _;
 
 use super::endpoints::{Endpoints, Limits};
 use super::{
-    admin, email, health, jobs, me, media, metrics, openapi, password, photos, preferences,
+    admin, email, events, health, jobs, me, media, metrics, openapi, password, photos, preferences,
     session, signup, web, webhooks,
 };
 use crate::state::AppState;
@@ -23,6 +23,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         me::endpoints,
         preferences::endpoints,
         jobs::endpoints,
+        events::endpoints,
         photos::endpoints,
         media::endpoints,
         webhooks::endpoints,

@@ -9,6 +9,7 @@ mod browser_headers;
 mod cli;
 mod cluster;
 mod deploy;
+mod events;
 mod failover;
 mod fleet;
 mod fuzz;

@@ -23,6 +23,10 @@ async fn fuzz(app: &TestApp, token: &str, paths: &str) -> Option<String> {
         .args(["run", &format!("{}/api/openapi.json", app.address)])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--include-path-regex", paths])
+        // A live stream never ends, so each example would wait out the
+        // request timeout; its answers, its malformed `Last-Event-ID`s
+        // included, are checked by the events tests instead.
+        .args(["--exclude-path", "/api/me/events"])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,\

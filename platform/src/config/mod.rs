@@ -14,6 +14,7 @@ mod alerts;
 mod auth;
 mod bounds;
 mod database;
+mod events;
 mod links;
 mod mail;
 mod maintenance;
@@ -38,6 +39,7 @@ pub use auth::{
     ARGON2_MIN_MEMORY_KIB, Argon2Settings, AuthSettings, LoginFailureLimit,
 };
 pub use database::DatabaseSettings;
+pub use events::EventSettings;
 pub use links::LinkSettings;
 pub use mail::MailSettings;
 pub use maintenance::MaintenanceSettings;
@@ -58,6 +60,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// The api's HTTP server: address, limits, browsers, scrapers.
     pub server: ServerSettings,
+    /// Live streams of job status to browsers.
+    pub events: EventSettings,
     /// The links both binaries hand out: their base, how long tokens work.
     pub links: LinkSettings,
     /// Sign-up, login and operator access.
@@ -87,6 +91,7 @@ variables! {
         database: Nested,
         redis: Nested,
         server: Nested,
+        events: Nested,
         links: Nested,
         auth: Nested,
         photos: Nested,

@@ -167,6 +167,8 @@ async fn apply(ctx: &JobContext, event: &stripe_events::StoredEvent) -> Result<V
                     }
                 };
             tx.commit().await?;
+            // The plan the user's open tabs show changed.
+            ctx.feed.publish(queue::feed::Change::Account(user_id));
             Ok(json!({
                 "applied": event.event_type,
                 "subscription": written.subscription_id,
