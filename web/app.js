@@ -13,22 +13,28 @@ import { resetAccount, wireAccount } from "/js/account.js";
 import { resetAuthForms, showAuth, wireAuth } from "/js/auth.js";
 import { createJobs } from "/js/jobs.js";
 import { confirmAddress, linkToken, showUnsubscribe, wireUnsubscribe } from "/js/links.js";
+import { createLive } from "/js/live.js";
 import { createPhoto } from "/js/photo.js";
-import { loadProfile, wireProfile } from "/js/profile.js";
+import { loadProfile, refreshProfile, showProfile, wireProfile } from "/js/profile.js";
 import { call, forget, remember, token } from "/js/session.js";
 import { $, announce, notice } from "/ui.js";
 
 /** What the screens ask of each other. */
 const app = {
+  /** The profile last shown (the body of GET /api/me). */
+  profile: null,
   showAuth,
   showHome,
   signedIn,
   signedOut,
   sessionEnded: () => signedOut("Your session has ended. Please log in again."),
   loadProfile: () => loadProfile(app),
+  showProfile: (me) => showProfile(app, me),
+  refreshProfile: () => refreshProfile(app),
 };
 app.jobs = createJobs(app);
 app.photo = createPhoto(app);
+app.live = createLive(app);
 
 /** Signed in with a signup's, login's or reset's answer: home. */
 function signedIn(answer) {
@@ -46,6 +52,7 @@ async function showHome() {
   notice(null);
   await loadProfile(app);
   app.jobs.start();
+  app.live.start();
 }
 
 /**
@@ -54,6 +61,8 @@ async function showHome() {
  */
 function signedOut(message, { screen = "login", forgetDevice = false } = {}) {
   forget({ device: forgetDevice });
+  app.live.stop();
+  app.profile = null;
   app.jobs.clear();
   app.photo.clear();
   resetAccount();

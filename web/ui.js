@@ -9,6 +9,15 @@ export function announce(text) {
   setTimeout(() => { $("announce").textContent = text; }, 50);
 }
 
+/** A small notice in a corner for a few seconds, on whatever screen is shown. */
+export function toast(text) {
+  const item = document.createElement("p");
+  item.className = "toast";
+  item.textContent = text;
+  $("toasts").append(item);
+  setTimeout(() => item.remove(), 6_000);
+}
+
 export function notice(text) {
   $("notice").textContent = text ?? "";
   $("notice").hidden = !text;

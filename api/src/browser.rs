@@ -72,6 +72,8 @@ pub fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 header::IF_NONE_MATCH,
+                // A live stream resuming (`GET /api/me/events`).
+                HeaderName::from_static("last-event-id"),
             ])
             // What a client needs to read: validators, when to retry,
             // timings, and the request id to quote in a support ticket.

@@ -1,17 +1,25 @@
-// The "Background work" panel: every job of the user (GET /api/me/jobs),
-// polled. Polling starts at 500 ms, stretches by half each time nothing
-// changed (a 304 without a body) up to 10 s, comes back to 500 ms when
-// something did, stops when every job has finished, and pauses while the
-// tab is hidden. The poller's state is its own, in one object.
+// The "Background work" panel: every job of the user (GET /api/me/jobs).
+// While the live stream is open (/js/live.js) its events update the panel
+// and nothing is polled. Otherwise it is polled: from 500 ms, stretching
+// by half each time nothing changed (a 304 without a body) up to 10 s,
+// back to 500 ms when something did, stopping when every job has
+// finished, pausing while the tab is hidden. A job that took a while
+// shows a small notice when it is done, whatever screen the user is on.
+// The panel's state is its own, in one object.
 
 import { describe } from "/js/api.js";
 import { labelOf } from "/js/labels.js";
 import { call, token } from "/js/session.js";
-import { $, announce, notice } from "/ui.js";
+import { $, announce, notice, toast } from "/ui.js";
 
 const FAST_POLL_MS = 500;
 const SLOW_POLL_MS = 10_000;
 const FINISHED = new Set(["completed", "failed"]);
+const SHOWN = 20;
+// Jobs a user waits on: their end is worth a notice even when quick.
+const AWAITED = new Set(["image-resize", "onboarding-pdf"]);
+// Any other job that ran longer than this is too.
+const LONG_MS = 3_000;
 const STATE_NAMES = {
   pending: "Queued",
   waiting: "Queued",
@@ -27,10 +35,12 @@ const STATE_NAMES = {
  * `app.sessionEnded` ends a session the api no longer knows.
  */
 export function createJobs(app) {
-  const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false, held: false };
+  const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false, held: false, live: false };
 
   /** Looks now, fast again: something was just asked of the server. */
   function start() {
+    // The stream tells of every change as it happens.
+    if (poll.live) return;
     poll.delay = FAST_POLL_MS;
     if (poll.timer !== null) clearTimeout(poll.timer);
     poll.timer = setTimeout(look, 0);
@@ -41,9 +51,9 @@ export function createJobs(app) {
     poll.timer = null;
   }
 
-  async function look() {
+  async function look({ once = false } = {}) {
     poll.timer = null;
-    if (!token() || poll.held || document.hidden) return;
+    if (!token() || poll.held || (document.hidden && !once)) return;
     try {
       const headers = poll.etag ? { "If-None-Match": poll.etag } : {};
       const answer = await call("/api/me/jobs?limit=20", { headers });
@@ -70,23 +80,42 @@ export function createJobs(app) {
       }
     }
     const unfinished = [...poll.jobs.values()].some((job) => !FINISHED.has(job.state));
-    if (token() && unfinished && poll.timer === null) poll.timer = setTimeout(look, poll.delay);
+    if (!once && !poll.live && token() && unfinished && poll.timer === null) {
+      poll.timer = setTimeout(look, poll.delay);
+    }
   }
 
   async function show(jobs) {
     let profileChanged = false;
-    for (const job of jobs) {
-      const before = poll.jobs.get(job.id);
-      if (before?.state !== job.state && FINISHED.has(job.state)) {
-        announce(`${labelOf(job.name)}: ${STATE_NAMES[job.state].toLowerCase()}.`);
-        profileChanged ||= before !== undefined || job.state === "completed";
-      }
-      poll.jobs.set(job.id, job);
-      app.photo.jobChanged(job);
-    }
+    for (const job of jobs) profileChanged = take(job) || profileChanged;
+    render();
+    // Streamed, the profile's own changes come as events; only the words
+    // that depend on jobs ("Being written…") need showing again.
+    if (profileChanged) await (poll.live ? app.refreshProfile() : app.loadProfile());
+  }
+
+  /** Takes one job's status; says whether the profile may have changed. */
+  function take(job) {
+    const before = poll.jobs.get(job.id);
+    poll.jobs.set(job.id, job);
+    app.photo.jobChanged(job);
+    if (before?.state === job.state || !FINISHED.has(job.state)) return false;
+    const words = `${labelOf(job.name)}: ${STATE_NAMES[job.state].toLowerCase()}.`;
+    announce(words);
+    // Seen running here, and long enough to have been waited on.
+    const took = Date.parse(job.finished_at) - Date.parse(job.started_at ?? job.created_at);
+    if (before && !FINISHED.has(before.state) && (AWAITED.has(job.name) || took > LONG_MS)) toast(words);
+    return before !== undefined || job.state === "completed";
+  }
+
+  function render() {
+    const jobs = [...poll.jobs.values()]
+      .sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) || b.id.localeCompare(a.id))
+      .slice(0, SHOWN);
+    // What falls off the panel is forgotten, as a poll of the newest would.
+    poll.jobs = new Map(jobs.map((job) => [job.id, job]));
     $("jobs").replaceChildren(...jobs.map(jobItem));
     $("jobs-empty").hidden = jobs.length > 0;
-    if (profileChanged) await app.loadProfile();
   }
 
   document.addEventListener("visibilitychange", () => {
@@ -96,6 +125,29 @@ export function createJobs(app) {
 
   return {
     start,
+    /**
+     * The live stream opened (`on`), so polling stops, after one look
+     * when `refresh` (what changed before the stream began); or it broke,
+     * so polling takes over.
+     */
+    live(on, { refresh = false } = {}) {
+      poll.live = on;
+      // Says which way the panel is fed (the browser tests read it).
+      $("jobs").dataset.live = on ? "on" : "off";
+      if (on) {
+        stop();
+        if (refresh) look({ once: true });
+      } else {
+        start();
+      }
+    },
+    /** One job's status, from the stream. */
+    async apply(job) {
+      if (poll.held) return;
+      const profileChanged = take(job);
+      render();
+      if (profileChanged) await app.refreshProfile();
+    },
     /** Stops for good, until `clear`: the account is being deleted. */
     hold() {
       poll.held = true;
@@ -105,6 +157,7 @@ export function createJobs(app) {
     clear() {
       stop();
       poll.held = false;
+      poll.live = false;
       poll.jobs.clear();
       poll.etag = null;
       $("jobs").replaceChildren();

@@ -17,6 +17,18 @@ export async function loadProfile(app) {
     else notice(describe(error));
     return;
   }
+  showProfile(app, me);
+}
+
+/** Shows the last profile again: a job its words depend on moved. */
+export function refreshProfile(app) {
+  if (app.profile) showProfile(app, app.profile);
+}
+
+/** Shows `me` (the body of GET /api/me, or of a live `account` event). */
+export function showProfile(app, me) {
+  // Kept to show again when a job its words depend on moves.
+  app.profile = me;
   $("verify-banner").hidden = me.email_verified;
   $("verify-address").textContent = me.email;
   $("profile-name").textContent = me.name;

@@ -75,6 +75,7 @@ static ASSETS: &[Asset] = &[
     asset!("/js/profile.js", "js/profile.js", JS),
     asset!("/js/photo.js", "js/photo.js", JS),
     asset!("/js/jobs.js", "js/jobs.js", JS),
+    asset!("/js/live.js", "js/live.js", JS),
     asset!("/js/account.js", "js/account.js", JS),
     Asset {
         path: "/js/labels.js",

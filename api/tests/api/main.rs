@@ -42,6 +42,7 @@ mod validation;
 mod verification;
 mod web;
 mod web_account;
+mod web_live;
 mod webhooks;
 
 /// The worker binary beside ours (`cargo test --workspace` builds both).

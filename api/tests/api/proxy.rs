@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use testkit::sse::EventStream;
 
 use serde_json::{Value, json};
 use testkit::images::{jpeg, photo};
@@ -71,6 +72,16 @@ impl Deployment {
             .expect("the HTTP client builds")
             .local_address(IpAddr::V4(source))
             .timeout(Duration::from_secs(20))
+            .build()
+            .expect("the HTTP client builds")
+    }
+
+    /// A client from `source` without a time limit on the whole answer
+    /// (a live stream's never ends).
+    fn streaming_client(&self, source: Ipv4Addr) -> reqwest::Client {
+        platform::http::builder()
+            .expect("the HTTP client builds")
+            .local_address(IpAddr::V4(source))
             .build()
             .expect("the HTTP client builds")
     }
@@ -241,9 +252,22 @@ fn the_proxy_config_rendered_with_the_compose_settings_is_valid() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signup_and_a_photo_upload_work_through_the_proxy() {
+async fn signup_a_photo_upload_and_its_live_stream_work_through_the_proxy() {
     let deployment = deploy(&[]).await;
     let token = deployment.sign_up("proxied@example.com").await;
+    let mut stream = testkit::wait::until("a stream through the proxy", DEADLINE, || async {
+        EventStream::open(
+            &deployment.streaming_client(OTHER),
+            &deployment.proxy.address,
+            &token,
+            None,
+        )
+        .await
+        .ok()
+    })
+    .await;
+    let (_, name, _) = stream.next_event().await;
+    assert_eq!(name, "ready", "the first frame passed the proxy unbuffered");
 
     let upload = deployment
         .app
@@ -263,6 +287,18 @@ async fn signup_and_a_photo_upload_work_through_the_proxy() {
         .app
         .wait_for_job_state(job, "completed", DEADLINE)
         .await;
+    // Each step reached the client as it happened, not when the answer
+    // ended (it never does).
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (_, name, data) = stream.next_event().await;
+            if name == "job" && data["id"] == job && data["state"] == "completed" {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the job's completion came through the proxy");
     let me = deployment
         .client(OTHER)
         .get(format!("{}/api/me", deployment.proxy.address))

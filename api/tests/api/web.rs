@@ -10,7 +10,7 @@ const ENTER: &str = "\u{E007}";
 
 /// Signs up through the form, as a person would, and waits for the profile.
 /// Chooses `file` in the photo field and submits the upload form.
-async fn upload(browser: &Browser, file: &std::path::Path) {
+pub(crate) async fn upload(browser: &Browser, file: &std::path::Path) {
     browser
         .visible("#photo")
         .await
@@ -20,7 +20,7 @@ async fn upload(browser: &Browser, file: &std::path::Path) {
     browser.click("#upload-form button[type=submit]").await;
 }
 
-async fn sign_up(browser: &Browser, name: &str, email: &str) {
+pub(crate) async fn sign_up(browser: &Browser, name: &str, email: &str) {
     browser.fill("#signup-name", name).await;
     browser.fill("#signup-email", email).await;
     browser
@@ -30,7 +30,7 @@ async fn sign_up(browser: &Browser, name: &str, email: &str) {
     browser.wait_for_text("#profile-email", email).await;
 }
 
-async fn screenshot(browser: &Browser, name: &str) {
+pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     browser
         .screenshot(&evidence_dir().join("screens").join(format!("{name}.png")))
         .await;
@@ -237,7 +237,7 @@ async fn a_name_written_as_markup_is_shown_as_text_and_runs_nothing() {
 }
 
 /// Writes `bytes` to a file the browser can pick; returns its path and size.
-fn tempfile_with(bytes: &[u8], name: &str) -> (std::path::PathBuf, usize) {
+pub(crate) fn tempfile_with(bytes: &[u8], name: &str) -> (std::path::PathBuf, usize) {
     let dir = std::env::temp_dir().join(format!("acme-upload-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
