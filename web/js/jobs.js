@@ -35,7 +35,16 @@ const STATE_NAMES = {
  * `app.sessionEnded` ends a session the api no longer knows.
  */
 export function createJobs(app) {
-  const poll = { timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false, held: false, live: false };
+  const poll = {
+    timer: null, delay: FAST_POLL_MS, etag: null, jobs: new Map(), offline: false, held: false, live: false,
+    // Bumped whenever the way the panel is fed changes: an answer asked
+    // for before is older than what the stream has shown since, and is
+    // dropped.
+    generation: 0,
+    // Stream events that came while the list was being fetched, applied
+    // after it (they are as new as it, or newer).
+    queued: null,
+  };
 
   /** Looks now, fast again: something was just asked of the server. */
   function start() {
@@ -54,9 +63,11 @@ export function createJobs(app) {
   async function look({ once = false } = {}) {
     poll.timer = null;
     if (!token() || poll.held || (document.hidden && !once)) return;
+    const generation = poll.generation;
     try {
       const headers = poll.etag ? { "If-None-Match": poll.etag } : {};
       const answer = await call("/api/me/jobs?limit=20", { headers });
+      if (generation !== poll.generation) return;
       if (answer.status === 304) {
         poll.delay = Math.min(poll.delay * 1.5, SLOW_POLL_MS);
       } else {
@@ -130,20 +141,35 @@ export function createJobs(app) {
      * when `refresh` (what changed before the stream began); or it broke,
      * so polling takes over.
      */
-    live(on, { refresh = false } = {}) {
+    async live(on, { refresh = false } = {}) {
       poll.live = on;
-      // Says which way the panel is fed (the browser tests read it).
-      $("jobs").dataset.live = on ? "on" : "off";
+      poll.generation += 1;
       if (on) {
         stop();
-        if (refresh) look({ once: true });
+        if (refresh) {
+          poll.queued = [];
+          // Without If-None-Match: the list as it is now, whatever was seen.
+          poll.etag = null;
+          await look({ once: true });
+          const queued = poll.queued ?? [];
+          poll.queued = null;
+          for (const job of queued) take(job);
+          render();
+        }
       } else {
+        poll.queued = null;
         start();
       }
+      // Says which way the panel is fed, once it is (the browser tests read it).
+      $("jobs").dataset.live = on ? "on" : "off";
     },
     /** One job's status, from the stream. */
     async apply(job) {
       if (poll.held) return;
+      if (poll.queued) {
+        poll.queued.push(job);
+        return;
+      }
       const profileChanged = take(job);
       render();
       if (profileChanged) await app.refreshProfile();

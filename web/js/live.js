@@ -15,6 +15,9 @@ import { token } from "/js/session.js";
 
 const FIRST_RETRY_MS = 2_000;
 const LONGEST_RETRY_MS = 60_000;
+// A stream that lived this long was healthy: the next failure starts the
+// backoff over. One that keeps ending sooner is retried ever later.
+const HEALTHY_MS = 30_000;
 
 /**
  * The stream. `app.jobs` takes job events and polls while the stream is
@@ -22,14 +25,18 @@ const LONGEST_RETRY_MS = 60_000;
  * session the api no longer knows.
  */
 export function createLive(app) {
-  const live = { controller: null, lastId: null, resumed: false, timer: null, delay: FIRST_RETRY_MS, hint: null };
+  const live = {
+    controller: null, lastId: null, resumed: false, timer: null, delay: FIRST_RETRY_MS, hint: null, readyAt: null,
+  };
 
   async function connect() {
     live.timer = null;
     if (!token() || live.controller) return;
     const controller = new AbortController();
     live.controller = controller;
-    let opened = false;
+    live.hint = null;
+    live.readyAt = null;
+    let retryAfter = 0;
     try {
       const headers = { Authorization: `Bearer ${token()}`, Accept: "text/event-stream" };
       if (live.lastId) headers["Last-Event-ID"] = live.lastId;
@@ -44,26 +51,26 @@ export function createLive(app) {
         const wait = Number(response.headers.get("Retry-After"));
         throw new Retry(Number.isFinite(wait) && wait > 0 ? wait * 1000 : null);
       }
-      opened = true;
       await read(response.body, controller);
     } catch (error) {
       if (controller.signal.aborted) return;
-      if (error instanceof Retry && error.ms) live.delay = Math.max(live.delay, error.ms);
+      if (error instanceof Retry && error.ms) retryAfter = error.ms;
     } finally {
       if (live.controller === controller) live.controller = null;
     }
     if (controller.signal.aborted || !token()) return;
     // Ended by the server with a hint (it is stopping: another instance
-    // takes us at once, and the replay covers the gap), or broken: poll
-    // meanwhile, and try again later each time it fails again.
-    const hinted = opened && live.hint !== null;
-    const wait = hinted ? live.hint : live.delay;
-    if (!hinted) {
-      app.jobs.live(false);
-      live.delay = Math.min(live.delay * 2, LONGEST_RETRY_MS);
+    // takes us at once, and the replay covers the gap): back soon, no
+    // polling. Broken, refused or ended without one: poll meanwhile, and
+    // try again later each time it fails again soon.
+    if (live.readyAt !== null && live.hint !== null) {
+      live.timer = setTimeout(connect, live.hint);
+      return;
     }
-    live.hint = null;
-    live.timer = setTimeout(connect, wait);
+    app.jobs.live(false);
+    const healthy = live.readyAt !== null && Date.now() - live.readyAt > HEALTHY_MS;
+    live.delay = healthy ? FIRST_RETRY_MS : Math.min(live.delay * 2, LONGEST_RETRY_MS);
+    live.timer = setTimeout(connect, Math.max(live.delay, retryAfter));
   }
 
   /** Reads frames until the stream ends. */
@@ -99,7 +106,10 @@ export function createLive(app) {
     if (id !== null) live.lastId = id;
     const body = JSON.parse(data);
     if (name === "ready") {
-      live.delay = FIRST_RETRY_MS;
+      // The `retry:` before it is the default reconnection delay; only one
+      // after it is the server's word that it is ending the stream.
+      live.hint = null;
+      live.readyAt = Date.now();
       // A resumed stream was sent what it missed; a new one looks once
       // at what happened before it began.
       app.jobs.live(true, { refresh: !live.resumed });

@@ -34,14 +34,15 @@
 //!   reconnect to another instance, and the drain does not wait on them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use platform::config::EventSettings;
 use queue::feed::Change;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
+
+use platform::server::LogOnce;
 
 use crate::token_cache::TokenHash;
 
@@ -100,15 +101,21 @@ pub struct Hub {
     changes: mpsc::Sender<Change>,
     /// The delivery task's end of [`Self::changes`], taken when it starts.
     pending: Mutex<Option<mpsc::Receiver<Change>>>,
-    /// Set on SIGTERM: no stream opens any more.
-    closing: AtomicBool,
+    /// Wakes the token check at once (sessions were ended here).
+    check_tokens: Notify,
 }
 
 #[derive(Default)]
 struct Streams {
+    /// The streams events are sent to, by user.
     by_user: HashMap<Uuid, Vec<Handle>>,
+    /// Streams per user until their connection closes, whether or not the
+    /// hub still sends them anything: what the per-user cap counts.
+    per_user: HashMap<Uuid, usize>,
     open: usize,
     next_id: u64,
+    /// Set on SIGTERM: no stream opens any more.
+    closing: bool,
 }
 
 struct Handle {
@@ -147,27 +154,29 @@ impl Hub {
             streams: Mutex::new(Streams::default()),
             changes,
             pending: Mutex::new(Some(pending)),
-            closing: AtomicBool::new(false),
+            check_tokens: Notify::new(),
         }
     }
 
     /// Registers a stream of `user`, signed in with `token`.
     pub fn open(self: &Arc<Self>, user: Uuid, token: TokenHash) -> Result<Registration, Refused> {
-        if self.closing.load(Ordering::Relaxed) {
+        let mut streams = self.lock();
+        if streams.closing || streams.open >= self.settings.max_streams {
             return Err(Refused::Full);
         }
-        let mut streams = self.lock();
-        if streams.open >= self.settings.max_streams {
-            return Err(Refused::Full);
+        let held = streams.per_user.get(&user).copied().unwrap_or(0);
+        if held >= self.settings.per_user {
+            return Err(Refused::PerUser(self.settings.per_user));
         }
         let (events, receiver) = mpsc::channel(STREAM_QUEUE);
         streams.next_id += 1;
         let id = streams.next_id;
-        let mine = streams.by_user.entry(user).or_default();
-        if mine.len() >= self.settings.per_user {
-            return Err(Refused::PerUser(self.settings.per_user));
-        }
-        mine.push(Handle { id, token, events });
+        streams
+            .by_user
+            .entry(user)
+            .or_default()
+            .push(Handle { id, token, events });
+        streams.per_user.insert(user, held + 1);
         streams.open += 1;
         metrics::gauge!("events_streams_open").set(streams.open as f64);
         Ok(Registration {
@@ -188,7 +197,12 @@ impl Hub {
             if self.changes.try_send(*change).is_err() {
                 // The delivery task is this far behind: a change would be
                 // lost, so every stream resumes from its cursor instead.
-                tracing::warn!("live stream deliveries fell behind; ending every stream to resume");
+                static BEHIND: LogOnce = LogOnce::new();
+                if BEHIND.due() {
+                    tracing::warn!(
+                        "live stream deliveries fell behind; ending every stream to resume"
+                    );
+                }
                 self.end_all(Some(1_000));
                 return;
             }
@@ -204,8 +218,15 @@ impl Hub {
     /// The api is stopping: every stream ends now, told to come back soon
     /// (to another instance), and none opens any more.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Relaxed);
+        // Under the lock that `open` holds: no stream registers in between.
+        self.lock().closing = true;
         self.end_all(Some(500));
+    }
+
+    /// Sessions of a user were ended here (a password changed, an account
+    /// deleted): their streams are checked now, not at the next sweep.
+    pub fn check_tokens_now(&self) {
+        self.check_tokens.notify_one();
     }
 
     /// `token` was revoked here: its streams end now.
@@ -238,6 +259,11 @@ impl Hub {
             streams.forget_empty(user);
         }
         sent
+    }
+
+    /// Every user with a stream here.
+    fn users(&self) -> Vec<Uuid> {
+        self.lock().by_user.keys().copied().collect()
     }
 
     /// Users with a stream here, among `users`.
@@ -315,7 +341,16 @@ impl Drop for Registration {
             mine.retain(|handle| handle.id != self.id);
         }
         streams.forget_empty(self.user);
+        if let Some(held) = streams.per_user.get_mut(&self.user) {
+            *held -= 1;
+            if *held == 0 {
+                streams.per_user.remove(&self.user);
+            }
+        }
         streams.open -= 1;
         metrics::gauge!("events_streams_open").set(streams.open as f64);
     }
 }
+
+#[cfg(test)]
+mod tests;

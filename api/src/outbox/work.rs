@@ -155,8 +155,13 @@ impl<'a> UnitOfWork<'a> {
     /// hand-over.
     async fn commit_records(mut self) -> Result<Batch<'a>, sqlx::Error> {
         self.tx.commit().await?;
+        let ended_sessions = !self.forget.is_empty();
         for user_id in self.forget {
             self.state.tokens.remove_user(user_id);
+        }
+        if ended_sessions {
+            // Their streams too: the sessions kept are told apart by asking.
+            self.state.events.check_tokens_now();
         }
         let answered = self.answer.len();
         self.answer.append(&mut self.aside);

@@ -175,6 +175,11 @@ impl JobStatus {
         &self.name
     }
 
+    /// Whether the job has ended (completed or failed).
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.state, JobState::Completed | JobState::Failed)
+    }
+
     /// Whether the job is done for good (completed).
     pub(crate) fn is_completed(&self) -> bool {
         self.state == JobState::Completed

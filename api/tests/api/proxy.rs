@@ -255,7 +255,7 @@ fn the_proxy_config_rendered_with_the_compose_settings_is_valid() {
 async fn signup_a_photo_upload_and_its_live_stream_work_through_the_proxy() {
     let deployment = deploy(&[]).await;
     let token = deployment.sign_up("proxied@example.com").await;
-    let mut stream = testkit::wait::until("a stream through the proxy", DEADLINE, || async {
+    let mut stream = wait::until("a stream through the proxy", DEADLINE, || async {
         EventStream::open(
             &deployment.streaming_client(OTHER),
             &deployment.proxy.address,

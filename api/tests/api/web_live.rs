@@ -14,8 +14,18 @@ use crate::web::{screenshot, sign_up, tempfile_with, upload};
 const POLLS: &str = "return performance.getEntriesByType('resource')
     .filter(r => /\\/api\\/(me\\/jobs|jobs\\/)/.test(new URL(r.name).pathname)).length";
 
+/// Every request the page has made to the api so far (the upload's own
+/// XMLHttpRequest included).
+const API_REQUESTS: &str = "return performance.getEntriesByType('resource')
+    .filter(r => new URL(r.name).pathname.startsWith('/api/')).length";
+
 /// Uploads a photo and waits for it to be the avatar, with its notice.
-async fn photo_becomes_the_avatar(browser: &Browser) {
+async fn photo_becomes_the_avatar(browser: &Browser, how: &str) {
+    let before = browser
+        .eval(API_REQUESTS)
+        .await
+        .as_u64()
+        .unwrap_or_default();
     let file = tempfile_with(&jpeg(1200, 900, &photo(1200, 900)), "photo.jpg");
     upload(browser, &file.0).await;
     browser
@@ -31,6 +41,16 @@ async fn photo_becomes_the_avatar(browser: &Browser) {
     browser
         .wait_for_text("#toasts", "Photo processing: done.")
         .await;
+    let after = browser
+        .eval(API_REQUESTS)
+        .await
+        .as_u64()
+        .unwrap_or_default();
+    // For docs/benchmarks.md: the requests a tab makes for one photo.
+    eprintln!(
+        "{how}: {} api requests from upload to avatar",
+        after - before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +69,7 @@ async fn with_the_stream_open_a_photo_is_processed_without_a_single_poll() {
                 .await;
             let before = browser.eval(POLLS).await;
 
-            photo_becomes_the_avatar(browser).await;
+            photo_becomes_the_avatar(browser, "streamed").await;
             screenshot(browser, "live-photo-done").await;
 
             let after = browser.eval(POLLS).await;
@@ -80,7 +100,7 @@ async fn with_the_stream_refused_a_photo_is_still_processed_by_polling_and_nothi
             sign_up(browser, "Polly Poller", "polly@example.com").await;
             let before = browser.eval(POLLS).await.as_u64().unwrap_or_default();
 
-            photo_becomes_the_avatar(browser).await;
+            photo_becomes_the_avatar(browser, "polled").await;
 
             let after = browser.eval(POLLS).await.as_u64().unwrap_or_default();
             assert!(
