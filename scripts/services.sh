@@ -127,8 +127,9 @@ ensure_packages() {
 # the server itself never runs), nginx and gettext-base's envsubst (the
 # proxy test renders and runs the shipped template), docker-compose 1.29
 # (`config` validates docker-compose.yml; no engine, no daemon), python3-venv
-# (schemathesis). Running the product needs none of them.
-TEST_PACKAGES=(chromium chromium-driver npm prometheus nginx gettext-base docker-compose python3 python3-venv)
+# (schemathesis), iptables (a test makes a client vanish by dropping its
+# packets). Running the product needs none of them.
+TEST_PACKAGES=(chromium chromium-driver npm prometheus nginx gettext-base docker-compose python3 python3-venv iptables)
 ensure_test_packages() {
   # Ubuntu's chromium packages only install snapd and a wrapper that asks for
   # the chromium snap: no browser for the tests, and a daemon.

@@ -464,3 +464,62 @@ async fn a_lost_feed_ends_every_stream_with_a_hint_and_refuses_new_ones_until_it
     ready_stream(&app.address, &token).await;
     app.stop().await;
 }
+
+/// Drops every packet from `source` while it lives: the client behind it
+/// vanishes as a phone that lost its network does, without a word.
+struct Vanished(&'static str);
+
+impl Vanished {
+    fn start(source: &'static str) -> Self {
+        let added = std::process::Command::new("iptables")
+            .args(["-I", "INPUT", "-s", source, "-j", "DROP"])
+            .status()
+            .expect("iptables runs (scripts/test installs it; the tests run as root)");
+        assert!(added.success(), "the rule is added");
+        Self(source)
+    }
+}
+
+impl Drop for Vanished {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("iptables")
+            .args(["-D", "INPUT", "-s", self.0, "-j", "DROP"])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_vanished_loses_its_stream_and_its_slot_within_the_idle_timeout() {
+    let app = TestApp::spawn_without_worker_with(|settings| {
+        settings.events.per_user = 1;
+        // Heartbeats every second, and a peer silent for 2 s is gone.
+        settings.server.http.idle_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let token = token(&app.sign_up("vanishing@example.com", "Vanishing").await);
+    let phone = platform::http::builder()
+        .expect("a client")
+        .local_address(std::net::IpAddr::from([127, 0, 0, 9]))
+        .build()
+        .expect("a client");
+    let mut stream = testkit::wait::until("a stream to open", DEADLINE, || async {
+        EventStream::open(&phone, &app.address, &token, None)
+            .await
+            .ok()
+    })
+    .await;
+    let (_, name, _) = stream.next_event().await;
+    assert_eq!(name, "ready");
+
+    let vanished = Vanished::start("127.0.0.9");
+    // The heartbeats it no longer acknowledges close the connection on
+    // the server's side; until then its one slot is taken (429).
+    let again = testkit::wait::until("the vanished stream's slot to free", DEADLINE, || async {
+        EventStream::open(&plain_client(), &app.address, &token, None)
+            .await
+            .ok()
+    })
+    .await;
+    drop((again, vanished, stream));
+    app.stop().await;
+}

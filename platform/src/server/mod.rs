@@ -16,6 +16,11 @@
 //! - **busy** (a handler runs): no read deadline here; the handler's own
 //!   timeout and the body pace (the api's `pace`) bound it.
 //!
+//! And whatever the phase, a peer that leaves what we send it
+//! unacknowledged (it vanished) or unread for `idle_timeout` is dropped by
+//! the kernel (`TCP_USER_TIMEOUT`): a live stream's small heartbeats would
+//! otherwise keep such a connection, and its slot, for many minutes.
+//!
 //! Connections past `max_connections`, or past `max_connections_per_client`
 //! from one address, get a canned 503 with `Retry-After` and are closed at
 //! once instead of queueing in the kernel's backlog.
@@ -130,6 +135,12 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        // A peer that vanished (a phone that lost its network) never says
+        // so: what we send it stays unacknowledged, and a quiet live stream
+        // would hold its slot until TCP gives up, some 15 minutes later.
+        // So does one that stops reading. Either is dropped once our data
+        // has waited as long as an idle connection may.
+        let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(limits.idle_timeout));
         let phase = Arc::new(Phase(AtomicU8::new(Phase::FRESH)));
         let io = TokioIo::new(Watched::new(stream, phase.clone(), limits, peer));
         let router = router.clone();
