@@ -64,6 +64,8 @@ export function resetAccount() {
  * exists) means it is done.
  */
 async function followDeletion(app, job) {
+  // The stream ends with the session; its 401 must not cut this short.
+  app.live.stop();
   app.jobs.hold();
   setHomeEnabled(false);
   $("delete-status").textContent = "Deleting your account and everything in it…";
