@@ -63,14 +63,15 @@ impl Start {
 
 /// The body of a stream registered as `registration`: its opening frames
 /// (read now, after registering, so nothing committed meanwhile is missed),
-/// then the hub's events until the hub or the client ends it.
+/// then the hub's events until the hub or the client ends it. `now` is
+/// the database's time, read after registering: the fresh cursor.
 pub async fn open(
     state: &AppState,
     user: Uuid,
     start: Start,
+    now: DateTime<Utc>,
     registration: Registration,
 ) -> Result<Body, ApiError> {
-    let now = Utc::now();
     let mut stream = Stream {
         registration,
         cursor: now.timestamp_micros(),
